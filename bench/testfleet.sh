@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# A fleet of real OpenSSH sshd hosts on loopback addresses, for tests,
+# benchmarks and trying prun by hand.
+#
+#   bench/testfleet.sh up DIR N [--port PORT] [--net A] [--user USER]
+#   bench/testfleet.sh down DIR
+#
+# `up` starts ceil(N/16) sshd processes, each listening on 16 addresses
+# 127.A.x.y:PORT, and writes into DIR:
+#   hosts         one ADDR:PORT per line (pssh format)
+#   known_hosts   the host key of every host
+#   id_ed25519    the client key every host accepts
+# so that this works at once:
+#   prun -h DIR/hosts -O UserKnownHostsFile=DIR/known_hosts --identity DIR/id_ed25519 uptime
+# --user creates (if needed) an ordinary user with a plain shell for logins.
+# Only 127.0.0.0/8 addresses are used. `up` on a DIR whose fleet is still
+# running stops that fleet first.
+set -euo pipefail
+
+SSHD=/usr/sbin/sshd
+PER_PROCESS=16
+
+die() { echo "testfleet: $*" >&2; exit 1; }
+
+down() {
+  local dir=$1 pidfile pid
+  for pidfile in "$dir"/sshd-*.pid; do
+    [ -e "$pidfile" ] || continue
+    pid=$(cat "$pidfile" 2>/dev/null || true)
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+  done
+}
+
+address() { # index -> 127.NET.x.y, 250 hosts per /24 so no .0 or .255
+  local i=$1
+  echo "127.$NET.$(( i / 250 )).$(( i % 250 + 1 ))"
+}
+
+ensure_user() {
+  local user=$1
+  if ! id "$user" >/dev/null 2>&1; then
+    useradd --create-home --shell /bin/sh "$user"
+  fi
+  # '*' instead of the locked '!': without PAM, sshd refuses locked accounts.
+  usermod -p '*' "$user"
+}
+
+up() {
+  local dir=$1 count=$2; shift 2
+  local port=2222 user=""
+  NET=1
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --port) port=$2; shift 2 ;;
+      --net) NET=$2; shift 2 ;;
+      --user) user=$2; shift 2 ;;
+      *) die "unknown argument $1" ;;
+    esac
+  done
+  [ -x "$SSHD" ] || die "$SSHD not found: install openssh-server"
+  [ "$count" -ge 1 ] || die "N must be at least 1"
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  down "$dir"
+  rm -f "$dir"/hosts "$dir"/known_hosts "$dir"/sshd-*.conf
+  # sshd's privilege separation directory.
+  mkdir -p /run/sshd && chmod 0755 /run/sshd
+  [ -n "$user" ] && ensure_user "$user"
+
+  [ -f "$dir/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C testfleet -f "$dir/id_ed25519"
+  cp "$dir/id_ed25519.pub" "$dir/authorized_keys"
+  chmod 0644 "$dir/authorized_keys"
+
+  local groups=$(( (count + PER_PROCESS - 1) / PER_PROCESS )) g i addr key
+  for g in $(seq 0 $(( groups - 1 ))); do
+    [ -f "$dir/hostkey-$g" ] || ssh-keygen -q -t ed25519 -N '' -C "testfleet-$g" -f "$dir/hostkey-$g"
+    key=$(cut -d' ' -f1,2 "$dir/hostkey-$g.pub")
+    {
+      for i in $(seq $(( g * PER_PROCESS )) $(( g * PER_PROCESS + PER_PROCESS - 1 ))); do
+        [ "$i" -lt "$count" ] || break
+        addr=$(address "$i")
+        echo "ListenAddress $addr:$port"
+        echo "$addr:$port" >> "$dir/hosts"
+        echo "[$addr]:$port $key" >> "$dir/known_hosts"
+      done
+      cat <<CONF
+HostKey $dir/hostkey-$g
+PidFile $dir/sshd-$g.pid
+AuthorizedKeysFile $dir/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin prohibit-password
+MaxStartups 10000
+MaxSessions 100
+MaxAuthTries 10
+UseDNS no
+PrintMotd no
+PrintLastLog no
+Subsystem sftp internal-sftp
+LogLevel INFO
+CONF
+    } > "$dir/sshd-$g.conf.tmp"
+    mv "$dir/sshd-$g.conf.tmp" "$dir/sshd-$g.conf"
+    # sshd binds every address before it daemonizes, so the host is
+    # reachable as soon as this returns.
+    "$SSHD" -f "$dir/sshd-$g.conf" -E "$dir/sshd-$g.log" || die "sshd $g failed to start; see $dir/sshd-$g.log"
+  done
+}
+
+case ${1:-} in
+  up) [ $# -ge 3 ] || die "usage: $0 up DIR N [--port PORT] [--net A] [--user USER]"; shift; up "$@" ;;
+  down) [ $# -eq 2 ] || die "usage: $0 down DIR"; down "$2" ;;
+  *) die "usage: $0 up DIR N [options] | down DIR" ;;
+esac

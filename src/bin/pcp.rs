@@ -1,0 +1,8 @@
+//! `pcp`: not built yet; see the project's issues.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    eprintln!("pcp: not implemented yet");
+    ExitCode::from(1)
+}

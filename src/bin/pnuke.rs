@@ -1,0 +1,8 @@
+//! `pnuke`: not built yet; see the project's issues.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    eprintln!("pnuke: not implemented yet");
+    ExitCode::from(1)
+}

@@ -1,0 +1,8 @@
+//! `pslurp`: not built yet; see the project's issues.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    eprintln!("pslurp: not implemented yet");
+    ExitCode::from(1)
+}

@@ -1,0 +1,171 @@
+//! The flags shared by the pssh-style tools, as clap definitions, and their
+//! conversion into validated settings before any host is contacted.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::FalseyValueParser;
+use clap::{ArgAction, Args};
+
+use super::UsageError;
+use crate::inventory::{Host, HostSelection};
+use crate::output::Inline;
+use crate::ssh::SshOptions;
+
+/// Which hosts: `-h`, `-H`, `-g`, `-l`.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Hosts file: one `[user@]host[:port]` (or `host[:port] user`) per line; ranges like web[01-20] allowed
+    #[arg(short = 'h', long = "hosts", value_name = "HOST_FILE")]
+    pub host_files: Vec<PathBuf>,
+    /// Hosts on the command line, space separated, e.g. "web[1-3] root@db1:2222"
+    #[arg(short = 'H', long = "host", value_name = "HOST_STRING")]
+    pub host_strings: Vec<String>,
+    /// Only the hosts whose name matches this wildcard (* and ?)
+    #[arg(short = 'g', long = "host-glob", value_name = "GLOB")]
+    pub glob: Option<String>,
+    /// Remote user for hosts whose entry names none
+    #[arg(short = 'l', long = "user", env = "PSSH_USER", value_name = "USER")]
+    pub user: Option<String>,
+}
+
+/// How to connect and how many at once: `-p -t -O -x -X --identity -v`.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Most hosts in flight at once
+    #[arg(short = 'p', long = "par", env = "PSSH_PAR", default_value_t = 32, value_name = "PAR",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallelism: u32,
+    /// Per-host command timeout in seconds (0: none)
+    #[arg(
+        short = 't',
+        long = "timeout",
+        env = "PSSH_TIMEOUT",
+        default_value_t = 60,
+        value_name = "SECONDS"
+    )]
+    pub timeout: u64,
+    /// SSH option as Keyword=value, e.g. StrictHostKeyChecking=accept-new (repeatable)
+    #[arg(
+        short = 'O',
+        long = "option",
+        env = "PSSH_OPTIONS",
+        value_name = "OPTION"
+    )]
+    pub options: Vec<String>,
+    /// Extra ssh arguments as one string, e.g. "-i key -o Port=2222" (repeatable)
+    #[arg(
+        short = 'x',
+        long = "extra-args",
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub extra_args: Vec<String>,
+    /// One extra ssh argument (repeatable)
+    #[arg(
+        short = 'X',
+        long = "extra-arg",
+        allow_hyphen_values = true,
+        value_name = "ARG"
+    )]
+    pub extra_arg: Vec<String>,
+    /// Private key to authenticate with (repeatable); same as -O IdentityFile=KEY
+    #[arg(long = "identity", value_name = "KEY")]
+    pub identities: Vec<PathBuf>,
+    /// More logging on stderr (-v, -vv); RUST_LOG also works
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Where output goes: `-o -e -i --inline-stdout -P --failed-hosts`.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Write each host's stdout to OUTDIR/<host>
+    #[arg(
+        short = 'o',
+        long = "outdir",
+        env = "PSSH_OUTDIR",
+        value_name = "OUTDIR"
+    )]
+    pub outdir: Option<PathBuf>,
+    /// Write each host's stderr to ERRDIR/<host>
+    #[arg(
+        short = 'e',
+        long = "errdir",
+        env = "PSSH_ERRDIR",
+        value_name = "ERRDIR"
+    )]
+    pub errdir: Option<PathBuf>,
+    /// Print each host's stdout and stderr after its status line
+    #[arg(short = 'i', long = "inline", env = "PSSH_INLINE", action = ArgAction::SetTrue,
+          value_parser = FalseyValueParser::new())]
+    pub inline: bool,
+    /// Print each host's stdout (only) after its status line
+    #[arg(long = "inline-stdout")]
+    pub inline_stdout: bool,
+    /// Print output as `host: line` while it arrives
+    #[arg(short = 'P', long = "print", env = "PSSH_PRINT", action = ArgAction::SetTrue,
+          value_parser = FalseyValueParser::new())]
+    pub print: bool,
+    /// Write the hosts that did not succeed to FILE, as a hosts file for a re-run
+    #[arg(long = "failed-hosts", value_name = "FILE")]
+    pub failed_hosts: Option<PathBuf>,
+}
+
+impl TargetArgs {
+    /// Loads the hosts; an empty selection is an error, not a silent no-op.
+    pub fn load_hosts(&self) -> Result<Vec<Host>, UsageError> {
+        let selection = HostSelection {
+            files: self.host_files.clone(),
+            host_strings: self.host_strings.clone(),
+            glob: self.glob.clone(),
+        };
+        let hosts = selection.load()?;
+        if hosts.is_empty() {
+            let why = match self.glob.is_some() {
+                true => "no host matches the -g pattern",
+                false => "no hosts given: use -h HOST_FILE or -H HOST_STRING",
+            };
+            return Err(UsageError::Invalid(why.into()));
+        }
+        Ok(hosts)
+    }
+}
+
+impl ConnectArgs {
+    /// Folds `-l`, `--identity`, `-O`, `-x` and `-X` into SSH options, in that
+    /// order of precedence (the first value given for a keyword wins).
+    pub fn ssh_options(&self, user: Option<&str>) -> Result<SshOptions, UsageError> {
+        let mut options = SshOptions::default();
+        if let Some(user) = user {
+            options.set("User", user)?;
+        }
+        options
+            .identity_files
+            .extend(self.identities.iter().cloned());
+        for option in &self.options {
+            options.apply_option(option)?;
+        }
+        for args in &self.extra_args {
+            options.apply_ssh_arg_string(args)?;
+        }
+        options.apply_ssh_args(&self.extra_arg)?;
+        Ok(options)
+    }
+
+    /// `-t` as a limit; 0 means none.
+    pub fn command_timeout(&self) -> Option<Duration> {
+        (self.timeout > 0).then(|| Duration::from_secs(self.timeout))
+    }
+}
+
+impl OutputArgs {
+    /// What the status printer shows after each status line.
+    pub fn inline_mode(&self) -> Inline {
+        match (self.inline, self.inline_stdout) {
+            (true, _) => Inline::StdoutAndStderr,
+            (false, true) => Inline::Stdout,
+            (false, false) => Inline::Off,
+        }
+    }
+}

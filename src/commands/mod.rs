@@ -1,0 +1,175 @@
+//! The command-line tools. Each parses its flags into validated settings,
+//! calls the library, and maps the outcome to pssh's exit codes in one
+//! place ([`exit_code`]). Signal handling and `process::exit` stay in the
+//! binaries, which hand in a cancellation token.
+
+mod args;
+pub mod prun;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use crate::engine::{Category, Event, HostResult};
+use crate::inventory::{Host, InventoryError};
+use crate::output::{
+    self, FailedHostsFile, LinePrinter, OutputFiles, Reporter, StatusPrinter, Summary,
+};
+use crate::ssh::{OptionError, SetupError};
+
+/// pssh's exit codes.
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// Any other error (a local failure, a bug).
+    pub const OTHER: u8 = 1;
+    /// Bad flags, hosts file, option or key.
+    pub const USAGE: u8 = 2;
+    /// A host timed out or its command was killed (also Ctrl-C).
+    pub const KILLED: u8 = 3;
+    /// A host could not be connected to or SSH failed there.
+    pub const SSH_ERROR: u8 = 4;
+    /// A remote command exited non-zero.
+    pub const REMOTE_FAILED: u8 = 5;
+}
+
+/// Input the operator has to fix before anything can run (exit code 2).
+#[derive(Debug, Error)]
+pub enum UsageError {
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    #[error(transparent)]
+    Option(#[from] OptionError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The exit code of a finished run, from every host's result: killed beats
+/// SSH errors beats remote failures, as in pssh.
+pub fn exit_code(results: &[Arc<HostResult>]) -> u8 {
+    let worst = |category: Category| match category {
+        Category::Ok => exit::OK,
+        Category::Internal => exit::OTHER,
+        Category::TimedOut | Category::Interrupted => exit::KILLED,
+        Category::Unreachable | Category::SshError => exit::SSH_ERROR,
+        Category::Failed => exit::REMOTE_FAILED,
+    };
+    let rank = |code: u8| match code {
+        exit::KILLED => 4,
+        exit::SSH_ERROR => 3,
+        exit::REMOTE_FAILED => 2,
+        exit::OTHER => 1,
+        _ => 0,
+    };
+    results
+        .iter()
+        .map(|r| worst(r.outcome.category()))
+        .max_by_key(|&code| rank(code))
+        .unwrap_or(exit::OK)
+}
+
+/// Sets up `tracing` on stderr: warnings by default, more with -v/-vv, or RUST_LOG.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "fleet=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// Lifts the open-files limit to its hard maximum: each host in flight
+/// holds a socket, and `-p 1000` must not die at the default 1024.
+pub fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// Colour only on a terminal and never with NO_COLOR set.
+pub fn stdout_color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// The printers selected by the output flags, in the order they run.
+pub fn reporters(
+    hosts: &[Host],
+    flags: &args::OutputArgs,
+) -> std::io::Result<Vec<Box<dyn Reporter + Send>>> {
+    let mut reporters: Vec<Box<dyn Reporter + Send>> = Vec::new();
+    if flags.outdir.is_some() || flags.errdir.is_some() {
+        reporters.push(Box::new(OutputFiles::new(
+            hosts,
+            flags.outdir.clone(),
+            flags.errdir.clone(),
+        )?));
+    }
+    if flags.print {
+        reporters.push(Box::new(LinePrinter::new(
+            std::io::stdout(),
+            std::io::stderr(),
+        )));
+    }
+    reporters.push(Box::new(StatusPrinter::new(
+        std::io::stdout(),
+        stdout_color(),
+        flags.inline_mode(),
+    )));
+    if let Some(path) = &flags.failed_hosts {
+        reporters.push(Box::new(FailedHostsFile::new(path.clone())));
+    }
+    reporters.push(Box::new(Summary::new(std::io::stderr())));
+    Ok(reporters)
+}
+
+/// Starts the output thread: the only writer of stdout for the whole run.
+pub fn spawn_output_thread(
+    hosts: Arc<[Host]>,
+    mut reporter: Vec<Box<dyn Reporter + Send>>,
+) -> (
+    tokio::sync::mpsc::Sender<Event>,
+    std::thread::JoinHandle<std::io::Result<()>>,
+) {
+    // Bounded, so a slow terminal or disk slows the hosts instead of filling memory.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(256);
+    let thread = std::thread::spawn(move || output::dispatch(&hosts, &mut receiver, &mut reporter));
+    (sender, thread)
+}
+
+/// Reports an output failure; a closed pipe (`prun ... | head`) is not one.
+pub fn report_output_error(
+    tool: &str,
+    result: std::thread::Result<std::io::Result<()>>,
+) -> Option<u8> {
+    match result {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => None,
+        Ok(Err(error)) => {
+            eprintln!("{tool}: output failed: {error}");
+            Some(exit::OTHER)
+        }
+        Err(_) => {
+            eprintln!("{tool}: the output thread crashed");
+            Some(exit::OTHER)
+        }
+    }
+}

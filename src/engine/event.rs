@@ -1,0 +1,109 @@
+//! What the engine reports: per-host events while a run goes on, and each
+//! host's final result. Printers consume these; the binary maps results to
+//! an exit code.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use crate::ssh::SshError;
+
+/// Which output stream bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One thing that happened on one host; `host` indexes the run's host list.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The host got a slot and the engine started connecting.
+    Started { host: usize },
+    /// Bytes the remote command wrote, in order, exactly as received.
+    Output {
+        host: usize,
+        stream: Stream,
+        data: Bytes,
+    },
+    /// The host is done; no more events for it follow.
+    Finished {
+        host: usize,
+        result: Arc<HostResult>,
+    },
+}
+
+/// How a host's part of the run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The command ran and exited with this status.
+    Exited(u32),
+    /// The command was killed by a signal on the host.
+    Signaled(String),
+    /// The command outlived `-t`; it was killed on the host.
+    TimedOut,
+    /// Ctrl-C arrived while the host was running; its command was killed.
+    Interrupted,
+    /// The run was cancelled before this host started.
+    Cancelled,
+    /// The host could not be reached, authenticated, or kept connected.
+    Failed(SshError),
+    /// A bug in fleet stopped this host's task; the rest of the run went on.
+    Internal(String),
+}
+
+/// Broad classes of outcomes, for counts and exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Category {
+    Ok,
+    /// The command ran and failed (non-zero exit or a signal).
+    Failed,
+    TimedOut,
+    /// Connecting failed: refused, no route, or connect timeout.
+    Unreachable,
+    /// Reached, but SSH refused us or broke: host key, auth, protocol.
+    SshError,
+    /// Interrupted or cancelled by the operator.
+    Interrupted,
+    Internal,
+}
+
+impl Outcome {
+    /// The class of this outcome.
+    pub fn category(&self) -> Category {
+        match self {
+            Outcome::Exited(0) => Category::Ok,
+            Outcome::Exited(_) | Outcome::Signaled(_) => Category::Failed,
+            Outcome::TimedOut => Category::TimedOut,
+            Outcome::Interrupted | Outcome::Cancelled => Category::Interrupted,
+            Outcome::Failed(error) if error.is_unreachable() => Category::Unreachable,
+            Outcome::Failed(_) => Category::SshError,
+            Outcome::Internal(_) => Category::Internal,
+        }
+    }
+
+    /// pssh's wording for a failure, or `None` for success.
+    pub fn failure_reason(&self) -> Option<String> {
+        match self {
+            Outcome::Exited(0) => None,
+            Outcome::Exited(code) => Some(format!("Exited with error code {code}")),
+            Outcome::Signaled(signal) => Some(format!("Killed by signal {signal}")),
+            Outcome::TimedOut => Some("Timed out".into()),
+            Outcome::Interrupted => Some("Interrupted".into()),
+            Outcome::Cancelled => Some("Cancelled before it started".into()),
+            Outcome::Failed(error) => Some(error.to_string()),
+            Outcome::Internal(message) => Some(format!("internal error: {message}")),
+        }
+    }
+}
+
+/// A host's final result.
+#[derive(Debug)]
+pub struct HostResult {
+    pub outcome: Outcome,
+    /// When the engine started on the host (None if it never did).
+    pub started_at: Option<SystemTime>,
+    /// Connect plus command time.
+    pub duration: Duration,
+}

@@ -1,0 +1,265 @@
+//! The fan-out: runs one job on many hosts with at most `parallelism` at
+//! once, per-host connect and command timeouts, and cancellation from outside.
+//! It emits [`Event`]s on a channel and returns every host's result; it never
+//! prints and never exits the process.
+
+mod event;
+
+use std::collections::HashMap;
+use std::future::pending;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use event::{Category, Event, HostResult, Outcome, Stream};
+
+use crate::inventory::Host;
+use crate::ssh::{Connector, ProcessEvent, RemoteExit, RemoteProcess, Session, SshError};
+
+/// How long to keep reading a killed command for its last output and exit.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// What to run on every host.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Shell command line, run by the remote login shell.
+    pub command: String,
+    /// Bytes sent to every host's command as its stdin (`-I`); `None` closes it at once.
+    pub stdin: Option<Bytes>,
+    /// Per-host limit on the command's run time (`-t`); `None` waits forever.
+    pub timeout: Option<Duration>,
+}
+
+/// Everything a run needs, shared by all host tasks.
+pub struct Run {
+    pub connector: Arc<Connector>,
+    pub hosts: Arc<[Host]>,
+    pub job: Job,
+    /// Most hosts in flight at once (`-p`).
+    pub parallelism: usize,
+}
+
+impl Run {
+    /// Runs the job everywhere. When `cancel` fires, no new host starts,
+    /// running commands are killed on their hosts and report Interrupted, and
+    /// hosts never started report Cancelled. Results are indexed like `hosts`.
+    pub async fn execute(
+        self,
+        events: mpsc::Sender<Event>,
+        cancel: CancellationToken,
+    ) -> Vec<Arc<HostResult>> {
+        let run = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(run.parallelism.max(1)));
+        let mut tasks = JoinSet::new();
+        let mut task_hosts = HashMap::new();
+        for index in 0..run.hosts.len() {
+            let permit = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                permit = Arc::clone(&slots).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            let worker = HostWorker {
+                run: Arc::clone(&run),
+                index,
+                events: events.clone(),
+                cancel: cancel.clone(),
+            };
+            let handle = tasks.spawn(async move {
+                let result = worker.run().await;
+                drop(permit);
+                result
+            });
+            task_hosts.insert(handle.id(), index);
+        }
+
+        let mut results: Vec<Option<Arc<HostResult>>> = vec![None; run.hosts.len()];
+        while let Some(joined) = tasks.join_next_with_id().await {
+            let (index, result) = match joined {
+                Ok((id, result)) => (task_hosts[&id], result),
+                Err(error) => {
+                    let index = task_hosts[&error.id()];
+                    let result = Arc::new(HostResult {
+                        outcome: Outcome::Internal(error.to_string()),
+                        started_at: None,
+                        duration: Duration::ZERO,
+                    });
+                    let _ = events
+                        .send(Event::Finished {
+                            host: index,
+                            result: Arc::clone(&result),
+                        })
+                        .await;
+                    (index, result)
+                }
+            };
+            results[index] = Some(result);
+        }
+        let mut finished = Vec::with_capacity(results.len());
+        for (index, result) in results.into_iter().enumerate() {
+            let result = match result {
+                Some(result) => result,
+                None => {
+                    let result = Arc::new(HostResult {
+                        outcome: Outcome::Cancelled,
+                        started_at: None,
+                        duration: Duration::ZERO,
+                    });
+                    let _ = events
+                        .send(Event::Finished {
+                            host: index,
+                            result: Arc::clone(&result),
+                        })
+                        .await;
+                    result
+                }
+            };
+            finished.push(result);
+        }
+        finished
+    }
+}
+
+/// One host's task: connect, run, supervise, report.
+struct HostWorker {
+    run: Arc<Run>,
+    index: usize,
+    events: mpsc::Sender<Event>,
+    cancel: CancellationToken,
+}
+
+impl HostWorker {
+    async fn run(self) -> Arc<HostResult> {
+        let started_at = SystemTime::now();
+        let clock = Instant::now();
+        self.emit(Event::Started { host: self.index }).await;
+        let outcome = self.connect_and_execute().await;
+        let result = Arc::new(HostResult {
+            outcome,
+            started_at: Some(started_at),
+            duration: clock.elapsed(),
+        });
+        self.emit(Event::Finished {
+            host: self.index,
+            result: Arc::clone(&result),
+        })
+        .await;
+        result
+    }
+
+    async fn connect_and_execute(&self) -> Outcome {
+        let host = &self.run.hosts[self.index];
+        let connected = tokio::select! {
+            _ = self.cancel.cancelled() => return Outcome::Interrupted,
+            connected = self.run.connector.connect(host) => connected,
+        };
+        let session = match connected {
+            Ok(session) => session,
+            Err(error) => return Outcome::Failed(error),
+        };
+        let outcome = self.execute(&session).await;
+        session.close().await;
+        outcome
+    }
+
+    async fn execute(&self, session: &Session) -> Outcome {
+        let job = &self.run.job;
+        let env = self.pssh_environment();
+        let mut process = match session.spawn(&job.command, &env, job.stdin.clone()).await {
+            Ok(process) => process,
+            Err(error) => return Outcome::Failed(error),
+        };
+        let deadline = job.timeout.map(|limit| tokio::time::Instant::now() + limit);
+        let stopped_because = loop {
+            tokio::select! {
+                event = process.next_event() => match event {
+                    Some(ProcessEvent::Exited(exit)) => return exit_outcome(exit),
+                    None => return exit_outcome(RemoteExit::Lost),
+                    Some(other) => self.forward(other).await,
+                },
+                _ = sleep_until(deadline) => break Outcome::TimedOut,
+                _ = self.cancel.cancelled() => break Outcome::Interrupted,
+            }
+        };
+        self.stop(session, &mut process).await;
+        stopped_because
+    }
+
+    /// Kills the command on the host while still draining its output, so a
+    /// full channel cannot stall the connection the kill travels on.
+    async fn stop(&self, session: &Session, process: &mut RemoteProcess) {
+        let Some(session_id) = process.session_id() else {
+            tracing::warn!(host = %self.run.hosts[self.index], "command did not report its pid; it may still be running");
+            return;
+        };
+        let kill = session.kill_session(session_id);
+        tokio::pin!(kill);
+        let grace = tokio::time::sleep(KILL_GRACE);
+        tokio::pin!(grace);
+        let (mut killed, mut exited) = (false, false);
+        while !(killed && exited) {
+            tokio::select! {
+                result = &mut kill, if !killed => {
+                    killed = true;
+                    if let Err(error) = result {
+                        tracing::warn!(host = %self.run.hosts[self.index], "could not kill the command: {error}");
+                    }
+                }
+                event = process.next_event(), if !exited => match event {
+                    Some(ProcessEvent::Exited(_)) | None => exited = true,
+                    Some(other) => self.forward(other).await,
+                },
+                _ = &mut grace => return,
+            }
+        }
+    }
+
+    async fn forward(&self, event: ProcessEvent) {
+        let (stream, data) = match event {
+            ProcessEvent::Stdout(data) => (Stream::Stdout, data),
+            ProcessEvent::Stderr(data) => (Stream::Stderr, data),
+            ProcessEvent::Exited(_) => return,
+        };
+        self.emit(Event::Output {
+            host: self.index,
+            stream,
+            data,
+        })
+        .await;
+    }
+
+    /// pssh's variables, exported in the command's shell.
+    fn pssh_environment(&self) -> [(&'static str, String); 3] {
+        [
+            ("PSSH_NODENUM", self.index.to_string()),
+            ("PSSH_NUMNODES", self.run.hosts.len().to_string()),
+            ("PSSH_HOST", self.run.hosts[self.index].name.clone()),
+        ]
+    }
+
+    async fn emit(&self, event: Event) {
+        // A closed receiver means nobody is listening any more; the run goes on.
+        let _ = self.events.send(event).await;
+    }
+}
+
+fn exit_outcome(exit: RemoteExit) -> Outcome {
+    match exit {
+        RemoteExit::Code(code) => Outcome::Exited(code),
+        RemoteExit::Signal(signal) => Outcome::Signaled(signal),
+        RemoteExit::Lost => Outcome::Failed(SshError::ConnectionLost),
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => pending().await,
+    }
+}

@@ -1,0 +1,118 @@
+//! `-o DIR` / `-e DIR`: each host's stdout and stderr streamed byte for byte
+//! into `DIR/<host>`, named as pssh names them, with memory bounded by one
+//! chunk whatever the output size.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::{HostRef, Reporter};
+use crate::engine::{HostResult, Stream};
+use crate::inventory::Host;
+
+/// Writes per-host output files.
+pub struct OutputFiles {
+    stdout_dir: Option<PathBuf>,
+    stderr_dir: Option<PathBuf>,
+    /// File name of each host, unique within the run.
+    names: Vec<String>,
+    open: HashMap<(usize, Stream), File>,
+}
+
+impl OutputFiles {
+    /// Creates the directories (as pssh does) and plans one name per host.
+    pub fn new(
+        hosts: &[Host],
+        stdout_dir: Option<PathBuf>,
+        stderr_dir: Option<PathBuf>,
+    ) -> io::Result<Self> {
+        for dir in stdout_dir.iter().chain(&stderr_dir) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        Ok(OutputFiles {
+            stdout_dir,
+            stderr_dir,
+            names: file_names(hosts),
+            open: HashMap::new(),
+        })
+    }
+
+    fn dir(&self, stream: Stream) -> Option<&Path> {
+        match stream {
+            Stream::Stdout => self.stdout_dir.as_deref(),
+            Stream::Stderr => self.stderr_dir.as_deref(),
+        }
+    }
+}
+
+impl Reporter for OutputFiles {
+    /// Files exist (empty) from the moment a host starts, as in pssh.
+    fn started(&mut self, host: HostRef<'_>) -> io::Result<()> {
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            if let Some(dir) = self.dir(stream) {
+                let path = dir.join(&self.names[host.index]);
+                let file = File::create(&path).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display()))
+                })?;
+                self.open.insert((host.index, stream), file);
+            }
+        }
+        Ok(())
+    }
+
+    fn output(&mut self, host: HostRef<'_>, stream: Stream, data: &[u8]) -> io::Result<()> {
+        match self.open.get_mut(&(host.index, stream)) {
+            Some(file) => file.write_all(data),
+            None => Ok(()),
+        }
+    }
+
+    fn finished(&mut self, host: HostRef<'_>, _result: &HostResult) -> io::Result<()> {
+        self.open.remove(&(host.index, Stream::Stdout));
+        self.open.remove(&(host.index, Stream::Stderr));
+        Ok(())
+    }
+}
+
+/// pssh's name (`host` or `host:port`); when two entries share it, the later
+/// ones get `user@` and then a `.N` suffix, so no host overwrites another.
+fn file_names(hosts: &[Host]) -> Vec<String> {
+    let mut taken = std::collections::HashSet::new();
+    hosts
+        .iter()
+        .map(|host| {
+            let mut name = host.label();
+            if taken.contains(&name) {
+                if let Some(user) = &host.user {
+                    name = format!("{user}@{name}");
+                }
+            }
+            let base = name.clone();
+            let mut n = 1;
+            while !taken.insert(name.clone()) {
+                n += 1;
+                name = format!("{base}.{n}");
+            }
+            name
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_entries_get_distinct_names() {
+        let host = |user: Option<&str>| Host {
+            name: "h".into(),
+            port: Some(22),
+            user: user.map(Into::into),
+        };
+        let names = file_names(&[host(None), host(Some("a")), host(Some("a")), host(None)]);
+        assert_eq!(names, ["h:22", "a@h:22", "a@h:22.2", "h:22.2"]);
+    }
+}

@@ -1,0 +1,174 @@
+//! pssh's default output: one status line per host in completion order,
+//! `[N] HH:MM:SS [SUCCESS|FAILURE] host reason`, optionally followed by the
+//! host's output (`-i`, `--inline-stdout`).
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::time::SystemTime;
+
+use console::Style;
+
+use super::{HostRef, Reporter};
+use crate::engine::{HostResult, Stream};
+
+/// Which output `-i`/`--inline-stdout` print after the status line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inline {
+    Off,
+    Stdout,
+    StdoutAndStderr,
+}
+
+/// Prints pssh status lines; buffers output per host only when inlining.
+pub struct StatusPrinter<W> {
+    out: W,
+    color: bool,
+    inline: Inline,
+    completed: usize,
+    /// Output held until the host finishes (inline modes only).
+    held: HashMap<usize, (Vec<u8>, Vec<u8>)>,
+}
+
+impl<W: Write> StatusPrinter<W> {
+    pub fn new(out: W, color: bool, inline: Inline) -> Self {
+        StatusPrinter {
+            out,
+            color,
+            inline,
+            completed: 0,
+            held: HashMap::new(),
+        }
+    }
+
+    fn paint(&self, style: Style, text: &str) -> String {
+        match self.color {
+            true => style.force_styling(true).apply_to(text).to_string(),
+            false => text.to_string(),
+        }
+    }
+}
+
+impl<W: Write> Reporter for StatusPrinter<W> {
+    fn output(&mut self, host: HostRef<'_>, stream: Stream, data: &[u8]) -> io::Result<()> {
+        let keep = match (self.inline, stream) {
+            (Inline::Off, _) | (Inline::Stdout, Stream::Stderr) => return Ok(()),
+            (_, Stream::Stdout) => true,
+            (Inline::StdoutAndStderr, Stream::Stderr) => false,
+        };
+        let (stdout, stderr) = self.held.entry(host.index).or_default();
+        match keep {
+            true => stdout.extend_from_slice(data),
+            false => stderr.extend_from_slice(data),
+        }
+        Ok(())
+    }
+
+    fn finished(&mut self, host: HostRef<'_>, result: &HostResult) -> io::Result<()> {
+        self.completed += 1;
+        let number = self.paint(Style::new().bold(), &self.completed.to_string());
+        let time = clock_time(SystemTime::now());
+        let line = match result.outcome.failure_reason() {
+            None => format!(
+                "[{number}] {time} {} {}\n",
+                self.paint(Style::new().green().bold(), "[SUCCESS]"),
+                host.host
+            ),
+            Some(reason) => format!(
+                "[{number}] {time} {} {} {}\n",
+                self.paint(Style::new().red().bold(), "[FAILURE]"),
+                host.host,
+                self.paint(Style::new().red().bold(), &reason)
+            ),
+        };
+        self.out.write_all(line.as_bytes())?;
+        if let Some((stdout, stderr)) = self.held.remove(&host.index) {
+            self.out.write_all(&stdout)?;
+            if !stderr.is_empty() {
+                self.out
+                    .write_all(self.paint(Style::new().red(), "Stderr: ").as_bytes())?;
+                self.out.write_all(&stderr)?;
+            }
+        }
+        self.out.flush()
+    }
+}
+
+/// Local wall-clock time as HH:MM:SS, as pssh prints it.
+fn clock_time(now: SystemTime) -> String {
+    let seconds = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let seconds = libc::time_t::try_from(seconds).unwrap_or(0);
+    // SAFETY: localtime_r only writes into the tm we own.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&seconds, &mut tm) }.is_null() {
+        return "??:??:??".into();
+    }
+    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::engine::Outcome;
+    use crate::inventory::Host;
+
+    fn result(outcome: Outcome) -> HostResult {
+        HostResult {
+            outcome,
+            started_at: None,
+            duration: Duration::ZERO,
+        }
+    }
+
+    fn mask_time(text: &str) -> String {
+        text.lines()
+            .map(|line| match line.find(':') {
+                Some(i) if i >= 2 && line.starts_with('[') => {
+                    format!("{}HH:MM:SS{}", &line[..i - 2], &line[i + 6..])
+                }
+                _ => line.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn pssh_lines_with_inline_output() {
+        let hosts = [
+            Host {
+                name: "web1".into(),
+                port: None,
+                user: None,
+            },
+            Host {
+                name: "web2".into(),
+                port: Some(2222),
+                user: None,
+            },
+        ];
+        let mut printer = StatusPrinter::new(Vec::new(), false, Inline::StdoutAndStderr);
+        let (a, b) = (
+            HostRef {
+                index: 0,
+                host: &hosts[0],
+            },
+            HostRef {
+                index: 1,
+                host: &hosts[1],
+            },
+        );
+        printer.output(b, Stream::Stdout, b"out\n").unwrap();
+        printer.output(b, Stream::Stderr, b"err\n").unwrap();
+        printer.finished(b, &result(Outcome::Exited(3))).unwrap();
+        printer.finished(a, &result(Outcome::Exited(0))).unwrap();
+        let text = String::from_utf8(printer.out).unwrap();
+        assert_eq!(
+            mask_time(&text),
+            "[1] HH:MM:SS [FAILURE] web2:2222 Exited with error code 3\nout\nStderr: err\n[2] HH:MM:SS [SUCCESS] web1"
+        );
+    }
+}

@@ -1,0 +1,259 @@
+//! Running a command on a host so that it can be killed for certain.
+//!
+//! Closing an SSH channel does not stop the remote command, and sshd ignores
+//! `signal` requests for root sessions. But sshd starts every command in a
+//! new session whose leader is the login shell, so the wrapper has that shell
+//! print its pid (= session id) on stderr before running the command; on a
+//! timeout or Ctrl-C a second channel signals the whole session with pkill.
+//! The pid line is removed from stderr before anyone sees it.
+
+use bytes::Bytes;
+use russh::ChannelMsg;
+
+use super::connect::Session;
+use super::SshError;
+
+/// Start of the line the wrapper prints; \x1f keeps it from colliding with real output.
+const PID_MARKER: &[u8] = b"\x1ffleet-pid ";
+/// Stderr held back while looking for the pid line; past this we give up.
+const PID_SEARCH_LIMIT: usize = 64 * 1024;
+
+/// Sends TERM to the session, gives it two seconds, then KILL. Uses pkill -s
+/// (whole session, even subgroups made by `set -m`) and falls back to the
+/// process group for hosts without procps.
+const KILL_SCRIPT: &str = r#"p=__PID__
+kill -TERM -$p 2>/dev/null; pkill -TERM -s $p 2>/dev/null
+i=0; while [ $i -lt 20 ] && pgrep -s $p >/dev/null 2>&1; do sleep 0.1; i=$((i+1)); done
+kill -KILL -$p 2>/dev/null; pkill -KILL -s $p 2>/dev/null; exit 0"#;
+
+/// How a remote command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteExit {
+    Code(u32),
+    Signal(String),
+    /// The channel closed without an exit status: the connection died or
+    /// the server gave up on the command.
+    Lost,
+}
+
+/// Something the remote command did.
+#[derive(Debug)]
+pub enum ProcessEvent {
+    Stdout(Bytes),
+    Stderr(Bytes),
+    Exited(RemoteExit),
+}
+
+/// A command running on a host, read as a stream of [`ProcessEvent`]s.
+pub struct RemoteProcess {
+    reader: russh::ChannelReadHalf,
+    stderr: PidFilter,
+    exit: Option<RemoteExit>,
+    /// The channel has closed; only held stderr and the exit remain to report.
+    closed: bool,
+    reported_exit: bool,
+}
+
+impl Session {
+    /// Starts `command` through the user's login shell with `env` exported
+    /// first, writes `stdin` (if any) and closes the command's input.
+    pub async fn spawn(
+        &self,
+        command: &str,
+        env: &[(&str, String)],
+        stdin: Option<Bytes>,
+    ) -> Result<RemoteProcess, SshError> {
+        let channel = self.handle.channel_open_session().await?;
+        channel.exec(true, wrap_command(command, env)).await?;
+        let (reader, writer) = channel.split();
+        match stdin {
+            // Written from its own task so a large input never stalls reading output.
+            Some(data) => {
+                tokio::spawn(async move {
+                    if writer.data_bytes(data).await.is_ok() {
+                        let _ = writer.eof().await;
+                    }
+                });
+            }
+            None => writer.eof().await?,
+        }
+        Ok(RemoteProcess {
+            reader,
+            stderr: PidFilter::default(),
+            exit: None,
+            closed: false,
+            reported_exit: false,
+        })
+    }
+
+    /// Stops everything a [`RemoteProcess`] started: TERM, then KILL after a
+    /// grace period. Returns once the kill script has finished on the host.
+    pub async fn kill_session(&self, session_id: u32) -> Result<(), SshError> {
+        let mut channel = self.handle.channel_open_session().await?;
+        channel
+            .exec(
+                true,
+                KILL_SCRIPT.replace("__PID__", &session_id.to_string()),
+            )
+            .await?;
+        channel.eof().await?;
+        // russh keeps a channel's stream open after Close; stop there.
+        while let Some(message) = channel.wait().await {
+            if matches!(message, ChannelMsg::Close) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RemoteProcess {
+    /// The next thing the command did; `None` once [`ProcessEvent::Exited`]
+    /// has been returned.
+    pub async fn next_event(&mut self) -> Option<ProcessEvent> {
+        while !self.closed {
+            match self.reader.wait().await {
+                None | Some(ChannelMsg::Close) => self.closed = true,
+                Some(ChannelMsg::Data { data }) => return Some(ProcessEvent::Stdout(data)),
+                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                    if let Some(data) = self.stderr.filter(data) {
+                        return Some(ProcessEvent::Stderr(data));
+                    }
+                }
+                Some(ChannelMsg::ExitStatus { exit_status }) => {
+                    self.exit = Some(RemoteExit::Code(exit_status))
+                }
+                Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                    self.exit = Some(RemoteExit::Signal(signal_name_of(&signal_name)))
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(held) = self.stderr.release() {
+            return Some(ProcessEvent::Stderr(held));
+        }
+        if self.reported_exit {
+            return None;
+        }
+        self.reported_exit = true;
+        Some(ProcessEvent::Exited(
+            self.exit.take().unwrap_or(RemoteExit::Lost),
+        ))
+    }
+
+    /// The session id of the command on the host, once its wrapper reported it.
+    pub fn session_id(&self) -> Option<u32> {
+        self.stderr.pid
+    }
+}
+
+fn signal_name_of(signal: &russh::Sig) -> String {
+    match signal {
+        russh::Sig::Custom(name) => name.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The remote command line: report the session id, export `env`, then run
+/// the operator's command unchanged in the same shell.
+fn wrap_command(command: &str, env: &[(&str, String)]) -> String {
+    let mut wrapped = String::from("printf '\\037fleet-pid %s\\n' \"$$\" >&2; ");
+    for (name, value) in env {
+        wrapped.push_str(&format!("{name}={}; export {name}; ", shell_quote(value)));
+    }
+    wrapped.push_str(command);
+    wrapped
+}
+
+/// Quotes `text` as one word for any POSIX shell.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// Finds and removes the wrapper's pid line at the start of stderr.
+#[derive(Default)]
+struct PidFilter {
+    held: Vec<u8>,
+    searching_done: bool,
+    pid: Option<u32>,
+}
+
+impl PidFilter {
+    /// Returns the stderr to pass on now, if any.
+    fn filter(&mut self, data: Bytes) -> Option<Bytes> {
+        if self.searching_done {
+            return Some(data);
+        }
+        self.held.extend_from_slice(&data);
+        if let Some(start) = find(&self.held, PID_MARKER) {
+            let digits_start = start + PID_MARKER.len();
+            if let Some(newline) = self.held[digits_start..].iter().position(|&b| b == b'\n') {
+                let digits = &self.held[digits_start..digits_start + newline];
+                self.pid = std::str::from_utf8(digits)
+                    .ok()
+                    .and_then(|s| s.parse().ok());
+                self.held.drain(start..=digits_start + newline);
+                return self.release();
+            }
+        }
+        if self.held.len() > PID_SEARCH_LIMIT {
+            return self.release();
+        }
+        None
+    }
+
+    /// Stops searching and hands back everything held.
+    fn release(&mut self) -> Option<Bytes> {
+        self.searching_done = true;
+        let held = std::mem::take(&mut self.held);
+        (!held.is_empty()).then(|| Bytes::from(held))
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_line_is_removed_across_chunks() {
+        let mut filter = PidFilter::default();
+        assert_eq!(
+            filter.filter(Bytes::from_static(b"rc noise\n\x1ffleet-")),
+            None
+        );
+        let passed = filter.filter(Bytes::from_static(b"pid 4242\nreal error\n"));
+        assert_eq!(passed.as_deref(), Some(&b"rc noise\nreal error\n"[..]));
+        assert_eq!(filter.pid, Some(4242));
+        assert_eq!(
+            filter.filter(Bytes::from_static(b"x")).as_deref(),
+            Some(&b"x"[..])
+        );
+    }
+
+    #[test]
+    fn gives_up_without_marker() {
+        let mut filter = PidFilter::default();
+        let big = Bytes::from(vec![b'e'; PID_SEARCH_LIMIT + 1]);
+        assert_eq!(filter.filter(big.clone()), Some(big));
+        assert_eq!(filter.pid, None);
+    }
+
+    #[test]
+    fn quoting_survives_hostile_text() {
+        assert_eq!(
+            shell_quote("x'; touch /tmp/pwned; '"),
+            r"'x'\''; touch /tmp/pwned; '\'''"
+        );
+        let wrapped = wrap_command("uptime", &[("PSSH_HOST", "a'b".into())]);
+        assert!(
+            wrapped.ends_with("PSSH_HOST='a'\\''b'; export PSSH_HOST; uptime"),
+            "{wrapped}"
+        );
+    }
+}

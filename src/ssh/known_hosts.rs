@@ -1,0 +1,421 @@
+//! OpenSSH known_hosts checking: hashed (`|1|`) entries, `[host]:port` names,
+//! wildcard and negated patterns, several keys per host, `@revoked`, and safe
+//! appends for `StrictHostKeyChecking=accept-new` when many hosts are new at once.
+//!
+//! Written here rather than taken from russh, whose helper mishandles several
+//! of these forms; a wrong answer here is a security hole.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use russh::keys::{Algorithm, PublicKey};
+use sha1::Sha1;
+
+use crate::pattern::wildcard_match;
+
+/// What known_hosts says of the key a server presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostKeyStatus {
+    /// A line for this host lists this key.
+    Trusted,
+    /// No line names this host with a key of this type.
+    Unknown,
+    /// Lines name this host, but none with this key: possibly an attack.
+    Changed { file: PathBuf, line: usize },
+    /// The key is marked `@revoked`: refused whatever else the files say.
+    Revoked { file: PathBuf, line: usize },
+}
+
+/// How a line names its hosts.
+#[derive(Debug)]
+enum Names {
+    /// `|1|salt|hash`: HMAC-SHA1 of the name, keyed by the salt.
+    Hashed { salt: Vec<u8>, hash: Vec<u8> },
+    /// Comma-separated patterns, each maybe negated with `!`.
+    Patterns(Vec<(bool, String)>),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Marker {
+    None,
+    Revoked,
+}
+
+/// One usable known_hosts line.
+#[derive(Debug)]
+struct Entry {
+    marker: Marker,
+    names: Names,
+    key: PublicKey,
+    file: PathBuf,
+    line: usize,
+}
+
+/// All known_hosts lines of a run, loaded once and shared by every host.
+#[derive(Debug)]
+pub struct KnownHosts {
+    entries: Vec<Entry>,
+    /// Where accept-new records new keys (the first user file).
+    append_to: Option<PathBuf>,
+    /// Serializes appends and remembers what this run already added.
+    appended: Mutex<HashSet<String>>,
+}
+
+impl KnownHosts {
+    /// Loads `files` in order; missing files are skipped, and a malformed
+    /// line is warned about once (with its number) without stopping the rest.
+    pub fn load(files: &[PathBuf], append_to: Option<PathBuf>) -> Self {
+        let mut entries = Vec::new();
+        for file in files {
+            let Ok(text) = std::fs::read_to_string(file) else {
+                continue;
+            };
+            for (index, line) in text.lines().enumerate() {
+                match parse_line(line) {
+                    Ok(Some((marker, names, key))) => entries.push(Entry {
+                        marker,
+                        names,
+                        key,
+                        file: file.clone(),
+                        line: index + 1,
+                    }),
+                    Ok(None) => {}
+                    Err(why) => tracing::warn!(
+                        "{}:{}: ignoring known_hosts line: {why}",
+                        file.display(),
+                        index + 1
+                    ),
+                }
+            }
+        }
+        KnownHosts {
+            entries,
+            append_to,
+            appended: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Judges `key` for `host` reached on `port`.
+    pub fn check(&self, host: &str, port: u16, key: &PublicKey) -> HostKeyStatus {
+        let name = lookup_name(host, port);
+        let mut changed = None;
+        let mut trusted = false;
+        for entry in self.entries.iter().filter(|e| e.names.matches(&name)) {
+            let same_key = entry.key.key_data() == key.key_data();
+            match entry.marker {
+                Marker::Revoked if same_key => {
+                    return HostKeyStatus::Revoked {
+                        file: entry.file.clone(),
+                        line: entry.line,
+                    }
+                }
+                Marker::Revoked => {}
+                Marker::None if same_key => trusted = true,
+                Marker::None if entry.key.algorithm() == key.algorithm() && changed.is_none() => {
+                    changed = Some((entry.file.clone(), entry.line))
+                }
+                Marker::None => {}
+            }
+        }
+        match (trusted, changed) {
+            (true, _) => HostKeyStatus::Trusted,
+            (false, Some((file, line))) => HostKeyStatus::Changed { file, line },
+            (false, None) => HostKeyStatus::Unknown,
+        }
+    }
+
+    /// Key algorithms known for the host, so the connection can ask the server
+    /// for one of them first, as OpenSSH does.
+    pub fn known_algorithms(&self, host: &str, port: u16) -> Vec<Algorithm> {
+        let name = lookup_name(host, port);
+        let mut algorithms = Vec::new();
+        for entry in &self.entries {
+            if entry.marker == Marker::None && entry.names.matches(&name) {
+                let algorithm = entry.key.algorithm();
+                if !algorithms.contains(&algorithm) {
+                    algorithms.push(algorithm);
+                }
+            }
+        }
+        algorithms
+    }
+
+    /// Records a new key for accept-new. Appends one whole line under a lock,
+    /// so concurrent hosts (and concurrent runs) never tear or lose lines.
+    pub fn append(&self, host: &str, port: u16, key: &PublicKey) -> std::io::Result<()> {
+        let Some(path) = &self.append_to else {
+            return Ok(());
+        };
+        let openssh = key.to_openssh().map_err(std::io::Error::other)?;
+        let line = format!("{} {}\n", lookup_name(host, port), openssh.trim_end());
+        let mut appended = self
+            .appended
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if appended.contains(&line) {
+            return Ok(());
+        }
+        append_line(path, &line)?;
+        appended.insert(line);
+        Ok(())
+    }
+}
+
+impl Names {
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            Names::Hashed { salt, hash } => {
+                let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(salt) else {
+                    return false;
+                };
+                mac.update(name.as_bytes());
+                mac.verify_slice(hash).is_ok()
+            }
+            Names::Patterns(patterns) => {
+                let mut matched = false;
+                for (negated, pattern) in patterns {
+                    if wildcard_match(pattern, name) {
+                        if *negated {
+                            return false;
+                        }
+                        matched = true;
+                    }
+                }
+                matched
+            }
+        }
+    }
+}
+
+/// The name OpenSSH files a host under: `host` on port 22, `[host]:port` elsewhere.
+pub fn lookup_name(host: &str, port: u16) -> String {
+    let host = host.to_ascii_lowercase();
+    match port {
+        22 => host,
+        _ => format!("[{host}]:{port}"),
+    }
+}
+
+type ParsedLine = (Marker, Names, PublicKey);
+
+fn parse_line(line: &str) -> Result<Option<ParsedLine>, String> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let mut fields = line.split_whitespace();
+    let mut first = fields.next().unwrap_or_default();
+    let marker = match first {
+        "@revoked" => Marker::Revoked,
+        "@cert-authority" => {
+            tracing::warn!("host certificates are not supported; ignoring an @cert-authority line");
+            return Ok(None);
+        }
+        other if other.starts_with('@') => return Err(format!("unknown marker {other}")),
+        _ => Marker::None,
+    };
+    if marker != Marker::None {
+        first = fields.next().ok_or("missing host names")?;
+    }
+    let names = parse_names(first)?;
+    let key_type = fields.next().ok_or("missing key type")?;
+    let key_base64 = fields.next().ok_or("missing key")?;
+    let key = PublicKey::from_openssh(&format!("{key_type} {key_base64}"))
+        .map_err(|e| format!("bad key: {e}"))?;
+    Ok(Some((marker, names, key)))
+}
+
+fn parse_names(field: &str) -> Result<Names, String> {
+    if let Some(hashed) = field.strip_prefix("|1|") {
+        let (salt, hash) = hashed.split_once('|').ok_or("malformed hashed host name")?;
+        let decode = |s: &str| {
+            BASE64
+                .decode(s)
+                .map_err(|_| "malformed hashed host name".to_string())
+        };
+        return Ok(Names::Hashed {
+            salt: decode(salt)?,
+            hash: decode(hash)?,
+        });
+    }
+    let patterns = field
+        .split(',')
+        .map(|p| match p.strip_prefix('!') {
+            Some(negated) => (true, negated.to_ascii_lowercase()),
+            None => (false, p.to_ascii_lowercase()),
+        })
+        .collect();
+    Ok(Names::Patterns(patterns))
+}
+
+fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    let _lock = FileLock::exclusive(&file)?;
+    let text = if ends_without_newline(&file)? {
+        format!("\n{line}")
+    } else {
+        line.to_string()
+    };
+    (&file).write_all(text.as_bytes())?;
+    file.sync_data()
+}
+
+fn ends_without_newline(mut file: &File) -> std::io::Result<bool> {
+    if file.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
+}
+
+/// An advisory `flock` held while appending, released on drop, so two fleet
+/// runs adding keys at once do not interleave.
+struct FileLock<'a>(&'a File);
+
+impl<'a> FileLock<'a> {
+    fn exclusive(file: &'a File) -> std::io::Result<Self> {
+        // SAFETY: flock on a valid, open descriptor has no memory effects.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(FileLock(file))
+    }
+}
+
+impl Drop for FileLock<'_> {
+    fn drop(&mut self) {
+        // SAFETY: as above; unlocking cannot fail in a way we could act on.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_A: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICIQhnt3q17Cr3QQrNIV7Pczzz/wG8Ufshl1j7V5JQvA";
+    const KEY_B: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPw4KnMmYSp3NgkxDV+kn/WTaz56fBDh+Dw4zaYK/lv4";
+
+    fn key(text: &str) -> PublicKey {
+        PublicKey::from_openssh(text).unwrap()
+    }
+
+    fn load(text: &str) -> (tempfile::TempDir, KnownHosts) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        std::fs::write(&path, text).unwrap();
+        let known = KnownHosts::load(std::slice::from_ref(&path), Some(path.clone()));
+        (dir, known)
+    }
+
+    fn hashed(name: &str) -> String {
+        let salt = b"0123456789abcdefghij";
+        let mut mac = Hmac::<Sha1>::new_from_slice(salt).unwrap();
+        mac.update(name.as_bytes());
+        format!(
+            "|1|{}|{}",
+            BASE64.encode(salt),
+            BASE64.encode(mac.finalize().into_bytes())
+        )
+    }
+
+    #[test]
+    fn plain_port_and_tab_separated_entries() {
+        let (_d, known) = load(&format!("web1 {KEY_A}\n[web2]:2222\t{KEY_A}\n"));
+        assert_eq!(known.check("web1", 22, &key(KEY_A)), HostKeyStatus::Trusted);
+        assert_eq!(known.check("WEB1", 22, &key(KEY_A)), HostKeyStatus::Trusted);
+        assert_eq!(
+            known.check("web2", 2222, &key(KEY_A)),
+            HostKeyStatus::Trusted
+        );
+        assert_eq!(known.check("web2", 22, &key(KEY_A)), HostKeyStatus::Unknown);
+        assert_eq!(
+            known.check("web1", 2222, &key(KEY_A)),
+            HostKeyStatus::Unknown
+        );
+    }
+
+    #[test]
+    fn hashed_entries_match_only_their_host() {
+        let (_d, known) = load(&format!("{} {KEY_A}\n", hashed("[10.0.0.1]:2200")));
+        assert_eq!(
+            known.check("10.0.0.1", 2200, &key(KEY_A)),
+            HostKeyStatus::Trusted
+        );
+        assert_eq!(
+            known.check("10.0.0.2", 2200, &key(KEY_A)),
+            HostKeyStatus::Unknown
+        );
+    }
+
+    #[test]
+    fn changed_key_and_rotation() {
+        let (_d, known) = load(&format!("web1 {KEY_A}\n"));
+        assert!(matches!(
+            known.check("web1", 22, &key(KEY_B)),
+            HostKeyStatus::Changed { line: 1, .. }
+        ));
+        let (_d, rotated) = load(&format!("web1 {KEY_A}\nweb1,web3 {KEY_B}\n"));
+        assert_eq!(
+            rotated.check("web1", 22, &key(KEY_B)),
+            HostKeyStatus::Trusted
+        );
+    }
+
+    #[test]
+    fn wildcards_negation_and_revocation() {
+        let text = format!(
+            "*.dc1,!bad.dc1 {KEY_A}\n@revoked * {KEY_B}\nok.dc1 {KEY_B}\nnot a valid line\n"
+        );
+        let (_d, known) = load(&text);
+        assert_eq!(
+            known.check("web.dc1", 22, &key(KEY_A)),
+            HostKeyStatus::Trusted
+        );
+        assert_eq!(
+            known.check("bad.dc1", 22, &key(KEY_A)),
+            HostKeyStatus::Unknown
+        );
+        assert!(matches!(
+            known.check("ok.dc1", 22, &key(KEY_B)),
+            HostKeyStatus::Revoked { line: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn append_adds_whole_lines_once() {
+        let (dir, known) = load(&format!("web1 {KEY_A}"));
+        known.append("new", 2222, &key(KEY_B)).unwrap();
+        known.append("new", 2222, &key(KEY_B)).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("known_hosts")).unwrap();
+        assert_eq!(text, format!("web1 {KEY_A}\n[new]:2222 {KEY_B}\n"));
+        let reloaded = KnownHosts::load(&[dir.path().join("known_hosts")], None);
+        assert_eq!(
+            reloaded.check("new", 2222, &key(KEY_B)),
+            HostKeyStatus::Trusted
+        );
+    }
+}

@@ -1,0 +1,275 @@
+//! SSH settings as the operator gives them: pssh's `-O key=value`, the ssh
+//! arguments of `-x`/`-X`, and `-l`. OpenSSH's rule applies: the first value
+//! given for a keyword wins, except IdentityFile, which accumulates.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// Keywords accepted by `-O`, in the spelling shown to users.
+pub const SUPPORTED_KEYWORDS: &[&str] = &[
+    "BatchMode",
+    "ConnectTimeout",
+    "GlobalKnownHostsFile",
+    "IdentityFile",
+    "Port",
+    "ServerAliveCountMax",
+    "ServerAliveInterval",
+    "StrictHostKeyChecking",
+    "User",
+    "UserKnownHostsFile",
+];
+
+/// What to do with a host key that known_hosts does not vouch for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrictHostKeyChecking {
+    /// Refuse unknown and changed keys (OpenSSH `yes`, and `ask`: we never prompt).
+    Yes,
+    /// Record unknown keys in known_hosts; refuse changed ones.
+    AcceptNew,
+    /// Accept any key without recording it.
+    No,
+}
+
+/// A bad `-O` option or `-x` argument; the message names it and what was expected.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum OptionError {
+    #[error("unknown SSH option `{0}`; supported: {list}", list = SUPPORTED_KEYWORDS.join(", "))]
+    UnknownKeyword(String),
+    #[error("bad value `{value}` for {keyword}: expected {expected}")]
+    BadValue {
+        keyword: String,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("expected an SSH option as `Keyword=value`, found `{0}`")]
+    Syntax(String),
+    #[error("unsupported ssh argument `{0}` in -x/-X; supported: -o OPTION, -i KEY, -p PORT, -l USER, and the no-ops -T -q -x -a")]
+    UnsupportedArgument(String),
+    #[error("ssh argument `{0}` needs a value")]
+    MissingValue(String),
+    #[error("cannot split -x arguments `{0}`: unbalanced quotes")]
+    Quoting(String),
+}
+
+/// SSH settings before defaults are applied; `None` means "not given yet".
+#[derive(Debug, Default, Clone)]
+pub struct SshOptions {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_files: Vec<PathBuf>,
+    pub user_known_hosts_files: Option<Vec<PathBuf>>,
+    pub global_known_hosts_files: Option<Vec<PathBuf>>,
+    pub strict_host_key_checking: Option<StrictHostKeyChecking>,
+    pub connect_timeout: Option<Duration>,
+    pub server_alive_interval: Option<Duration>,
+    pub server_alive_count_max: Option<usize>,
+}
+
+impl SshOptions {
+    /// Applies one `Keyword=value` or `Keyword value` option.
+    pub fn apply_option(&mut self, text: &str) -> Result<(), OptionError> {
+        let text = text.trim();
+        let split = text
+            .split_once('=')
+            .or_else(|| text.split_once(char::is_whitespace))
+            .ok_or_else(|| OptionError::Syntax(text.to_string()))?;
+        let (keyword, value) = (split.0.trim(), split.1.trim());
+        if keyword.is_empty() || value.is_empty() {
+            return Err(OptionError::Syntax(text.to_string()));
+        }
+        self.set(keyword, value)
+    }
+
+    /// Sets `keyword` (case-insensitive, as in ssh_config) unless already set.
+    pub fn set(&mut self, keyword: &str, value: &str) -> Result<(), OptionError> {
+        let bad = |expected| OptionError::BadValue {
+            keyword: keyword.to_string(),
+            value: value.to_string(),
+            expected,
+        };
+        match keyword.to_ascii_lowercase().as_str() {
+            "user" => set_once(&mut self.user, || Ok(value.to_string()))?,
+            "port" => set_once(&mut self.port, || {
+                value
+                    .parse()
+                    .ok()
+                    .filter(|&p| p > 0)
+                    .ok_or_else(|| bad("a port from 1 to 65535"))
+            })?,
+            "identityfile" => self.identity_files.push(expand_tilde(value)),
+            "userknownhostsfile" => {
+                set_once(&mut self.user_known_hosts_files, || Ok(path_list(value)))?
+            }
+            "globalknownhostsfile" => {
+                set_once(&mut self.global_known_hosts_files, || Ok(path_list(value)))?
+            }
+            "stricthostkeychecking" => set_once(&mut self.strict_host_key_checking, || {
+                parse_strictness(value).ok_or_else(|| bad("yes, no, accept-new or ask"))
+            })?,
+            "connecttimeout" => set_once(&mut self.connect_timeout, || {
+                parse_seconds(value)
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| bad("whole seconds above 0"))
+            })?,
+            "serveraliveinterval" => set_once(&mut self.server_alive_interval, || {
+                parse_seconds(value).ok_or_else(|| bad("whole seconds (0 turns keepalives off)"))
+            })?,
+            "serveralivecountmax" => set_once(&mut self.server_alive_count_max, || {
+                value
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| bad("a count above 0"))
+            })?,
+            // We never prompt, so batch mode is always on; scripts pass it anyway.
+            "batchmode" => match value.to_ascii_lowercase().as_str() {
+                "yes" => {}
+                _ => return Err(bad("yes (fleet never prompts during a run)")),
+            },
+            _ => return Err(OptionError::UnknownKeyword(keyword.to_string())),
+        }
+        Ok(())
+    }
+
+    /// Applies pssh's `-x "ARGS"`: a string of ssh arguments split as a shell would.
+    pub fn apply_ssh_arg_string(&mut self, text: &str) -> Result<(), OptionError> {
+        let args = shlex::split(text).ok_or_else(|| OptionError::Quoting(text.to_string()))?;
+        self.apply_ssh_args(&args)
+    }
+
+    /// Maps ssh command-line arguments onto these options; anything ssh would
+    /// do differently from us is refused rather than silently ignored.
+    pub fn apply_ssh_args(&mut self, args: &[String]) -> Result<(), OptionError> {
+        let mut iter = args.iter();
+        while let Some(arg) = iter.next() {
+            match arg.as_str() {
+                "-T" | "-q" | "-x" | "-a" => continue,
+                _ => {}
+            }
+            let (flag, attached) = split_flag(arg)?;
+            let value = match attached {
+                Some(value) => value.to_string(),
+                None => iter
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| OptionError::MissingValue(arg.clone()))?,
+            };
+            match flag {
+                'o' => self.apply_option(&value)?,
+                'i' => self.set("IdentityFile", &value)?,
+                'p' => self.set("Port", &value)?,
+                'l' => self.set("User", &value)?,
+                _ => return Err(OptionError::UnsupportedArgument(arg.clone())),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn split_flag(arg: &str) -> Result<(char, Option<&str>), OptionError> {
+    let unsupported = || OptionError::UnsupportedArgument(arg.to_string());
+    let rest = arg.strip_prefix('-').ok_or_else(unsupported)?;
+    let mut chars = rest.chars();
+    let flag = chars
+        .next()
+        .filter(|c| "oipl".contains(*c))
+        .ok_or_else(unsupported)?;
+    let attached = chars.as_str();
+    Ok((flag, (!attached.is_empty()).then_some(attached)))
+}
+
+fn set_once<T>(
+    slot: &mut Option<T>,
+    parse: impl FnOnce() -> Result<T, OptionError>,
+) -> Result<(), OptionError> {
+    // The value is validated even when an earlier one wins, so typos still fail.
+    let value = parse()?;
+    if slot.is_none() {
+        *slot = Some(value);
+    }
+    Ok(())
+}
+
+fn parse_strictness(value: &str) -> Option<StrictHostKeyChecking> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "ask" => Some(StrictHostKeyChecking::Yes),
+        "accept-new" => Some(StrictHostKeyChecking::AcceptNew),
+        "no" | "off" => Some(StrictHostKeyChecking::No),
+        _ => None,
+    }
+}
+
+fn parse_seconds(value: &str) -> Option<Duration> {
+    value.parse().ok().map(Duration::from_secs)
+}
+
+fn path_list(value: &str) -> Vec<PathBuf> {
+    value.split_whitespace().map(expand_tilde).collect()
+}
+
+/// Expands a leading `~/` to $HOME, as ssh does for file options.
+pub fn expand_tilde(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_value_wins_and_identities_accumulate() {
+        let mut o = SshOptions::default();
+        o.apply_option("Port=2222").unwrap();
+        o.apply_option("port 22").unwrap();
+        o.apply_option("IdentityFile=/a").unwrap();
+        o.apply_option("identityfile /b").unwrap();
+        assert_eq!(o.port, Some(2222));
+        assert_eq!(o.identity_files, [PathBuf::from("/a"), PathBuf::from("/b")]);
+    }
+
+    #[test]
+    fn pssh_extra_args_map_to_options() {
+        let mut o = SshOptions::default();
+        o.apply_ssh_arg_string(
+            "-q -i /k -o 'ConnectTimeout 5' -p2200 -lops -oStrictHostKeyChecking=no",
+        )
+        .unwrap();
+        assert_eq!(o.identity_files, [PathBuf::from("/k")]);
+        assert_eq!(o.connect_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(o.port, Some(2200));
+        assert_eq!(o.user.as_deref(), Some("ops"));
+        assert_eq!(o.strict_host_key_checking, Some(StrictHostKeyChecking::No));
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_reason() {
+        let mut o = SshOptions::default();
+        let err = o.apply_option("Compression=yes").unwrap_err().to_string();
+        assert!(err.contains("supported: BatchMode"), "{err}");
+        assert!(matches!(
+            o.apply_option("Port=http"),
+            Err(OptionError::BadValue { .. })
+        ));
+        assert!(matches!(
+            o.apply_option("Port"),
+            Err(OptionError::Syntax(_))
+        ));
+        assert!(matches!(
+            o.apply_ssh_arg_string("-L 8080:x:80"),
+            Err(OptionError::UnsupportedArgument(_))
+        ));
+        assert!(matches!(
+            o.apply_ssh_arg_string("-i"),
+            Err(OptionError::MissingValue(_))
+        ));
+        assert!(matches!(
+            o.apply_ssh_arg_string("-o 'Port=1"),
+            Err(OptionError::Quoting(_))
+        ));
+    }
+}
