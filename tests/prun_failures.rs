@@ -1,0 +1,271 @@
+//! prun when things go wrong: unreachable hosts, timeouts that must kill the
+//! remote command, refused keys, and bad input.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{free_port, process_running, run, TestFleet};
+
+#[test]
+fn refused_port_is_an_ssh_error() {
+    let fleet = TestFleet::start(1);
+    let mut prun = fleet.prun();
+    prun.args([
+        "-H",
+        &format!("127.0.0.1:{}", free_port()),
+        "-H",
+        &fleet.host(0),
+        "true",
+    ]);
+    let result = run(prun);
+    result.expect_code(4);
+    assert!(
+        result.stdout_text().contains("cannot connect"),
+        "{}",
+        result.stdout_text()
+    );
+    assert!(
+        result.stderr.contains("1 ok, 1 unreachable"),
+        "{}",
+        result.stderr
+    );
+}
+
+#[test]
+fn black_holed_host_hits_the_connect_timeout() {
+    let fleet = TestFleet::start(1);
+    // The kernel completes the TCP handshake from the backlog; nothing ever speaks.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_host = format!("127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let mut prun = fleet.prun();
+    prun.args(["-O", "ConnectTimeout=1", "-H", &silent_host, "true"]);
+    let result = run(prun);
+    result.expect_code(4);
+    assert!(
+        result
+            .stdout_text()
+            .contains("connection timed out after 1s"),
+        "{}",
+        result.stdout_text()
+    );
+}
+
+#[test]
+fn timeout_kills_the_remote_command_and_its_children() {
+    let fleet = TestFleet::start(2);
+    let marker = format!("sleep {}", 30_000 + std::process::id() % 10_000);
+    let mut prun = fleet.prun_all();
+    // A background child and a foreground one: both must die.
+    prun.args(["-t", "1", &format!("{marker} & {marker}; wait")]);
+    let result = run(prun);
+    result.expect_code(3);
+    assert_eq!(
+        result.stdout_text().matches("Timed out").count(),
+        2,
+        "{}",
+        result.stdout_text()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !process_running(&marker),
+        "`{marker}` still runs on the host after the timeout"
+    );
+}
+
+#[test]
+fn ctrl_c_kills_running_commands_and_cancels_the_rest() {
+    let fleet = TestFleet::start(3);
+    let marker = format!("sleep {}", 40_000 + std::process::id() % 10_000);
+    let mut prun = fleet.prun_all();
+    prun.args(["-p", "1", &marker]);
+    prun.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = prun.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !process_running(&format!("^sh -c .*{marker}|^bash -c .*{marker}")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(3), "{stdout}");
+    assert_eq!(stdout.matches("Interrupted").count(), 1, "{stdout}");
+    assert_eq!(
+        stdout.matches("Cancelled before it started").count(),
+        2,
+        "{stdout}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !process_running(&marker),
+        "`{marker}` still runs after Ctrl-C"
+    );
+}
+
+#[test]
+fn wrong_user_key_is_an_auth_failure() {
+    let fleet = TestFleet::start(1);
+    let stranger = fleet.dir().join("stranger");
+    let keygen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&stranger)
+        .status()
+        .unwrap();
+    assert!(keygen.success());
+    let mut prun = support::tool("prun");
+    prun.arg("-O").arg(format!(
+        "UserKnownHostsFile={}",
+        fleet.known_hosts().display()
+    ));
+    prun.arg("--identity")
+        .arg(&stranger)
+        .args(["-H", &fleet.host(0), "true"]);
+    let result = run(prun);
+    result.expect_code(4);
+    assert!(
+        result.stdout_text().contains("permission denied for user"),
+        "{}",
+        result.stdout_text()
+    );
+}
+
+#[test]
+fn changed_host_key_refuses_the_host_and_runs_nothing() {
+    let fleet = TestFleet::start(2);
+    let other = std::fs::read_to_string(fleet.dir().join("id_ed25519.pub")).unwrap();
+    let other_key: Vec<&str> = other.split_whitespace().take(2).collect();
+    // Host 0 keeps its real key; host 1's entry now holds a different key.
+    let known = format!(
+        "[{}]:{} {}\n",
+        fleet.address(1),
+        fleet.port,
+        other_key.join(" ")
+    );
+    let original = std::fs::read_to_string(fleet.known_hosts()).unwrap();
+    let host0_line = original.lines().next().unwrap();
+    std::fs::write(fleet.known_hosts(), format!("{host0_line}\n{known}")).unwrap();
+    let marker_dir = fleet.dir().join("markers");
+    std::fs::create_dir(&marker_dir).unwrap();
+    let mut prun = fleet.prun_all();
+    prun.arg(format!("touch {}/$PSSH_NODENUM", marker_dir.display()));
+    let result = run(prun);
+    result.expect_code(4);
+    assert!(
+        result.stdout_text().contains("HOST KEY CHANGED"),
+        "{}",
+        result.stdout_text()
+    );
+    assert!(marker_dir.join("0").exists());
+    assert!(
+        !marker_dir.join("1").exists(),
+        "the command ran on a host with a changed key"
+    );
+}
+
+#[test]
+fn unknown_hosts_are_refused_unless_accept_new_records_them() {
+    let fleet = TestFleet::start(20);
+    let fresh = fleet.dir().join("fresh_known_hosts");
+    let mut refused = support::tool("prun");
+    refused
+        .arg("-O")
+        .arg(format!("UserKnownHostsFile={}", fresh.display()));
+    refused
+        .arg("--identity")
+        .arg(fleet.key())
+        .arg("-h")
+        .arg(fleet.hosts_file())
+        .arg("true");
+    let result = run(refused);
+    result.expect_code(4);
+    assert_eq!(
+        result
+            .stdout_text()
+            .matches("is not in known_hosts")
+            .count(),
+        20
+    );
+
+    let mut accepting = support::tool("prun");
+    accepting
+        .arg("-O")
+        .arg(format!("UserKnownHostsFile={}", fresh.display()));
+    accepting.args(["-O", "StrictHostKeyChecking=accept-new"]);
+    accepting
+        .arg("--identity")
+        .arg(fleet.key())
+        .arg("-h")
+        .arg(fleet.hosts_file())
+        .arg("true");
+    run(accepting).expect_code(0);
+    let mut recorded: Vec<String> = std::fs::read_to_string(&fresh)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let mut expected: Vec<String> = std::fs::read_to_string(fleet.known_hosts())
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    recorded.sort();
+    expected.sort();
+    assert_eq!(
+        recorded, expected,
+        "every new host recorded once, as whole lines"
+    );
+}
+
+#[test]
+fn malformed_hosts_file_names_the_line_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts.txt");
+    std::fs::write(&hosts, "web1\nweb2:22 root extra\n").unwrap();
+    let mut prun = support::tool("prun");
+    prun.arg("-h").arg(&hosts).arg("true");
+    let result = run(prun);
+    result.expect_code(2);
+    assert!(
+        result
+            .stderr
+            .contains(&format!("{}:2: expected", hosts.display())),
+        "{}",
+        result.stderr
+    );
+    assert!(!result.stderr.contains("panicked"), "{}", result.stderr);
+}
+
+#[test]
+fn bad_flags_and_options_exit_2_with_a_reason() {
+    let mut unknown = support::tool("prun");
+    unknown.args(["-H", "h", "-O", "Compression=yes", "true"]);
+    let result = run(unknown);
+    result.expect_code(2);
+    assert!(
+        result
+            .stderr
+            .contains("unknown SSH option `Compression`; supported:"),
+        "{}",
+        result.stderr
+    );
+
+    let mut missing_key = support::tool("prun");
+    missing_key.args(["-H", "h", "--identity", "/nonexistent/key", "true"]);
+    let result = run(missing_key);
+    result.expect_code(2);
+    assert!(
+        result.stderr.contains("/nonexistent/key: no such file"),
+        "{}",
+        result.stderr
+    );
+
+    let mut no_hosts = support::tool("prun");
+    no_hosts.arg("true");
+    run(no_hosts).expect_code(2);
+}

@@ -1,0 +1,201 @@
+//! A fleet of real OpenSSH sshd hosts for one test, started through
+//! bench/testfleet.sh and stopped when dropped. A test that cannot start
+//! sshd fails; it never skips.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static FLEETS_STARTED: AtomicU32 = AtomicU32::new(0);
+
+/// Real sshd processes serving `count` hosts on 127.NET.0.x:PORT.
+pub struct TestFleet {
+    dir: tempfile::TempDir,
+    pub count: usize,
+    pub net: u32,
+    pub port: u16,
+}
+
+impl TestFleet {
+    pub fn start(count: usize) -> TestFleet {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Distinct address block and port per fleet, so concurrently running
+        // tests never share a host.
+        let sequence = FLEETS_STARTED.fetch_add(1, Ordering::Relaxed);
+        let net = 10 + (std::process::id() * 7 + sequence * 13) % 240;
+        let port = free_port();
+        let output = Command::new(script())
+            .args(["up", &dir.path().to_string_lossy(), &count.to_string()])
+            .args(["--port", &port.to_string(), "--net", &net.to_string()])
+            .output()
+            .expect("run bench/testfleet.sh");
+        assert!(
+            output.status.success(),
+            "cannot start the sshd test fleet (is openssh-server installed, and are we root?):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        TestFleet {
+            dir,
+            count,
+            net,
+            port,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn hosts_file(&self) -> PathBuf {
+        self.dir().join("hosts")
+    }
+
+    pub fn known_hosts(&self) -> PathBuf {
+        self.dir().join("known_hosts")
+    }
+
+    pub fn key(&self) -> PathBuf {
+        self.dir().join("id_ed25519")
+    }
+
+    /// Address of host `index` (0-based), as the script assigns them.
+    pub fn address(&self, index: usize) -> String {
+        format!("127.{}.{}.{}", self.net, index / 250, index % 250 + 1)
+    }
+
+    /// `addr:port` of host `index`: its name in status lines and output files.
+    pub fn host(&self, index: usize) -> String {
+        format!("{}:{}", self.address(index), self.port)
+    }
+
+    /// `prun` with this fleet's key and known_hosts, and a clean environment.
+    pub fn prun(&self) -> Command {
+        let mut command = tool("prun");
+        command
+            .arg("-O")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.known_hosts().display()
+            ))
+            .arg("--identity")
+            .arg(self.key());
+        command
+    }
+
+    /// `prun -h hosts` over the whole fleet.
+    pub fn prun_all(&self) -> Command {
+        let mut command = self.prun();
+        command.arg("-h").arg(self.hosts_file());
+        command
+    }
+}
+
+impl Drop for TestFleet {
+    fn drop(&mut self) {
+        let _ = Command::new(script())
+            .args(["down", &self.dir().to_string_lossy()])
+            .status();
+    }
+}
+
+/// A fleet binary with no PSSH_* defaults or colour leaking in from the caller.
+pub fn tool(name: &str) -> Command {
+    let path = match name {
+        "prun" => env!("CARGO_BIN_EXE_prun"),
+        other => panic!("unknown tool {other}"),
+    };
+    let mut command = Command::new(path);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PSSH_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("NO_COLOR", "1").stdin(Stdio::null());
+    command
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/testfleet.sh")
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// Result of running a tool: output, exit code and peak memory.
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+    /// Peak resident set size of the tool process, in KiB.
+    pub max_rss_kib: i64,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Assert on the exit code, showing everything the tool said if it differs.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout_text(),
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Runs `command` to completion and measures its own peak RSS with wait4.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std's wait cannot replace here
+pub fn run(mut command: Command) -> Run {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn tool");
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let out_reader = std::thread::spawn(move || read_all(stdout));
+    let err_reader = std::thread::spawn(move || read_all(stderr));
+    let (status, max_rss_kib) = wait_with_rusage(child.id() as libc::pid_t);
+    Run {
+        status,
+        stdout: out_reader.join().expect("stdout reader"),
+        stderr: String::from_utf8_lossy(&err_reader.join().expect("stderr reader")).into_owned(),
+        max_rss_kib,
+    }
+}
+
+fn read_all(mut reader: impl std::io::Read) -> Vec<u8> {
+    let mut data = Vec::new();
+    reader.read_to_end(&mut data).expect("read tool output");
+    data
+}
+
+fn wait_with_rusage(pid: libc::pid_t) -> (ExitStatus, i64) {
+    let mut status = 0;
+    // SAFETY: wait4 writes only into the two locals we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4 failed");
+    (ExitStatus::from_raw(status), usage.ru_maxrss)
+}
+
+/// True while some process's command line contains `needle`.
+pub fn process_running(needle: &str) -> bool {
+    let output: Output = Command::new("pgrep")
+        .args(["-f", needle])
+        .output()
+        .expect("pgrep");
+    output.status.success()
+}
