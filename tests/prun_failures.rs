@@ -53,7 +53,9 @@ fn black_holed_host_hits_the_connect_timeout() {
 
 #[test]
 fn timeout_kills_the_remote_command_and_its_children() {
-    let fleet = TestFleet::start(2);
+    // Ten hosts at once: the deadline then often passes before a shell has
+    // reported its pid, a race that must still end in a kill.
+    let fleet = TestFleet::start(10);
     let marker = format!("sleep {}", 30_000 + std::process::id() % 10_000);
     let mut prun = fleet.prun_all();
     // A background child and a foreground one: both must die.
@@ -62,9 +64,14 @@ fn timeout_kills_the_remote_command_and_its_children() {
     result.expect_code(3);
     assert_eq!(
         result.stdout_text().matches("Timed out").count(),
-        2,
+        10,
         "{}",
         result.stdout_text()
+    );
+    assert!(
+        !result.stderr.contains("did not report its pid"),
+        "{}",
+        result.stderr
     );
     std::thread::sleep(Duration::from_millis(300));
     assert!(

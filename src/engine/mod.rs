@@ -154,10 +154,9 @@ impl HostWorker {
     }
 
     async fn connect_and_execute(&self) -> Outcome {
-        let host = &self.run.hosts[self.index];
         let connected = tokio::select! {
             _ = self.cancel.cancelled() => return Outcome::Interrupted,
-            connected = self.run.connector.connect(host) => connected,
+            connected = self.run.connector.connect(self.host()) => connected,
         };
         let session = match connected {
             Ok(session) => session,
@@ -194,8 +193,7 @@ impl HostWorker {
     /// Kills the command on the host while still draining its output, so a
     /// full channel cannot stall the connection the kill travels on.
     async fn stop(&self, session: &Session, process: &mut RemoteProcess) {
-        let Some(session_id) = process.session_id() else {
-            tracing::warn!(host = %self.run.hosts[self.index], "command did not report its pid; it may still be running");
+        let Some(session_id) = self.await_session_id(process).await else {
             return;
         };
         let kill = session.kill_session(session_id);
@@ -208,7 +206,7 @@ impl HostWorker {
                 result = &mut kill, if !killed => {
                     killed = true;
                     if let Err(error) = result {
-                        tracing::warn!(host = %self.run.hosts[self.index], "could not kill the command: {error}");
+                        tracing::warn!(host = %self.host(), "could not kill the command: {error}");
                     }
                 }
                 event = process.next_event(), if !exited => match event {
@@ -220,11 +218,35 @@ impl HostWorker {
         }
     }
 
+    /// A deadline can pass before a slow host's shell has even reported its
+    /// pid; keep reading until it does, the command ends, or the grace runs out.
+    async fn await_session_id(&self, process: &mut RemoteProcess) -> Option<u32> {
+        let grace = tokio::time::sleep(KILL_GRACE);
+        tokio::pin!(grace);
+        while process.session_id().is_none() {
+            tokio::select! {
+                event = process.next_event() => match event {
+                    Some(ProcessEvent::Exited(_)) | None => return None,
+                    Some(other) => self.forward(other).await,
+                },
+                _ = &mut grace => {
+                    tracing::warn!(host = %self.host(), "command did not report its pid; it may still be running");
+                    return None;
+                }
+            }
+        }
+        process.session_id()
+    }
+
+    fn host(&self) -> &Host {
+        &self.run.hosts[self.index]
+    }
+
     async fn forward(&self, event: ProcessEvent) {
         let (stream, data) = match event {
             ProcessEvent::Stdout(data) => (Stream::Stdout, data),
             ProcessEvent::Stderr(data) => (Stream::Stderr, data),
-            ProcessEvent::Exited(_) => return,
+            ProcessEvent::Started { .. } | ProcessEvent::Exited(_) => return,
         };
         self.emit(Event::Output {
             host: self.index,
@@ -239,7 +261,7 @@ impl HostWorker {
         [
             ("PSSH_NODENUM", self.index.to_string()),
             ("PSSH_NUMNODES", self.run.hosts.len().to_string()),
-            ("PSSH_HOST", self.run.hosts[self.index].name.clone()),
+            ("PSSH_HOST", self.host().name.clone()),
         ]
     }
 

@@ -20,10 +20,12 @@ const PID_SEARCH_LIMIT: usize = 64 * 1024;
 
 /// Sends TERM to the session, gives it two seconds, then KILL. Uses pkill -s
 /// (whole session, even subgroups made by `set -m`) and falls back to the
-/// process group for hosts without procps.
+/// process group for hosts without procps. The wait counts only live
+/// processes: zombies awaiting their parent would otherwise hold it for the
+/// full grace period.
 const KILL_SCRIPT: &str = r#"p=__PID__
 kill -TERM -$p 2>/dev/null; pkill -TERM -s $p 2>/dev/null
-i=0; while [ $i -lt 20 ] && pgrep -s $p >/dev/null 2>&1; do sleep 0.1; i=$((i+1)); done
+i=0; while [ $i -lt 20 ] && ps -o stat= -s $p 2>/dev/null | grep -qv '^Z'; do sleep 0.1; i=$((i+1)); done
 kill -KILL -$p 2>/dev/null; pkill -KILL -s $p 2>/dev/null; exit 0"#;
 
 /// How a remote command ended.
@@ -39,6 +41,10 @@ pub enum RemoteExit {
 /// Something the remote command did.
 #[derive(Debug)]
 pub enum ProcessEvent {
+    /// The command's shell is running and reported its session id.
+    Started {
+        session_id: u32,
+    },
     Stdout(Bytes),
     Stderr(Bytes),
     Exited(RemoteExit),
@@ -48,6 +54,9 @@ pub enum ProcessEvent {
 pub struct RemoteProcess {
     reader: russh::ChannelReadHalf,
     stderr: PidFilter,
+    session_id: Option<u32>,
+    /// Stderr released together with the pid line, returned right after `Started`.
+    queued_stderr: Option<Bytes>,
     exit: Option<RemoteExit>,
     /// The channel has closed; only held stderr and the exit remain to report.
     closed: bool,
@@ -80,6 +89,8 @@ impl Session {
         Ok(RemoteProcess {
             reader,
             stderr: PidFilter::default(),
+            session_id: None,
+            queued_stderr: None,
             exit: None,
             closed: false,
             reported_exit: false,
@@ -111,12 +122,21 @@ impl RemoteProcess {
     /// The next thing the command did; `None` once [`ProcessEvent::Exited`]
     /// has been returned.
     pub async fn next_event(&mut self) -> Option<ProcessEvent> {
+        if let Some(data) = self.queued_stderr.take() {
+            return Some(ProcessEvent::Stderr(data));
+        }
         while !self.closed {
             match self.reader.wait().await {
                 None | Some(ChannelMsg::Close) => self.closed = true,
                 Some(ChannelMsg::Data { data }) => return Some(ProcessEvent::Stdout(data)),
                 Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
-                    if let Some(data) = self.stderr.filter(data) {
+                    let (session_id, released) = self.stderr.filter(data);
+                    if let Some(session_id) = session_id {
+                        self.session_id = Some(session_id);
+                        self.queued_stderr = released;
+                        return Some(ProcessEvent::Started { session_id });
+                    }
+                    if let Some(data) = released {
                         return Some(ProcessEvent::Stderr(data));
                     }
                 }
@@ -143,7 +163,7 @@ impl RemoteProcess {
 
     /// The session id of the command on the host, once its wrapper reported it.
     pub fn session_id(&self) -> Option<u32> {
-        self.stderr.pid
+        self.session_id
     }
 }
 
@@ -175,31 +195,30 @@ pub fn shell_quote(text: &str) -> String {
 struct PidFilter {
     held: Vec<u8>,
     searching_done: bool,
-    pid: Option<u32>,
 }
 
 impl PidFilter {
-    /// Returns the stderr to pass on now, if any.
-    fn filter(&mut self, data: Bytes) -> Option<Bytes> {
+    /// Returns the pid the moment its line is found, and the stderr to pass on now.
+    fn filter(&mut self, data: Bytes) -> (Option<u32>, Option<Bytes>) {
         if self.searching_done {
-            return Some(data);
+            return (None, Some(data));
         }
         self.held.extend_from_slice(&data);
         if let Some(start) = find(&self.held, PID_MARKER) {
             let digits_start = start + PID_MARKER.len();
             if let Some(newline) = self.held[digits_start..].iter().position(|&b| b == b'\n') {
                 let digits = &self.held[digits_start..digits_start + newline];
-                self.pid = std::str::from_utf8(digits)
+                let pid = std::str::from_utf8(digits)
                     .ok()
                     .and_then(|s| s.parse().ok());
                 self.held.drain(start..=digits_start + newline);
-                return self.release();
+                return (pid, self.release());
             }
         }
         if self.held.len() > PID_SEARCH_LIMIT {
-            return self.release();
+            return (None, self.release());
         }
-        None
+        (None, None)
     }
 
     /// Stops searching and hands back everything held.
@@ -223,25 +242,20 @@ mod tests {
     #[test]
     fn pid_line_is_removed_across_chunks() {
         let mut filter = PidFilter::default();
-        assert_eq!(
-            filter.filter(Bytes::from_static(b"rc noise\n\x1ffleet-")),
-            None
-        );
-        let passed = filter.filter(Bytes::from_static(b"pid 4242\nreal error\n"));
+        let first = filter.filter(Bytes::from_static(b"rc noise\n\x1ffleet-"));
+        assert_eq!(first, (None, None));
+        let (pid, passed) = filter.filter(Bytes::from_static(b"pid 4242\nreal error\n"));
+        assert_eq!(pid, Some(4242));
         assert_eq!(passed.as_deref(), Some(&b"rc noise\nreal error\n"[..]));
-        assert_eq!(filter.pid, Some(4242));
-        assert_eq!(
-            filter.filter(Bytes::from_static(b"x")).as_deref(),
-            Some(&b"x"[..])
-        );
+        let later = filter.filter(Bytes::from_static(b"x"));
+        assert_eq!(later, (None, Some(Bytes::from_static(b"x"))));
     }
 
     #[test]
     fn gives_up_without_marker() {
         let mut filter = PidFilter::default();
         let big = Bytes::from(vec![b'e'; PID_SEARCH_LIMIT + 1]);
-        assert_eq!(filter.filter(big.clone()), Some(big));
-        assert_eq!(filter.pid, None);
+        assert_eq!(filter.filter(big.clone()), (None, Some(big)));
     }
 
     #[test]
