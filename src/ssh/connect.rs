@@ -32,7 +32,16 @@ pub struct Connector {
     connect_timeout: Duration,
     identities: Vec<Identity>,
     known_hosts: Arc<KnownHosts>,
+    /// Bounds handshakes in flight; see [`MAX_HANDSHAKES`].
+    handshakes: tokio::sync::Semaphore,
 }
+
+/// Most SSH handshakes (TCP, key exchange, auth) in flight at once, whatever
+/// `-p` says. Sessions past their handshake are not limited, so `-p 1000`
+/// still runs 1000 commands at once; but 1000 simultaneous handshakes only
+/// queue on the servers' and our CPU, hold russh's per-connection buffers
+/// (about 100 KB each) meanwhile, and risk spurious connect timeouts.
+pub const MAX_HANDSHAKES: usize = 256;
 
 impl Connector {
     /// Resolves `options` against OpenSSH's defaults and loads keys and known_hosts.
@@ -70,6 +79,7 @@ impl Connector {
             connect_timeout: options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             identities: load_identities(&options.identity_files)?,
             known_hosts: Arc::new(KnownHosts::load(&all_files, user_files.first().cloned())),
+            handshakes: tokio::sync::Semaphore::new(MAX_HANDSHAKES),
         })
     }
 
@@ -86,6 +96,8 @@ impl Connector {
     /// Connects, verifies the host key and authenticates, all within the
     /// connect timeout (a host that accepts TCP and never speaks hits it too).
     pub async fn connect(&self, host: &Host) -> Result<Session, SshError> {
+        // The connect timeout starts once a handshake slot is ours.
+        let _slot = self.handshakes.acquire().await;
         let attempt = async {
             let port = self.port_for(host);
             let stream = TcpStream::connect((host.name.as_str(), port))
