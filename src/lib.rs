@@ -14,6 +14,7 @@
 pub mod commands;
 pub mod engine;
 pub mod inventory;
+pub mod lab;
 pub mod output;
 pub mod pattern;
 pub mod ssh;

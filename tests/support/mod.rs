@@ -101,10 +101,132 @@ impl Drop for TestFleet {
     }
 }
 
+/// A fleet-lab: real sshd hosts in namespaces that reboot, stopped when dropped.
+pub struct Lab {
+    dir: tempfile::TempDir,
+    pub count: usize,
+    pub net: u32,
+    pub port: u16,
+}
+
+impl Lab {
+    /// Starts `count` hosts with a 1 s reboot downtime, plus `extra` flags for `up`.
+    pub fn start(count: usize, extra: &[&str]) -> Lab {
+        // Not under /tmp: every lab host mounts its own /tmp over it.
+        let dir = tempfile::Builder::new()
+            .prefix("fleet-lab-test-")
+            .tempdir_in("/var/tmp")
+            .expect("temp dir");
+        let sequence = FLEETS_STARTED.fetch_add(1, Ordering::Relaxed);
+        let net = 10 + (std::process::id() * 11 + sequence * 17) % 240;
+        let port = free_port();
+        let mut up = tool("fleet-lab");
+        up.arg("--dir")
+            .arg(dir.path())
+            .args(["up", &count.to_string()]);
+        up.args([
+            "--net",
+            &net.to_string(),
+            "--port",
+            &port.to_string(),
+            "--downtime",
+            "1",
+        ]);
+        up.args(extra);
+        let result = run(up);
+        assert!(
+            result.status.success(),
+            "cannot start fleet-lab (root and openssh-server are needed):\n{}\n{}",
+            result.stdout_text(),
+            result.stderr
+        );
+        Lab {
+            dir,
+            count,
+            net,
+            port,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn address(&self, index: usize) -> String {
+        format!("127.{}.{}.{}", self.net, index / 250, index % 250 + 1)
+    }
+
+    pub fn host(&self, index: usize) -> String {
+        format!("{}:{}", self.address(index), self.port)
+    }
+
+    /// `prun` with the lab's key and known_hosts and a short connect timeout.
+    pub fn prun(&self) -> Command {
+        let mut command = tool("prun");
+        command
+            .arg("-O")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.dir().join("known_hosts").display()
+            ))
+            .arg("--identity")
+            .arg(self.dir().join("id_ed25519"))
+            .args(["-O", "ConnectTimeout=2"]);
+        command
+    }
+
+    /// Runs `command` on host `index`; returns prun's result (stdout inline).
+    pub fn run_on(&self, index: usize, command: &str) -> Run {
+        let mut prun = self.prun();
+        prun.args(["-H", &self.host(index), "-i", "-t", "20", command]);
+        run(prun)
+    }
+
+    /// The command's stdout on host `index`, which must succeed.
+    pub fn output_of(&self, index: usize, command: &str) -> String {
+        let result = self.run_on(index, command);
+        result.expect_code(0);
+        let text = result.stdout_text();
+        text.split_once('\n')
+            .map(|(_, rest)| rest.to_string())
+            .unwrap_or_default()
+    }
+
+    /// `fleet-lab --dir DIR ARGS...`, which must succeed.
+    pub fn lab(&self, args: &[&str]) -> Run {
+        let mut command = tool("fleet-lab");
+        command.arg("--dir").arg(self.dir()).args(args);
+        let result = run(command);
+        result.expect_code(0);
+        result
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let mut down = tool("fleet-lab");
+        down.arg("--dir").arg(self.dir()).arg("down");
+        let _ = down.status();
+    }
+}
+
+/// Polls `check` every 100 ms until it holds; panics with `what` after `limit`.
+pub fn wait_until(limit: std::time::Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// A fleet binary with no PSSH_* defaults or colour leaking in from the caller.
 pub fn tool(name: &str) -> Command {
     let path = match name {
         "prun" => env!("CARGO_BIN_EXE_prun"),
+        "fleet-lab" => env!("CARGO_BIN_EXE_fleet-lab"),
         other => panic!("unknown tool {other}"),
     };
     let mut command = Command::new(path);

@@ -1,0 +1,195 @@
+//! `fleet-lab`: a local fleet of real OpenSSH hosts in Linux namespaces, for
+//! tests, benchmarks and the demo. `up`, `down`, `status`, `fault`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use fleet::lab::{self, Fault, LabConfig, LabError, Layout};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// A local fleet of real OpenSSH hosts that have their own files and really reboot (needs root).
+#[derive(Debug, Parser)]
+#[command(name = "fleet-lab", version)]
+struct Cli {
+    /// The lab's directory
+    #[arg(
+        long,
+        global = true,
+        env = "FLEET_LAB_DIR",
+        default_value = "/var/tmp/fleet-lab"
+    )]
+    dir: PathBuf,
+    #[command(subcommand)]
+    command: Action,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// Start N hosts (a lab already running in the directory is stopped first)
+    Up {
+        /// How many hosts
+        count: usize,
+        /// Hosts get addresses 127.NET.x.y
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(1..))]
+        net: u8,
+        /// Port every host's sshd listens on
+        #[arg(long, default_value_t = 2222)]
+        port: u16,
+        /// Seconds a rebooting host stays unreachable
+        #[arg(long, default_value_t = 3.0)]
+        downtime: f64,
+        /// Seconds a host with the slow-boot fault stays unreachable
+        #[arg(long, default_value_t = 30.0)]
+        slow_boot: f64,
+        /// Share of hosts (0 to 1) whose /var/log/messages holds the evtchn crash
+        #[arg(long, default_value_t = 0.1)]
+        crash_share: f64,
+        /// Start a host with a fault, as HOST=KIND (repeatable)
+        #[arg(long = "fault", value_name = "HOST=KIND", value_parser = parse_host_fault)]
+        faults: Vec<(String, Fault)>,
+    },
+    /// Stop every host of the lab; nothing is left running
+    Down,
+    /// Show every host's state
+    Status,
+    /// Give a running host a fault (down, refuse, blackhole, slow-boot, never-returns, bad-module, hostkey-changed) or clear it
+    Fault {
+        /// lab-007, or its address
+        host: String,
+        /// The fault, or `clear`
+        kind: String,
+    },
+    /// Run the supervisor (started by `up`)
+    #[command(hide = true)]
+    Supervise,
+}
+
+fn parse_host_fault(text: &str) -> Result<(String, Fault), String> {
+    let (host, kind) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected HOST=KIND, found `{text}`"))?;
+    Ok((host.to_string(), kind.parse()?))
+}
+
+fn seconds(value: f64, flag: &str) -> Result<Duration, LabError> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| LabError::Invalid(format!("{flag} takes seconds of 0 or more, not {value}")))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() { 2 } else { 0 });
+        }
+    };
+    fleet::commands::init_logging(1);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("fleet-lab: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), LabError> {
+    match cli.command {
+        Action::Up {
+            count,
+            net,
+            port,
+            downtime,
+            slow_boot,
+            crash_share,
+            faults,
+        } => {
+            let config = LabConfig {
+                count,
+                net,
+                port,
+                downtime: seconds(downtime, "--downtime")?,
+                slow_boot: seconds(slow_boot, "--slow-boot")?,
+                crash_share,
+            };
+            let exe = std::env::current_exe().map_err(|source| LabError::Io {
+                path: "fleet-lab".into(),
+                source,
+            })?;
+            let took = tokio::task::spawn_blocking({
+                let dir = cli.dir.clone();
+                move || lab::up(&dir, &config, &faults, &exe)
+            })
+            .await
+            .map_err(|e| LabError::Invalid(e.to_string()))??;
+            print_up(&cli.dir, count, took);
+            Ok(())
+        }
+        Action::Down => lab::down(&cli.dir),
+        Action::Status => {
+            for host in lab::status(&cli.dir)? {
+                let fault = host.fault.as_deref().unwrap_or("-");
+                println!(
+                    "{}\t{}\t{}\tfault={fault}",
+                    host.name, host.address, host.state
+                );
+            }
+            Ok(())
+        }
+        Action::Fault { host, kind } => {
+            let fault = match kind.as_str() {
+                "clear" => None,
+                other => Some(other.parse().map_err(LabError::Invalid)?),
+            };
+            lab::set_fault(&cli.dir, &host, fault)
+        }
+        Action::Supervise => supervise(cli.dir).await,
+    }
+}
+
+fn print_up(dir: &std::path::Path, count: usize, took: Duration) {
+    let layout = Layout::new(dir);
+    println!(
+        "fleet-lab: {count} hosts up in {:.1}s in {}",
+        took.as_secs_f64(),
+        dir.display()
+    );
+    println!(
+        "  prun -h {} -O UserKnownHostsFile={} --identity {} uptime",
+        layout.hosts_file().display(),
+        layout.known_hosts().display(),
+        layout.key().display()
+    );
+}
+
+/// The daemon: SIGTERM/SIGINT stop the lab, SIGUSR1 re-reads faults.
+async fn supervise(dir: PathBuf) -> Result<(), LabError> {
+    let shutdown = CancellationToken::new();
+    let reload = Arc::new(Notify::new());
+    let io = |source| LabError::Io {
+        path: "signal handler".into(),
+        source,
+    };
+    let mut terminate = signal(SignalKind::terminate()).map_err(io)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(io)?;
+    let mut user1 = signal(SignalKind::user_defined1()).map_err(io)?;
+    let (stop, notify) = (shutdown.clone(), Arc::clone(&reload));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = terminate.recv() => break,
+                _ = interrupt.recv() => break,
+                _ = user1.recv() => notify.notify_one(),
+            }
+        }
+        stop.cancel();
+    });
+    lab::supervise(&dir, shutdown, reload).await
+}
