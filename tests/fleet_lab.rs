@@ -263,3 +263,32 @@ fn up_refuses_without_root_in_one_clear_line() {
     assert_eq!(result.stderr.lines().count(), 1, "{}", result.stderr);
     assert!(result.stderr.contains("needs root"), "{}", result.stderr);
 }
+
+#[test]
+fn a_killed_supervisor_takes_its_hosts_along_and_the_next_up_recovers() {
+    let lab = Lab::start(3, &[]);
+    let pid: i32 = std::fs::read_to_string(lab.dir().join("lab.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: killing the lab's own supervisor, as a crash would.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let dir = lab.dir().to_string_lossy().into_owned();
+    wait_until(
+        Duration::from_secs(5),
+        "every host died with the supervisor",
+        || !support::process_running(&format!("sshd -D -f {dir}")),
+    );
+    let mut again = tool("fleet-lab");
+    again.arg("--dir").arg(lab.dir()).args([
+        "up",
+        "3",
+        "--net",
+        &lab.net.to_string(),
+        "--port",
+        &lab.port.to_string(),
+    ]);
+    run(again).expect_code(0);
+    assert_eq!(lab.run_on(2, "hostname").code(), 0);
+}

@@ -85,18 +85,8 @@ impl Run {
                 Ok((id, result)) => (task_hosts[&id], result),
                 Err(error) => {
                     let index = task_hosts[&error.id()];
-                    let result = Arc::new(HostResult {
-                        outcome: Outcome::Internal(error.to_string()),
-                        started_at: None,
-                        duration: Duration::ZERO,
-                    });
-                    let _ = events
-                        .send(Event::Finished {
-                            host: index,
-                            result: Arc::clone(&result),
-                        })
-                        .await;
-                    (index, result)
+                    let outcome = Outcome::Internal(error.to_string());
+                    (index, report_unrun(&events, index, outcome).await)
                 }
             };
             results[index] = Some(result);
@@ -105,20 +95,7 @@ impl Run {
         for (index, result) in results.into_iter().enumerate() {
             let result = match result {
                 Some(result) => result,
-                None => {
-                    let result = Arc::new(HostResult {
-                        outcome: Outcome::Cancelled,
-                        started_at: None,
-                        duration: Duration::ZERO,
-                    });
-                    let _ = events
-                        .send(Event::Finished {
-                            host: index,
-                            result: Arc::clone(&result),
-                        })
-                        .await;
-                    result
-                }
+                None => report_unrun(&events, index, Outcome::Cancelled).await,
             };
             finished.push(result);
         }
@@ -269,6 +246,27 @@ impl HostWorker {
         // A closed receiver means nobody is listening any more; the run goes on.
         let _ = self.events.send(event).await;
     }
+}
+
+/// Reports the result of a host whose task never produced one (it was never
+/// started, or it crashed), so printers hear of every host exactly once.
+async fn report_unrun(
+    events: &mpsc::Sender<Event>,
+    host: usize,
+    outcome: Outcome,
+) -> Arc<HostResult> {
+    let result = Arc::new(HostResult {
+        outcome,
+        started_at: None,
+        duration: Duration::ZERO,
+    });
+    let _ = events
+        .send(Event::Finished {
+            host,
+            result: Arc::clone(&result),
+        })
+        .await;
+    result
 }
 
 fn exit_outcome(exit: RemoteExit) -> Outcome {

@@ -63,7 +63,7 @@ impl TestFleet {
 
     /// Address of host `index` (0-based), as the script assigns them.
     pub fn address(&self, index: usize) -> String {
-        format!("127.{}.{}.{}", self.net, index / 250, index % 250 + 1)
+        loopback_address(self.net, index)
     }
 
     /// `addr:port` of host `index`: its name in status lines and output files.
@@ -73,16 +73,7 @@ impl TestFleet {
 
     /// `prun` with this fleet's key and known_hosts, and a clean environment.
     pub fn prun(&self) -> Command {
-        let mut command = tool("prun");
-        command
-            .arg("-O")
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                self.known_hosts().display()
-            ))
-            .arg("--identity")
-            .arg(self.key());
-        command
+        prun_for(self.dir())
     }
 
     /// `prun -h hosts` over the whole fleet.
@@ -153,7 +144,7 @@ impl Lab {
     }
 
     pub fn address(&self, index: usize) -> String {
-        format!("127.{}.{}.{}", self.net, index / 250, index % 250 + 1)
+        loopback_address(self.net, index)
     }
 
     pub fn host(&self, index: usize) -> String {
@@ -162,16 +153,8 @@ impl Lab {
 
     /// `prun` with the lab's key and known_hosts and a short connect timeout.
     pub fn prun(&self) -> Command {
-        let mut command = tool("prun");
-        command
-            .arg("-O")
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                self.dir().join("known_hosts").display()
-            ))
-            .arg("--identity")
-            .arg(self.dir().join("id_ed25519"))
-            .args(["-O", "ConnectTimeout=2"]);
+        let mut command = prun_for(self.dir());
+        command.args(["-O", "ConnectTimeout=2"]);
         command
     }
 
@@ -220,6 +203,26 @@ pub fn wait_until(limit: std::time::Duration, what: &str, mut check: impl FnMut(
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+/// 127.NET.x.y of host `index`: 250 hosts per /24, as testfleet.sh and fleet-lab number them.
+fn loopback_address(net: u32, index: usize) -> String {
+    format!("127.{net}.{}.{}", index / 250, index % 250 + 1)
+}
+
+/// `prun` trusting the known_hosts and using the key that testfleet.sh and
+/// fleet-lab both write into their directory.
+fn prun_for(dir: &Path) -> Command {
+    let mut command = tool("prun");
+    command
+        .arg("-O")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            dir.join("known_hosts").display()
+        ))
+        .arg("--identity")
+        .arg(dir.join("id_ed25519"));
+    command
 }
 
 /// A fleet binary with no PSSH_* defaults or colour leaking in from the caller.
