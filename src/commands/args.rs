@@ -10,7 +10,7 @@ use clap::{ArgAction, Args};
 use super::UsageError;
 use crate::inventory::{Host, HostSelection};
 use crate::output::Inline;
-use crate::ssh::SshOptions;
+use crate::ssh::{ConfigFile, SshOptions};
 
 /// Which hosts: `-h`, `-H`, `-g`, `-l`.
 #[derive(Debug, Args)]
@@ -72,6 +72,12 @@ pub struct ConnectArgs {
     /// Private key to authenticate with (repeatable); same as -O IdentityFile=KEY
     #[arg(long = "identity", value_name = "KEY")]
     pub identities: Vec<PathBuf>,
+    /// ssh_config file to read instead of ~/.ssh/config (`none`: read none)
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// Reach every host through these bastions, as [user@]host[:port],...
+    #[arg(short = 'J', long = "jump", value_name = "JUMPS")]
+    pub jump: Option<String>,
     /// More logging on stderr (-v, -vv); RUST_LOG also works
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
     pub verbose: u8,
@@ -133,12 +139,15 @@ impl TargetArgs {
 }
 
 impl ConnectArgs {
-    /// Folds `-l`, `--identity`, `-O`, `-x` and `-X` into SSH options, in that
+    /// Folds `-l`, `-J`, `--identity`, `-O`, `-x` and `-X` into SSH options, in that
     /// order of precedence (the first value given for a keyword wins).
     pub fn ssh_options(&self, user: Option<&str>) -> Result<SshOptions, UsageError> {
         let mut options = SshOptions::default();
         if let Some(user) = user {
             options.set("User", user)?;
+        }
+        if let Some(jumps) = &self.jump {
+            options.set("ProxyJump", jumps)?;
         }
         options
             .identity_files
@@ -151,6 +160,16 @@ impl ConnectArgs {
         }
         options.apply_ssh_args(&self.extra_arg)?;
         Ok(options)
+    }
+
+    /// The ssh_config to apply: `-F FILE`, none with `-F none`, else
+    /// ~/.ssh/config when it exists.
+    pub fn ssh_config(&self) -> Result<Option<ConfigFile>, UsageError> {
+        match &self.ssh_config {
+            Some(path) if path.as_os_str() == "none" => Ok(None),
+            Some(path) => Ok(Some(ConfigFile::load(path)?)),
+            None => Ok(ConfigFile::load_default()?),
+        }
     }
 
     /// `-t` as a limit; 0 means none.

@@ -87,7 +87,8 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
 fn plan(cli: &Cli) -> Result<Plan, UsageError> {
     let hosts = cli.targets.load_hosts()?;
     let options = cli.connect.ssh_options(cli.targets.user.as_deref())?;
-    let connector = Connector::new(&options)?;
+    let config = cli.connect.ssh_config()?;
+    let connector = Connector::new(&hosts, &options, config.as_ref())?;
     let job = Job {
         command: cli.command.join(" "),
         stdin: None,

@@ -1,7 +1,15 @@
-//! Connecting one host: TCP, key exchange with host-key verification, and
-//! public-key authentication, all under the connect timeout.
+//! Connecting one host. Settings are resolved per host before the run (the
+//! hosts entry, then `-l`/`-O`/`-x`, then ssh_config, then defaults), with
+//! every key file and known_hosts set loaded once. A connection goes over
+//! TCP or through a bastion's direct-tcpip channel (ProxyJump; one shared
+//! connection per bastion chain), then key exchange with host-key
+//! verification and authentication, all under the connect timeout.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,32 +17,17 @@ use russh::client::{self, Handle};
 use russh::keys::{Algorithm, HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::Preferred;
 use tokio::net::TcpStream;
+use tokio::sync::{Mutex, OnceCell, Semaphore};
 
-use super::identity::{load_identities, Identity};
+use super::config::ConfigFile;
+use super::identity::{load_default_identities, load_identity, Identity};
 use super::known_hosts::{HostKeyStatus, KnownHosts};
 use super::options::{expand_tilde, SshOptions, StrictHostKeyChecking};
 use super::{
     SetupError, SshError, DEFAULT_ALIVE_COUNT_MAX, DEFAULT_ALIVE_INTERVAL, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_PORT,
 };
-use crate::inventory::Host;
-
-/// What every connection of a run shares, resolved once: settings, keys,
-/// known hosts and the russh configuration.
-#[derive(Debug)]
-pub struct Connector {
-    /// The russh configuration most hosts share.
-    config: Arc<client::Config>,
-    keepalive: Keepalive,
-    default_user: String,
-    default_port: u16,
-    strict: StrictHostKeyChecking,
-    connect_timeout: Duration,
-    identities: Vec<Identity>,
-    known_hosts: Arc<KnownHosts>,
-    /// Bounds handshakes in flight; see [`MAX_HANDSHAKES`].
-    handshakes: tokio::sync::Semaphore,
-}
+use crate::inventory::{parse_host_spec, Host};
 
 /// Most SSH handshakes (TCP, key exchange, auth) in flight at once, whatever
 /// `-p` says. Sessions past their handshake are not limited, so `-p 1000`
@@ -43,18 +36,301 @@ pub struct Connector {
 /// (about 100 KB each) meanwhile, and risk spurious connect timeouts.
 pub const MAX_HANDSHAKES: usize = 256;
 
+/// A shared bastion connection, or why it could not be made.
+type BastionCell = Arc<OnceCell<Result<Arc<Session>, String>>>;
+
+/// What every connection of a run shares: each host's resolved settings,
+/// and the bastion connections made so far.
+pub struct Connector {
+    targets: HashMap<Host, Arc<Target>>,
+    bastions: Mutex<HashMap<String, BastionCell>>,
+    handshakes: Semaphore,
+}
+
+/// Everything needed to reach one host, resolved before the run.
+#[derive(Debug)]
+struct Target {
+    /// How the operator named the host (for messages).
+    label: String,
+    /// What to connect to: HostName, or the name itself.
+    address: String,
+    port: u16,
+    user: String,
+    identities: Vec<Identity>,
+    known_hosts: Arc<KnownHosts>,
+    strict: StrictHostKeyChecking,
+    connect_timeout: Duration,
+    config: Arc<client::Config>,
+    /// Bastions, first to last.
+    jumps: Vec<Arc<Target>>,
+}
+
 impl Connector {
-    /// Resolves `options` against OpenSSH's defaults and loads keys and known_hosts.
-    pub fn new(options: &SshOptions) -> Result<Self, SetupError> {
-        let alive_interval = options
-            .server_alive_interval
-            .unwrap_or(DEFAULT_ALIVE_INTERVAL);
-        let keepalive = Keepalive {
-            interval: (!alive_interval.is_zero()).then_some(alive_interval),
-            max_missed: options
-                .server_alive_count_max
-                .unwrap_or(DEFAULT_ALIVE_COUNT_MAX),
+    /// Resolves the settings of every host. A key named on the command line
+    /// that cannot be loaded, or a bad ssh_config value, fails here, before
+    /// any host is contacted.
+    pub fn new(
+        hosts: &[Host],
+        options: &SshOptions,
+        config: Option<&ConfigFile>,
+    ) -> Result<Self, SetupError> {
+        let mut resolver = Resolver::new(options, config)?;
+        let mut targets = HashMap::with_capacity(hosts.len());
+        for host in hosts {
+            if !targets.contains_key(host) {
+                let target = resolver.resolve(host)?;
+                targets.insert(host.clone(), Arc::new(target));
+            }
+        }
+        Ok(Connector {
+            targets,
+            bastions: Mutex::new(HashMap::new()),
+            handshakes: Semaphore::new(MAX_HANDSHAKES),
+        })
+    }
+
+    /// Connects, verifies the host key and authenticates, all within the
+    /// connect timeout (a host that accepts TCP and never speaks hits it too).
+    pub async fn connect(&self, host: &Host) -> Result<Session, SshError> {
+        let Some(target) = self.targets.get(host) else {
+            return Err(SshError::Connect(std::io::Error::other(
+                "host was not part of the run",
+            )));
         };
+        let via = match target.jumps.is_empty() {
+            true => None,
+            false => Some(self.bastion(&target.jumps).await?),
+        };
+        // The connect timeout starts once a handshake slot is ours.
+        let _slot = self.handshakes.acquire().await;
+        handshake(target, via.as_deref()).await
+    }
+
+    /// The shared connection to the last bastion of `chain`, made at most once
+    /// per run; hosts behind it each get their own direct-tcpip channel.
+    /// Bastions take no handshake slot: hosts holding every slot while they
+    /// wait for their bastion would otherwise never let it connect.
+    fn bastion<'a>(
+        &'a self,
+        chain: &'a [Arc<Target>],
+    ) -> Pin<Box<dyn Future<Output = Result<Arc<Session>, SshError>> + Send + 'a>> {
+        Box::pin(async move {
+            let name = chain
+                .iter()
+                .map(|t| t.label.as_str())
+                .collect::<Vec<_>>()
+                .join(" > ");
+            let cell = Arc::clone(self.bastions.lock().await.entry(name.clone()).or_default());
+            let connected = cell
+                .get_or_init(|| async {
+                    let Some((last, before)) = chain.split_last() else {
+                        return Err("empty ProxyJump chain".to_string());
+                    };
+                    let via = match before.is_empty() {
+                        true => None,
+                        false => Some(self.bastion(before).await.map_err(|e| e.to_string())?),
+                    };
+                    tracing::debug!(bastion = %name, "connecting to bastion");
+                    handshake(last, via.as_deref())
+                        .await
+                        .map(Arc::new)
+                        .map_err(|e| e.to_string())
+                })
+                .await;
+            connected.clone().map_err(|message| SshError::Bastion {
+                bastion: name,
+                message,
+            })
+        })
+    }
+}
+
+/// Connects `target` directly or through `via`, under its connect timeout.
+async fn handshake(target: &Target, via: Option<&Session>) -> Result<Session, SshError> {
+    let attempt = async {
+        let verifier = HostKeyVerifier {
+            known_hosts: Arc::clone(&target.known_hosts),
+            host: target.address.clone(),
+            port: target.port,
+            strict: target.strict,
+        };
+        let config = Arc::clone(&target.config);
+        let mut handle = match via {
+            None => {
+                let stream = TcpStream::connect((target.address.as_str(), target.port))
+                    .await
+                    .map_err(SshError::Connect)?;
+                // russh sets this only in its own connect(); SSH's small
+                // request/response packets stall behind Nagle without it.
+                stream.set_nodelay(true).map_err(SshError::Connect)?;
+                client::connect_stream(config, stream, verifier).await?
+            }
+            Some(bastion) => {
+                let channel = bastion
+                    .handle
+                    .channel_open_direct_tcpip(
+                        target.address.clone(),
+                        u32::from(target.port),
+                        "127.0.0.1",
+                        0,
+                    )
+                    .await
+                    .map_err(|e| {
+                        SshError::Connect(std::io::Error::other(format!(
+                            "bastion refused to forward: {e}"
+                        )))
+                    })?;
+                client::connect_stream(config, channel.into_stream(), verifier).await?
+            }
+        };
+        authenticate(&mut handle, &target.user, &target.identities).await?;
+        Ok(Session { handle })
+    };
+    tokio::time::timeout(target.connect_timeout, attempt)
+        .await
+        .map_err(|_| SshError::ConnectTimeout(target.connect_timeout))?
+}
+
+/// Builds targets, loading each key file, known_hosts set and russh
+/// configuration once, however many hosts share it.
+struct Resolver<'a> {
+    command_line: &'a SshOptions,
+    config: Option<&'a ConfigFile>,
+    /// Every key file tried so far; `None` for one that could not be used.
+    identities: HashMap<PathBuf, Option<Identity>>,
+    defaults: Option<Vec<Identity>>,
+    known_hosts: HashMap<(Vec<PathBuf>, Vec<PathBuf>), Arc<KnownHosts>>,
+    russh_configs: HashMap<String, Arc<client::Config>>,
+}
+
+impl<'a> Resolver<'a> {
+    fn new(
+        command_line: &'a SshOptions,
+        config: Option<&'a ConfigFile>,
+    ) -> Result<Self, SetupError> {
+        let mut resolver = Resolver {
+            command_line,
+            config,
+            identities: HashMap::new(),
+            defaults: None,
+            known_hosts: HashMap::new(),
+            russh_configs: HashMap::new(),
+        };
+        // Keys named on the command line must load; ssh_config's may be absent.
+        for path in &command_line.identity_files {
+            let identity = load_identity(path)?;
+            resolver.identities.insert(path.clone(), Some(identity));
+        }
+        Ok(resolver)
+    }
+
+    fn resolve(&mut self, host: &Host) -> Result<Target, SetupError> {
+        let mut options = SshOptions {
+            user: host.user.clone(),
+            port: host.port,
+            ..SshOptions::default()
+        };
+        options.fill_from(self.command_line.clone());
+        if let Some(config) = self.config {
+            options.fill_from(config.options_for(&host.name)?);
+        }
+        let jumps = self.jumps(options.proxy_jump.as_deref().unwrap_or_default())?;
+        self.target(host.label(), &host.name, options, jumps)
+    }
+
+    /// Resolves each bastion of a ProxyJump list like a host (ssh_config
+    /// applies to it too), except that its own ProxyJump is not followed:
+    /// the list already names the whole chain.
+    fn jumps(&mut self, specs: &[String]) -> Result<Vec<Arc<Target>>, SetupError> {
+        let mut jumps = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let bad = |message: String| SetupError::Jump {
+                jump: spec.clone(),
+                message,
+            };
+            let mut parsed = parse_host_spec(spec).map_err(bad)?;
+            let host = match (parsed.pop(), parsed.is_empty()) {
+                (Some(host), true) => host,
+                _ => return Err(bad("expected one [user@]host[:port]".into())),
+            };
+            let mut options = SshOptions {
+                user: host.user.clone(),
+                port: host.port,
+                ..SshOptions::default()
+            };
+            let mut inherited = self.command_line.clone();
+            inherited.host_name = None;
+            options.fill_from(inherited);
+            if let Some(config) = self.config {
+                options.fill_from(config.options_for(&host.name)?);
+            }
+            jumps.push(Arc::new(self.target(
+                host.label(),
+                &host.name,
+                options,
+                Vec::new(),
+            )?));
+        }
+        Ok(jumps)
+    }
+
+    fn target(
+        &mut self,
+        label: String,
+        name: &str,
+        options: SshOptions,
+        jumps: Vec<Arc<Target>>,
+    ) -> Result<Target, SetupError> {
+        let address = options
+            .host_name
+            .clone()
+            .unwrap_or_else(|| name.to_string());
+        let port = options.port.unwrap_or(DEFAULT_PORT);
+        let known_hosts = self.known_hosts_for(&options);
+        let config = self.russh_config(&options, &known_hosts.known_algorithms(&address, port));
+        Ok(Target {
+            label,
+            port,
+            user: options.user.clone().unwrap_or_else(local_user_name),
+            identities: self.identities_for(&options)?,
+            known_hosts,
+            strict: options
+                .strict_host_key_checking
+                .unwrap_or(StrictHostKeyChecking::Yes),
+            connect_timeout: options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            config,
+            jumps,
+            address,
+        })
+    }
+
+    /// The named key files that can be used, or OpenSSH's default ones when
+    /// none is named. A broken file from ssh_config is warned about once.
+    fn identities_for(&mut self, options: &SshOptions) -> Result<Vec<Identity>, SetupError> {
+        if options.identity_files.is_empty() {
+            if self.defaults.is_none() {
+                self.defaults = Some(load_default_identities());
+            }
+            return Ok(self.defaults.clone().unwrap_or_default());
+        }
+        let mut identities = Vec::new();
+        for path in &options.identity_files {
+            let loaded =
+                self.identities
+                    .entry(path.clone())
+                    .or_insert_with(|| match load_identity(path) {
+                        Ok(identity) => Some(identity),
+                        Err(error) => {
+                            tracing::warn!("skipping a key named in ssh_config: {error}");
+                            None
+                        }
+                    });
+            identities.extend(loaded.clone());
+        }
+        Ok(identities)
+    }
+
+    fn known_hosts_for(&mut self, options: &SshOptions) -> Arc<KnownHosts> {
         let user_files = options.user_known_hosts_files.clone().unwrap_or_else(|| {
             vec![
                 expand_tilde("~/.ssh/known_hosts"),
@@ -67,95 +343,48 @@ impl Connector {
                 "/etc/ssh/ssh_known_hosts2".into(),
             ]
         });
-        let all_files: Vec<_> = user_files.iter().chain(&global_files).cloned().collect();
-        Ok(Connector {
-            config: Arc::new(keepalive.russh_config(Preferred::DEFAULT.key)),
-            keepalive,
-            default_user: options.user.clone().unwrap_or_else(local_user_name),
-            default_port: options.port.unwrap_or(DEFAULT_PORT),
-            strict: options
-                .strict_host_key_checking
-                .unwrap_or(StrictHostKeyChecking::Yes),
-            connect_timeout: options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-            identities: load_identities(&options.identity_files)?,
-            known_hosts: Arc::new(KnownHosts::load(&all_files, user_files.first().cloned())),
-            handshakes: tokio::sync::Semaphore::new(MAX_HANDSHAKES),
-        })
+        let key = (user_files, global_files);
+        let loaded =
+            self.known_hosts
+                .entry(key)
+                .or_insert_with_key(|(user_files, global_files)| {
+                    let all: Vec<PathBuf> =
+                        user_files.iter().chain(global_files).cloned().collect();
+                    Arc::new(KnownHosts::load(&all, user_files.first().cloned()))
+                });
+        Arc::clone(loaded)
     }
 
-    /// The user a host is logged into: its entry's, else the run's.
-    pub fn user_for<'a>(&'a self, host: &'a Host) -> &'a str {
-        host.user.as_deref().unwrap_or(&self.default_user)
-    }
-
-    /// The port a host is reached on: its entry's, else the run's.
-    pub fn port_for(&self, host: &Host) -> u16 {
-        host.port.unwrap_or(self.default_port)
-    }
-
-    /// Connects, verifies the host key and authenticates, all within the
-    /// connect timeout (a host that accepts TCP and never speaks hits it too).
-    pub async fn connect(&self, host: &Host) -> Result<Session, SshError> {
-        // The connect timeout starts once a handshake slot is ours.
-        let _slot = self.handshakes.acquire().await;
-        let attempt = async {
-            let port = self.port_for(host);
-            let stream = TcpStream::connect((host.name.as_str(), port))
-                .await
-                .map_err(SshError::Connect)?;
-            let verifier = HostKeyVerifier {
-                known_hosts: Arc::clone(&self.known_hosts),
-                host: host.name.clone(),
-                port,
-                strict: self.strict,
-            };
-            let mut handle =
-                client::connect_stream(self.config_for(&host.name, port), stream, verifier).await?;
-            authenticate(&mut handle, self.user_for(host), &self.identities).await?;
-            Ok(Session { handle })
-        };
-        tokio::time::timeout(self.connect_timeout, attempt)
-            .await
-            .map_err(|_| SshError::ConnectTimeout(self.connect_timeout))?
-    }
-
-    /// Asks the server first for a host-key type known_hosts already has for
-    /// it, as OpenSSH does; otherwise a host with only, say, an ECDSA entry
-    /// would offer ed25519 and be refused as unknown.
-    fn config_for(&self, host: &str, port: u16) -> Arc<client::Config> {
-        let known = self.known_hosts.known_algorithms(host, port);
-        let default = &self.config.preferred.key;
+    /// Keepalives as configured, and the server asked first for a host-key
+    /// type known_hosts already has for it, as OpenSSH does; otherwise a host
+    /// with only an ECDSA entry would offer ed25519 and be refused as unknown.
+    fn russh_config(&mut self, options: &SshOptions, known: &[Algorithm]) -> Arc<client::Config> {
+        let interval = options
+            .server_alive_interval
+            .unwrap_or(DEFAULT_ALIVE_INTERVAL);
+        let keepalive_interval = (!interval.is_zero()).then_some(interval);
+        let keepalive_max = options
+            .server_alive_count_max
+            .unwrap_or(DEFAULT_ALIVE_COUNT_MAX);
+        let default = Preferred::DEFAULT.key;
         let (mut preferred, rest): (Vec<Algorithm>, Vec<Algorithm>) = default
             .iter()
             .cloned()
             .partition(|a| known.iter().any(|k| same_family(a, k)));
-        if preferred.is_empty() || default.starts_with(&preferred) {
-            return Arc::clone(&self.config);
-        }
         preferred.extend(rest);
-        Arc::new(self.keepalive.russh_config(preferred.into()))
-    }
-}
-
-/// ServerAliveInterval and ServerAliveCountMax, kept to build per-host configs.
-#[derive(Debug, Clone, Copy)]
-struct Keepalive {
-    interval: Option<Duration>,
-    max_missed: usize,
-}
-
-impl Keepalive {
-    fn russh_config(self, host_key_algorithms: Cow<'static, [Algorithm]>) -> client::Config {
-        client::Config {
-            keepalive_interval: self.interval,
-            keepalive_max: self.max_missed,
-            nodelay: true,
-            preferred: Preferred {
-                key: host_key_algorithms,
-                ..Preferred::DEFAULT
-            },
-            ..Default::default()
-        }
+        let key = format!("{keepalive_interval:?} {keepalive_max} {preferred:?}");
+        let config = self.russh_configs.entry(key).or_insert_with(|| {
+            Arc::new(client::Config {
+                keepalive_interval,
+                keepalive_max,
+                preferred: Preferred {
+                    key: Cow::Owned(preferred),
+                    ..Preferred::DEFAULT
+                },
+                ..Default::default()
+            })
+        });
+        Arc::clone(config)
     }
 }
 
@@ -255,8 +484,7 @@ async fn authenticate(
     if identities.is_empty() {
         return Err(SshError::Auth {
             user: user.to_string(),
-            tried: "nothing: no key in ~/.ssh and none given with --identity or -O IdentityFile"
-                .into(),
+            tried: "nothing: no key in ~/.ssh and none given with --identity, -O IdentityFile or ssh_config".into(),
         });
     }
     // OpenSSH 8.8+ refuses SHA-1 RSA signatures; ask the server what it takes.
@@ -290,9 +518,10 @@ fn local_user_name() -> String {
     // SAFETY: getpwuid returns a pointer into static storage or null; we copy
     // the name out immediately and never keep the pointer.
     unsafe {
-        let entry = libc::getpwuid(libc::getuid());
+        let uid = libc::getuid();
+        let entry = libc::getpwuid(uid);
         if entry.is_null() {
-            return "root".into();
+            return uid.to_string();
         }
         std::ffi::CStr::from_ptr((*entry).pw_name)
             .to_string_lossy()

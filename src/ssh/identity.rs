@@ -18,15 +18,11 @@ pub struct Identity {
     pub key: Arc<PrivateKey>,
 }
 
-/// Loads the named key files, or OpenSSH's default ones in ~/.ssh when none
-/// is named. A named file that cannot be used is an error; a default one is
-/// skipped with a debug trace, as ssh does.
-pub fn load_identities(named: &[PathBuf]) -> Result<Vec<Identity>, SetupError> {
-    if !named.is_empty() {
-        return named.iter().map(|path| load_identity(path)).collect();
-    }
+/// OpenSSH's default key files in ~/.ssh that exist and load; the others
+/// are skipped with a debug trace, as ssh does.
+pub fn load_default_identities() -> Vec<Identity> {
     let Some(home) = std::env::var_os("HOME") else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let ssh_dir = PathBuf::from(home).join(".ssh");
     let mut identities = Vec::new();
@@ -40,10 +36,11 @@ pub fn load_identities(named: &[PathBuf]) -> Result<Vec<Identity>, SetupError> {
             Err(error) => tracing::debug!("skipping default key: {error}"),
         }
     }
-    Ok(identities)
+    identities
 }
 
-fn load_identity(path: &Path) -> Result<Identity, SetupError> {
+/// Loads one key file; the error says why it cannot be used.
+pub fn load_identity(path: &Path) -> Result<Identity, SetupError> {
     let key_error = |reason: String| SetupError::Key {
         path: path.to_path_buf(),
         reason,

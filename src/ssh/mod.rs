@@ -3,6 +3,7 @@
 //! [`Connector`] per run holds what all hosts share; it knows nothing of
 //! output or of how many hosts run at once.
 
+mod config;
 mod connect;
 mod exec;
 mod identity;
@@ -14,9 +15,10 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-pub use connect::{Connector, Session};
+pub use config::ConfigFile;
+pub use connect::{Connector, Session, MAX_HANDSHAKES};
 pub use exec::{ProcessEvent, RemoteExit, RemoteProcess};
-pub use identity::{load_identities, Identity};
+pub use identity::{load_default_identities, load_identity, Identity};
 pub use known_hosts::{lookup_name, HostKeyStatus, KnownHosts};
 pub use options::{
     expand_tilde, OptionError, SshOptions, StrictHostKeyChecking, SUPPORTED_KEYWORDS,
@@ -27,6 +29,10 @@ pub use options::{
 pub enum SetupError {
     #[error("identity file {}: {reason}", path.display())]
     Key { path: PathBuf, reason: String },
+    #[error("{}: {message}", path.display())]
+    Config { path: PathBuf, message: String },
+    #[error("bad ProxyJump `{jump}`: {message}")]
+    Jump { jump: String, message: String },
 }
 
 /// Why one host could not be reached or could not run the command. Carries
@@ -59,6 +65,8 @@ pub enum SshError {
     },
     #[error("permission denied for user {user} (tried: {tried})")]
     Auth { user: String, tried: String },
+    #[error("through bastion {bastion}: {message}")]
+    Bastion { bastion: String, message: String },
     #[error("connection lost before the command finished")]
     ConnectionLost,
     #[error("SSH protocol error: {0}")]

@@ -12,8 +12,11 @@ pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "BatchMode",
     "ConnectTimeout",
     "GlobalKnownHostsFile",
+    "HostName",
+    "IdentitiesOnly",
     "IdentityFile",
     "Port",
+    "ProxyJump",
     "ServerAliveCountMax",
     "ServerAliveInterval",
     "StrictHostKeyChecking",
@@ -45,7 +48,7 @@ pub enum OptionError {
     },
     #[error("expected an SSH option as `Keyword=value`, found `{0}`")]
     Syntax(String),
-    #[error("unsupported ssh argument `{0}` in -x/-X; supported: -o OPTION, -i KEY, -p PORT, -l USER, and the no-ops -T -q -x -a")]
+    #[error("unsupported ssh argument `{0}` in -x/-X; supported: -o OPTION, -i KEY, -p PORT, -l USER, -J JUMPS, and the no-ops -T -q -x -a")]
     UnsupportedArgument(String),
     #[error("ssh argument `{0}` needs a value")]
     MissingValue(String),
@@ -56,6 +59,8 @@ pub enum OptionError {
 /// SSH settings before defaults are applied; `None` means "not given yet".
 #[derive(Debug, Default, Clone)]
 pub struct SshOptions {
+    /// The real name or address to connect to (ssh_config's HostName).
+    pub host_name: Option<String>,
     pub user: Option<String>,
     pub port: Option<u16>,
     pub identity_files: Vec<PathBuf>,
@@ -65,6 +70,10 @@ pub struct SshOptions {
     pub connect_timeout: Option<Duration>,
     pub server_alive_interval: Option<Duration>,
     pub server_alive_count_max: Option<usize>,
+    /// Bastions to go through, first to last; `Some(empty)` is ProxyJump none.
+    pub proxy_jump: Option<Vec<String>>,
+    /// Offer only the identity files named, not every key of the agent.
+    pub identities_only: Option<bool>,
 }
 
 impl SshOptions {
@@ -91,6 +100,11 @@ impl SshOptions {
         };
         match keyword.to_ascii_lowercase().as_str() {
             "user" => set_once(&mut self.user, || Ok(value.to_string()))?,
+            "hostname" => set_once(&mut self.host_name, || Ok(value.to_string()))?,
+            "proxyjump" => set_once(&mut self.proxy_jump, || Ok(parse_jumps(value)))?,
+            "identitiesonly" => set_once(&mut self.identities_only, || {
+                parse_yes_no(value).ok_or_else(|| bad("yes or no"))
+            })?,
             "port" => set_once(&mut self.port, || {
                 value
                     .parse()
@@ -133,6 +147,40 @@ impl SshOptions {
         Ok(())
     }
 
+    /// Fills every setting still unset from `lower`, a source of lower
+    /// precedence; identity files accumulate after ours, as in OpenSSH.
+    pub fn fill_from(&mut self, lower: SshOptions) {
+        fn fill<T>(slot: &mut Option<T>, value: Option<T>) {
+            if slot.is_none() {
+                *slot = value;
+            }
+        }
+        fill(&mut self.host_name, lower.host_name);
+        fill(&mut self.user, lower.user);
+        fill(&mut self.port, lower.port);
+        self.identity_files.extend(lower.identity_files);
+        fill(
+            &mut self.user_known_hosts_files,
+            lower.user_known_hosts_files,
+        );
+        fill(
+            &mut self.global_known_hosts_files,
+            lower.global_known_hosts_files,
+        );
+        fill(
+            &mut self.strict_host_key_checking,
+            lower.strict_host_key_checking,
+        );
+        fill(&mut self.connect_timeout, lower.connect_timeout);
+        fill(&mut self.server_alive_interval, lower.server_alive_interval);
+        fill(
+            &mut self.server_alive_count_max,
+            lower.server_alive_count_max,
+        );
+        fill(&mut self.proxy_jump, lower.proxy_jump);
+        fill(&mut self.identities_only, lower.identities_only);
+    }
+
     /// Applies pssh's `-x "ARGS"`: a string of ssh arguments split as a shell would.
     pub fn apply_ssh_arg_string(&mut self, text: &str) -> Result<(), OptionError> {
         let args = shlex::split(text).ok_or_else(|| OptionError::Quoting(text.to_string()))?;
@@ -161,6 +209,7 @@ impl SshOptions {
                 'i' => self.set("IdentityFile", &value)?,
                 'p' => self.set("Port", &value)?,
                 'l' => self.set("User", &value)?,
+                'J' => self.set("ProxyJump", &value)?,
                 _ => return Err(OptionError::UnsupportedArgument(arg.clone())),
             }
         }
@@ -174,7 +223,7 @@ fn split_flag(arg: &str) -> Result<(char, Option<&str>), OptionError> {
     let mut chars = rest.chars();
     let flag = chars
         .next()
-        .filter(|c| "oipl".contains(*c))
+        .filter(|c| "oiplJ".contains(*c))
         .ok_or_else(unsupported)?;
     let attached = chars.as_str();
     Ok((flag, (!attached.is_empty()).then_some(attached)))
@@ -190,6 +239,24 @@ fn set_once<T>(
         *slot = Some(value);
     }
     Ok(())
+}
+
+fn parse_jumps(value: &str) -> Vec<String> {
+    match value.trim() {
+        "none" => Vec::new(),
+        list => list
+            .split(',')
+            .map(|jump| jump.trim().to_string())
+            .collect(),
+    }
+}
+
+fn parse_yes_no(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Some(true),
+        "no" | "false" => Some(false),
+        _ => None,
+    }
 }
 
 fn parse_strictness(value: &str) -> Option<StrictHostKeyChecking> {

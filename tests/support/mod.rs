@@ -239,6 +239,11 @@ pub fn tool(name: &str) -> Command {
         }
     }
     command.env("NO_COLOR", "1").stdin(Stdio::null());
+    if name == "prun" {
+        // The machine's own ~/.ssh/config must not steer the tests; a test
+        // that wants a config passes its own -F, which comes first and wins.
+        command.args(["-F", "none"]);
+    }
     command
 }
 

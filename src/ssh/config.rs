@@ -1,0 +1,272 @@
+//! ~/.ssh/config, parsed by ssh2-config, so prun reaches hosts the way
+//! `ssh host` does. Before parsing, `Include`s are inlined here (with the
+//! enclosing Host block restored after each, as OpenSSH does) and every
+//! `Match` block is turned into a block that matches nothing, with one
+//! warning, so its settings can never leak into a Host block.
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use ssh2_config::{ParseRule, SshConfig};
+
+use super::options::{expand_tilde, SshOptions};
+use super::SetupError;
+
+/// OpenSSH's limit on nested Includes.
+const MAX_INCLUDE_DEPTH: usize = 16;
+/// A Host line no host name matches: where Match blocks go.
+const NOWHERE: &str = "Host !*";
+
+/// A parsed ssh_config file.
+pub struct ConfigFile {
+    path: PathBuf,
+    parsed: SshConfig,
+}
+
+impl ConfigFile {
+    /// ~/.ssh/config if it exists; `None` otherwise.
+    pub fn load_default() -> Result<Option<Self>, SetupError> {
+        let path = expand_tilde("~/.ssh/config");
+        match path.is_file() {
+            true => Self::load(&path).map(Some),
+            false => Ok(None),
+        }
+    }
+
+    /// The file given with `-F`; it must exist.
+    pub fn load(path: &Path) -> Result<Self, SetupError> {
+        let mut flattener = Flattener::default();
+        flattener.read(path, 0)?;
+        let mut reader = BufReader::new(flattener.text.as_bytes());
+        let rules = ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS;
+        let parsed = SshConfig::default()
+            .parse(&mut reader, rules)
+            .map_err(|e| config_error(path, e.to_string()))?;
+        Ok(ConfigFile {
+            path: path.to_path_buf(),
+            parsed,
+        })
+    }
+
+    /// The options the file gives for `host`, as if each were given with -O
+    /// (so they are checked the same way); `%h` in HostName becomes `host`.
+    pub fn options_for(&self, host: &str) -> Result<SshOptions, SetupError> {
+        let params = self.parsed.query(host);
+        let mut options = SshOptions::default();
+        let bad = |e: super::OptionError| config_error(&self.path, format!("for host {host}: {e}"));
+        if let Some(name) = &params.host_name {
+            options.host_name = Some(name.replace("%h", host).replace("%%", "%"));
+        }
+        if let Some(user) = &params.user {
+            options.set("User", user).map_err(bad)?;
+        }
+        if let Some(port) = params.port {
+            options.port = Some(port);
+        }
+        options.identity_files = params.identity_file.clone().unwrap_or_default();
+        options.connect_timeout = params.connect_timeout;
+        options.server_alive_interval = params.server_alive_interval;
+        if let Some(jumps) = &params.proxy_jump {
+            options.set("ProxyJump", &jumps.join(",")).map_err(bad)?;
+        }
+        for (keyword, values) in &params.unsupported_fields {
+            let value = values.join(" ");
+            match options.set(keyword, &value) {
+                Err(super::OptionError::UnknownKeyword(_)) => {
+                    tracing::debug!(%host, "{}: ignoring {keyword}", self.path.display())
+                }
+                other => other.map_err(bad)?,
+            }
+        }
+        for keyword in params.ignored_fields.keys() {
+            tracing::debug!(%host, "{}: ignoring unknown keyword {keyword}", self.path.display());
+        }
+        Ok(options)
+    }
+}
+
+fn config_error(path: &Path, message: String) -> SetupError {
+    SetupError::Config {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// Builds one text from a config file and everything it includes.
+#[derive(Default)]
+struct Flattener {
+    text: String,
+    /// The Host line in force, to restore after an Include.
+    current_host: Option<String>,
+    warned_about_match: bool,
+}
+
+impl Flattener {
+    fn read(&mut self, path: &Path, depth: usize) -> Result<(), SetupError> {
+        if depth > MAX_INCLUDE_DEPTH {
+            return Err(config_error(
+                path,
+                format!("Includes nested deeper than {MAX_INCLUDE_DEPTH}"),
+            ));
+        }
+        let content =
+            std::fs::read_to_string(path).map_err(|e| config_error(path, e.to_string()))?;
+        for (number, line) in content.lines().enumerate() {
+            let trimmed = line.trim_start();
+            let keyword_end = trimmed
+                .find(|c: char| c.is_whitespace() || c == '=')
+                .unwrap_or(trimmed.len());
+            let (keyword, rest) = trimmed.split_at(keyword_end);
+            let arguments = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '=');
+            match keyword.to_ascii_lowercase().as_str() {
+                "host" => {
+                    self.current_host = Some(line.to_string());
+                    self.push(line);
+                }
+                "match" => {
+                    if !self.warned_about_match {
+                        tracing::warn!(
+                            "{}:{}: Match blocks are not supported; skipping them",
+                            path.display(),
+                            number + 1
+                        );
+                        self.warned_about_match = true;
+                    }
+                    self.current_host = Some(NOWHERE.to_string());
+                    self.push(NOWHERE);
+                }
+                "include" => self.include(path, arguments, depth)?,
+                _ => self.push(line),
+            }
+        }
+        Ok(())
+    }
+
+    /// Inlines every file an `Include` names (globs, `~`, paths relative to
+    /// ~/.ssh), then reopens the Host block that was in force.
+    fn include(&mut self, from: &Path, arguments: &str, depth: usize) -> Result<(), SetupError> {
+        let saved = self.current_host.clone();
+        for argument in arguments.split_whitespace() {
+            let pattern = match expand_tilde(argument) {
+                absolute if absolute.is_absolute() => absolute,
+                relative => expand_tilde("~/.ssh").join(relative),
+            };
+            let paths = glob::glob(&pattern.to_string_lossy())
+                .map_err(|e| config_error(from, format!("bad Include pattern {argument}: {e}")))?;
+            let mut files: Vec<PathBuf> = paths
+                .filter_map(Result::ok)
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            for file in files {
+                self.read(&file, depth + 1)?;
+            }
+        }
+        let restore = saved.clone().unwrap_or_else(|| "Host *".to_string());
+        self.push(&restore);
+        self.current_host = saved;
+        Ok(())
+    }
+
+    fn push(&mut self, line: &str) {
+        self.text.push_str(line);
+        self.text.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn host_blocks_negation_and_first_value_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(
+            dir.path(),
+            "config",
+            "Host web* !web-legacy\n  User deploy\n  Port 2200\n  HostName %h.dc1.example\n\
+             Host *\n  User fallback\n  ConnectTimeout 7\n  StrictHostKeyChecking accept-new\n  SomethingNew yes\n",
+        );
+        let config = ConfigFile::load(&path).unwrap();
+        let web = config.options_for("web1").unwrap();
+        assert_eq!(web.user.as_deref(), Some("deploy"));
+        assert_eq!(web.port, Some(2200));
+        assert_eq!(web.host_name.as_deref(), Some("web1.dc1.example"));
+        assert_eq!(web.connect_timeout, Some(Duration::from_secs(7)));
+        assert_eq!(
+            web.strict_host_key_checking,
+            Some(super::super::StrictHostKeyChecking::AcceptNew)
+        );
+        let legacy = config.options_for("web-legacy").unwrap();
+        assert_eq!(legacy.user.as_deref(), Some("fallback"));
+        assert_eq!(legacy.port, None);
+    }
+
+    #[test]
+    fn include_with_glob_restores_the_enclosing_block() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("conf.d")).unwrap();
+        write_config(dir.path(), "conf.d/10-db", "Host db*\n  User dba\n");
+        let main = write_config(
+            dir.path(),
+            "config",
+            &format!(
+                "Host app\n  Include {}/conf.d/*\n  Port 2022\nHost *\n  User everyone\n",
+                dir.path().display()
+            ),
+        );
+        let config = ConfigFile::load(&main).unwrap();
+        assert_eq!(
+            config.options_for("db1").unwrap().user.as_deref(),
+            Some("dba")
+        );
+        assert_eq!(
+            config.options_for("app").unwrap().port,
+            Some(2022),
+            "Port stays in the app block"
+        );
+        assert_eq!(config.options_for("db1").unwrap().port, None);
+    }
+
+    #[test]
+    fn match_blocks_never_leak() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(
+            dir.path(),
+            "config",
+            "Host web1\n  User alice\nMatch host web1 exec true\n  User mallory\n  Port 9999\n",
+        );
+        let options = ConfigFile::load(&path)
+            .unwrap()
+            .options_for("web1")
+            .unwrap();
+        assert_eq!(options.user.as_deref(), Some("alice"));
+        assert_eq!(options.port, None);
+    }
+
+    #[test]
+    fn bad_values_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(
+            dir.path(),
+            "config",
+            "Host *\n  StrictHostKeyChecking maybe\n",
+        );
+        let error = ConfigFile::load(&path)
+            .unwrap()
+            .options_for("x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("/config: for host x: bad value `maybe` for stricthostkeychecking"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,159 @@
+//! prun reaching hosts the way `ssh` does: ssh_config with OpenSSH's
+//! precedence, and ProxyJump bastions sharing one connection.
+
+mod support;
+
+use support::{run, tool, TestFleet};
+
+/// prun with an explicit ssh_config and no other key or known_hosts.
+fn prun_with_config(config: &std::path::Path) -> std::process::Command {
+    let mut prun = std::process::Command::new(env!("CARGO_BIN_EXE_prun"));
+    prun.arg("-F")
+        .arg(config)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null());
+    prun
+}
+
+#[test]
+fn ssh_config_is_honoured_with_the_command_line_first() {
+    let fleet = TestFleet::start(3);
+    let config = fleet.dir().join("ssh_config");
+    let net = fleet.net;
+    std::fs::write(
+        &config,
+        format!(
+            "Host alias-one\n  HostName 127.{net}.0.1\n\
+             Host 127.{net}.0.* !127.{net}.0.3\n  User nosuchuser\n\
+             Host *\n  Port {port}\n  IdentityFile {key}\n  UserKnownHostsFile {known}\n  Frobnicate yes\n",
+            port = fleet.port,
+            key = fleet.key().display(),
+            known = fleet.known_hosts().display(),
+        ),
+    )
+    .unwrap();
+    // HostName alias, with Port, key and known_hosts all from the config.
+    let mut alias = prun_with_config(&config);
+    alias.args([
+        "-H",
+        "root@alias-one",
+        "-i",
+        "hostname -I 2>/dev/null; echo via-alias",
+    ]);
+    let result = run(alias);
+    result.expect_code(0);
+    assert!(result.stdout_text().contains("via-alias"));
+    // The config's wrong user applies to hosts 1 and 2 but not to the negated 3.
+    let mut wrong_user = prun_with_config(&config);
+    wrong_user.args(["-H", &format!("127.{net}.0.[1-3]"), "true"]);
+    let result = run(wrong_user);
+    result.expect_code(4);
+    assert_eq!(
+        result
+            .stdout_text()
+            .matches("permission denied for user nosuchuser")
+            .count(),
+        2
+    );
+    // -O beats the config; -l beats -O; the hosts entry beats them all.
+    for flags in [
+        vec!["-O", "User=root"],
+        vec!["-l", "root", "-O", "User=nosuchuser"],
+    ] {
+        let mut fixed = prun_with_config(&config);
+        fixed
+            .args(&flags)
+            .args(["-H", &format!("127.{net}.0.[1-3]"), "true"]);
+        run(fixed).expect_code(0);
+    }
+    let mut entry = prun_with_config(&config);
+    entry.args([
+        "-l",
+        "nosuchuser",
+        "-H",
+        &format!("root@127.{net}.0.1:{}", fleet.port),
+        "true",
+    ]);
+    run(entry).expect_code(0);
+}
+
+#[test]
+fn hosts_behind_a_bastion_share_one_connection_to_it() {
+    let bastion = TestFleet::start(1);
+    let fleet = TestFleet::start(20);
+    let known = format!(
+        "{} {}",
+        bastion.known_hosts().display(),
+        fleet.known_hosts().display()
+    );
+    let mut prun = tool("prun");
+    prun.arg("-O").arg(format!("UserKnownHostsFile={known}"));
+    prun.arg("--identity")
+        .arg(bastion.key())
+        .arg("--identity")
+        .arg(fleet.key());
+    prun.args(["-J", &format!("root@{}", bastion.host(0)), "-p", "20", "-i"]);
+    prun.arg("-h")
+        .arg(fleet.hosts_file())
+        .arg("echo $PSSH_HOST");
+    let result = run(prun);
+    result.expect_code(0);
+    assert_eq!(result.stdout_text().matches("[SUCCESS]").count(), 20);
+    let log = std::fs::read_to_string(bastion.dir().join("sshd-0.log")).unwrap();
+    assert_eq!(
+        log.matches("Accepted publickey").count(),
+        1,
+        "one connection to the bastion:\n{log}"
+    );
+    let behind = std::fs::read_to_string(fleet.dir().join("sshd-0.log")).unwrap()
+        + &std::fs::read_to_string(fleet.dir().join("sshd-1.log")).unwrap();
+    assert_eq!(behind.matches("Accepted publickey").count(), 20);
+}
+
+#[test]
+fn a_bastion_with_a_wrong_host_key_refuses_everything_behind_it() {
+    let bastion = TestFleet::start(1);
+    let fleet = TestFleet::start(3);
+    // The bastion's entry holds the fleet's host key instead of its own.
+    let fleet_key_line = std::fs::read_to_string(fleet.known_hosts()).unwrap();
+    let fleet_key = fleet_key_line
+        .lines()
+        .next()
+        .unwrap()
+        .split_once(' ')
+        .unwrap()
+        .1;
+    let known = fleet.dir().join("known_with_wrong_bastion");
+    std::fs::write(
+        &known,
+        format!(
+            "{fleet_key_line}[{}]:{} {fleet_key}\n",
+            bastion.address(0),
+            bastion.port
+        ),
+    )
+    .unwrap();
+    let markers = fleet.dir().join("markers");
+    std::fs::create_dir(&markers).unwrap();
+    let mut prun = tool("prun");
+    prun.arg("-O")
+        .arg(format!("UserKnownHostsFile={}", known.display()));
+    prun.arg("--identity")
+        .arg(bastion.key())
+        .arg("--identity")
+        .arg(fleet.key());
+    prun.args(["-J", &format!("root@{}", bastion.host(0))]);
+    prun.arg("-h")
+        .arg(fleet.hosts_file())
+        .arg(format!("touch {}/$PSSH_NODENUM", markers.display()));
+    let result = run(prun);
+    result.expect_code(4);
+    let stdout = result.stdout_text();
+    assert_eq!(stdout.matches("through bastion").count(), 3, "{stdout}");
+    assert_eq!(stdout.matches("HOST KEY CHANGED").count(), 3, "{stdout}");
+    assert_eq!(
+        std::fs::read_dir(&markers).unwrap().count(),
+        0,
+        "a command ran behind a refused bastion"
+    );
+}
