@@ -2,7 +2,7 @@
 # A fleet of real OpenSSH sshd hosts on loopback addresses, for tests,
 # benchmarks and trying prun by hand.
 #
-#   bench/testfleet.sh up DIR N [--port PORT] [--net A] [--user USER]
+#   bench/testfleet.sh up DIR N [--port PORT] [--net A] [--user USER] [--password-auth]
 #   bench/testfleet.sh down DIR
 #
 # `up` starts ceil(N/16) sshd processes, each listening on 16 addresses
@@ -13,6 +13,7 @@
 # so that this works at once:
 #   prun -h DIR/hosts -O UserKnownHostsFile=DIR/known_hosts --identity DIR/id_ed25519 uptime
 # --user creates (if needed) an ordinary user with a plain shell for logins.
+# --password-auth lets sshd accept passwords (of /etc/shadow) as well.
 # Only 127.0.0.0/8 addresses are used. `up` on a DIR whose fleet is still
 # running stops that fleet first.
 set -euo pipefail
@@ -52,13 +53,14 @@ ensure_user() {
 
 up() {
   local dir=$1 count=$2; shift 2
-  local port=2222 user=""
+  local port=2222 user="" passwords=no
   NET=1
   while [ $# -gt 0 ]; do
     case $1 in
       --port) port=$2; shift 2 ;;
       --net) NET=$2; shift 2 ;;
       --user) user=$2; shift 2 ;;
+      --password-auth) passwords=yes; shift ;;
       *) die "unknown argument $1" ;;
     esac
   done
@@ -94,7 +96,7 @@ PidFile $dir/sshd-$g.pid
 AuthorizedKeysFile $dir/authorized_keys
 StrictModes no
 UsePAM no
-PasswordAuthentication no
+PasswordAuthentication $passwords
 KbdInteractiveAuthentication no
 PubkeyAuthentication yes
 PermitRootLogin prohibit-password

@@ -7,10 +7,11 @@ use std::time::Duration;
 use clap::builder::FalseyValueParser;
 use clap::{ArgAction, Args};
 
+use super::prompt::{ask_hidden, read_secret_file};
 use super::UsageError;
 use crate::inventory::{Host, HostSelection};
 use crate::output::Inline;
-use crate::ssh::{ConfigFile, SshOptions};
+use crate::ssh::{ConfigFile, Secrets, SshOptions};
 
 /// Which hosts: `-h`, `-H`, `-g`, `-l`.
 #[derive(Debug, Args)]
@@ -75,6 +76,15 @@ pub struct ConnectArgs {
     /// ssh_config file to read instead of ~/.ssh/config (`none`: read none)
     #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
+    /// Ask once for a password, used for password and keyboard-interactive auth on every host
+    #[arg(short = 'A', long = "askpass")]
+    pub askpass: bool,
+    /// Read the password from the first line of FILE instead of asking (unattended -A)
+    #[arg(long = "password-file", value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Read the passphrase of encrypted keys from the first line of FILE instead of asking
+    #[arg(long = "passphrase-file", value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
     /// Reach every host through these bastions, as [user@]host[:port],...
     #[arg(short = 'J', long = "jump", value_name = "JUMPS")]
     pub jump: Option<String>,
@@ -170,6 +180,30 @@ impl ConnectArgs {
             Some(path) => Ok(Some(ConfigFile::load(path)?)),
             None => Ok(ConfigFile::load_default()?),
         }
+    }
+
+    /// The password and passphrase to use, from files or asked on the
+    /// terminal; keys' passphrases are asked for only when a key needs one.
+    pub fn secrets(&self) -> Result<Secrets, UsageError> {
+        let password = match (&self.password_file, self.askpass) {
+            (Some(path), _) => Some(read_secret_file(path)?),
+            (None, true) => Some(ask_hidden("Password: ").ok_or_else(|| {
+                UsageError::Invalid(
+                    "-A needs a terminal to ask on; use --password-file FILE".into(),
+                )
+            })?),
+            (None, false) => None,
+        };
+        let passphrase = self
+            .passphrase_file
+            .as_deref()
+            .map(read_secret_file)
+            .transpose()?;
+        Ok(Secrets {
+            password,
+            passphrase,
+            ask: Some(Box::new(ask_hidden)),
+        })
     }
 
     /// `-t` as a limit; 0 means none.

@@ -4,6 +4,7 @@
 //! binaries, which hand in a cancellation token.
 
 mod args;
+mod prompt;
 pub mod prun;
 
 use std::io::IsTerminal;

@@ -88,7 +88,7 @@ fn plan(cli: &Cli) -> Result<Plan, UsageError> {
     let hosts = cli.targets.load_hosts()?;
     let options = cli.connect.ssh_options(cli.targets.user.as_deref())?;
     let config = cli.connect.ssh_config()?;
-    let connector = Connector::new(&hosts, &options, config.as_ref())?;
+    let connector = Connector::new(&hosts, &options, config.as_ref(), cli.connect.secrets()?)?;
     let job = Job {
         command: cli.command.join(" "),
         stdin: None,

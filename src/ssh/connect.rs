@@ -1,8 +1,8 @@
 //! Connecting one host. Settings are resolved per host before the run (the
-//! hosts entry, then `-l`/`-O`/`-x`, then ssh_config, then defaults), with
-//! every key file and known_hosts set loaded once. A connection goes over
-//! TCP or through a bastion's direct-tcpip channel (ProxyJump; one shared
-//! connection per bastion chain), then key exchange with host-key
+//! hosts entry, then `-l`/`-J`/`-O`/`-x`, then ssh_config, then defaults),
+//! with every key file and known_hosts set loaded once. A connection goes
+//! over TCP or through a bastion's direct-tcpip channel (ProxyJump; one
+//! shared connection per bastion chain), then key exchange with host-key
 //! verification and authentication, all under the connect timeout.
 
 use std::borrow::Cow;
@@ -13,19 +13,20 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use russh::client::{self, Handle};
+use russh::client::{self, Handle, KeyboardInteractiveAuthResponse};
+use russh::keys::agent::client::AgentClient;
 use russh::keys::{Algorithm, HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::Preferred;
 use tokio::net::TcpStream;
 use tokio::sync::{Mutex, OnceCell, Semaphore};
 
 use super::config::ConfigFile;
-use super::identity::{load_default_identities, load_identity, Identity};
+use super::identity::{agent_keys, load_default_identities, load_identity, Identity};
 use super::known_hosts::{HostKeyStatus, KnownHosts};
 use super::options::{expand_tilde, SshOptions, StrictHostKeyChecking};
 use super::{
-    SetupError, SshError, DEFAULT_ALIVE_COUNT_MAX, DEFAULT_ALIVE_INTERVAL, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_PORT,
+    Secrets, SetupError, SshError, DEFAULT_ALIVE_COUNT_MAX, DEFAULT_ALIVE_INTERVAL,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT,
 };
 use crate::inventory::{parse_host_spec, Host};
 
@@ -40,9 +41,13 @@ pub const MAX_HANDSHAKES: usize = 256;
 type BastionCell = Arc<OnceCell<Result<Arc<Session>, String>>>;
 
 /// What every connection of a run shares: each host's resolved settings,
-/// and the bastion connections made so far.
+/// the secrets, and the bastion connections made so far.
 pub struct Connector {
     targets: HashMap<Host, Arc<Target>>,
+    /// For password and keyboard-interactive authentication (`-A`).
+    password: Option<String>,
+    /// The keys ssh-agent holds, listed once, at the first connection.
+    agent_keys: OnceCell<Vec<PublicKey>>,
     bastions: Mutex<HashMap<String, BastionCell>>,
     handshakes: Semaphore,
 }
@@ -57,6 +62,8 @@ struct Target {
     port: u16,
     user: String,
     identities: Vec<Identity>,
+    /// Offer only `identities`, not every key of the agent.
+    identities_only: bool,
     known_hosts: Arc<KnownHosts>,
     strict: StrictHostKeyChecking,
     connect_timeout: Duration,
@@ -67,14 +74,15 @@ struct Target {
 
 impl Connector {
     /// Resolves the settings of every host. A key named on the command line
-    /// that cannot be loaded, or a bad ssh_config value, fails here, before
-    /// any host is contacted.
+    /// that cannot be loaded (or decrypted), or a bad ssh_config value,
+    /// fails here, before any host is contacted.
     pub fn new(
         hosts: &[Host],
         options: &SshOptions,
         config: Option<&ConfigFile>,
+        secrets: Secrets,
     ) -> Result<Self, SetupError> {
-        let mut resolver = Resolver::new(options, config)?;
+        let mut resolver = Resolver::new(options, config, &secrets)?;
         let mut targets = HashMap::with_capacity(hosts.len());
         for host in hosts {
             if !targets.contains_key(host) {
@@ -84,6 +92,8 @@ impl Connector {
         }
         Ok(Connector {
             targets,
+            password: secrets.password,
+            agent_keys: OnceCell::new(),
             bastions: Mutex::new(HashMap::new()),
             handshakes: Semaphore::new(MAX_HANDSHAKES),
         })
@@ -103,7 +113,7 @@ impl Connector {
         };
         // The connect timeout starts once a handshake slot is ours.
         let _slot = self.handshakes.acquire().await;
-        handshake(target, via.as_deref()).await
+        self.handshake(target, via.as_deref()).await
     }
 
     /// The shared connection to the last bastion of `chain`, made at most once
@@ -131,7 +141,7 @@ impl Connector {
                         false => Some(self.bastion(before).await.map_err(|e| e.to_string())?),
                     };
                     tracing::debug!(bastion = %name, "connecting to bastion");
-                    handshake(last, via.as_deref())
+                    self.handshake(last, via.as_deref())
                         .await
                         .map(Arc::new)
                         .map_err(|e| e.to_string())
@@ -143,52 +153,53 @@ impl Connector {
             })
         })
     }
-}
 
-/// Connects `target` directly or through `via`, under its connect timeout.
-async fn handshake(target: &Target, via: Option<&Session>) -> Result<Session, SshError> {
-    let attempt = async {
-        let verifier = HostKeyVerifier {
-            known_hosts: Arc::clone(&target.known_hosts),
-            host: target.address.clone(),
-            port: target.port,
-            strict: target.strict,
+    /// Connects `target` directly or through `via`, under its connect timeout.
+    async fn handshake(&self, target: &Target, via: Option<&Session>) -> Result<Session, SshError> {
+        let attempt = async {
+            let verifier = HostKeyVerifier {
+                known_hosts: Arc::clone(&target.known_hosts),
+                host: target.address.clone(),
+                port: target.port,
+                strict: target.strict,
+            };
+            let config = Arc::clone(&target.config);
+            let mut handle = match via {
+                None => {
+                    let stream = TcpStream::connect((target.address.as_str(), target.port))
+                        .await
+                        .map_err(SshError::Connect)?;
+                    // russh sets this only in its own connect(); SSH's small
+                    // request/response packets stall behind Nagle without it.
+                    stream.set_nodelay(true).map_err(SshError::Connect)?;
+                    client::connect_stream(config, stream, verifier).await?
+                }
+                Some(bastion) => {
+                    let channel = bastion
+                        .handle
+                        .channel_open_direct_tcpip(
+                            target.address.clone(),
+                            u32::from(target.port),
+                            "127.0.0.1",
+                            0,
+                        )
+                        .await
+                        .map_err(|e| {
+                            SshError::Connect(std::io::Error::other(format!(
+                                "bastion refused to forward: {e}"
+                            )))
+                        })?;
+                    client::connect_stream(config, channel.into_stream(), verifier).await?
+                }
+            };
+            let agent_keys = self.agent_keys.get_or_init(agent_keys).await;
+            authenticate(&mut handle, target, agent_keys, self.password.as_deref()).await?;
+            Ok(Session { handle })
         };
-        let config = Arc::clone(&target.config);
-        let mut handle = match via {
-            None => {
-                let stream = TcpStream::connect((target.address.as_str(), target.port))
-                    .await
-                    .map_err(SshError::Connect)?;
-                // russh sets this only in its own connect(); SSH's small
-                // request/response packets stall behind Nagle without it.
-                stream.set_nodelay(true).map_err(SshError::Connect)?;
-                client::connect_stream(config, stream, verifier).await?
-            }
-            Some(bastion) => {
-                let channel = bastion
-                    .handle
-                    .channel_open_direct_tcpip(
-                        target.address.clone(),
-                        u32::from(target.port),
-                        "127.0.0.1",
-                        0,
-                    )
-                    .await
-                    .map_err(|e| {
-                        SshError::Connect(std::io::Error::other(format!(
-                            "bastion refused to forward: {e}"
-                        )))
-                    })?;
-                client::connect_stream(config, channel.into_stream(), verifier).await?
-            }
-        };
-        authenticate(&mut handle, &target.user, &target.identities).await?;
-        Ok(Session { handle })
-    };
-    tokio::time::timeout(target.connect_timeout, attempt)
-        .await
-        .map_err(|_| SshError::ConnectTimeout(target.connect_timeout))?
+        tokio::time::timeout(target.connect_timeout, attempt)
+            .await
+            .map_err(|_| SshError::ConnectTimeout(target.connect_timeout))?
+    }
 }
 
 /// Builds targets, loading each key file, known_hosts set and russh
@@ -196,6 +207,7 @@ async fn handshake(target: &Target, via: Option<&Session>) -> Result<Session, Ss
 struct Resolver<'a> {
     command_line: &'a SshOptions,
     config: Option<&'a ConfigFile>,
+    secrets: &'a Secrets,
     /// Every key file tried so far; `None` for one that could not be used.
     identities: HashMap<PathBuf, Option<Identity>>,
     defaults: Option<Vec<Identity>>,
@@ -207,10 +219,12 @@ impl<'a> Resolver<'a> {
     fn new(
         command_line: &'a SshOptions,
         config: Option<&'a ConfigFile>,
+        secrets: &'a Secrets,
     ) -> Result<Self, SetupError> {
         let mut resolver = Resolver {
             command_line,
             config,
+            secrets,
             identities: HashMap::new(),
             defaults: None,
             known_hosts: HashMap::new(),
@@ -218,7 +232,7 @@ impl<'a> Resolver<'a> {
         };
         // Keys named on the command line must load; ssh_config's may be absent.
         for path in &command_line.identity_files {
-            let identity = load_identity(path)?;
+            let identity = load_identity(path, secrets)?;
             resolver.identities.insert(path.clone(), Some(identity));
         }
         Ok(resolver)
@@ -293,6 +307,7 @@ impl<'a> Resolver<'a> {
             port,
             user: options.user.clone().unwrap_or_else(local_user_name),
             identities: self.identities_for(&options)?,
+            identities_only: options.identities_only.unwrap_or(false),
             known_hosts,
             strict: options
                 .strict_host_key_checking
@@ -316,15 +331,15 @@ impl<'a> Resolver<'a> {
         let mut identities = Vec::new();
         for path in &options.identity_files {
             let loaded =
-                self.identities
-                    .entry(path.clone())
-                    .or_insert_with(|| match load_identity(path) {
+                self.identities.entry(path.clone()).or_insert_with(|| {
+                    match load_identity(path, self.secrets) {
                         Ok(identity) => Some(identity),
                         Err(error) => {
                             tracing::warn!("skipping a key named in ssh_config: {error}");
                             None
                         }
-                    });
+                    }
+                });
             identities.extend(loaded.clone());
         }
         Ok(identities)
@@ -475,39 +490,138 @@ fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 
-/// Offers each identity in turn; the error names every method tried.
+/// Authenticates in OpenSSH's order: ssh-agent's keys, then key files (those
+/// the agent did not already offer), then keyboard-interactive and password
+/// when `-A` gave one. The error names every method tried.
 async fn authenticate(
     handle: &mut Handle<HostKeyVerifier>,
-    user: &str,
-    identities: &[Identity],
+    target: &Target,
+    agent_keys: &[PublicKey],
+    password: Option<&str>,
 ) -> Result<(), SshError> {
-    if identities.is_empty() {
-        return Err(SshError::Auth {
-            user: user.to_string(),
-            tried: "nothing: no key in ~/.ssh and none given with --identity, -O IdentityFile or ssh_config".into(),
-        });
-    }
-    // OpenSSH 8.8+ refuses SHA-1 RSA signatures; ask the server what it takes.
-    let rsa_hash = match identities.iter().any(|i| i.key.algorithm().is_rsa()) {
-        true => handle
-            .best_supported_rsa_hash()
-            .await?
-            .flatten()
-            .or(Some(HashAlg::Sha256)),
-        false => None,
-    };
+    let user = target.user.as_str();
     let mut tried = Vec::new();
-    for identity in identities {
-        let key = PrivateKeyWithHashAlg::new(Arc::clone(&identity.key), rsa_hash);
+    let use_agent = !agent_keys.is_empty() && !target.identities_only;
+    if use_agent && authenticate_with_agent(handle, user, agent_keys, &mut tried).await? {
+        return Ok(());
+    }
+    for identity in &target.identities {
+        let public = identity.key.public_key();
+        if use_agent && agent_keys.iter().any(|k| k.key_data() == public.key_data()) {
+            continue;
+        }
+        let hash = rsa_hash(handle, public).await?;
+        let key = PrivateKeyWithHashAlg::new(Arc::clone(&identity.key), hash);
         if handle.authenticate_publickey(user, key).await?.success() {
             return Ok(());
         }
         tried.push(format!("publickey {}", identity.path.display()));
     }
+    if let Some(password) = password {
+        if keyboard_interactive(handle, user, password).await? {
+            return Ok(());
+        }
+        tried.push("keyboard-interactive".into());
+        if handle
+            .authenticate_password(user, password)
+            .await?
+            .success()
+        {
+            return Ok(());
+        }
+        tried.push("password".into());
+    }
+    if tried.is_empty() {
+        tried.push("nothing: no agent, no key in ~/.ssh or given with --identity, -O IdentityFile or ssh_config, and no -A".into());
+    }
     Err(SshError::Auth {
         user: user.to_string(),
         tried: tried.join(", "),
     })
+}
+
+/// OpenSSH 8.8+ refuses SHA-1 RSA signatures; ask the server what it takes.
+async fn rsa_hash(
+    handle: &Handle<HostKeyVerifier>,
+    key: &PublicKey,
+) -> Result<Option<HashAlg>, SshError> {
+    match key.algorithm().is_rsa() {
+        true => Ok(handle
+            .best_supported_rsa_hash()
+            .await?
+            .flatten()
+            .or(Some(HashAlg::Sha256))),
+        false => Ok(None),
+    }
+}
+
+/// Offers each agent key; true once one is accepted.
+async fn authenticate_with_agent(
+    handle: &mut Handle<HostKeyVerifier>,
+    user: &str,
+    keys: &[PublicKey],
+    tried: &mut Vec<String>,
+) -> Result<bool, SshError> {
+    let mut agent = match AgentClient::connect_env().await {
+        Ok(agent) => agent,
+        Err(error) => {
+            tracing::debug!("ssh-agent unreachable: {error}");
+            return Ok(false);
+        }
+    };
+    for key in keys {
+        let hash = rsa_hash(handle, key).await?;
+        match handle
+            .authenticate_publickey_with(user, key.clone(), hash, &mut agent)
+            .await
+        {
+            Ok(result) if result.success() => return Ok(true),
+            Ok(_) => {}
+            Err(error) => tracing::debug!("ssh-agent could not sign: {error:?}"),
+        }
+        tried.push(format!(
+            "publickey {} from ssh-agent",
+            key.fingerprint(HashAlg::Sha256)
+        ));
+    }
+    Ok(false)
+}
+
+/// Rounds of keyboard-interactive prompts answered before giving up.
+const MAX_PROMPT_ROUNDS: usize = 8;
+
+/// Answers every hidden prompt PAM sends with the password; visible prompts
+/// (a one-time code, say) cannot be answered unattended and get nothing.
+async fn keyboard_interactive(
+    handle: &mut Handle<HostKeyVerifier>,
+    user: &str,
+    password: &str,
+) -> Result<bool, SshError> {
+    let mut response = handle
+        .authenticate_keyboard_interactive_start(user, None::<String>)
+        .await?;
+    for _ in 0..MAX_PROMPT_ROUNDS {
+        response = match response {
+            KeyboardInteractiveAuthResponse::Success => return Ok(true),
+            KeyboardInteractiveAuthResponse::Failure { .. } => return Ok(false),
+            KeyboardInteractiveAuthResponse::InfoRequest { prompts, .. } => {
+                let answers = prompts
+                    .iter()
+                    .map(|p| {
+                        if p.echo {
+                            String::new()
+                        } else {
+                            password.to_string()
+                        }
+                    })
+                    .collect();
+                handle
+                    .authenticate_keyboard_interactive_respond(answers)
+                    .await?
+            }
+        };
+    }
+    Ok(false)
 }
 
 /// The local login name, the default remote user as for ssh.

@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use russh::keys::PrivateKey;
+use russh::keys::agent::client::AgentClient;
+use russh::keys::{PrivateKey, PublicKey};
 
-use super::SetupError;
+use super::{Secrets, SetupError};
 
 /// The files OpenSSH tries when none is named, in OpenSSH's order.
 const DEFAULT_KEY_FILES: &[&str] = &["id_rsa", "id_ecdsa", "id_ed25519"];
@@ -31,7 +32,7 @@ pub fn load_default_identities() -> Vec<Identity> {
         if !path.exists() {
             continue;
         }
-        match load_identity(&path) {
+        match load_identity(&path, &Secrets::default()) {
             Ok(identity) => identities.push(identity),
             Err(error) => tracing::debug!("skipping default key: {error}"),
         }
@@ -39,8 +40,9 @@ pub fn load_default_identities() -> Vec<Identity> {
     identities
 }
 
-/// Loads one key file; the error says why it cannot be used.
-pub fn load_identity(path: &Path) -> Result<Identity, SetupError> {
+/// Loads one key file; the error says why it cannot be used. An encrypted
+/// key is decrypted with the run's passphrase, or one asked for it.
+pub fn load_identity(path: &Path, secrets: &Secrets) -> Result<Identity, SetupError> {
     let key_error = |reason: String| SetupError::Key {
         path: path.to_path_buf(),
         reason,
@@ -48,14 +50,42 @@ pub fn load_identity(path: &Path) -> Result<Identity, SetupError> {
     if !path.is_file() {
         return Err(key_error("no such file".into()));
     }
-    match russh::keys::load_secret_key(path, None) {
-        Ok(key) => Ok(Identity {
-            path: path.to_path_buf(),
-            key: Arc::new(key),
-        }),
-        Err(russh::keys::Error::KeyIsEncrypted) => Err(key_error(
-            "the key is protected by a passphrase, which this version cannot ask for".into(),
-        )),
-        Err(error) => Err(key_error(format!("not a usable private key ({error})"))),
+    let key = match russh::keys::load_secret_key(path, None) {
+        Ok(key) => key,
+        Err(russh::keys::Error::KeyIsEncrypted) => {
+            let passphrase = secrets.passphrase_for(path).ok_or_else(|| {
+                key_error("the key has a passphrase: give --passphrase-file FILE, or run from a terminal to be asked".into())
+            })?;
+            russh::keys::load_secret_key(path, Some(&passphrase))
+                .map_err(|_| SetupError::WrongPassphrase(path.to_path_buf()))?
+        }
+        Err(error) => return Err(key_error(format!("not a usable private key ({error})"))),
+    };
+    Ok(Identity {
+        path: path.to_path_buf(),
+        key: Arc::new(key),
+    })
+}
+
+/// The public keys ssh-agent (SSH_AUTH_SOCK) holds; none without an agent.
+pub async fn agent_keys() -> Vec<PublicKey> {
+    if std::env::var_os("SSH_AUTH_SOCK").is_none() {
+        return Vec::new();
+    }
+    match AgentClient::connect_env().await {
+        Ok(mut agent) => match agent.request_identities().await {
+            Ok(identities) => identities
+                .iter()
+                .map(|i| i.public_key().into_owned())
+                .collect(),
+            Err(error) => {
+                tracing::warn!("ssh-agent did not list its keys: {error}");
+                Vec::new()
+            }
+        },
+        Err(error) => {
+            tracing::warn!("cannot reach ssh-agent at SSH_AUTH_SOCK: {error}");
+            Vec::new()
+        }
     }
 }

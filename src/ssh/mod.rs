@@ -10,7 +10,7 @@ mod identity;
 mod known_hosts;
 mod options;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use thiserror::Error;
@@ -18,7 +18,7 @@ use thiserror::Error;
 pub use config::ConfigFile;
 pub use connect::{Connector, Session, MAX_HANDSHAKES};
 pub use exec::{ProcessEvent, RemoteExit, RemoteProcess};
-pub use identity::{load_default_identities, load_identity, Identity};
+pub use identity::{agent_keys, load_default_identities, load_identity, Identity};
 pub use known_hosts::{lookup_name, HostKeyStatus, KnownHosts};
 pub use options::{
     expand_tilde, OptionError, SshOptions, StrictHostKeyChecking, SUPPORTED_KEYWORDS,
@@ -29,10 +29,51 @@ pub use options::{
 pub enum SetupError {
     #[error("identity file {}: {reason}", path.display())]
     Key { path: PathBuf, reason: String },
+    #[error("wrong passphrase for {}", .0.display())]
+    WrongPassphrase(PathBuf),
     #[error("{}: {message}", path.display())]
     Config { path: PathBuf, message: String },
     #[error("bad ProxyJump `{jump}`: {message}")]
     Jump { jump: String, message: String },
+}
+
+/// How the operator is asked for a secret on the terminal; `None` when
+/// there is no terminal or the operator gave nothing.
+pub type Ask = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Secrets for authentication, gathered at the binary's edge and never
+/// logged, printed, or put in argv or the environment.
+#[derive(Default)]
+pub struct Secrets {
+    /// For password and keyboard-interactive authentication (`-A`).
+    pub password: Option<String>,
+    /// For every encrypted key (`--passphrase-file`).
+    pub passphrase: Option<String>,
+    /// Asks for an encrypted key's passphrase when none was given.
+    pub ask: Option<Ask>,
+}
+
+impl Secrets {
+    /// The passphrase for the key at `path`: the one given, or asked for.
+    pub fn passphrase_for(&self, path: &Path) -> Option<String> {
+        if let Some(passphrase) = &self.passphrase {
+            return Some(passphrase.clone());
+        }
+        let ask = self.ask.as_ref()?;
+        ask(&format!("Enter passphrase for key '{}': ", path.display()))
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "passphrase",
+                &self.passphrase.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why one host could not be reached or could not run the command. Carries

@@ -21,6 +21,11 @@ pub struct TestFleet {
 
 impl TestFleet {
     pub fn start(count: usize) -> TestFleet {
+        Self::start_with(count, &[])
+    }
+
+    /// Starts a fleet with extra `testfleet.sh up` flags.
+    pub fn start_with(count: usize, extra: &[&str]) -> TestFleet {
         let dir = tempfile::tempdir().expect("temp dir");
         // Distinct address block and port per fleet, so concurrently running
         // tests never share a host.
@@ -30,6 +35,7 @@ impl TestFleet {
         let output = Command::new(script())
             .args(["up", &dir.path().to_string_lossy(), &count.to_string()])
             .args(["--port", &port.to_string(), "--net", &net.to_string()])
+            .args(extra)
             .output()
             .expect("run bench/testfleet.sh");
         assert!(
@@ -238,7 +244,11 @@ pub fn tool(name: &str) -> Command {
             command.env_remove(key);
         }
     }
-    command.env("NO_COLOR", "1").stdin(Stdio::null());
+    // The machine's agent must not lend keys to tests that do not ask for it.
+    command
+        .env("NO_COLOR", "1")
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null());
     if name == "prun" {
         // The machine's own ~/.ssh/config must not steer the tests; a test
         // that wants a config passes its own -F, which comes first and wins.

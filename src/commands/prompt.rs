@@ -1,0 +1,60 @@
+//! Asking the operator for a secret on the terminal, with echo off, and
+//! reading secrets from files for unattended runs. Secrets never pass
+//! through argv, the environment or the logs.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+use super::UsageError;
+
+/// Asks `prompt` on /dev/tty and reads one line without echoing it; `None`
+/// when there is no terminal.
+pub fn ask_hidden(prompt: &str) -> Option<String> {
+    let mut tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .ok()?;
+    let fd = tty.as_raw_fd();
+    // SAFETY: tcgetattr/tcsetattr only read and write the termios we own.
+    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+    if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
+        return None;
+    }
+    let mut silent = saved;
+    silent.c_lflag &= !libc::ECHO;
+    silent.c_lflag |= libc::ECHONL;
+    let _ = tty.write_all(prompt.as_bytes());
+    let _ = tty.flush();
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &silent) };
+    let mut line = String::new();
+    let read = BufReader::new(&tty).read_line(&mut line);
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+    read.ok()?;
+    Some(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// The first line of a secret file. A file others can read gets a warning.
+pub fn read_secret_file(path: &Path) -> Result<String, UsageError> {
+    let unreadable =
+        |e: std::io::Error| UsageError::Invalid(format!("cannot read {}: {e}", path.display()));
+    let file = File::open(path).map_err(unreadable)?;
+    if file
+        .metadata()
+        .map(|m| m.mode() & 0o077 != 0)
+        .unwrap_or(false)
+    {
+        tracing::warn!(
+            "{} can be read by other users; chmod 600 it",
+            path.display()
+        );
+    }
+    let mut line = String::new();
+    BufReader::new(file)
+        .read_line(&mut line)
+        .map_err(unreadable)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}

@@ -1,0 +1,212 @@
+//! Authentication the way OpenSSH does it: ssh-agent keys, encrypted keys
+//! with a passphrase, and passwords, against real sshd.
+
+mod support;
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use support::{run, tool, wait_until, TestFleet};
+
+/// An ssh-agent for one test, killed when dropped.
+struct Agent {
+    process: Child,
+    socket: std::path::PathBuf,
+}
+
+impl Agent {
+    fn start(dir: &Path) -> Agent {
+        let socket = dir.join("agent.sock");
+        let process = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .spawn()
+            .expect("ssh-agent (openssh-client)");
+        wait_until(Duration::from_secs(5), "ssh-agent listens", || {
+            socket.exists()
+        });
+        Agent { process, socket }
+    }
+
+    fn add(&self, key: &Path) {
+        let status = Command::new("ssh-add")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &self.socket)
+            .status()
+            .unwrap();
+        assert!(status.success(), "ssh-add failed");
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// prun with the fleet's known_hosts only: no key, and a HOME without ~/.ssh.
+fn prun_without_keys(fleet: &TestFleet) -> Command {
+    let mut prun = tool("prun");
+    prun.arg("-O").arg(format!(
+        "UserKnownHostsFile={}",
+        fleet.known_hosts().display()
+    ));
+    prun.env("HOME", fleet.dir());
+    prun
+}
+
+#[test]
+fn agent_keys_authenticate_without_any_key_file() {
+    let fleet = TestFleet::start(3);
+    let agent = Agent::start(fleet.dir());
+    agent.add(&fleet.key());
+    let mut prun = prun_without_keys(&fleet);
+    prun.env("SSH_AUTH_SOCK", &agent.socket)
+        .arg("-h")
+        .arg(fleet.hosts_file())
+        .arg("true");
+    run(prun).expect_code(0);
+    // And without the agent there is nothing to offer: the error says so.
+    let mut bare = prun_without_keys(&fleet);
+    bare.args(["-H", &fleet.host(0), "true"]);
+    let result = run(bare);
+    result.expect_code(4);
+    assert!(
+        result.stdout_text().contains("tried: nothing"),
+        "{}",
+        result.stdout_text()
+    );
+}
+
+#[test]
+fn encrypted_keys_take_a_passphrase_from_a_file_and_name_a_wrong_one() {
+    let fleet = TestFleet::start(2);
+    let key = fleet.dir().join("encrypted_key");
+    std::fs::copy(fleet.key(), &key).unwrap();
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-p", "-P", "", "-N", "correct horse", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let right = fleet.dir().join("right");
+    let wrong = fleet.dir().join("wrong");
+    std::fs::write(&right, "correct horse\n").unwrap();
+    std::fs::write(&wrong, "battery staple\n").unwrap();
+
+    let mut good = prun_without_keys(&fleet);
+    good.arg("--identity")
+        .arg(&key)
+        .arg("--passphrase-file")
+        .arg(&right);
+    good.arg("-h").arg(fleet.hosts_file()).arg("true");
+    run(good).expect_code(0);
+
+    let mut bad = prun_without_keys(&fleet);
+    bad.arg("--identity")
+        .arg(&key)
+        .arg("--passphrase-file")
+        .arg(&wrong);
+    bad.arg("-h").arg(fleet.hosts_file()).arg("true");
+    let result = run(bad);
+    result.expect_code(2);
+    assert!(
+        result
+            .stderr
+            .contains(&format!("wrong passphrase for {}", key.display())),
+        "{}",
+        result.stderr
+    );
+
+    // No passphrase and no terminal to ask on: a clear usage error.
+    let mut unattended = prun_without_keys(&fleet);
+    unattended
+        .arg("--identity")
+        .arg(&key)
+        .arg("-h")
+        .arg(fleet.hosts_file())
+        .arg("true");
+    // SAFETY: setsid in the child drops the controlling terminal, as under cron.
+    unsafe {
+        unattended.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let result = run(unattended);
+    result.expect_code(2);
+    assert!(
+        result.stderr.contains("--passphrase-file"),
+        "{}",
+        result.stderr
+    );
+}
+
+#[test]
+fn password_authentication_for_a_real_user() {
+    let user = "fleetpw";
+    if Command::new("id")
+        .arg(user)
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        let added = Command::new("useradd")
+            .args(["--create-home", "--shell", "/bin/sh", user])
+            .status()
+            .unwrap();
+        assert!(added.success(), "useradd (tests run as root)");
+    }
+    let mut chpasswd = Command::new("chpasswd")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        chpasswd.stdin.as_mut().unwrap(),
+        format!("{user}:Fleet-pw-42\n").as_bytes(),
+    )
+    .unwrap();
+    assert!(chpasswd.wait().unwrap().success());
+
+    let fleet = TestFleet::start_with(2, &["--password-auth"]);
+    let password = fleet.dir().join("password");
+    std::fs::write(&password, "Fleet-pw-42\n").unwrap();
+    std::fs::set_permissions(
+        &password,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let mut prun = prun_without_keys(&fleet);
+    prun.args(["-l", user, "--password-file"])
+        .arg(&password)
+        .arg("-i")
+        .arg("-h")
+        .arg(fleet.hosts_file())
+        .arg("id -un");
+    let result = run(prun);
+    result.expect_code(0);
+    assert_eq!(result.stdout_text().matches("fleetpw\n").count(), 2);
+    assert!(
+        !result.stderr.contains("Fleet-pw-42") && !result.stdout_text().contains("Fleet-pw-42")
+    );
+
+    std::fs::write(&password, "not-it\n").unwrap();
+    let mut wrong = prun_without_keys(&fleet);
+    wrong
+        .args(["-l", user, "--password-file"])
+        .arg(&password)
+        .args(["-H", &fleet.host(0), "true"]);
+    let result = run(wrong);
+    result.expect_code(4);
+    assert!(
+        result
+            .stdout_text()
+            .contains("tried: keyboard-interactive, password"),
+        "{}",
+        result.stdout_text()
+    );
+}
