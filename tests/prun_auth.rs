@@ -48,6 +48,34 @@ impl Drop for Agent {
     }
 }
 
+/// A local user whose password is `Fleet-pw-42` (tests run as root).
+fn password_user() -> &'static str {
+    let user = "fleetpw";
+    if Command::new("id")
+        .arg(user)
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        let added = Command::new("useradd")
+            .args(["--create-home", "--shell", "/bin/sh", user])
+            .status()
+            .unwrap();
+        assert!(added.success(), "useradd");
+    }
+    let mut chpasswd = Command::new("chpasswd")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        chpasswd.stdin.as_mut().unwrap(),
+        format!("{user}:Fleet-pw-42\n").as_bytes(),
+    )
+    .unwrap();
+    assert!(chpasswd.wait().unwrap().success());
+    user
+}
+
 /// prun with the fleet's known_hosts only: no key, and a HOME without ~/.ssh.
 fn prun_without_keys(fleet: &TestFleet) -> Command {
     let mut prun = tool("prun");
@@ -148,29 +176,7 @@ fn encrypted_keys_take_a_passphrase_from_a_file_and_name_a_wrong_one() {
 
 #[test]
 fn password_authentication_for_a_real_user() {
-    let user = "fleetpw";
-    if Command::new("id")
-        .arg(user)
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
-        let added = Command::new("useradd")
-            .args(["--create-home", "--shell", "/bin/sh", user])
-            .status()
-            .unwrap();
-        assert!(added.success(), "useradd (tests run as root)");
-    }
-    let mut chpasswd = Command::new("chpasswd")
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        chpasswd.stdin.as_mut().unwrap(),
-        format!("{user}:Fleet-pw-42\n").as_bytes(),
-    )
-    .unwrap();
-    assert!(chpasswd.wait().unwrap().success());
+    let user = password_user();
 
     let fleet = TestFleet::start_with(2, &["--password-auth"]);
     let password = fleet.dir().join("password");
@@ -209,4 +215,57 @@ fn password_authentication_for_a_real_user() {
         "{}",
         result.stdout_text()
     );
+}
+
+#[test]
+fn askpass_asks_once_on_the_terminal_and_never_echoes() {
+    let user = password_user();
+    let fleet = TestFleet::start_with(3, &["--password-auth"]);
+    let prun = format!(
+        "{} -F none -A -l {user} -O UserKnownHostsFile={} -h {} -i 'id -un'",
+        env!("CARGO_BIN_EXE_prun"),
+        fleet.known_hosts().display(),
+        fleet.hosts_file().display()
+    );
+    // `script` gives prun a real terminal; the password is typed once the
+    // prompt has had time to appear, as a person would.
+    let session = format!("(sleep 2; printf 'Fleet-pw-42\\n') | script -qec \"{prun}\" /dev/null");
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(&session)
+        .env("HOME", fleet.dir())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(screen.matches("Password:").count(), 1, "{screen}");
+    assert_eq!(screen.matches("fleetpw").count(), 3, "{screen}");
+    assert!(
+        !screen.contains("Fleet-pw-42"),
+        "the password was echoed: {screen}"
+    );
+}
+
+#[test]
+fn rsa_and_ecdsa_keys_authenticate() {
+    let fleet = TestFleet::start(1);
+    for (kind, bits) in [("rsa", "3072"), ("ecdsa", "256")] {
+        let key = fleet.dir().join(format!("id_{kind}"));
+        let made = Command::new("ssh-keygen")
+            .args(["-q", "-t", kind, "-b", bits, "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        let mut authorized = std::fs::OpenOptions::new()
+            .append(true)
+            .open(fleet.dir().join("authorized_keys"))
+            .unwrap();
+        std::io::Write::write_all(&mut authorized, public.as_bytes()).unwrap();
+        let mut prun = prun_without_keys(&fleet);
+        prun.arg("--identity")
+            .arg(&key)
+            .args(["-H", &fleet.host(0), "true"]);
+        run(prun).expect_code(0);
+    }
 }

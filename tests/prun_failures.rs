@@ -276,3 +276,41 @@ fn bad_flags_and_options_exit_2_with_a_reason() {
     no_hosts.arg("true");
     run(no_hosts).expect_code(2);
 }
+
+#[test]
+fn revoked_keys_are_refused_and_wildcard_entries_accepted() {
+    let fleet = TestFleet::start(2);
+    let lines = std::fs::read_to_string(fleet.known_hosts()).unwrap();
+    // Both hosts share one sshd, so one host key: trust it for every address
+    // of the fleet by wildcard, then revoke it for host 2 only.
+    let key = lines
+        .lines()
+        .next()
+        .unwrap()
+        .split_once(' ')
+        .unwrap()
+        .1
+        .to_string();
+    let wildcard = format!("[127.{}.0.*]:{} {key}\n", fleet.net, fleet.port);
+    let known = fleet.dir().join("wildcard_known_hosts");
+    std::fs::write(&known, &wildcard).unwrap();
+    let with_known = |path: &std::path::Path| {
+        let mut prun = support::tool("prun");
+        prun.arg("-O")
+            .arg(format!("UserKnownHostsFile={}", path.display()));
+        prun.arg("--identity")
+            .arg(fleet.key())
+            .arg("-h")
+            .arg(fleet.hosts_file())
+            .arg("true");
+        prun
+    };
+    run(with_known(&known)).expect_code(0);
+    let revoked = format!("@revoked [{}]:{} {key}\n", fleet.address(1), fleet.port);
+    std::fs::write(&known, format!("{wildcard}{revoked}")).unwrap();
+    let result = run(with_known(&known));
+    result.expect_code(4);
+    let stdout = result.stdout_text();
+    assert_eq!(stdout.matches("[SUCCESS]").count(), 1, "{stdout}");
+    assert!(stdout.contains("is revoked"), "{stdout}");
+}
