@@ -1,8 +1,11 @@
-//! `pcp`: not built yet; see the project's issues.
+//! `pcp`: copy files to many hosts, atomically and verified (pssh's parallel-scp).
+
+mod common;
 
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    eprintln!("pcp: not implemented yet");
-    ExitCode::from(1)
+#[tokio::main]
+async fn main() -> ExitCode {
+    let interrupt = common::cancel_on_ctrl_c("pcp");
+    ExitCode::from(fleet::commands::pcp::main(std::env::args_os(), interrupt).await)
 }

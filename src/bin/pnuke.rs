@@ -1,8 +1,11 @@
-//! `pnuke`: not built yet; see the project's issues.
+//! `pnuke`: see fleet::commands::pnuke.
+
+mod common;
 
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    eprintln!("pnuke: not implemented yet");
-    ExitCode::from(1)
+#[tokio::main]
+async fn main() -> ExitCode {
+    let interrupt = common::cancel_on_ctrl_c("pnuke");
+    ExitCode::from(fleet::commands::pnuke::main(std::env::args_os(), interrupt).await)
 }

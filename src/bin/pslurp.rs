@@ -1,8 +1,11 @@
-//! `pslurp`: not built yet; see the project's issues.
+//! `pslurp`: see fleet::commands::pslurp.
+
+mod common;
 
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    eprintln!("pslurp: not implemented yet");
-    ExitCode::from(1)
+#[tokio::main]
+async fn main() -> ExitCode {
+    let interrupt = common::cancel_on_ctrl_c("pslurp");
+    ExitCode::from(fleet::commands::pslurp::main(std::env::args_os(), interrupt).await)
 }

@@ -4,20 +4,26 @@
 //! binaries, which hand in a cancellation token.
 
 mod args;
+pub mod pcp;
+pub mod pnuke;
 mod prompt;
 pub mod prun;
+pub mod pslurp;
 
+use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
+use clap::Parser;
 use thiserror::Error;
+use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Category, Event, HostResult};
+use crate::engine::{Category, Event, HostResult, Job, Run};
 use crate::inventory::{Host, InventoryError};
 use crate::output::{
-    self, FailedHostsFile, LinePrinter, OutputFiles, Reporter, StatusPrinter, Summary,
+    self, FailedHostsFile, Inline, LinePrinter, OutputFiles, Reporter, StatusPrinter, Summary,
 };
-use crate::ssh::{OptionError, SetupError};
+use crate::ssh::{Connector, OptionError, SetupError};
 
 /// pssh's exit codes.
 pub mod exit {
@@ -51,7 +57,7 @@ pub enum UsageError {
 /// SSH errors beats remote failures, as in pssh.
 pub fn exit_code(results: &[Arc<HostResult>]) -> u8 {
     let worst = |category: Category| match category {
-        Category::Ok => exit::OK,
+        Category::Ok | Category::Unchanged => exit::OK,
         Category::Internal => exit::OTHER,
         Category::TimedOut | Category::Interrupted => exit::KILLED,
         Category::Unreachable | Category::SshError => exit::SSH_ERROR,
@@ -111,10 +117,12 @@ pub fn stdout_color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// The printers selected by the output flags, in the order they run.
+/// The printers selected by the output flags, in the order they run;
+/// `inline` applies when neither `-i` nor `--inline-stdout` was given.
 pub fn reporters(
     hosts: &[Host],
     flags: &args::OutputArgs,
+    inline: Inline,
 ) -> std::io::Result<Vec<Box<dyn Reporter + Send>>> {
     let mut reporters: Vec<Box<dyn Reporter + Send>> = Vec::new();
     if flags.outdir.is_some() || flags.errdir.is_some() {
@@ -130,16 +138,71 @@ pub fn reporters(
             std::io::stderr(),
         )));
     }
+    let inline = match flags.inline_mode() {
+        Inline::Off => inline,
+        chosen => chosen,
+    };
     reporters.push(Box::new(StatusPrinter::new(
         std::io::stdout(),
         stdout_color(),
-        flags.inline_mode(),
+        inline,
     )));
     if let Some(path) = &flags.failed_hosts {
         reporters.push(Box::new(FailedHostsFile::new(path.clone())));
     }
     reporters.push(Box::new(Summary::new(std::io::stderr())));
     Ok(reporters)
+}
+
+/// Parses a tool's flags; `Err` carries the exit code after clap has
+/// printed help, the version, or the usage error.
+pub fn parse_flags<C: Parser>(args: impl IntoIterator<Item = OsString>) -> Result<C, u8> {
+    C::try_parse_from(args).map_err(|error| {
+        let _ = error.print();
+        if error.use_stderr() {
+            exit::USAGE
+        } else {
+            exit::OK
+        }
+    })
+}
+
+/// The hosts of the run and a connector with every host's settings resolved.
+pub fn connect_hosts(
+    targets: &args::TargetArgs,
+    connect: &args::ConnectArgs,
+) -> Result<(Arc<[Host]>, Connector), UsageError> {
+    let hosts = targets.load_hosts()?;
+    let options = connect.ssh_options(targets.user.as_deref())?;
+    let config = connect.ssh_config()?;
+    let connector = Connector::new(&hosts, &options, config.as_ref(), connect.secrets()?)?;
+    Ok((hosts.into(), connector))
+}
+
+/// Runs `job` everywhere with `reporters` on the output thread; returns the
+/// tool's exit code, computed from every host's result.
+pub async fn run_job(
+    tool: &str,
+    (hosts, connector): (Arc<[Host]>, Connector),
+    job: Job,
+    parallelism: usize,
+    reporters: Vec<Box<dyn Reporter + Send>>,
+    interrupt: CancellationToken,
+) -> u8 {
+    raise_open_file_limit();
+    let (events, printer) = spawn_output_thread(Arc::clone(&hosts), reporters);
+    let run = Run {
+        connector: Arc::new(connector),
+        hosts,
+        job,
+        parallelism,
+    };
+    let results = run.execute(events, interrupt).await;
+    let output_failure = match tokio::task::spawn_blocking(move || printer.join()).await {
+        Ok(joined) => report_output_error(tool, joined),
+        Err(_) => Some(exit::OTHER),
+    };
+    output_failure.unwrap_or_else(|| exit_code(&results))
 }
 
 /// Starts the output thread: the only writer of stdout for the whole run.

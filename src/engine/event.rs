@@ -39,6 +39,8 @@ pub enum Event {
 pub enum Outcome {
     /// The command ran and exited with this status.
     Exited(u32),
+    /// The probe found the host already as wanted; nothing was run or sent.
+    Unchanged,
     /// The command was killed by a signal on the host.
     Signaled(String),
     /// The command outlived `-t`; it was killed on the host.
@@ -57,6 +59,8 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Category {
     Ok,
+    /// Nothing needed doing (pcp --skip-unchanged).
+    Unchanged,
     /// The command ran and failed (non-zero exit or a signal).
     Failed,
     TimedOut,
@@ -69,11 +73,19 @@ pub enum Category {
     Internal,
 }
 
+impl Category {
+    /// Whether the host ended as wanted.
+    pub fn is_success(self) -> bool {
+        matches!(self, Category::Ok | Category::Unchanged)
+    }
+}
+
 impl Outcome {
     /// The class of this outcome.
     pub fn category(&self) -> Category {
         match self {
             Outcome::Exited(0) => Category::Ok,
+            Outcome::Unchanged => Category::Unchanged,
             Outcome::Exited(_) | Outcome::Signaled(_) => Category::Failed,
             Outcome::TimedOut => Category::TimedOut,
             Outcome::Interrupted | Outcome::Cancelled => Category::Interrupted,
@@ -86,7 +98,7 @@ impl Outcome {
     /// pssh's wording for a failure, or `None` for success.
     pub fn failure_reason(&self) -> Option<String> {
         match self {
-            Outcome::Exited(0) => None,
+            Outcome::Exited(0) | Outcome::Unchanged => None,
             Outcome::Exited(code) => Some(format!("Exited with error code {code}")),
             Outcome::Signaled(signal) => Some(format!("Killed by signal {signal}")),
             Outcome::TimedOut => Some("Timed out".into()),

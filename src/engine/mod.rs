@@ -32,7 +32,22 @@ pub struct Job {
     pub stdin: Option<Bytes>,
     /// Per-host limit on the command's run time (`-t`); `None` waits forever.
     pub timeout: Option<Duration>,
+    /// A quick command run first on each host; when its output says the
+    /// host is already as wanted, the main command is not run at all.
+    pub probe: Option<Probe>,
 }
+
+/// A check that can settle a host before the main command (and its stdin)
+/// is sent: pcp's `--skip-unchanged` compares checksums this way.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub command: String,
+    /// The host is Unchanged when the probe's trimmed stdout equals this.
+    pub unchanged_when: String,
+}
+
+/// Most probe output kept; a probe prints a checksum or two.
+const MAX_PROBE_OUTPUT: usize = 64 * 1024;
 
 /// Everything a run needs, shared by all host tasks.
 pub struct Run {
@@ -146,6 +161,13 @@ impl HostWorker {
 
     async fn execute(&self, session: &Session) -> Outcome {
         let job = &self.run.job;
+        if let Some(probe) = &job.probe {
+            match self.probe(session, probe).await {
+                Ok(true) => return Outcome::Unchanged,
+                Ok(false) => {}
+                Err(outcome) => return outcome,
+            }
+        }
         let env = self.pssh_environment();
         let mut process = match session.spawn(&job.command, &env, job.stdin.clone()).await {
             Ok(process) => process,
@@ -165,6 +187,37 @@ impl HostWorker {
         };
         self.stop(session, &mut process).await;
         stopped_because
+    }
+
+    /// Runs the probe; true when the host needs nothing. Its stderr is
+    /// forwarded, so a failing probe explains itself.
+    async fn probe(&self, session: &Session, probe: &Probe) -> Result<bool, Outcome> {
+        let mut process = session
+            .spawn(&probe.command, &[], None)
+            .await
+            .map_err(Outcome::Failed)?;
+        let mut stdout = Vec::new();
+        let deadline = self
+            .run
+            .job
+            .timeout
+            .map(|limit| tokio::time::Instant::now() + limit);
+        loop {
+            tokio::select! {
+                event = process.next_event() => match event {
+                    Some(ProcessEvent::Stdout(data)) if stdout.len() < MAX_PROBE_OUTPUT => stdout.extend_from_slice(&data),
+                    Some(ProcessEvent::Exited(RemoteExit::Code(_))) => break,
+                    Some(ProcessEvent::Exited(exit)) => return Err(exit_outcome(exit)),
+                    None => return Err(exit_outcome(RemoteExit::Lost)),
+                    Some(other) => self.forward(other).await,
+                },
+                _ = sleep_until(deadline) => {
+                    self.stop(session, &mut process).await;
+                    return Err(Outcome::TimedOut);
+                }
+            }
+        }
+        Ok(String::from_utf8_lossy(&stdout).trim() == probe.unchanged_when)
     }
 
     /// Kills the command on the host while still draining its output, so a

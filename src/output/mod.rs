@@ -6,6 +6,7 @@
 
 mod files;
 mod lines;
+mod slurp;
 mod status;
 mod summary;
 
@@ -15,6 +16,7 @@ use tokio::sync::mpsc;
 
 pub use files::OutputFiles;
 pub use lines::LinePrinter;
+pub use slurp::SlurpFiles;
 pub use status::{Inline, StatusPrinter};
 pub use summary::{FailedHostsFile, Summary};
 

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use console::Style;
 
 use super::{HostRef, Reporter};
-use crate::engine::{HostResult, Stream};
+use crate::engine::{Category, HostResult, Stream};
 
 /// Which output `-i`/`--inline-stdout` print after the status line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,7 +17,13 @@ pub enum Inline {
     Off,
     Stdout,
     StdoutAndStderr,
+    /// The first line of stdout, on the status line itself: how pcp and
+    /// pnuke say what they did on each host.
+    Note,
 }
+
+/// Most of a host's stdout held for its note.
+const MAX_NOTE: usize = 1024;
 
 /// Prints pssh status lines; buffers output per host only when inlining.
 pub struct StatusPrinter<W> {
@@ -50,13 +56,18 @@ impl<W: Write> StatusPrinter<W> {
 
 impl<W: Write> Reporter for StatusPrinter<W> {
     fn output(&mut self, host: HostRef<'_>, stream: Stream, data: &[u8]) -> io::Result<()> {
-        let keep = match (self.inline, stream) {
-            (Inline::Off, _) | (Inline::Stdout, Stream::Stderr) => return Ok(()),
+        let keep_stdout = match (self.inline, stream) {
+            (Inline::Off, _) | (Inline::Stdout | Inline::Note, Stream::Stderr) => return Ok(()),
             (_, Stream::Stdout) => true,
             (Inline::StdoutAndStderr, Stream::Stderr) => false,
         };
         let (stdout, stderr) = self.held.entry(host.index).or_default();
-        match keep {
+        match keep_stdout {
+            // A note is one short line; never hold more than its start.
+            true if self.inline == Inline::Note => {
+                let room = MAX_NOTE.saturating_sub(stdout.len());
+                stdout.extend_from_slice(&data[..data.len().min(room)]);
+            }
             true => stdout.extend_from_slice(data),
             false => stderr.extend_from_slice(data),
         }
@@ -65,23 +76,37 @@ impl<W: Write> Reporter for StatusPrinter<W> {
 
     fn finished(&mut self, host: HostRef<'_>, result: &HostResult) -> io::Result<()> {
         self.completed += 1;
+        let (stdout, stderr) = self.held.remove(&host.index).unwrap_or_default();
         let number = self.paint(Style::new().bold(), &self.completed.to_string());
         let time = clock_time(SystemTime::now());
-        let line = match result.outcome.failure_reason() {
+        let mut line = match result.outcome.failure_reason() {
             None => format!(
-                "[{number}] {time} {} {}\n",
+                "[{number}] {time} {} {}",
                 self.paint(Style::new().green().bold(), "[SUCCESS]"),
                 host.host
             ),
             Some(reason) => format!(
-                "[{number}] {time} {} {} {}\n",
+                "[{number}] {time} {} {} {}",
                 self.paint(Style::new().red().bold(), "[FAILURE]"),
                 host.host,
                 self.paint(Style::new().red().bold(), &reason)
             ),
         };
+        if result.outcome.category() == Category::Unchanged {
+            line.push_str(" unchanged");
+        }
+        if self.inline == Inline::Note {
+            if let Some(note) = String::from_utf8_lossy(&stdout)
+                .lines()
+                .next()
+                .filter(|l| !l.is_empty())
+            {
+                line = format!("{line} {note}");
+            }
+        }
+        line.push('\n');
         self.out.write_all(line.as_bytes())?;
-        if let Some((stdout, stderr)) = self.held.remove(&host.index) {
+        if matches!(self.inline, Inline::Stdout | Inline::StdoutAndStderr) {
             self.out.write_all(&stdout)?;
             if !stderr.is_empty() {
                 self.out

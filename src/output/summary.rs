@@ -2,13 +2,16 @@
 //! that did not succeed and why) and `--failed-hosts FILE`, a hosts file of
 //! those hosts for a re-run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
 use super::{HostRef, Reporter};
-use crate::engine::{Category, HostResult};
+use crate::engine::{Category, HostResult, Stream};
+
+/// The tail of a host's stderr kept for the summary.
+const STDERR_TAIL: usize = 1024;
 
 /// Collects results and prints the summary when the run ends.
 pub struct Summary<W> {
@@ -17,6 +20,8 @@ pub struct Summary<W> {
     counts: BTreeMap<Category, usize>,
     /// `(host label, reason)` of each host that did not succeed, in completion order.
     failures: Vec<(String, String)>,
+    /// The end of each running host's stderr: its last line explains a failure.
+    stderr_tails: HashMap<usize, Vec<u8>>,
 }
 
 impl<W: Write> Summary<W> {
@@ -26,14 +31,29 @@ impl<W: Write> Summary<W> {
             started: Instant::now(),
             counts: BTreeMap::new(),
             failures: Vec::new(),
+            stderr_tails: HashMap::new(),
         }
     }
 }
 
 impl<W: Write> Reporter for Summary<W> {
+    fn output(&mut self, host: HostRef<'_>, stream: Stream, data: &[u8]) -> io::Result<()> {
+        if stream == Stream::Stderr {
+            let tail = self.stderr_tails.entry(host.index).or_default();
+            tail.extend_from_slice(data);
+            let excess = tail.len().saturating_sub(STDERR_TAIL);
+            tail.drain(..excess);
+        }
+        Ok(())
+    }
+
     fn finished(&mut self, host: HostRef<'_>, result: &HostResult) -> io::Result<()> {
         *self.counts.entry(result.outcome.category()).or_default() += 1;
-        if let Some(reason) = result.outcome.failure_reason() {
+        let tail = self.stderr_tails.remove(&host.index).unwrap_or_default();
+        if let Some(mut reason) = result.outcome.failure_reason() {
+            if let Some(line) = last_line(&tail) {
+                reason = format!("{reason}: {line}");
+            }
             self.failures.push((host.host.label(), reason));
         }
         Ok(())
@@ -41,14 +61,11 @@ impl<W: Write> Reporter for Summary<W> {
 
     fn run_finished(&mut self) -> io::Result<()> {
         let total: usize = self.counts.values().sum();
-        let ok = self.counts.get(&Category::Ok).copied().unwrap_or(0);
-        let mut parts = vec![format!("{ok} ok")];
-        parts.extend(
-            self.counts
-                .iter()
-                .filter(|(category, _)| **category != Category::Ok)
-                .map(|(category, count)| format!("{count} {}", category_name(*category))),
-        );
+        let parts: Vec<String> = self
+            .counts
+            .iter()
+            .map(|(category, count)| format!("{count} {}", category_name(*category)))
+            .collect();
         let seconds = self.started.elapsed().as_secs_f64();
         writeln!(
             self.out,
@@ -62,9 +79,19 @@ impl<W: Write> Reporter for Summary<W> {
     }
 }
 
+/// The last non-empty line of `bytes`, trimmed, if any.
+fn last_line(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    text.lines()
+        .map(str::trim)
+        .rfind(|line| !line.is_empty())
+        .map(String::from)
+}
+
 fn category_name(category: Category) -> &'static str {
     match category {
         Category::Ok => "ok",
+        Category::Unchanged => "unchanged",
         Category::Failed => "failed",
         Category::TimedOut => "timed out",
         Category::Unreachable => "unreachable",
@@ -92,7 +119,7 @@ impl FailedHostsFile {
 
 impl Reporter for FailedHostsFile {
     fn finished(&mut self, host: HostRef<'_>, result: &HostResult) -> io::Result<()> {
-        if result.outcome.category() != Category::Ok {
+        if !result.outcome.category().is_success() {
             self.lines.push(host.host.to_hosts_line());
         }
         Ok(())

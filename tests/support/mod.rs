@@ -79,7 +79,7 @@ impl TestFleet {
 
     /// `prun` with this fleet's key and known_hosts, and a clean environment.
     pub fn prun(&self) -> Command {
-        prun_for(self.dir())
+        tool_for("prun", self.dir())
     }
 
     /// `prun -h hosts` over the whole fleet.
@@ -159,9 +159,20 @@ impl Lab {
 
     /// `prun` with the lab's key and known_hosts and a short connect timeout.
     pub fn prun(&self) -> Command {
-        let mut command = prun_for(self.dir());
+        self.tool("prun")
+    }
+
+    /// Any of the pssh-style tools, set up like [`Lab::prun`].
+    pub fn tool(&self, name: &str) -> Command {
+        let mut command = tool_for(name, self.dir());
         command.args(["-O", "ConnectTimeout=2"]);
         command
+    }
+
+    /// A lab host's /var/log as the machine sees it.
+    pub fn var_log(&self, index: usize) -> PathBuf {
+        self.dir()
+            .join(format!("hosts.d/lab-{:03}/root/var/log", index + 1))
     }
 
     /// Runs `command` on host `index`; returns prun's result (stdout inline).
@@ -216,10 +227,10 @@ fn loopback_address(net: u32, index: usize) -> String {
     format!("127.{net}.{}.{}", index / 250, index % 250 + 1)
 }
 
-/// `prun` trusting the known_hosts and using the key that testfleet.sh and
+/// A tool trusting the known_hosts and using the key that testfleet.sh and
 /// fleet-lab both write into their directory.
-fn prun_for(dir: &Path) -> Command {
-    let mut command = tool("prun");
+fn tool_for(name: &str, dir: &Path) -> Command {
+    let mut command = tool(name);
     command
         .arg("-O")
         .arg(format!(
@@ -235,6 +246,9 @@ fn prun_for(dir: &Path) -> Command {
 pub fn tool(name: &str) -> Command {
     let path = match name {
         "prun" => env!("CARGO_BIN_EXE_prun"),
+        "pcp" => env!("CARGO_BIN_EXE_pcp"),
+        "pslurp" => env!("CARGO_BIN_EXE_pslurp"),
+        "pnuke" => env!("CARGO_BIN_EXE_pnuke"),
         "fleet-lab" => env!("CARGO_BIN_EXE_fleet-lab"),
         other => panic!("unknown tool {other}"),
     };
@@ -249,7 +263,7 @@ pub fn tool(name: &str) -> Command {
         .env("NO_COLOR", "1")
         .env_remove("SSH_AUTH_SOCK")
         .stdin(Stdio::null());
-    if name == "prun" {
+    if ["prun", "pcp", "pslurp", "pnuke"].contains(&name) {
         // The machine's own ~/.ssh/config must not steer the tests; a test
         // that wants a config passes its own -F, which comes first and wins.
         command.args(["-F", "none"]);

@@ -1,0 +1,109 @@
+//! `pnuke`: pssh's `parallel-nuke`. Signals the processes whose name matches
+//! PATTERN on every host (pkill's semantics), and says how many it hit.
+//! The pattern reaches the host as one quoted word: no shell injection.
+
+use std::ffi::OsString;
+
+use clap::{ArgAction, Parser};
+use tokio_util::sync::CancellationToken;
+
+use super::args::{ConnectArgs, OutputArgs, TargetArgs};
+use super::{connect_hosts, exit, init_logging, parse_flags, reporters, run_job};
+use crate::engine::Job;
+use crate::output::Inline;
+use crate::ssh::shell_quote;
+
+/// Kill processes by name on many hosts at once (pssh's parallel-nuke).
+#[derive(Debug, Parser)]
+#[command(name = "pnuke", version, disable_help_flag = true)]
+struct Cli {
+    #[command(flatten)]
+    targets: TargetArgs,
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    /// Signal to send, by name or number
+    #[arg(short = 's', long = "signal", default_value = "KILL", value_parser = parse_signal)]
+    signal: String,
+    /// Only list the matching processes (pid and command line); signal nothing
+    #[arg(long)]
+    list: bool,
+    /// Print help
+    #[arg(long, action = ArgAction::Help)]
+    help: Option<bool>,
+    /// Process name pattern (an extended regular expression, as for pkill)
+    #[arg(value_name = "PATTERN", allow_hyphen_values = true)]
+    pattern: String,
+}
+
+fn parse_signal(text: &str) -> Result<String, String> {
+    let name = text.trim_start_matches("SIG").to_ascii_uppercase();
+    match !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric()) {
+        true => Ok(name),
+        false => Err(format!(
+            "expected a signal like KILL, TERM, HUP or 9, found `{text}`"
+        )),
+    }
+}
+
+pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: CancellationToken) -> u8 {
+    let cli: Cli = match parse_flags(args) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    init_logging(cli.connect.verbose);
+    let connected = match connect_hosts(&cli.targets, &cli.connect) {
+        Ok(connected) => connected,
+        Err(error) => {
+            eprintln!("pnuke: {error}");
+            return exit::USAGE;
+        }
+    };
+    let job = Job {
+        command: script(&cli),
+        stdin: None,
+        timeout: cli.connect.command_timeout(),
+        probe: None,
+    };
+    // The count goes on the status line; --list also prints the processes.
+    let inline = if cli.list {
+        Inline::Stdout
+    } else {
+        Inline::Note
+    };
+    let reporters = match reporters(&connected.0, &cli.output, inline) {
+        Ok(reporters) => reporters,
+        Err(error) => {
+            eprintln!("pnuke: {error}");
+            return exit::OTHER;
+        }
+    };
+    run_job(
+        "pnuke",
+        connected,
+        job,
+        cli.connect.parallelism as usize,
+        reporters,
+        interrupt,
+    )
+    .await
+}
+
+/// pkill (or pgrep --list) on the host; "no match" is told apart from an error.
+fn script(cli: &Cli) -> String {
+    let (command, verb) = match cli.list {
+        true => (
+            "pgrep -a -- \"$pattern\"".to_string(),
+            "matched".to_string(),
+        ),
+        false => (
+            format!("pkill --signal {} -e -- \"$pattern\"", cli.signal),
+            format!("signalled with {}:", cli.signal),
+        ),
+    };
+    format!(
+        "pattern={pattern}\nout=$({command}); rc=$?\ncase $rc in\n  0) echo \"{verb} $(printf '%s\\n' \"$out\" | grep -c .)\"; printf '%s\\n' \"$out\" ;;\n  1) echo \"no match\" ;;\n  *) echo \"pnuke: pkill failed (exit $rc)\" >&2; exit \"$rc\" ;;\nesac\n",
+        pattern = shell_quote(&cli.pattern)
+    )
+}

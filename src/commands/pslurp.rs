@@ -1,0 +1,103 @@
+//! `pslurp`: pssh's `parallel-slurp`. Pulls a file (or, with -r, a
+//! directory) from every host into LOCALDIR/<host>/LOCALNAME, streamed to
+//! disk with bounded memory; a failed pull leaves no partial file.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser};
+use tokio_util::sync::CancellationToken;
+
+use super::args::{ConnectArgs, OutputArgs, TargetArgs};
+use super::{connect_hosts, exit, init_logging, parse_flags, reporters, run_job};
+use crate::engine::Job;
+use crate::output::{Inline, SlurpFiles};
+use crate::ssh::shell_quote;
+
+/// Copy a file from many hosts into one directory per host (pssh's parallel-slurp).
+#[derive(Debug, Parser)]
+#[command(name = "pslurp", version, disable_help_flag = true)]
+struct Cli {
+    #[command(flatten)]
+    targets: TargetArgs,
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    /// Copy directories
+    #[arg(short = 'r', long = "recursive")]
+    recursive: bool,
+    /// Directory that receives one subdirectory per host
+    #[arg(
+        short = 'L',
+        long = "localdir",
+        env = "PSSH_LOCALDIR",
+        default_value = ".",
+        value_name = "LOCALDIR"
+    )]
+    local_dir: PathBuf,
+    /// Print help
+    #[arg(long, action = ArgAction::Help)]
+    help: Option<bool>,
+    /// The file (or directory) on the hosts
+    #[arg(value_name = "REMOTE")]
+    remote: String,
+    /// The name it gets under LOCALDIR/<host>/
+    #[arg(value_name = "LOCALNAME", value_parser = parse_local_name)]
+    local_name: String,
+}
+
+fn parse_local_name(text: &str) -> Result<String, String> {
+    match !text.is_empty() && text != "." && text != ".." && !text.contains('/') {
+        true => Ok(text.to_string()),
+        false => Err(format!("expected a plain file name, found `{text}`")),
+    }
+}
+
+pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: CancellationToken) -> u8 {
+    let cli: Cli = match parse_flags(args) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    init_logging(cli.connect.verbose);
+    let connected = match connect_hosts(&cli.targets, &cli.connect) {
+        Ok(connected) => connected,
+        Err(error) => {
+            eprintln!("pslurp: {error}");
+            return exit::USAGE;
+        }
+    };
+    let remote = shell_quote(&cli.remote);
+    let command = match cli.recursive {
+        true => format!("[ -d {remote} ] || {{ echo \"pslurp: not a directory: \"{remote} >&2; exit 1; }}; cd -- \"$(dirname -- {remote})\" && tar -cf - -- \"$(basename -- {remote})\""),
+        false => format!("[ -e {remote} ] || {{ echo \"pslurp: no such file: \"{remote} >&2; exit 1; }}; cat -- {remote}"),
+    };
+    let job = Job {
+        command,
+        stdin: None,
+        timeout: cli.connect.command_timeout(),
+        probe: None,
+    };
+    let mut all = vec![Box::new(SlurpFiles::new(
+        &connected.0,
+        cli.local_dir.clone(),
+        cli.local_name.clone(),
+        cli.recursive,
+    )) as Box<dyn crate::output::Reporter + Send>];
+    match reporters(&connected.0, &cli.output, Inline::Off) {
+        Ok(rest) => all.extend(rest),
+        Err(error) => {
+            eprintln!("pslurp: {error}");
+            return exit::OTHER;
+        }
+    }
+    run_job(
+        "pslurp",
+        connected,
+        job,
+        cli.connect.parallelism as usize,
+        all,
+        interrupt,
+    )
+    .await
+}
