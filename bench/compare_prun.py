@@ -97,12 +97,12 @@ def commands(directory, hosts, port):
     }
 
 
-def measure(argv, extra_env, tool_group, sshd_group):
+def measure(argv, extra_env, tool_group, sshd_group, stdin=subprocess.DEVNULL):
     env = dict(os.environ, **extra_env)
     tool_group.reset()
     sshd_group.reset()
     start = time.monotonic()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(argv, env=env, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             preexec_fn=lambda: tool_group.add(os.getpid()))
     _, stderr = proc.communicate()
     wall = time.monotonic() - start

@@ -282,3 +282,41 @@ fn pnuke_kills_a_process_tree_and_no_pattern_reaches_a_shell() {
         "the pattern reached a shell"
     );
 }
+
+#[test]
+fn owner_and_group_are_set_and_directories_can_be_pulled() {
+    let lab = Lab::start(2, &[]);
+    let file = lab.dir().join("owned");
+    std::fs::write(&file, "x\n").unwrap();
+    let mut pcp = lab.tool("pcp");
+    pcp.arg("-h")
+        .arg(lab.dir().join("hosts"))
+        .args(["--owner", "nobody", "--group", "nogroup"])
+        .arg(&file)
+        .arg("/var/log/");
+    run(pcp).expect_code(0);
+    assert_eq!(
+        lab.output_of(1, "stat -c %U:%G /var/log/owned"),
+        "nobody:nogroup\n"
+    );
+
+    for index in 0..2 {
+        let tree = lab.var_log(index).join("app");
+        std::fs::create_dir_all(tree.join("old")).unwrap();
+        std::fs::write(tree.join("old/app.log"), format!("host {index}\n")).unwrap();
+    }
+    let local = lab.dir().join("pulled");
+    let mut pslurp = lab.tool("pslurp");
+    pslurp
+        .arg("-h")
+        .arg(lab.dir().join("hosts"))
+        .args(["-r", "-L"])
+        .arg(&local)
+        .args(["/var/log/app", "app"]);
+    run(pslurp).expect_code(0);
+    for index in 0..2 {
+        let pulled =
+            std::fs::read_to_string(local.join(lab.host(index)).join("app/old/app.log")).unwrap();
+        assert_eq!(pulled, format!("host {index}\n"));
+    }
+}

@@ -1,4 +1,4 @@
-//! `pnuke`: see fleet::commands::pnuke.
+//! `pnuke`: signal processes by name on many hosts (pssh's parallel-nuke).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! `pslurp`: see fleet::commands::pslurp.
+//! `pslurp`: pull a file from many hosts into one directory per host (pssh's parallel-slurp).
 
 mod common;
 

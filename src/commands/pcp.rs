@@ -1,7 +1,8 @@
 //! `pcp`: pssh's `parallel-scp`, made safe. Each local file is read and
 //! hashed once; on every host it lands in a temporary file in the
-//! destination directory, is fsynced, size- and SHA-256-checked, given its
-//! mode, and only then renamed over the destination. A failed, cut or
+//! destination directory, hashed as it is written (so checking costs no
+//! second pass), size- and SHA-256-checked, fsynced, given its mode, and
+//! only then renamed over the destination. A failed, cut or
 //! killed transfer leaves the destination as it was and no temporary file.
 
 use std::ffi::OsString;
@@ -301,10 +302,12 @@ trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
 dest() { if [ "$into" = 1 ]; then printf '%s/%s' "$dir" "$1"; else printf '%s' "$remote"; fi; }
 receive() {
   t="$dir/.pcp-$token-$1"
-  head -c "$2" | dd of="$t" bs=65536 conv=fsync status=none || fail "cannot write in $dir"
+  : > "$t" || fail "cannot write in $dir"
+  sum=$(head -c "$2" | tee -- "$t" | sha256sum | cut -c1-64)
   got=$(wc -c < "$t")
   [ "$got" -eq "$2" ] || fail "transfer cut short ($got of $2 bytes)"
-  [ "$(sha256sum < "$t" | cut -c1-64)" = "$3" ] || fail "checksum mismatch after transfer"
+  [ "$sum" = "$3" ] || fail "checksum mismatch after transfer"
+  dd if=/dev/null of="$t" conv=notrunc,fsync status=none || fail "cannot flush $t to disk"
 }
 unpack() {
   mkdir "$dir/.pcp-$token-x$1" && tar -xf "$dir/.pcp-$token-$1" -C "$dir/.pcp-$token-x$1" || fail "cannot unpack in $dir"

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""pcp and pslurp against Debian's parallel-scp and parallel-slurp, same run.
+
+Pushes a 100 KB and a 100 MB file to N real sshd hosts (bench/testfleet.sh,
+logging in as an ordinary user) and pulls it back, at parallelism N, each
+tool interleaved with the others, medians of --runs. Destinations are on a
+tmpfs, so this measures transfer, not the disk (pcp fsyncs, scp does not);
+pulls land on disk.
+"limit" is prun pushing the same bytes to `cat > /dev/null` on every host:
+what the SSH cipher moves on this machine, with none of pcp's safety work.
+
+    bench/compare_transfers.py [--hosts 100] [--runs 3]
+"""
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare_prun import HERE, ROOT, USER, Group, fleet_up, measure, sshd_pids  # noqa: E402
+
+SIZES = [("100 KB", 100_000), ("100 MB", 100_000_000)]
+
+
+def commands(directory, hosts, local, remote_dir, pulls):
+    ssh = (f"-i {directory}/id_ed25519 -o UserKnownHostsFile={directory}/known_hosts "
+           f"-o StrictHostKeyChecking=yes -o BatchMode=yes")
+    ours = ["-F", "none", "-h", f"{directory}/hosts", "-p", str(hosts), "-t", "0", "-l", USER,
+            "--identity", f"{directory}/id_ed25519", "-O", f"UserKnownHostsFile={directory}/known_hosts"]
+    bin_dir = os.path.join(ROOT, "target/release")
+    name = os.path.basename(local)
+    return {
+        "limit (prun -I cat>/dev/null)": ([f"{bin_dir}/prun", *ours, "-I", "cat > /dev/null"], local),
+        "pcp": ([f"{bin_dir}/pcp", *ours, "--max-transfers", str(hosts), local, remote_dir + "/"], None),
+        "parallel-scp": (["parallel-scp", "-h", f"{directory}/hosts", "-p", str(hosts), "-t", "0", "-l", USER,
+                          "-x", ssh, local, remote_dir + "/"], None),
+        "pslurp": ([f"{bin_dir}/pslurp", *ours, "-L", f"{pulls}/ours", f"{remote_dir}/{name}", name], None),
+        "parallel-slurp": (["parallel-slurp", "-h", f"{directory}/hosts", "-p", str(hosts), "-t", "0", "-l", USER,
+                            "-x", ssh, "-L", f"{pulls}/theirs", f"{remote_dir}/{name}", name], None),
+    }
+
+
+def run_tool(argv, stdin_path, group, sshd_group):
+    if stdin_path is None:
+        return measure(argv, {}, group, sshd_group)
+    with open(stdin_path, "rb") as stdin:
+        return measure(argv, {}, group, sshd_group, stdin=stdin)
+
+
+def bench(hosts, runs):
+    work = tempfile.mkdtemp(prefix="fleetbench-xfer-", dir="/var/tmp")
+    directory = f"{work}/fleet"
+    remote_dir = f"{work}/dest"
+    pulls = f"{work}/pulls"
+    os.makedirs(remote_dir)
+    # All hosts share this machine's filesystem: 100 pcp temp files of 100 MB
+    # exist at once (on real hosts, one each), hence the size.
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12g,mode=1777", "fleetbench", remote_dir], check=True)
+    os.makedirs(pulls)
+    fleet_up(directory, hosts, 2400)
+    os.chmod(work, 0o755)
+    sshd_group = Group("fleetbench-sshd")
+    for pid in sshd_pids(directory):
+        sshd_group.add(pid)
+    results = {}
+    try:
+        for label, size in SIZES:
+            local = f"{work}/payload-{size}"
+            with open(local, "wb") as f:
+                f.write(os.urandom(size))
+            os.chmod(local, 0o644)
+            tools = commands(directory, hosts, local, remote_dir, pulls)
+            for _ in range(runs):
+                for tool, (argv, stdin_path) in tools.items():
+                    group = Group("fleetbench-" + tool.split()[0])
+                    results.setdefault((label, tool), []).append(run_tool(argv, stdin_path, group, sshd_group))
+                shutil.rmtree(pulls + "/ours", ignore_errors=True)
+                shutil.rmtree(pulls + "/theirs", ignore_errors=True)
+    finally:
+        subprocess.run([f"{HERE}/testfleet.sh", "down", directory], check=False)
+        subprocess.run(["umount", remote_dir], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+    return {key: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for key, rs in results.items()}
+
+
+def report(hosts, medians, runs):
+    print(f"\n## {hosts} hosts, parallelism {hosts}, median of {runs} runs\n")
+    print("| size | tool | wall s | client CPU s | client peak MiB | sshd CPU s |")
+    print("|---|---|---|---|---|---|")
+    for (label, tool), m in medians.items():
+        print(f"| {label} | {tool} | {m['wall']:.2f} | {m['cpu']:.2f} | {m['rss']:.1f} | {m['sshd']:.2f} |")
+    print("\n| size | ratio | value |")
+    print("|---|---|---|")
+    for label, _ in SIZES:
+        m = lambda tool: medians[(label, tool)]["wall"]
+        print(f"| {label} | parallel-scp wall / pcp wall | {m('parallel-scp') / m('pcp'):.2f}x |")
+        print(f"| {label} | pcp wall / limit wall | {m('pcp') / m('limit (prun -I cat>/dev/null)'):.2f}x |")
+        print(f"| {label} | parallel-slurp wall / pslurp wall | {m('parallel-slurp') / m('pslurp'):.2f}x |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("compare_transfers: needs root (sshd, useradd, cgroups, tmpfs)")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    report(args.hosts, bench(args.hosts, args.runs), args.runs)
+
+
+if __name__ == "__main__":
+    main()
