@@ -168,7 +168,7 @@ pub fn parse_flags<C: Parser>(args: impl IntoIterator<Item = OsString>) -> Resul
 }
 
 /// The hosts of the run and a connector with every host's settings resolved.
-pub fn connect_hosts(
+fn connect_hosts(
     targets: &args::TargetArgs,
     connect: &args::ConnectArgs,
 ) -> Result<(Arc<[Host]>, Connector), UsageError> {
@@ -179,9 +179,57 @@ pub fn connect_hosts(
     Ok((hosts.into(), connector))
 }
 
+/// How one tool's run is set up once its hosts are known.
+pub struct ToolJob {
+    pub job: Job,
+    pub parallelism: usize,
+    /// Status-line mode when the operator chose none (`-i`, `--inline-stdout`).
+    pub inline: Inline,
+    /// Printers that run before the standard ones (pslurp's files).
+    pub reporters: Vec<Box<dyn Reporter + Send>>,
+}
+
+/// What every tool does after parsing its flags: connect the hosts, let
+/// `setup` build the job, add the standard printers, run, and map every
+/// failure to its exit code in one place.
+pub async fn run_tool(
+    tool: &str,
+    (targets, connect, output): (&args::TargetArgs, &args::ConnectArgs, &args::OutputArgs),
+    interrupt: CancellationToken,
+    setup: impl FnOnce(&[Host]) -> Result<ToolJob, UsageError>,
+) -> u8 {
+    init_logging(connect.verbose);
+    let prepared =
+        connect_hosts(targets, connect).and_then(|connected| Ok((setup(&connected.0)?, connected)));
+    let (tool_job, connected) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            eprintln!("{tool}: {error}");
+            return exit::USAGE;
+        }
+    };
+    let mut all = tool_job.reporters;
+    match reporters(&connected.0, output, tool_job.inline) {
+        Ok(standard) => all.extend(standard),
+        Err(error) => {
+            eprintln!("{tool}: {error}");
+            return exit::OTHER;
+        }
+    }
+    run_job(
+        tool,
+        connected,
+        tool_job.job,
+        tool_job.parallelism,
+        all,
+        interrupt,
+    )
+    .await
+}
+
 /// Runs `job` everywhere with `reporters` on the output thread; returns the
 /// tool's exit code, computed from every host's result.
-pub async fn run_job(
+async fn run_job(
     tool: &str,
     (hosts, connector): (Arc<[Host]>, Connector),
     job: Job,

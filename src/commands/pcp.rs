@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::args::{ConnectArgs, OutputArgs, TargetArgs};
-use super::{connect_hosts, exit, init_logging, parse_flags, reporters, run_job, UsageError};
+use super::{parse_flags, run_tool, ToolJob, UsageError};
 use crate::engine::{Job, Probe};
 use crate::output::Inline;
 use crate::ssh::shell_quote;
@@ -101,35 +101,30 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    init_logging(cli.connect.verbose);
-    let prepared =
-        load_items(&cli).and_then(|items| Ok((items, connect_hosts(&cli.targets, &cli.connect)?)));
-    let (items, connected) = match prepared {
-        Ok(prepared) => prepared,
-        Err(error) => {
-            eprintln!("pcp: {error}");
-            return exit::USAGE;
-        }
-    };
-    let Some(remote) = cli.paths.last().map(|p| p.to_string_lossy().into_owned()) else {
-        return exit::USAGE;
-    };
-    let job = Job {
-        command: install_script(&cli, &remote, &items),
-        stdin: Some(concatenate(&items)),
-        timeout: cli.connect.command_timeout(),
-        probe: (cli.skip_unchanged && items.iter().all(|i| i.mode.is_some()))
-            .then(|| probe(&remote, &items)),
-    };
-    let reporters = match reporters(&connected.0, &cli.output, Inline::Note) {
-        Ok(reporters) => reporters,
-        Err(error) => {
-            eprintln!("pcp: {error}");
-            return exit::OTHER;
-        }
-    };
-    let parallelism = cli.connect.parallelism.min(cli.max_transfers) as usize;
-    run_job("pcp", connected, job, parallelism, reporters, interrupt).await
+    run_tool(
+        "pcp",
+        (&cli.targets, &cli.connect, &cli.output),
+        interrupt,
+        |_| {
+            let items = load_items(&cli)?;
+            let remote = cli.paths[cli.paths.len() - 1]
+                .to_string_lossy()
+                .into_owned();
+            let only_files = items.iter().all(|i| i.mode.is_some());
+            Ok(ToolJob {
+                job: Job {
+                    command: install_script(&cli, &remote, &items),
+                    stdin: Some(concatenate(&items)),
+                    timeout: cli.connect.command_timeout(),
+                    probe: (cli.skip_unchanged && only_files).then(|| probe(&remote, &items)),
+                },
+                parallelism: cli.connect.parallelism.min(cli.max_transfers) as usize,
+                inline: Inline::Note,
+                reporters: Vec::new(),
+            })
+        },
+    )
+    .await
 }
 
 /// Reads and hashes every local source once, before any host is contacted.

@@ -8,7 +8,7 @@ use clap::{ArgAction, Parser};
 use tokio_util::sync::CancellationToken;
 
 use super::args::{ConnectArgs, OutputArgs, TargetArgs};
-use super::{connect_hosts, exit, init_logging, parse_flags, reporters, run_job};
+use super::{parse_flags, run_tool, ToolJob};
 use crate::engine::Job;
 use crate::output::Inline;
 use crate::ssh::shell_quote;
@@ -52,40 +52,28 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    init_logging(cli.connect.verbose);
-    let connected = match connect_hosts(&cli.targets, &cli.connect) {
-        Ok(connected) => connected,
-        Err(error) => {
-            eprintln!("pnuke: {error}");
-            return exit::USAGE;
-        }
-    };
-    let job = Job {
-        command: script(&cli),
-        stdin: None,
-        timeout: cli.connect.command_timeout(),
-        probe: None,
-    };
-    // The count goes on the status line; --list also prints the processes.
-    let inline = if cli.list {
-        Inline::Stdout
-    } else {
-        Inline::Note
-    };
-    let reporters = match reporters(&connected.0, &cli.output, inline) {
-        Ok(reporters) => reporters,
-        Err(error) => {
-            eprintln!("pnuke: {error}");
-            return exit::OTHER;
-        }
-    };
-    run_job(
+    run_tool(
         "pnuke",
-        connected,
-        job,
-        cli.connect.parallelism as usize,
-        reporters,
+        (&cli.targets, &cli.connect, &cli.output),
         interrupt,
+        |_| {
+            Ok(ToolJob {
+                job: Job {
+                    command: script(&cli),
+                    stdin: None,
+                    timeout: cli.connect.command_timeout(),
+                    probe: None,
+                },
+                parallelism: cli.connect.parallelism as usize,
+                // The count goes on the status line; --list also prints the processes.
+                inline: if cli.list {
+                    Inline::Stdout
+                } else {
+                    Inline::Note
+                },
+                reporters: Vec::new(),
+            })
+        },
     )
     .await
 }

@@ -9,7 +9,7 @@ use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use super::args::{ConnectArgs, OutputArgs, TargetArgs};
-use super::{connect_hosts, exit, init_logging, parse_flags, reporters, run_job};
+use super::{exit, parse_flags, run_tool, ToolJob};
 use crate::engine::Job;
 use crate::output::Inline;
 
@@ -46,14 +46,6 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    init_logging(cli.connect.verbose);
-    let connected = match connect_hosts(&cli.targets, &cli.connect) {
-        Ok(connected) => connected,
-        Err(error) => {
-            eprintln!("prun: {error}");
-            return exit::USAGE;
-        }
-    };
     let stdin = match cli.send_input {
         true => match read_stdin().await {
             Ok(input) => Some(input),
@@ -64,26 +56,23 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
         },
         false => None,
     };
-    let job = Job {
-        command: cli.command.join(" "),
-        stdin,
-        timeout: cli.connect.command_timeout(),
-        probe: None,
-    };
-    let reporters = match reporters(&connected.0, &cli.output, Inline::Off) {
-        Ok(reporters) => reporters,
-        Err(error) => {
-            eprintln!("prun: {error}");
-            return exit::OTHER;
-        }
-    };
-    run_job(
+    run_tool(
         "prun",
-        connected,
-        job,
-        cli.connect.parallelism as usize,
-        reporters,
+        (&cli.targets, &cli.connect, &cli.output),
         interrupt,
+        |_| {
+            Ok(ToolJob {
+                job: Job {
+                    command: cli.command.join(" "),
+                    stdin,
+                    timeout: cli.connect.command_timeout(),
+                    probe: None,
+                },
+                parallelism: cli.connect.parallelism as usize,
+                inline: Inline::Off,
+                reporters: Vec::new(),
+            })
+        },
     )
     .await
 }

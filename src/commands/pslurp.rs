@@ -9,7 +9,7 @@ use clap::{ArgAction, Parser};
 use tokio_util::sync::CancellationToken;
 
 use super::args::{ConnectArgs, OutputArgs, TargetArgs};
-use super::{connect_hosts, exit, init_logging, parse_flags, reporters, run_job};
+use super::{parse_flags, run_tool, ToolJob};
 use crate::engine::Job;
 use crate::output::{Inline, SlurpFiles};
 use crate::ssh::shell_quote;
@@ -59,45 +59,38 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    init_logging(cli.connect.verbose);
-    let connected = match connect_hosts(&cli.targets, &cli.connect) {
-        Ok(connected) => connected,
-        Err(error) => {
-            eprintln!("pslurp: {error}");
-            return exit::USAGE;
-        }
-    };
-    let remote = shell_quote(&cli.remote);
-    let command = match cli.recursive {
-        true => format!("[ -d {remote} ] || {{ echo \"pslurp: not a directory: \"{remote} >&2; exit 1; }}; cd -- \"$(dirname -- {remote})\" && tar -cf - -- \"$(basename -- {remote})\""),
-        false => format!("[ -e {remote} ] || {{ echo \"pslurp: no such file: \"{remote} >&2; exit 1; }}; cat -- {remote}"),
-    };
-    let job = Job {
-        command,
-        stdin: None,
-        timeout: cli.connect.command_timeout(),
-        probe: None,
-    };
-    let mut all = vec![Box::new(SlurpFiles::new(
-        &connected.0,
-        cli.local_dir.clone(),
-        cli.local_name.clone(),
-        cli.recursive,
-    )) as Box<dyn crate::output::Reporter + Send>];
-    match reporters(&connected.0, &cli.output, Inline::Off) {
-        Ok(rest) => all.extend(rest),
-        Err(error) => {
-            eprintln!("pslurp: {error}");
-            return exit::OTHER;
-        }
-    }
-    run_job(
+    run_tool(
         "pslurp",
-        connected,
-        job,
-        cli.connect.parallelism as usize,
-        all,
+        (&cli.targets, &cli.connect, &cli.output),
         interrupt,
+        |hosts| {
+            let files = SlurpFiles::new(
+                hosts,
+                cli.local_dir.clone(),
+                cli.local_name.clone(),
+                cli.recursive,
+            );
+            Ok(ToolJob {
+                job: Job {
+                    command: pull_command(&cli),
+                    stdin: None,
+                    timeout: cli.connect.command_timeout(),
+                    probe: None,
+                },
+                parallelism: cli.connect.parallelism as usize,
+                inline: Inline::Off,
+                reporters: vec![Box::new(files)],
+            })
+        },
     )
     .await
+}
+
+/// `cat` (or `tar` with -r) on the host, with a clear error when the path is missing.
+fn pull_command(cli: &Cli) -> String {
+    let remote = shell_quote(&cli.remote);
+    match cli.recursive {
+        true => format!("[ -d {remote} ] || {{ echo \"pslurp: not a directory: \"{remote} >&2; exit 1; }}; cd -- \"$(dirname -- {remote})\" && tar -cf - -- \"$(basename -- {remote})\""),
+        false => format!("[ -e {remote} ] || {{ echo \"pslurp: no such file: \"{remote} >&2; exit 1; }}; cat -- {remote}"),
+    }
 }
