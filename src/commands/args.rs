@@ -13,6 +13,20 @@ use crate::inventory::{Host, HostSelection};
 use crate::output::Inline;
 use crate::ssh::{ConfigFile, Secrets, SshOptions};
 
+/// The flags every pssh-style tool shares: hosts, connection, output, help.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Print help (-h is pssh's hosts file)
+    #[arg(long, action = ArgAction::Help)]
+    help: Option<bool>,
+}
+
 /// Which hosts: `-h`, `-H`, `-g`, `-l`.
 #[derive(Debug, Args)]
 pub struct TargetArgs {

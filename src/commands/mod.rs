@@ -194,10 +194,16 @@ pub struct ToolJob {
 /// failure to its exit code in one place.
 pub async fn run_tool(
     tool: &str,
-    (targets, connect, output): (&args::TargetArgs, &args::ConnectArgs, &args::OutputArgs),
+    common: &args::CommonArgs,
     interrupt: CancellationToken,
     setup: impl FnOnce(&[Host]) -> Result<ToolJob, UsageError>,
 ) -> u8 {
+    let args::CommonArgs {
+        targets,
+        connect,
+        output,
+        ..
+    } = common;
     init_logging(connect.verbose);
     let prepared =
         connect_hosts(targets, connect).and_then(|connected| Ok((setup(&connected.0)?, connected)));

@@ -10,11 +10,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use clap::{ArgAction, Parser};
+use clap::Parser;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::args::{ConnectArgs, OutputArgs, TargetArgs};
+use super::args::CommonArgs;
 use super::{parse_flags, run_tool, ToolJob, UsageError};
 use crate::engine::{Job, Probe};
 use crate::output::Inline;
@@ -25,11 +25,7 @@ use crate::ssh::shell_quote;
 #[command(name = "pcp", version, disable_help_flag = true)]
 struct Cli {
     #[command(flatten)]
-    targets: TargetArgs,
-    #[command(flatten)]
-    connect: ConnectArgs,
-    #[command(flatten)]
-    output: OutputArgs,
+    common: CommonArgs,
     /// Copy directories, keeping modes and symlinks
     #[arg(short = 'r', long = "recursive")]
     recursive: bool,
@@ -51,9 +47,6 @@ struct Cli {
     /// Most transfers in flight at once, whatever -p says
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     max_transfers: u32,
-    /// Print help
-    #[arg(long, action = ArgAction::Help)]
-    help: Option<bool>,
     /// Local files (or directories with -r), then the remote destination
     #[arg(required = true, num_args = 2.., value_name = "LOCAL... REMOTE")]
     paths: Vec<PathBuf>,
@@ -101,29 +94,24 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    run_tool(
-        "pcp",
-        (&cli.targets, &cli.connect, &cli.output),
-        interrupt,
-        |_| {
-            let items = load_items(&cli)?;
-            let remote = cli.paths[cli.paths.len() - 1]
-                .to_string_lossy()
-                .into_owned();
-            let only_files = items.iter().all(|i| i.mode.is_some());
-            Ok(ToolJob {
-                job: Job {
-                    command: install_script(&cli, &remote, &items),
-                    stdin: Some(concatenate(&items)),
-                    timeout: cli.connect.command_timeout(),
-                    probe: (cli.skip_unchanged && only_files).then(|| probe(&remote, &items)),
-                },
-                parallelism: cli.connect.parallelism.min(cli.max_transfers) as usize,
-                inline: Inline::Note,
-                reporters: Vec::new(),
-            })
-        },
-    )
+    run_tool("pcp", &cli.common, interrupt, |_| {
+        let items = load_items(&cli)?;
+        let remote = cli.paths[cli.paths.len() - 1]
+            .to_string_lossy()
+            .into_owned();
+        let only_files = items.iter().all(|i| i.mode.is_some());
+        Ok(ToolJob {
+            job: Job {
+                command: install_script(&cli, &remote, &items),
+                stdin: Some(concatenate(&items)),
+                timeout: cli.common.connect.command_timeout(),
+                probe: (cli.skip_unchanged && only_files).then(|| probe(&remote, &items)),
+            },
+            parallelism: cli.common.connect.parallelism.min(cli.max_transfers) as usize,
+            inline: Inline::Note,
+            reporters: Vec::new(),
+        })
+    })
     .await
 }
 

@@ -4,10 +4,10 @@
 
 use std::ffi::OsString;
 
-use clap::{ArgAction, Parser};
+use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use super::args::{ConnectArgs, OutputArgs, TargetArgs};
+use super::args::CommonArgs;
 use super::{parse_flags, run_tool, ToolJob};
 use crate::engine::Job;
 use crate::output::Inline;
@@ -18,20 +18,13 @@ use crate::ssh::shell_quote;
 #[command(name = "pnuke", version, disable_help_flag = true)]
 struct Cli {
     #[command(flatten)]
-    targets: TargetArgs,
-    #[command(flatten)]
-    connect: ConnectArgs,
-    #[command(flatten)]
-    output: OutputArgs,
+    common: CommonArgs,
     /// Signal to send, by name or number
     #[arg(short = 's', long = "signal", default_value = "KILL", value_parser = parse_signal)]
     signal: String,
     /// Only list the matching processes (pid and command line); signal nothing
     #[arg(long)]
     list: bool,
-    /// Print help
-    #[arg(long, action = ArgAction::Help)]
-    help: Option<bool>,
     /// Process name pattern (an extended regular expression, as for pkill)
     #[arg(value_name = "PATTERN", allow_hyphen_values = true)]
     pattern: String,
@@ -52,29 +45,24 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    run_tool(
-        "pnuke",
-        (&cli.targets, &cli.connect, &cli.output),
-        interrupt,
-        |_| {
-            Ok(ToolJob {
-                job: Job {
-                    command: script(&cli),
-                    stdin: None,
-                    timeout: cli.connect.command_timeout(),
-                    probe: None,
-                },
-                parallelism: cli.connect.parallelism as usize,
-                // The count goes on the status line; --list also prints the processes.
-                inline: if cli.list {
-                    Inline::Stdout
-                } else {
-                    Inline::Note
-                },
-                reporters: Vec::new(),
-            })
-        },
-    )
+    run_tool("pnuke", &cli.common, interrupt, |_| {
+        Ok(ToolJob {
+            job: Job {
+                command: script(&cli),
+                stdin: None,
+                timeout: cli.common.connect.command_timeout(),
+                probe: None,
+            },
+            parallelism: cli.common.connect.parallelism as usize,
+            // The count goes on the status line; --list also prints the processes.
+            inline: if cli.list {
+                Inline::Stdout
+            } else {
+                Inline::Note
+            },
+            reporters: Vec::new(),
+        })
+    })
     .await
 }
 

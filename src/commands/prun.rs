@@ -4,11 +4,11 @@
 use std::ffi::OsString;
 
 use bytes::Bytes;
-use clap::{ArgAction, Parser};
+use clap::Parser;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
-use super::args::{ConnectArgs, OutputArgs, TargetArgs};
+use super::args::CommonArgs;
 use super::{exit, parse_flags, run_tool, ToolJob};
 use crate::engine::Job;
 use crate::output::Inline;
@@ -18,17 +18,10 @@ use crate::output::Inline;
 #[command(name = "prun", version, disable_help_flag = true)]
 struct Cli {
     #[command(flatten)]
-    targets: TargetArgs,
-    #[command(flatten)]
-    connect: ConnectArgs,
-    #[command(flatten)]
-    output: OutputArgs,
+    common: CommonArgs,
     /// Read standard input once and send it to every host's command
     #[arg(short = 'I', long = "send-input")]
     send_input: bool,
-    /// Print help
-    #[arg(long, action = ArgAction::Help)]
-    help: Option<bool>,
     /// The command to run, through each host's login shell
     #[arg(
         required = true,
@@ -56,24 +49,19 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
         },
         false => None,
     };
-    run_tool(
-        "prun",
-        (&cli.targets, &cli.connect, &cli.output),
-        interrupt,
-        |_| {
-            Ok(ToolJob {
-                job: Job {
-                    command: cli.command.join(" "),
-                    stdin,
-                    timeout: cli.connect.command_timeout(),
-                    probe: None,
-                },
-                parallelism: cli.connect.parallelism as usize,
-                inline: Inline::Off,
-                reporters: Vec::new(),
-            })
-        },
-    )
+    run_tool("prun", &cli.common, interrupt, |_| {
+        Ok(ToolJob {
+            job: Job {
+                command: cli.command.join(" "),
+                stdin,
+                timeout: cli.common.connect.command_timeout(),
+                probe: None,
+            },
+            parallelism: cli.common.connect.parallelism as usize,
+            inline: Inline::Off,
+            reporters: Vec::new(),
+        })
+    })
     .await
 }
 

@@ -5,10 +5,10 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser};
+use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use super::args::{ConnectArgs, OutputArgs, TargetArgs};
+use super::args::CommonArgs;
 use super::{parse_flags, run_tool, ToolJob};
 use crate::engine::Job;
 use crate::output::{Inline, SlurpFiles};
@@ -19,11 +19,7 @@ use crate::ssh::shell_quote;
 #[command(name = "pslurp", version, disable_help_flag = true)]
 struct Cli {
     #[command(flatten)]
-    targets: TargetArgs,
-    #[command(flatten)]
-    connect: ConnectArgs,
-    #[command(flatten)]
-    output: OutputArgs,
+    common: CommonArgs,
     /// Copy directories
     #[arg(short = 'r', long = "recursive")]
     recursive: bool,
@@ -36,9 +32,6 @@ struct Cli {
         value_name = "LOCALDIR"
     )]
     local_dir: PathBuf,
-    /// Print help
-    #[arg(long, action = ArgAction::Help)]
-    help: Option<bool>,
     /// The file (or directory) on the hosts
     #[arg(value_name = "REMOTE")]
     remote: String,
@@ -59,30 +52,25 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    run_tool(
-        "pslurp",
-        (&cli.targets, &cli.connect, &cli.output),
-        interrupt,
-        |hosts| {
-            let files = SlurpFiles::new(
-                hosts,
-                cli.local_dir.clone(),
-                cli.local_name.clone(),
-                cli.recursive,
-            );
-            Ok(ToolJob {
-                job: Job {
-                    command: pull_command(&cli),
-                    stdin: None,
-                    timeout: cli.connect.command_timeout(),
-                    probe: None,
-                },
-                parallelism: cli.connect.parallelism as usize,
-                inline: Inline::Off,
-                reporters: vec![Box::new(files)],
-            })
-        },
-    )
+    run_tool("pslurp", &cli.common, interrupt, |hosts| {
+        let files = SlurpFiles::new(
+            hosts,
+            cli.local_dir.clone(),
+            cli.local_name.clone(),
+            cli.recursive,
+        );
+        Ok(ToolJob {
+            job: Job {
+                command: pull_command(&cli),
+                stdin: None,
+                timeout: cli.common.connect.command_timeout(),
+                probe: None,
+            },
+            parallelism: cli.common.connect.parallelism as usize,
+            inline: Inline::Off,
+            reporters: vec![Box::new(files)],
+        })
+    })
     .await
 }
 
