@@ -8,17 +8,6 @@ use support::{run, TestFleet};
 use std::io::Read;
 use std::path::Path;
 
-/// Writes `size` random bytes to `path` without holding them in this process:
-/// Linux carries a parent's peak RSS into a spawned child's ru_maxrss.
-fn write_random_file(path: &Path, size: usize) {
-    let status = std::process::Command::new("head")
-        .args(["-c", &size.to_string(), "/dev/urandom"])
-        .stdout(std::fs::File::create(path).unwrap())
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 /// Compares two files chunk by chunk.
 fn same_contents(a: &Path, b: &Path) -> bool {
     let (mut a, mut b) = (
@@ -41,7 +30,7 @@ fn same_contents(a: &Path, b: &Path) -> bool {
 fn output_files_are_byte_exact_for_binary_data() {
     let fleet = TestFleet::start(3);
     let blob = fleet.dir().join("blob");
-    write_random_file(&blob, 1 << 20);
+    support::random_file(&blob, 1 << 20);
     let (out, err) = (fleet.dir().join("out"), fleet.dir().join("err"));
     let mut prun = fleet.prun_all();
     prun.arg("-o").arg(&out).arg("-e").arg(&err);
@@ -64,7 +53,7 @@ fn fifty_megabytes_from_one_host_stream_to_disk_in_little_memory() {
     let fleet = TestFleet::start(1);
     let size = 50_000_000;
     let big = fleet.dir().join("big");
-    write_random_file(&big, size);
+    support::random_file(&big, size);
     let out = fleet.dir().join("out");
     let mut prun = fleet.prun_all();
     prun.arg("-o")

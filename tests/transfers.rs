@@ -9,15 +9,6 @@ use std::time::Duration;
 
 use support::{run, wait_until, Lab};
 
-fn random_file(path: &std::path::Path, size: usize) {
-    let status = std::process::Command::new("head")
-        .args(["-c", &size.to_string(), "/dev/urandom"])
-        .stdout(std::fs::File::create(path).unwrap())
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 fn sha256(path: &std::path::Path) -> String {
     let output = std::process::Command::new("sha256sum")
         .arg(path)
@@ -34,7 +25,7 @@ fn sha256(path: &std::path::Path) -> String {
 fn push_to_fifty_hosts_with_content_mode_and_digest_verified() {
     let lab = Lab::start(50, &[]);
     let module = lab.dir().join("xen-evtchn.ko");
-    random_file(&module, 100_000);
+    support::random_file(&module, 100_000);
     let mut pcp = lab.tool("pcp");
     pcp.args(["-h"]).arg(lab.dir().join("hosts")).args([
         "-p",
@@ -69,7 +60,7 @@ fn a_cut_transfer_leaves_the_old_file_and_no_temporary_file() {
     let lab = Lab::start(1, &[]);
     std::fs::write(lab.var_log(0).join("module.ko"), b"old module").unwrap();
     let big = lab.dir().join("module.ko");
-    random_file(&big, 300_000_000);
+    support::random_file(&big, 300_000_000);
     let mut pcp = lab.tool("pcp");
     pcp.args(["-H", &lab.host(0)])
         .arg(&big)

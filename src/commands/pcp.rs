@@ -22,7 +22,12 @@ use crate::ssh::shell_quote;
 
 /// Copy files to many hosts at once, atomically and checksum-verified (pssh's parallel-scp).
 #[derive(Debug, Parser)]
-#[command(name = "pcp", version, disable_help_flag = true)]
+#[command(
+    name = "pcp",
+    version,
+    disable_help_flag = true,
+    override_usage = "pcp [OPTIONS] LOCAL... REMOTE"
+)]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
@@ -48,7 +53,7 @@ struct Cli {
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     max_transfers: u32,
     /// Local files (or directories with -r), then the remote destination
-    #[arg(required = true, num_args = 2.., value_name = "LOCAL... REMOTE")]
+    #[arg(required = true, num_args = 2.., value_name = "PATH")]
     paths: Vec<PathBuf>,
 }
 

@@ -15,7 +15,12 @@ use crate::ssh::shell_quote;
 
 /// Kill processes by name on many hosts at once (pssh's parallel-nuke).
 #[derive(Debug, Parser)]
-#[command(name = "pnuke", version, disable_help_flag = true)]
+#[command(
+    name = "pnuke",
+    version,
+    disable_help_flag = true,
+    override_usage = "pnuke [OPTIONS] PATTERN"
+)]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,

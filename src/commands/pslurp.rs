@@ -16,7 +16,12 @@ use crate::ssh::shell_quote;
 
 /// Copy a file from many hosts into one directory per host (pssh's parallel-slurp).
 #[derive(Debug, Parser)]
-#[command(name = "pslurp", version, disable_help_flag = true)]
+#[command(
+    name = "pslurp",
+    version,
+    disable_help_flag = true,
+    override_usage = "pslurp [OPTIONS] [-L LOCALDIR] REMOTE LOCALNAME"
+)]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,

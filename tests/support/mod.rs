@@ -353,3 +353,14 @@ pub fn process_running(needle: &str) -> bool {
         .expect("pgrep");
     output.status.success()
 }
+
+/// Writes `size` random bytes to `path` without holding them in this process:
+/// Linux carries a parent's peak RSS into a spawned child's ru_maxrss.
+pub fn random_file(path: &Path, size: usize) {
+    let status = Command::new("head")
+        .args(["-c", &size.to_string(), "/dev/urandom"])
+        .stdout(std::fs::File::create(path).expect("create"))
+        .status()
+        .expect("head");
+    assert!(status.success());
+}
