@@ -132,7 +132,13 @@ async fn run(cli: Cli) -> Result<(), LabError> {
             print_up(&cli.dir, count, took);
             Ok(())
         }
-        Action::Down => lab::down(&cli.dir),
+        // down polls for the supervisor's exit; keep that off the runtime.
+        Action::Down => {
+            let dir = cli.dir.clone();
+            tokio::task::spawn_blocking(move || lab::down(&dir))
+                .await
+                .map_err(|e| LabError::Invalid(e.to_string()))?
+        }
         Action::Status => {
             for host in lab::status(&cli.dir)? {
                 let fault = host.fault.as_deref().unwrap_or("-");
