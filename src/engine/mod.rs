@@ -205,7 +205,12 @@ impl HostWorker {
         loop {
             tokio::select! {
                 event = process.next_event() => match event {
-                    Some(ProcessEvent::Stdout(data)) if stdout.len() < MAX_PROBE_OUTPUT => stdout.extend_from_slice(&data),
+                    // Beyond the limit the output cannot match anyway; it is dropped, not printed.
+                    Some(ProcessEvent::Stdout(data)) => {
+                        if stdout.len() < MAX_PROBE_OUTPUT {
+                            stdout.extend_from_slice(&data);
+                        }
+                    }
                     Some(ProcessEvent::Exited(RemoteExit::Code(_))) => break,
                     Some(ProcessEvent::Exited(exit)) => return Err(exit_outcome(exit)),
                     None => return Err(exit_outcome(RemoteExit::Lost)),
@@ -214,6 +219,10 @@ impl HostWorker {
                 _ = sleep_until(deadline) => {
                     self.stop(session, &mut process).await;
                     return Err(Outcome::TimedOut);
+                }
+                _ = self.cancel.cancelled() => {
+                    self.stop(session, &mut process).await;
+                    return Err(Outcome::Interrupted);
                 }
             }
         }
