@@ -152,16 +152,21 @@ def report(hosts, medians, runs):
             print(f"| {tool} | {p['wall'] / m['wall']:.2f}x | {p['cpu'] / m['cpu']:.3f}x | {p['rss'] / m['rss']:.3f}x |")
 
 
+def prepare(name):
+    """What every benchmark needs first: root, many open files, a release build."""
+    if os.geteuid() != 0:
+        sys.exit(f"{name}: needs root (sshd, namespaces, cgroups, useradd)")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("compare_prun: needs root (sshd, useradd, cgroups)")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    prepare("compare_prun")
     for hosts in args.hosts:
         report(hosts, bench(hosts, args.runs), args.runs)
 

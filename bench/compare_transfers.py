@@ -14,7 +14,6 @@ what the SSH cipher moves on this machine, with none of pcp's safety work.
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -22,7 +21,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_prun import HERE, ROOT, USER, Group, fleet_up, measure, sshd_pids  # noqa: E402
+from compare_prun import HERE, ROOT, USER, Group, fleet_up, measure, prepare, sshd_pids  # noqa: E402
 
 SIZES = [("100 KB", 100_000), ("100 MB", 100_000_000)]
 
@@ -108,11 +107,7 @@ def main():
     parser.add_argument("--hosts", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("compare_transfers: needs root (sshd, useradd, cgroups, tmpfs)")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    prepare("compare_transfers")
     report(args.hosts, bench(args.hosts, args.runs), args.runs)
 
 

@@ -17,6 +17,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare_prun import prepare  # noqa: E402
 LAB = os.path.join(ROOT, "target/release/fleet-lab")
 
 
@@ -56,9 +58,7 @@ def main():
     parser.add_argument("--hosts", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("lab_bench: needs root")
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    prepare("lab_bench")
     print(f"| hosts | up s | down s | memory per host (PSS) |  (median of {args.runs})")
     print("|---|---|---|---|")
     for hosts in args.hosts:
