@@ -2,12 +2,16 @@
 //!
 //! The crate is layered so that each part knows only the ones above it:
 //!
-//! - [`inventory`]: which hosts (pssh hosts files, `-H`, ranges, `-g`).
+//! - [`inventory`]: which hosts (pssh hosts files, `-H`, ranges, `-g`, and
+//!   YAML inventories with groups and variables).
 //! - [`ssh`]: options, known_hosts, keys, connecting, killable remote commands.
 //! - [`engine`]: fan-out with a concurrency limit, timeouts and cancellation;
 //!   emits per-host [`engine::Event`]s, never prints, never exits.
 //! - [`output`]: printers that consume events (pssh status lines, inline,
 //!   streaming, per-host files, summary); one thread owns stdout.
+//! - [`playbook`]: pplay's rolling rollouts (tasks, verified reboots,
+//!   max_fail, journal and resume); emits its own events, never prints.
+//! - [`yaml`]: reading YAML with FILE:LINE:COLUMN errors.
 //! - [`commands`]: the command-line tools, kept out of the binaries so the
 //!   binaries stay a few lines each.
 
@@ -17,4 +21,6 @@ pub mod inventory;
 pub mod lab;
 pub mod output;
 pub mod pattern;
+pub mod playbook;
 pub mod ssh;
+pub mod yaml;

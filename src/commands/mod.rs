@@ -6,7 +6,8 @@
 mod args;
 pub mod pcp;
 pub mod pnuke;
-mod prompt;
+pub mod pplay;
+pub mod prompt;
 pub mod prun;
 pub mod pslurp;
 

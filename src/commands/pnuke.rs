@@ -11,7 +11,7 @@ use super::args::CommonArgs;
 use super::{parse_flags, run_tool, ToolJob};
 use crate::engine::Job;
 use crate::output::Inline;
-use crate::ssh::shell_quote;
+use crate::ssh::pkill_script;
 
 /// Kill processes by name on many hosts at once (pssh's parallel-nuke).
 #[derive(Debug, Parser)]
@@ -53,7 +53,7 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
     run_tool("pnuke", &cli.common, interrupt, |_| {
         Ok(ToolJob {
             job: Job {
-                command: script(&cli),
+                command: pkill_script(&cli.pattern, &cli.signal, cli.list),
                 stdin: None,
                 timeout: cli.common.connect.command_timeout(),
                 probe: None,
@@ -69,22 +69,4 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
         })
     })
     .await
-}
-
-/// pkill (or pgrep --list) on the host; "no match" is told apart from an error.
-fn script(cli: &Cli) -> String {
-    let (command, verb) = match cli.list {
-        true => (
-            "pgrep -a -- \"$pattern\"".to_string(),
-            "matched".to_string(),
-        ),
-        false => (
-            format!("pkill --signal {} -e -- \"$pattern\"", cli.signal),
-            format!("signalled with {}:", cli.signal),
-        ),
-    };
-    format!(
-        "pattern={pattern}\nout=$({command}); rc=$?\ncase $rc in\n  0) echo \"{verb} $(printf '%s\\n' \"$out\" | grep -c .)\"; printf '%s\\n' \"$out\" ;;\n  1) echo \"no match\" ;;\n  *) echo \"pnuke: pkill failed (exit $rc)\" >&2; exit \"$rc\" ;;\nesac\n",
-        pattern = shell_quote(&cli.pattern)
-    )
 }

@@ -37,6 +37,20 @@ pub fn ask_hidden(prompt: &str) -> Option<String> {
     Some(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
+/// Asks `prompt` on /dev/tty and reads one line, echoed; `None` when there
+/// is no terminal.
+pub fn ask_line(prompt: &str) -> Option<String> {
+    let mut tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .ok()?;
+    tty.write_all(prompt.as_bytes()).ok()?;
+    let mut line = String::new();
+    BufReader::new(&tty).read_line(&mut line).ok()?;
+    Some(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
 /// The first line of a secret file. A file others can read gets a warning.
 pub fn read_secret_file(path: &Path) -> Result<String, UsageError> {
     let unreadable =

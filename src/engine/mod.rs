@@ -20,9 +20,6 @@ pub use event::{Category, Event, HostResult, Outcome, Stream};
 use crate::inventory::Host;
 use crate::ssh::{Connector, ProcessEvent, RemoteExit, RemoteProcess, Session, SshError};
 
-/// How long to keep reading a killed command for its last output and exit.
-const KILL_GRACE: Duration = Duration::from_secs(5);
-
 /// What to run on every host.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -229,52 +226,11 @@ impl HostWorker {
         Ok(String::from_utf8_lossy(&stdout).trim() == probe.unchanged_when)
     }
 
-    /// Kills the command on the host while still draining its output, so a
-    /// full channel cannot stall the connection the kill travels on.
+    /// Kills the command on the host; output read meanwhile is still forwarded.
     async fn stop(&self, session: &Session, process: &mut RemoteProcess) {
-        let Some(session_id) = self.await_session_id(process).await else {
-            return;
-        };
-        let kill = session.kill_session(session_id);
-        tokio::pin!(kill);
-        let grace = tokio::time::sleep(KILL_GRACE);
-        tokio::pin!(grace);
-        let (mut killed, mut exited) = (false, false);
-        while !(killed && exited) {
-            tokio::select! {
-                result = &mut kill, if !killed => {
-                    killed = true;
-                    if let Err(error) = result {
-                        tracing::warn!(host = %self.host(), "could not kill the command: {error}");
-                    }
-                }
-                event = process.next_event(), if !exited => match event {
-                    Some(ProcessEvent::Exited(_)) | None => exited = true,
-                    Some(other) => self.forward(other).await,
-                },
-                _ = &mut grace => return,
-            }
+        for event in session.stop(process).await {
+            self.forward(event).await;
         }
-    }
-
-    /// A deadline can pass before a slow host's shell has even reported its
-    /// pid; keep reading until it does, the command ends, or the grace runs out.
-    async fn await_session_id(&self, process: &mut RemoteProcess) -> Option<u32> {
-        let grace = tokio::time::sleep(KILL_GRACE);
-        tokio::pin!(grace);
-        while process.session_id().is_none() {
-            tokio::select! {
-                event = process.next_event() => match event {
-                    Some(ProcessEvent::Exited(_)) | None => return None,
-                    Some(other) => self.forward(other).await,
-                },
-                _ = &mut grace => {
-                    tracing::warn!(host = %self.host(), "command did not report its pid; it may still be running");
-                    return None;
-                }
-            }
-        }
-        process.session_id()
     }
 
     fn host(&self) -> &Host {

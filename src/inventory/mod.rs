@@ -2,6 +2,7 @@
 //! ranges inside either, and the `-g` filter. Knows nothing of SSH or output.
 
 mod range;
+pub mod yaml;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -16,6 +16,8 @@ use super::{host_name, io_error, module_path, Fault, LabConfig, LabError, Layout
 
 const INIT_SCRIPT: &str = include_str!("assets/init.sh");
 const POWER_SCRIPT: &str = include_str!("assets/power.sh");
+/// depmod for lab hosts, which the machine may not have (no kmod).
+const DEPMOD_SCRIPT: &str = include_str!("assets/depmod.sh");
 /// The crash the lab plants in some hosts' logs (its host name is replaced).
 const CRASH_LOG: &str = include_str!("assets/xen-evtchn-bug.log");
 /// Names under which the power script is installed on every host.
@@ -124,8 +126,12 @@ fn write_lab(layout: &Layout, config: &LabConfig) -> Result<(), LabError> {
     let mut hosts = String::new();
     let mut known_hosts = String::new();
     let mut inventory = format!(
-        "# fleet-lab: {} hosts\ngroups:\n  lab:\n    hosts:\n",
-        config.count
+        "# fleet-lab: {count} hosts, a pplay inventory (see fleet's README)\n\
+         vars:\n  user: root\n  identity_file: {key}\n  known_hosts_file: {known}\n\
+         groups:\n  - name: lab\n    hosts:\n",
+        count = config.count,
+        key = layout.key().display(),
+        known = layout.known_hosts().display(),
     );
     let mut crashed = String::new();
     for index in 0..config.count {
@@ -135,9 +141,9 @@ fn write_lab(layout: &Layout, config: &LabConfig) -> Result<(), LabError> {
         let _ = writeln!(known_hosts, "[{address}]:{} {host_key}", config.port);
         let _ = writeln!(
             inventory,
-            "      {}: {{ address: {address}, port: {} }}",
-            host_name(index),
-            config.port
+            "      - \"{address}:{}\"  # {}",
+            config.port,
+            host_name(index)
         );
         if config.has_crash(index) {
             let _ = writeln!(crashed, "{}", host_name(index));
@@ -156,6 +162,7 @@ fn write_power_commands(layout: &Layout) -> Result<(), LabError> {
     }
     std::fs::create_dir_all(&bin).map_err(io_error(&bin))?;
     write_executable(&bin.join("systemctl"), POWER_SCRIPT)?;
+    write_executable(&bin.join("depmod"), DEPMOD_SCRIPT)?;
     for name in POWER_COMMANDS {
         symlink("systemctl", bin.join(name)).map_err(io_error(&bin))?;
     }

@@ -79,7 +79,7 @@ impl Reporter for OutputFiles {
 
 /// pssh's name (`host` or `host:port`); when two entries share it, the later
 /// ones get `user@` and then a `.N` suffix, so no host overwrites another.
-pub(super) fn file_names(hosts: &[Host]) -> Vec<String> {
+pub fn file_names(hosts: &[Host]) -> Vec<String> {
     let mut taken = std::collections::HashSet::new();
     hosts
         .iter()

@@ -6,6 +6,7 @@
 
 mod files;
 mod lines;
+mod play;
 mod slurp;
 mod status;
 mod summary;
@@ -14,8 +15,9 @@ use std::io;
 
 use tokio::sync::mpsc;
 
-pub use files::OutputFiles;
+pub use files::{file_names, OutputFiles};
 pub use lines::LinePrinter;
+pub use play::PlayPrinter;
 pub use slurp::SlurpFiles;
 pub use status::{Inline, StatusPrinter};
 pub use summary::{FailedHostsFile, Summary};

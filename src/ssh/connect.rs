@@ -82,12 +82,26 @@ impl Connector {
         config: Option<&ConfigFile>,
         secrets: Secrets,
     ) -> Result<Self, SetupError> {
+        let unset = SshOptions::default();
+        let hosts: Vec<_> = hosts.iter().map(|host| (host, &unset)).collect();
+        Self::with_host_options(&hosts, options, config, secrets)
+    }
+
+    /// Like [`Connector::new`], with settings of each host's own (from a
+    /// YAML inventory) that rank like its hosts entry: above the command
+    /// line. Key files named there must load, like the command line's.
+    pub fn with_host_options(
+        hosts: &[(&Host, &SshOptions)],
+        options: &SshOptions,
+        config: Option<&ConfigFile>,
+        secrets: Secrets,
+    ) -> Result<Self, SetupError> {
         let mut resolver = Resolver::new(options, config, &secrets)?;
         let mut targets = HashMap::with_capacity(hosts.len());
-        for host in hosts {
-            if !targets.contains_key(host) {
-                let target = resolver.resolve(host)?;
-                targets.insert(host.clone(), Arc::new(target));
+        for (host, own) in hosts {
+            if !targets.contains_key(*host) {
+                let target = resolver.resolve(host, own)?;
+                targets.insert((*host).clone(), Arc::new(target));
             }
         }
         Ok(Connector {
@@ -238,12 +252,19 @@ impl<'a> Resolver<'a> {
         Ok(resolver)
     }
 
-    fn resolve(&mut self, host: &Host) -> Result<Target, SetupError> {
+    fn resolve(&mut self, host: &Host, own: &SshOptions) -> Result<Target, SetupError> {
+        for path in &own.identity_files {
+            if !matches!(self.identities.get(path), Some(Some(_))) {
+                let identity = load_identity(path, self.secrets)?;
+                self.identities.insert(path.clone(), Some(identity));
+            }
+        }
         let mut options = SshOptions {
             user: host.user.clone(),
             port: host.port,
             ..SshOptions::default()
         };
+        options.fill_from(own.clone());
         options.fill_from(self.command_line.clone());
         if let Some(config) = self.config {
             options.fill_from(config.options_for(&host.name)?);
@@ -413,6 +434,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// Whether the connection has ended (the host went away or rebooted).
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
     /// Says goodbye to the server; errors are moot at this point.
     pub async fn close(self) {
         let _ = self

@@ -7,6 +7,8 @@
 //! timeout or Ctrl-C a second channel signals the whole session with pkill.
 //! The pid line is removed from stderr before anyone sees it.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use russh::ChannelMsg;
 
@@ -118,7 +120,63 @@ impl Session {
     }
 }
 
+/// How long to keep reading a killed command for its last output and exit.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+impl Session {
+    /// Kills the command on the host while still draining its output, so a
+    /// full channel cannot stall the connection the kill travels on.
+    /// Returns the output read meanwhile.
+    pub async fn stop(&self, process: &mut RemoteProcess) -> Vec<ProcessEvent> {
+        let mut drained = Vec::new();
+        let Some(session_id) = process.await_session_id(&mut drained).await else {
+            return drained;
+        };
+        let kill = self.kill_session(session_id);
+        tokio::pin!(kill);
+        let grace = tokio::time::sleep(KILL_GRACE);
+        tokio::pin!(grace);
+        let (mut killed, mut exited) = (false, false);
+        while !(killed && exited) {
+            tokio::select! {
+                result = &mut kill, if !killed => {
+                    killed = true;
+                    if let Err(error) = result {
+                        tracing::warn!("could not kill the command: {error}");
+                    }
+                }
+                event = process.next_event(), if !exited => match event {
+                    Some(ProcessEvent::Exited(_)) | None => exited = true,
+                    Some(other) => drained.push(other),
+                },
+                _ = &mut grace => break,
+            }
+        }
+        drained
+    }
+}
+
 impl RemoteProcess {
+    /// A deadline can pass before a slow host's shell has even reported its
+    /// pid; keep reading until it does, the command ends, or the grace runs out.
+    async fn await_session_id(&mut self, drained: &mut Vec<ProcessEvent>) -> Option<u32> {
+        let grace = tokio::time::sleep(KILL_GRACE);
+        tokio::pin!(grace);
+        while self.session_id.is_none() {
+            tokio::select! {
+                event = self.next_event() => match event {
+                    Some(ProcessEvent::Exited(_)) | None => return None,
+                    Some(other) => drained.push(other),
+                },
+                _ = &mut grace => {
+                    tracing::warn!("command did not report its pid; it may still be running");
+                    return None;
+                }
+            }
+        }
+        self.session_id
+    }
+
     /// The next thing the command did; `None` once [`ProcessEvent::Exited`]
     /// has been returned.
     pub async fn next_event(&mut self) -> Option<ProcessEvent> {
@@ -233,6 +291,25 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())
         .position(|window| window == needle)
+}
+
+/// pkill (or pgrep --list) of processes named like `pattern` (quoted, so
+/// any characters are safe), for pnuke and pplay's `kill`; "no match" is told apart from an error.
+pub fn pkill_script(pattern: &str, signal: &str, list: bool) -> String {
+    let (command, verb) = match list {
+        true => (
+            "pgrep -a -- \"$pattern\"".to_string(),
+            "matched".to_string(),
+        ),
+        false => (
+            format!("pkill --signal {} -e -- \"$pattern\"", signal),
+            format!("signalled with {}:", signal),
+        ),
+    };
+    format!(
+        "pattern={pattern}\nout=$({command}); rc=$?\ncase $rc in\n  0) echo \"{verb} $(printf '%s\\n' \"$out\" | grep -c .)\"; printf '%s\\n' \"$out\" ;;\n  1) echo \"no match\" ;;\n  *) echo \"pnuke: pkill failed (exit $rc)\" >&2; exit \"$rc\" ;;\nesac\n",
+        pattern = shell_quote(pattern)
+    )
 }
 
 #[cfg(test)]

@@ -1,0 +1,95 @@
+//! `--check`: connect, gather facts, run only what cannot change a host
+//! (guards, checksum probes, tasks marked `read_only`), and say what every
+//! other task would do. Nothing is written on any host, nor a journal.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::host::{HostRun, TaskError};
+use super::rollout::TaskStatus;
+use super::{Action, Phase, Task};
+
+/// Checks every host, `parallelism` at a time; returns the hosts that
+/// could not be checked, with why.
+pub async fn check_plan(
+    hosts: Vec<HostRun>,
+    parallelism: usize,
+    start_at: usize,
+) -> Vec<(String, String)> {
+    let slots = Arc::new(Semaphore::new(parallelism.max(1)));
+    let mut tasks = JoinSet::new();
+    for mut host in hosts {
+        let slots = Arc::clone(&slots);
+        tasks.spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let result = check_host(&mut host, start_at).await;
+            host.disconnect().await;
+            (host.label.clone(), result)
+        });
+    }
+    let mut failures = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((label, Err(error))) = joined {
+            failures.push((label, error.to_string()));
+        }
+    }
+    failures
+}
+
+async fn check_host(host: &mut HostRun, start_at: usize) -> Result<(), TaskError> {
+    host.gather_facts().await?;
+    let playbook = Arc::clone(&host.ctx.playbook);
+    let phases = [(Phase::Preflight, 0), (Phase::Tasks, start_at)];
+    for (phase, first) in phases {
+        for task in playbook.phase(phase).iter().skip(first) {
+            let clock = Instant::now();
+            let (status, detail) = match check_task(host, phase, task).await {
+                Ok(status) => (status, String::new()),
+                Err(TaskError::Failed(message)) => (TaskStatus::Failed, message),
+                Err(TaskError::Aborted) => return Err(TaskError::Aborted),
+            };
+            if let Some(name) = &task.register {
+                host.vars
+                    .entry(name.clone())
+                    .or_insert_with(|| format!("<{name}>"));
+            }
+            host.emit_task(phase, task, status, clock.elapsed(), detail);
+        }
+    }
+    Ok(())
+}
+
+/// What a task would do: guards and probes run, everything else is told.
+async fn check_task(
+    host: &mut HostRun,
+    phase: Phase,
+    task: &Task,
+) -> Result<TaskStatus, TaskError> {
+    if let Some(reason) = host.skip_reason(task).await? {
+        return Ok(TaskStatus::Skipped(reason));
+    }
+    if task.runs_in_check_mode() {
+        return host.perform(phase, 0, task).await;
+    }
+    let would = match &task.action {
+        Action::Copy(copy) => match host.copy_unchanged(task, copy).await? {
+            true => return Ok(TaskStatus::Unchanged),
+            false => format!("install {}", host.expand(&copy.dest)?),
+        },
+        Action::Run(command) => format!("run `{}`", host.expand(command)?),
+        Action::Fetch(fetch) => format!("fetch {}", host.expand(&fetch.src)?),
+        Action::Kill(kill) => format!(
+            "kill `{}` with {}",
+            host.expand(&kill.pattern)?,
+            kill.signal
+        ),
+        Action::Reboot(reboot) => format!("reboot with `{}`", host.expand(&reboot.command)?),
+        Action::WaitFor(wait) => format!("wait for `{}`", host.expand(&wait.command)?),
+        Action::Assert(assert) => format!("assert on `{}`", host.expand(&assert.command)?),
+        Action::Pause(_) => "pause".to_string(),
+    };
+    Ok(TaskStatus::WouldRun(would))
+}

@@ -1,0 +1,184 @@
+//! The verified reboot: a host counts as rebooted only when its connection
+//! dropped, it answered again with a different boot_id, its test command
+//! passed, and it then stayed reachable for a while. Each phase has its own
+//! timeout and reports its duration.
+
+use std::time::{Duration, Instant};
+
+use super::host::{is_uuid, HostRun, TaskError};
+use super::journal::{now, Entry};
+use super::rollout::TaskStatus;
+use super::spec::RebootSpec;
+use super::Phase;
+
+/// Longest pause between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the old connection is checked while waiting for it to drop.
+const DOWN_POLL: Duration = Duration::from_millis(200);
+/// How often a returned host is checked while it must stay up.
+const STABLE_POLL: Duration = Duration::from_secs(1);
+
+const BOOT_ID: &str = "cat /proc/sys/kernel/random/boot_id";
+
+/// Runs a reboot task. A resumed run whose journal shows this reboot sent
+/// skips straight to waiting for the host, so a host is never rebooted twice.
+pub async fn reboot(
+    host: &mut HostRun,
+    phase: Phase,
+    index: usize,
+    spec: &RebootSpec,
+) -> Result<TaskStatus, TaskError> {
+    let mut report = Vec::new();
+    let old = match host.reboot_pending.take() {
+        Some((task, boot_id)) if task == index && phase == Phase::Tasks => {
+            report.push("resumed after the reboot was sent".to_string());
+            boot_id
+        }
+        _ => {
+            let old = read_boot_id(host).await?;
+            host.journal(Entry::RebootIssued {
+                host: host.label.clone(),
+                task: index,
+                boot_id: old.clone(),
+                time: now(),
+            });
+            let clock = Instant::now();
+            go_down(host, spec).await?;
+            report.push(format!("down {:.1}s", clock.elapsed().as_secs_f64()));
+            old
+        }
+    };
+    let clock = Instant::now();
+    come_up(host, &old, spec.up_timeout.0).await?;
+    host.journal(Entry::RebootUp {
+        host: host.label.clone(),
+        task: index,
+        time: now(),
+    });
+    report.push(format!("up {:.1}s", clock.elapsed().as_secs_f64()));
+    let clock = Instant::now();
+    let test = host.expand(&spec.test_command)?;
+    host.wait_for(&test, spec.test_timeout.0, Duration::from_secs(1))
+        .await
+        .map_err(|error| in_phase("test", error))?;
+    report.push(format!("test {:.1}s", clock.elapsed().as_secs_f64()));
+    stay_up(host, spec.stable_for.0).await?;
+    report.push(format!("stable {:.0}s", spec.stable_for.0.as_secs_f64()));
+    host.gather_facts().await?;
+    Ok(TaskStatus::Done(report.join(", ")))
+}
+
+async fn read_boot_id(host: &mut HostRun) -> Result<String, TaskError> {
+    let captured = host
+        .exec(BOOT_ID, None, Some(Duration::from_secs(30)))
+        .await?;
+    let boot_id = captured.stdout.trim().to_string();
+    match is_uuid(&boot_id) {
+        true => Ok(boot_id),
+        false => Err(TaskError::Failed(format!(
+            "boot_id is not a UUID (`{boot_id}`): {}",
+            captured.failure()
+        ))),
+    }
+}
+
+/// Sends the reboot command and waits for the connection to drop. The
+/// command may never report back (the host is going down); only a quick,
+/// clear failure of it counts as an error.
+async fn go_down(host: &mut HostRun, spec: &RebootSpec) -> Result<(), TaskError> {
+    let command = host.expand(&spec.command)?;
+    let deadline = Instant::now() + spec.down_timeout.0;
+    let sent = tokio::time::timeout(Duration::from_secs(5), host.exec(&command, None, None)).await;
+    if let Ok(Ok(captured)) = &sent {
+        if let crate::ssh::RemoteExit::Code(code @ 1..) = captured.exit {
+            return Err(TaskError::Failed(format!(
+                "`{command}` failed: exit {code}: {}",
+                captured.stderr.trim()
+            )));
+        }
+    }
+    while Instant::now() < deadline {
+        if host.ctx.abort.is_cancelled() {
+            return Err(TaskError::Aborted);
+        }
+        if !still_connected(host).await {
+            host.disconnect().await;
+            return Ok(());
+        }
+        tokio::time::sleep(DOWN_POLL).await;
+    }
+    Err(TaskError::Failed(format!(
+        "did not go down within {:?} after `{command}`",
+        spec.down_timeout.0
+    )))
+}
+
+/// Whether the connection still runs commands (a host that lost power
+/// never closes it; a probe that does not answer counts as down).
+async fn still_connected(host: &mut HostRun) -> bool {
+    if host.session().await.is_err() {
+        return false;
+    }
+    let probe = host.exec("true", None, Some(Duration::from_secs(2)));
+    matches!(
+        tokio::time::timeout(Duration::from_secs(3), probe).await,
+        Ok(Ok(captured)) if captured.exit == crate::ssh::RemoteExit::Code(0)
+    )
+}
+
+/// Reconnects with capped backoff until the host answers with a boot_id
+/// other than `old`.
+async fn come_up(host: &mut HostRun, old: &str, timeout: Duration) -> Result<(), TaskError> {
+    let deadline = Instant::now() + timeout;
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let last = match read_boot_id(host).await {
+            Ok(boot_id) if boot_id != old => return Ok(()),
+            Ok(_) => "still the old boot_id".to_string(),
+            Err(TaskError::Aborted) => return Err(TaskError::Aborted),
+            Err(TaskError::Failed(message)) => message,
+        };
+        host.disconnect().await;
+        if Instant::now() + backoff > deadline {
+            return Err(TaskError::Failed(format!(
+                "did not come back within {timeout:?} (last: {last})"
+            )));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = host.ctx.abort.cancelled() => return Err(TaskError::Aborted),
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// The host must answer, with the same boot_id, for `period`.
+async fn stay_up(host: &mut HostRun, period: Duration) -> Result<(), TaskError> {
+    let booted = read_boot_id(host)
+        .await
+        .map_err(|e| in_phase("stable", e))?;
+    let until = Instant::now() + period;
+    while Instant::now() < until {
+        tokio::select! {
+            _ = tokio::time::sleep(STABLE_POLL.min(until - Instant::now())) => {}
+            _ = host.ctx.abort.cancelled() => return Err(TaskError::Aborted),
+        }
+        match read_boot_id(host).await {
+            Ok(boot_id) if boot_id == booted => {}
+            Ok(_) => {
+                return Err(TaskError::Failed(
+                    "rebooted again while it had to stay up".into(),
+                ))
+            }
+            Err(error) => return Err(in_phase("stable", error)),
+        }
+    }
+    Ok(())
+}
+
+fn in_phase(phase: &str, error: TaskError) -> TaskError {
+    match error {
+        TaskError::Failed(message) => TaskError::Failed(format!("{phase}: {message}")),
+        TaskError::Aborted => TaskError::Aborted,
+    }
+}

@@ -1,0 +1,301 @@
+//! What a playbook file says, as serde reads it. Unknown keys, wrong types
+//! and duplicate keys are refused by serde-saphyr with their position;
+//! [`super::load`] then checks what serde cannot (one action per task,
+//! variables defined, sources readable).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::yaml::{Scalar, YamlDuration};
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaybookFile {
+    pub name: Option<String>,
+    /// Inventory groups or host patterns to run on (default: all).
+    pub hosts: Option<String>,
+    pub serial: Option<Serial>,
+    pub max_fail: Option<Amount>,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default)]
+    pub order: Order,
+    pub vars: Option<Spanned<BTreeMap<String, Scalar>>>,
+    /// Run on every host, before any host is changed; a failure stops all.
+    #[serde(default)]
+    pub preflight: Vec<Spanned<TaskSpec>>,
+    pub tasks: Vec<Spanned<TaskSpec>>,
+    /// Run on a host whose task failed, e.g. to put the old module back.
+    #[serde(default)]
+    pub on_failure: Vec<Spanned<TaskSpec>>,
+}
+
+/// How hosts are rolled: in waves, or as a sliding window.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A batch starts when the previous one has finished.
+    #[default]
+    Batch,
+    /// A host starts as soon as another finishes, `serial` at most in flight.
+    Window,
+}
+
+/// The order hosts are taken in.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    #[default]
+    Inventory,
+    Sorted,
+    Shuffle,
+}
+
+/// A number of hosts, or a share of the play's hosts (`"25%"`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Amount {
+    Count(usize),
+    Percent(f64),
+}
+
+impl Amount {
+    /// How many hosts out of `total`; a share rounds up to at least one.
+    pub fn of(self, total: usize) -> usize {
+        match self {
+            Amount::Count(count) => count,
+            Amount::Percent(percent) => ((percent / 100.0 * total as f64).ceil() as usize).max(1),
+        }
+    }
+}
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Amount::Count(count) => write!(f, "{count}"),
+            Amount::Percent(percent) => write!(f, "{percent}%"),
+        }
+    }
+}
+
+const AMOUNT: &str = "a number of hosts or a percentage like \"10%\"";
+
+fn parse_amount<E: de::Error>(text: &str) -> Result<Amount, E> {
+    let parsed = match text.trim().strip_suffix('%') {
+        Some(number) => number
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|p| *p > 0.0 && *p <= 100.0)
+            .map(Amount::Percent),
+        None => text.trim().parse::<usize>().ok().map(Amount::Count),
+    };
+    parsed.ok_or_else(|| E::custom(format!("expected {AMOUNT}, found `{text}`")))
+}
+
+struct AmountVisitor;
+
+impl<'de> Visitor<'de> for AmountVisitor {
+    type Value = Amount;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(AMOUNT)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Amount, E> {
+        usize::try_from(v)
+            .map(Amount::Count)
+            .map_err(|_| E::custom("number too large"))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Amount, E> {
+        parse_amount(v)
+    }
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(AmountVisitor)
+    }
+}
+
+/// `serial:` one amount, or a list that ramps up (`[1, 5, "25%"]`); the
+/// last one repeats until every host has had its turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Serial(pub Vec<Amount>);
+
+impl<'de> Deserialize<'de> for Serial {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SerialVisitor;
+        impl<'de> Visitor<'de> for SerialVisitor {
+            type Value = Serial;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "{AMOUNT}, or a list of them")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Serial, E> {
+                AmountVisitor.visit_u64(v).map(|a| Serial(vec![a]))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Serial, E> {
+                parse_amount(v).map(|a| Serial(vec![a]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Serial, A::Error> {
+                let mut amounts = Vec::new();
+                while let Some(amount) = seq.next_element::<Amount>()? {
+                    amounts.push(amount);
+                }
+                Ok(Serial(amounts))
+            }
+        }
+        deserializer.deserialize_any(SerialVisitor)
+    }
+}
+
+/// One task: a name, exactly one action, and options common to all.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    pub name: Option<String>,
+    pub run: Option<String>,
+    pub copy: Option<CopySpec>,
+    pub fetch: Option<FetchSpec>,
+    pub kill: Option<KillSpec>,
+    pub reboot: Option<RebootSpec>,
+    pub wait_for: Option<WaitForSpec>,
+    #[serde(rename = "assert")]
+    pub assertion: Option<AssertSpec>,
+    pub pause: Option<PauseSpec>,
+    /// Keep the trimmed stdout of `run` as this variable for later tasks.
+    pub register: Option<String>,
+    /// Exit codes of `run` that count as success (default `[0]`).
+    pub ok_codes: Option<Vec<u32>>,
+    /// Skip the task when this remote path exists.
+    pub creates: Option<String>,
+    /// Skip the task when this remote command succeeds.
+    pub unless: Option<String>,
+    /// Limit on the task's commands (not on reboot, which has its own).
+    pub timeout: Option<YamlDuration>,
+    /// Changes nothing, so `--check` may run it.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// `copy:` pcp's semantics for one file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopySpec {
+    /// Local file.
+    pub src: String,
+    /// Remote file or directory.
+    pub dest: String,
+    /// Octal mode as a string (`"0644"`); default: the local file's.
+    pub mode: Option<String>,
+    /// Keep the previous destination as DEST+SUFFIX (`true` means `.bak`).
+    pub backup: Option<Scalar>,
+    #[serde(default)]
+    pub skip_unchanged: bool,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+}
+
+/// `fetch:` pslurp's semantics: into DEST/HOST/NAME.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchSpec {
+    pub src: String,
+    /// Local directory; each host gets its own directory under it.
+    pub dest: String,
+}
+
+/// `kill:` pnuke's semantics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillSpec {
+    pub pattern: String,
+    #[serde(default = "default_signal")]
+    pub signal: String,
+}
+
+fn default_signal() -> String {
+    "KILL".into()
+}
+
+/// `reboot:` a verified reboot: down, back with a new boot_id, test, stable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebootSpec {
+    #[serde(default = "default_reboot_command")]
+    pub command: String,
+    /// Longest wait for the connection to drop.
+    #[serde(default = "default_down_timeout")]
+    pub down_timeout: YamlDuration,
+    /// Longest wait for the host to answer with a new boot_id.
+    #[serde(default = "default_up_timeout")]
+    pub up_timeout: YamlDuration,
+    /// Retried until it succeeds, after the host is back.
+    #[serde(default = "default_test_command")]
+    pub test_command: String,
+    #[serde(default = "default_test_timeout")]
+    pub test_timeout: YamlDuration,
+    /// How long the host must then stay reachable.
+    #[serde(default = "default_stable_for")]
+    pub stable_for: YamlDuration,
+}
+
+fn default_reboot_command() -> String {
+    "reboot".into()
+}
+fn default_test_command() -> String {
+    "true".into()
+}
+fn default_down_timeout() -> YamlDuration {
+    YamlDuration(Duration::from_secs(120))
+}
+fn default_up_timeout() -> YamlDuration {
+    YamlDuration(Duration::from_secs(600))
+}
+fn default_test_timeout() -> YamlDuration {
+    YamlDuration(Duration::from_secs(300))
+}
+fn default_stable_for() -> YamlDuration {
+    YamlDuration(Duration::from_secs(10))
+}
+
+/// `wait_for:` a command retried until it succeeds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitForSpec {
+    pub command: String,
+    #[serde(default = "default_wait_timeout")]
+    pub timeout: YamlDuration,
+    #[serde(default = "default_interval")]
+    pub interval: YamlDuration,
+}
+
+fn default_wait_timeout() -> YamlDuration {
+    YamlDuration(Duration::from_secs(300))
+}
+fn default_interval() -> YamlDuration {
+    YamlDuration(Duration::from_secs(2))
+}
+
+/// `assert:` a command whose trimmed stdout must equal or match a value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertSpec {
+    pub command: String,
+    pub equals: Option<String>,
+    /// A shell-style wildcard (`*`, `?`) the whole output must match.
+    pub matches: Option<String>,
+    /// Said when the assertion fails.
+    pub message: Option<String>,
+}
+
+/// `pause:` a fixed wait, or until the operator confirms on the terminal.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PauseSpec {
+    pub duration: Option<YamlDuration>,
+    pub prompt: Option<String>,
+}

@@ -1,0 +1,231 @@
+//! Pushing files to a host safely over an exec channel, for pcp and
+//! pplay's `copy`. Each local file is read and hashed once; on every host it
+//! lands in a temporary file in the destination directory, hashed as it is
+//! written (so checking costs no second pass), size- and SHA-256-checked,
+//! fsynced, given its mode, and only then renamed over the destination. A
+//! failed, cut or killed transfer leaves the destination as it was and no
+//! temporary file.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use super::shell_quote;
+
+/// One thing to install: a file, or a directory sent as a tar archive.
+pub struct Item {
+    /// Name under the destination directory.
+    pub name: String,
+    pub bytes: Bytes,
+    pub sha256: String,
+    /// Octal mode for a file; `None` for a directory (tar keeps its modes).
+    pub mode: Option<u32>,
+}
+
+/// What to do around the install, beyond the file contents.
+#[derive(Debug, Clone, Default)]
+pub struct InstallOptions {
+    /// Keep the previous destination as DEST+SUFFIX.
+    pub backup: Option<String>,
+    /// Owner and group of installed files (root on the host only).
+    pub owner: Option<String>,
+    pub group: Option<String>,
+}
+
+impl Item {
+    /// Reads and hashes a local file, or a directory as a tar archive when
+    /// `recursive`. A file's mode is `mode` or the local file's. Errors say
+    /// what is wrong with the path, without naming it.
+    pub fn load(path: &Path, recursive: bool, mode: Option<u32>) -> Result<Item, String> {
+        let metadata = std::fs::metadata(path).map_err(|e| e.to_string())?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or("has no file name")?;
+        let (bytes, mode) = match (metadata.is_dir(), recursive) {
+            (true, false) => return Err("is a directory; use -r".into()),
+            (true, true) => (tar(path)?, None),
+            (false, _) => {
+                let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+                (
+                    bytes,
+                    Some(mode.unwrap_or(metadata.permissions().mode() & 0o7777)),
+                )
+            }
+        };
+        let sha256 = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Item {
+            name,
+            bytes: Bytes::from(bytes),
+            sha256,
+            mode,
+        })
+    }
+}
+
+/// The directory as a tar archive whose top entry is the directory's name.
+fn tar(path: &Path) -> Result<Vec<u8>, String> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or("has no name")?;
+    let output = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(parent)
+        .arg("-cf")
+        .arg("-")
+        .arg(name)
+        .output()
+        .map_err(|e| format!("cannot run tar: {e}"))?;
+    match output.status.success() {
+        true => Ok(output.stdout),
+        false => Err(format!(
+            "tar failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )),
+    }
+}
+
+/// Every item's bytes, in order: the install script's stdin.
+pub fn concatenate(items: &[Item]) -> Bytes {
+    match items {
+        [one] => one.bytes.clone(),
+        many => Bytes::from(
+            many.iter()
+                .flat_map(|i| i.bytes.iter().copied())
+                .collect::<Vec<u8>>(),
+        ),
+    }
+}
+
+/// A command printing the SHA-256 of every destination, one per line,
+/// and the output it gives when every destination already matches.
+pub fn checksum_probe(remote: &str, items: &[Item]) -> (String, String) {
+    let mut command = format!("remote={}; ", shell_quote(remote));
+    for item in items {
+        command.push_str(&format!(
+            "if [ -d \"$remote\" ]; then f=\"$remote\"/{name}; else f=\"$remote\"; fi; {{ sha256sum < \"$f\"; }} 2>/dev/null | cut -c1-64; ",
+            name = shell_quote(&item.name)
+        ));
+    }
+    let unchanged_when = items
+        .iter()
+        .map(|i| i.sha256.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    (command, unchanged_when)
+}
+
+/// The script run on each host; the items arrive one after the other on stdin.
+pub fn install_script(options: &InstallOptions, remote: &str, items: &[Item]) -> String {
+    let token: String = Sha256::digest(format!(
+        "{:?}{}",
+        std::time::SystemTime::now(),
+        std::process::id()
+    ))
+    .iter()
+    .take(6)
+    .map(|b| format!("{b:02x}"))
+    .collect();
+    let mut script = format!(
+        "set -u\nremote={remote}\ntoken={token}-$(hostname 2>/dev/null)-$$\ncount={count}\n{PREAMBLE}",
+        remote = shell_quote(remote),
+        count = items.len()
+    );
+    for (index, item) in items.iter().enumerate() {
+        script.push_str(&format!(
+            "receive {index} {} {}\n",
+            item.bytes.len(),
+            item.sha256
+        ));
+        match item.mode {
+            Some(mode) => script.push_str(&format!(
+                "chmod {mode:o} \"$dir/.pcp-$token-{index}\" || fail \"cannot set the mode\"\n"
+            )),
+            None => script.push_str(&format!("unpack {index}\n")),
+        }
+        if options.owner.is_some() || options.group.is_some() {
+            let owner = format!(
+                "{}:{}",
+                options.owner.as_deref().unwrap_or(""),
+                options.group.as_deref().unwrap_or("")
+            );
+            let recursive = if item.mode.is_none() { "-R " } else { "" };
+            script.push_str(&format!("chown {recursive}{owner} \"$dir/.pcp-$token-{index}\" || fail \"cannot set the owner\"\n"));
+        }
+    }
+    let backup = options
+        .backup
+        .as_deref()
+        .map(shell_quote)
+        .unwrap_or_else(|| "''".into());
+    script.push_str(&format!("backup={backup}\n"));
+    for (index, item) in items.iter().enumerate() {
+        let kind = if item.mode.is_some() {
+            "install_file"
+        } else {
+            "install_tree"
+        };
+        script.push_str(&format!("{kind} {index} {}\n", shell_quote(&item.name)));
+    }
+    script.push_str("sync -- \"$dir\" 2>/dev/null\n");
+    let noun = if items.len() == 1 { "item" } else { "items" };
+    let kept = match &options.backup {
+        Some(suffix) => format!(", previous kept as *{suffix}"),
+        None => String::new(),
+    };
+    script.push_str(&format!(
+        "echo \"installed {} {noun}{kept}\"\n",
+        items.len()
+    ));
+    script
+}
+
+/// Shell functions of the install script. `hash` prefers openssl, which
+/// uses the CPU's SHA instructions (4x coreutils' sha256sum here). Temporary files are
+/// `$dir/.pcp-TOKEN-*`, removed on any exit, signal or cut connection; the
+/// token holds the host's name and the shell's pid, so hosts sharing a
+/// filesystem (NFS homes) never touch each other's.
+const PREAMBLE: &str = r#"fail() { echo "pcp: $*" >&2; exit 1; }
+if [ -d "$remote" ]; then dir=$remote; into=1; else dir=$(dirname -- "$remote"); into=0; fi
+[ -d "$dir" ] || fail "no such directory: $dir"
+[ "$into" = 1 ] || [ "$count" = 1 ] || fail "$remote is not a directory"
+if command -v openssl >/dev/null; then hash() { openssl dgst -sha256 -r | cut -c1-64; }
+elif command -v sha256sum >/dev/null; then hash() { sha256sum | cut -c1-64; }
+else fail "neither openssl nor sha256sum is on the host"; fi
+trap 'rm -rf -- "$dir/.pcp-$token-"*' EXIT
+trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
+dest() { if [ "$into" = 1 ]; then printf '%s/%s' "$dir" "$1"; else printf '%s' "$remote"; fi; }
+receive() {
+  t="$dir/.pcp-$token-$1"
+  : > "$t" || fail "cannot write in $dir"
+  sum=$(head -c "$2" | tee -- "$t" | hash)
+  got=$(wc -c < "$t")
+  [ "$got" -eq "$2" ] || fail "transfer cut short ($got of $2 bytes)"
+  [ "$sum" = "$3" ] || fail "checksum mismatch after transfer"
+  dd if=/dev/null of="$t" conv=notrunc,fsync status=none || fail "cannot flush $t to disk"
+}
+unpack() {
+  mkdir "$dir/.pcp-$token-x$1" && tar -xf "$dir/.pcp-$token-$1" -C "$dir/.pcp-$token-x$1" || fail "cannot unpack in $dir"
+}
+install_file() {
+  d=$(dest "$2")
+  if [ -n "$backup" ] && [ -e "$d" ]; then
+    cp -pP -- "$d" "$dir/.pcp-$token-b$1" && mv -f -- "$dir/.pcp-$token-b$1" "$d$backup" || fail "cannot back up $d"
+  fi
+  mv -f -- "$dir/.pcp-$token-$1" "$d" || fail "cannot install $d"
+}
+install_tree() {
+  d=$(dest "$2")
+  if [ -e "$d" ] || [ -L "$d" ]; then
+    if [ -n "$backup" ]; then rm -rf -- "$d$backup"; mv -- "$d" "$d$backup"; else mv -- "$d" "$dir/.pcp-$token-old$1"; fi || fail "cannot move $d aside"
+  fi
+  mv -- "$dir/.pcp-$token-x$1/$2" "$d" || fail "cannot install $d"
+}
+"#;

@@ -1,0 +1,187 @@
+//! Reading YAML files (inventories, playbooks) with serde-saphyr, so that
+//! every mistake is reported as FILE:LINE:COLUMN: what was expected.
+//! Duplicate keys are errors and aliases are budgeted (no alias bombs):
+//! serde-saphyr's defaults, kept on purpose.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+use serde::Deserialize;
+use serde_saphyr::Location;
+use thiserror::Error;
+
+/// A YAML file that could not be read or does not say what it should.
+#[derive(Debug, Error)]
+#[error("{}{}: {message}", path.display(), position(*line, *column))]
+pub struct YamlError {
+    pub path: PathBuf,
+    /// 1-based; 0 when the problem has no position (an unreadable file).
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+fn position(line: u64, column: u64) -> String {
+    match line {
+        0 => String::new(),
+        _ => format!(":{line}:{column}"),
+    }
+}
+
+impl YamlError {
+    /// An error about the value found at `location` in `path`.
+    pub fn at(path: &Path, location: Location, message: impl Into<String>) -> Self {
+        YamlError {
+            path: path.to_path_buf(),
+            line: location.line(),
+            column: location.column(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads and deserializes the YAML file at `path`.
+pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, YamlError> {
+    let text = std::fs::read_to_string(path).map_err(|error| YamlError {
+        path: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read: {error}"),
+    })?;
+    parse(&text, path)
+}
+
+/// Deserializes `text`, naming `path` in errors.
+pub fn parse<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, YamlError> {
+    let options = serde_saphyr::options! { with_snippet: false };
+    serde_saphyr::from_str_with_options(text, options).map_err(|error| {
+        let location = error.location();
+        YamlError {
+            path: path.to_path_buf(),
+            line: location.map_or(0, |l| l.line()),
+            column: location.map_or(0, |l| l.column()),
+            message: bare_message(&error.to_string()),
+        }
+    })
+}
+
+/// serde-saphyr's message without the position it appends (we lead with
+/// it) or advice meant for programmers.
+fn bare_message(text: &str) -> String {
+    let first = text.lines().next().unwrap_or(text);
+    let first = match first.rfind(" at line ") {
+        Some(index) => &first[..index],
+        None => first,
+    };
+    match first.split_once(", set DuplicateKeyPolicy") {
+        Some((message, _)) => match message.strip_prefix("duplicate mapping key: ") {
+            Some(key) => format!("duplicate key `{key}`"),
+            None => message.to_string(),
+        },
+        None => first.to_string(),
+    }
+}
+
+/// Any YAML scalar (string, number, boolean) as text: variable values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl Visitor<'_> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+/// A duration written as seconds (`30`) or with a unit (`500ms`, `30s`, `5m`, `1h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct YamlDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for YamlDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Scalar(text) = Scalar::deserialize(deserializer)?;
+        parse_duration(&text)
+            .map(YamlDuration)
+            .map_err(de::Error::custom)
+    }
+}
+
+/// Parses `30`, `1.5s`, `500ms`, `5m` or `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => f64::NAN,
+    };
+    number
+        .parse::<f64>()
+        .ok()
+        .map(|n| n * scale)
+        .filter(|seconds| seconds.is_finite() && *seconds >= 0.0 && *seconds < 1e9)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("expected a duration like 30s, 500ms, 5m or 1h, found `{text}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_alias_bombs() {
+        // A billion-laughs document: 10^12 nodes if every alias were expanded.
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..12 {
+            let list = vec![format!("*a{}", level - 1); 10].join(", ");
+            text.push_str(&format!("a{level}: &a{level} [{list}]\n"));
+        }
+        let error = parse::<serde::de::IgnoredAny>(&text, Path::new("bomb.yml")).unwrap_err();
+        assert!(error.to_string().starts_with("bomb.yml:"), "{error}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors() {
+        let error = parse::<serde::de::IgnoredAny>("a: 1\na: 2\n", Path::new("d.yml")).unwrap_err();
+        assert_eq!(error.to_string(), "d.yml:2:1: duplicate key `a`");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("soon")
+            .unwrap_err()
+            .contains("expected a duration"));
+        assert!(parse_duration("-1s").is_err());
+    }
+}
