@@ -17,7 +17,8 @@ pub enum Fault {
     SlowBoot,
     /// Goes down at its next reboot and stays down.
     NeverReturns,
-    /// After its next reboot the module fails to load and the kernel log shows a BUG.
+    /// Its next boot fails to load the module and logs a kernel BUG; the
+    /// boot after that loads it again.
     BadModule,
     /// Comes back from its next reboot with a new host key.
     HostKeyChanged,

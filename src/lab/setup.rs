@@ -128,7 +128,7 @@ fn write_lab(layout: &Layout, config: &LabConfig) -> Result<(), LabError> {
     let mut inventory = format!(
         "# fleet-lab: {count} hosts, a pplay inventory (see fleet's README)\n\
          vars:\n  user: root\n  identity_file: {key}\n  known_hosts_file: {known}\n\
-         groups:\n  - name: lab\n    hosts:\n",
+         groups:\n  - name: xen\n    hosts:\n",
         count = config.count,
         key = layout.key().display(),
         known = layout.known_hosts().display(),

@@ -117,8 +117,15 @@ struct HostRunner {
 impl HostRunner {
     async fn run(mut self) {
         let mut rebooting = false;
+        // bad-module spoils one boot; a boot without it re-arms it.
+        let mut bad_module_spent = false;
         loop {
-            let fault = *self.faults.borrow_and_update();
+            let mut fault = *self.faults.borrow_and_update();
+            match (fault, bad_module_spent) {
+                (Some(Fault::BadModule), true) => fault = None,
+                (Some(Fault::BadModule), false) => bad_module_spent = true,
+                _ => bad_module_spent = false,
+            }
             if let Some(fault) = fault.filter(|f| f.holds_host_down()) {
                 self.set_state(&format!("down fault={fault}"));
                 if !self.hold_down(fault).await {

@@ -177,8 +177,13 @@ impl<W: Write> PlayPrinter<W> {
             report.not_started.len(),
             report.elapsed.as_secs_f64()
         )?;
-        for (host, why) in &report.failed {
-            writeln!(self.out, "pplay: failed: {host}: {why}")?;
+        for (why, hosts) in failures_by_reason(&report.failed) {
+            writeln!(
+                self.out,
+                "pplay: failed ({}): {why}: {}",
+                hosts.len(),
+                hosts.join(" ")
+            )?;
         }
         if let Some(reason) = &report.stop_reason {
             writeln!(self.out, "pplay: stopped: {reason}")?;
@@ -193,6 +198,19 @@ impl<W: Write> PlayPrinter<W> {
         }
         self.out.flush()
     }
+}
+
+/// Failed hosts grouped by their reason, most common first.
+fn failures_by_reason(failed: &[(String, String)]) -> Vec<(&str, Vec<&str>)> {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (host, why) in failed {
+        match groups.iter_mut().find(|(reason, _)| reason == why) {
+            Some((_, hosts)) => hosts.push(host),
+            None => groups.push((why, vec![host])),
+        }
+    }
+    groups.sort_by_key(|(_, hosts)| std::cmp::Reverse(hosts.len()));
+    groups
 }
 
 /// Wall-clock time of day (UTC) for each line: when did it happen?

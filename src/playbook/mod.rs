@@ -75,6 +75,7 @@ pub struct Task {
     pub read_only: bool,
     /// Where the task starts in the playbook, for messages.
     pub line: u64,
+    pub column: u64,
 }
 
 /// What a task does; exactly one per task.
@@ -249,7 +250,7 @@ impl Playbook {
             let error = |message: String| YamlError {
                 path: self.path.clone(),
                 line: task.line,
-                column: 1,
+                column: task.column,
                 message: format!("task `{}`: {message}", task.name),
             };
             for field in task.templates() {
@@ -401,6 +402,7 @@ fn task(path: &Path, spec: Spanned<TaskSpec>) -> Result<Task, YamlError> {
         timeout: spec.timeout.map(|t| t.0),
         read_only: spec.read_only,
         line: location.line(),
+        column: location.column(),
     })
 }
 

@@ -250,6 +250,7 @@ pub fn tool(name: &str) -> Command {
         "pslurp" => env!("CARGO_BIN_EXE_pslurp"),
         "pnuke" => env!("CARGO_BIN_EXE_pnuke"),
         "fleet-lab" => env!("CARGO_BIN_EXE_fleet-lab"),
+        "pplay" => env!("CARGO_BIN_EXE_pplay"),
         other => panic!("unknown tool {other}"),
     };
     let mut command = Command::new(path);
@@ -263,7 +264,7 @@ pub fn tool(name: &str) -> Command {
         .env("NO_COLOR", "1")
         .env_remove("SSH_AUTH_SOCK")
         .stdin(Stdio::null());
-    if ["prun", "pcp", "pslurp", "pnuke"].contains(&name) {
+    if ["prun", "pcp", "pslurp", "pnuke", "pplay"].contains(&name) {
         // The machine's own ~/.ssh/config must not steer the tests; a test
         // that wants a config passes its own -F, which comes first and wins.
         command.args(["-F", "none"]);

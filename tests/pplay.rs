@@ -1,0 +1,472 @@
+//! pplay on fleet-lab: the shipped xen-evtchn rollout on real sshd hosts
+//! that really reboot, with faults, kill -9 and resume, --check, the crash
+//! scan, and bad input. These tests need root, as CI has.
+
+mod support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use support::{run, tool, wait_until, Lab, Run};
+
+/// The shipped playbook with timeouts fit for a lab whose hosts reboot in
+/// a second; every other line is as shipped.
+fn lab_playbook(dir: &Path) -> PathBuf {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/xen-evtchn-rollout.yml");
+    let mut text = std::fs::read_to_string(shipped).unwrap();
+    for (from, to) in [
+        ("stable_for: 5s", "stable_for: 1s"),
+        ("up_timeout: 10m", "up_timeout: 10s"),
+        ("down_timeout: 2m", "down_timeout: 10s"),
+        ("test_timeout: 5m", "test_timeout: 10s"),
+    ] {
+        assert!(
+            text.contains(from),
+            "the shipped playbook no longer says {from}"
+        );
+        text = text.replace(from, to);
+    }
+    let path = dir.join("xen-evtchn-rollout.yml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn kernel_release() -> String {
+    let output = Command::new("uname").arg("-r").output().unwrap();
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A lab, the rebuilt module to roll out, and a place for the journal.
+struct Rollout {
+    lab: Lab,
+    work: tempfile::TempDir,
+    playbook: PathBuf,
+    new_sha: String,
+}
+
+impl Rollout {
+    fn start(count: usize, extra: &[&str]) -> Rollout {
+        let lab = Lab::start(count, extra);
+        let work = tempfile::tempdir().unwrap();
+        let module = b"\x7fELF rebuilt xen-evtchn.ko with the port-reuse fix\n";
+        std::fs::write(work.path().join("xen-evtchn.ko"), module).unwrap();
+        let playbook = lab_playbook(work.path());
+        Rollout {
+            lab,
+            work,
+            playbook,
+            new_sha: sha256(module),
+        }
+    }
+
+    fn journal(&self) -> PathBuf {
+        self.work.path().join("rollout.journal")
+    }
+
+    /// pplay with the lab's inventory, the module and the journal.
+    fn pplay(&self) -> Command {
+        let mut command = tool("pplay");
+        command
+            .current_dir(self.work.path())
+            .args(["-O", "ConnectTimeout=2", "-i"])
+            .arg(self.lab.dir().join("inventory.yml"))
+            .arg("-e")
+            .arg(format!(
+                "module_src={}/xen-evtchn.ko",
+                self.work.path().display()
+            ))
+            .arg("-e")
+            .arg(format!("target_kernel={}", kernel_release()));
+        command
+    }
+
+    fn roll(&self) -> Run {
+        let mut command = self.pplay();
+        command
+            .arg("--journal")
+            .arg(self.journal())
+            .arg(&self.playbook);
+        run(command)
+    }
+
+    fn host_file(&self, index: usize, path: &str) -> PathBuf {
+        self.lab
+            .dir()
+            .join(format!("hosts.d/lab-{:03}", index + 1))
+            .join(path)
+    }
+
+    /// SHA-256 of the module on the host's disk.
+    fn module_on_disk(&self, index: usize) -> String {
+        let path = format!(
+            "root/lib/modules/{}/kernel/drivers/xen/xen-evtchn.ko",
+            kernel_release()
+        );
+        sha256(&std::fs::read(self.host_file(index, &path)).unwrap())
+    }
+
+    /// What the host's last boot loaded, as fleet-lab records it.
+    fn loaded(&self, index: usize) -> String {
+        std::fs::read_to_string(self.host_file(index, "boot/loaded-modules")).unwrap()
+    }
+
+    fn boot_id(&self, index: usize) -> String {
+        std::fs::read_to_string(self.host_file(index, "boot/boot_id"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    fn boot_ids(&self) -> Vec<String> {
+        (0..self.lab.count).map(|i| self.boot_id(i)).collect()
+    }
+
+    fn entries(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.journal())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// Hosts the journal shows ending, with whether they succeeded.
+    fn host_ends(&self) -> BTreeMap<String, bool> {
+        self.entries()
+            .iter()
+            .filter(|e| e["event"] == "host_end")
+            .map(|e| {
+                (
+                    e["host"].as_str().unwrap().to_string(),
+                    e["ok"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The most reboots in flight at once, from the journal's timestamps: each
+/// host is down from the moment its reboot is sent until it answers again.
+fn most_down_at_once(entries: &[serde_json::Value]) -> usize {
+    let mut edges: Vec<(f64, i32)> = Vec::new();
+    for entry in entries {
+        match entry["event"].as_str() {
+            Some("reboot_issued") => edges.push((entry["time"].as_f64().unwrap(), 1)),
+            Some("reboot_up") => edges.push((entry["time"].as_f64().unwrap(), -1)),
+            _ => {}
+        }
+    }
+    edges.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let (mut down, mut most) = (0, 0);
+    for (_, step) in edges {
+        down += step;
+        most = most.max(down);
+    }
+    most as usize
+}
+
+#[test]
+fn twenty_hosts_roll_out_the_new_module_never_more_than_serial_down() {
+    let rollout = Rollout::start(20, &[]);
+    let before = rollout.boot_ids();
+    let result = rollout.roll();
+    result.expect_code(0);
+    let stdout = result.stdout_text();
+    assert!(
+        stdout.contains("batches of 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("20 done, 0 failed"), "{stdout}");
+    let after = rollout.boot_ids();
+    for index in 0..20 {
+        assert_ne!(
+            before[index],
+            after[index],
+            "lab-{:03} did not reboot",
+            index + 1
+        );
+        assert_eq!(rollout.module_on_disk(index), rollout.new_sha);
+        let loaded = rollout.loaded(index);
+        assert!(
+            loaded.contains(&format!("loaded sha256={}", rollout.new_sha)),
+            "{loaded}"
+        );
+    }
+    let entries = rollout.entries();
+    // serial [1, "10%"] of 20 hosts: one canary, then 2 at a time.
+    assert_eq!(most_down_at_once(&entries), 2);
+    let reboots: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e["event"] == "reboot_issued" || e["event"] == "reboot_up")
+        .collect();
+    assert_eq!(reboots[0]["event"], "reboot_issued");
+    assert_eq!(
+        reboots[1]["event"], "reboot_up",
+        "the canary was back before anyone else went down"
+    );
+    assert_eq!(reboots[0]["host"], reboots[1]["host"]);
+}
+
+#[test]
+fn hosts_that_never_return_stop_the_rollout_at_max_fail() {
+    let rollout = Rollout::start(
+        8,
+        &[
+            "--fault",
+            "lab-002=never-returns",
+            "--fault",
+            "lab-003=never-returns",
+        ],
+    );
+    // Faults given at `up` bite at the first reboot, which is the rollout's.
+    let before = rollout.boot_ids();
+    let untouched: Vec<String> = (3..8).map(|i| rollout.module_on_disk(i)).collect();
+    let result = rollout.roll();
+    result.expect_code(5);
+    let stdout = result.stdout_text();
+    assert!(stdout.contains("more than max_fail (1)"), "{stdout}");
+    assert!(stdout.contains("did not come back within 10s"), "{stdout}");
+    assert!(stdout.contains("resume with: pplay --resume"), "{stdout}");
+    let ends = rollout.host_ends();
+    assert_eq!(ends.get(&rollout.lab.host(0)), Some(&true));
+    assert_eq!(ends.get(&rollout.lab.host(1)), Some(&false));
+    assert_eq!(ends.get(&rollout.lab.host(2)), Some(&false));
+    assert_eq!(ends.len(), 3, "no later host was started: {ends:?}");
+    for index in 3..8 {
+        assert_eq!(
+            rollout.boot_id(index),
+            before[index],
+            "lab-{:03} was rebooted",
+            index + 1
+        );
+        assert_eq!(rollout.module_on_disk(index), untouched[index - 3]);
+    }
+    let started: HashSet<String> = rollout
+        .entries()
+        .iter()
+        .filter(|e| e["event"] == "task_start" && e["phase"] == "tasks")
+        .map(|e| e["host"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(started.len(), 3, "{started:?}");
+}
+
+#[test]
+fn a_bad_module_is_rolled_back_by_on_failure() {
+    let rollout = Rollout::start(3, &[]);
+    let old: Vec<String> = (0..3).map(|i| rollout.module_on_disk(i)).collect();
+    // The fault spoils the host's next boot (the rollout's), not the one after.
+    rollout.lab.lab(&["fault", "lab-002", "bad-module"]);
+    let result = rollout.roll();
+    result.expect_code(5);
+    let stdout = result.stdout_text();
+    assert!(
+        stdout.contains("xen_evtchn did not load the new module"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("on_failure: put the old module back: changed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("on_failure: the old module is loaded: ok"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 done, 1 failed"), "{stdout}");
+    assert_eq!(
+        rollout.module_on_disk(1),
+        old[1],
+        "the old module is back on disk"
+    );
+    assert!(rollout
+        .loaded(1)
+        .contains(&format!("loaded sha256={}", old[1])));
+    for index in [0, 2] {
+        assert_eq!(rollout.module_on_disk(index), rollout.new_sha);
+    }
+}
+
+#[test]
+fn resume_after_kill_9_finishes_without_rebooting_finished_hosts() {
+    let rollout = Rollout::start(6, &[]);
+    let mut command = rollout.pplay();
+    command
+        .arg("--journal")
+        .arg(rollout.journal())
+        .arg(&rollout.playbook);
+    command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut pplay = command.spawn().unwrap();
+    wait_until(Duration::from_secs(120), "two hosts finished", || {
+        rollout.host_ends().len() >= 2
+    });
+    pplay.kill().unwrap();
+    pplay.wait().unwrap();
+    let finished = rollout.host_ends();
+    let at_kill = rollout.boot_ids();
+    let mut resume = tool("pplay");
+    resume
+        .current_dir("/")
+        .arg("--resume")
+        .arg(rollout.journal());
+    let result = run(resume);
+    result.expect_code(0);
+    let stdout = result.stdout_text();
+    assert!(
+        stdout.contains("finished earlier are left alone"),
+        "{stdout}"
+    );
+    for (index, boot_at_kill) in at_kill.iter().enumerate() {
+        let host = rollout.lab.host(index);
+        if finished.contains_key(&host) {
+            assert_eq!(
+                &rollout.boot_id(index),
+                boot_at_kill,
+                "{host} was rebooted again"
+            );
+            assert!(
+                !stdout.contains(&format!("{host} install")),
+                "{host} was contacted again"
+            );
+        }
+        assert_eq!(rollout.module_on_disk(index), rollout.new_sha);
+        assert!(rollout.loaded(index).contains(&rollout.new_sha), "{host}");
+    }
+    assert_eq!(rollout.host_ends().values().filter(|ok| **ok).count(), 6);
+}
+
+#[test]
+fn check_mode_changes_nothing() {
+    let rollout = Rollout::start(3, &[]);
+    let before = rollout.boot_ids();
+    let modules: Vec<String> = (0..3).map(|i| rollout.module_on_disk(i)).collect();
+    let mut command = rollout.pplay();
+    command.arg("--check").arg(&rollout.playbook);
+    let result = run(command);
+    result.expect_code(0);
+    let stdout = result.stdout_text();
+    assert!(
+        stdout.contains("install the new module: would (install /lib/modules/"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("reboot: would (reboot with `reboot`)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("preflight: record the current module: ok"),
+        "{stdout}"
+    );
+    assert_eq!(rollout.boot_ids(), before);
+    for (index, module) in modules.iter().enumerate() {
+        assert_eq!(&rollout.module_on_disk(index), module);
+    }
+    let journals = std::fs::read_dir(rollout.work.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "journal")
+        })
+        .count();
+    assert_eq!(journals, 0, "--check writes no journal");
+}
+
+#[test]
+fn crash_scan_groups_the_hosts_that_logged_the_bug() {
+    let lab = Lab::start(10, &["--crash-share", "0.3"]);
+    let collected = tempfile::tempdir().unwrap();
+    let mut command = tool("pplay");
+    command
+        .args(["-O", "ConnectTimeout=2", "-i"])
+        .arg(lab.dir().join("inventory.yml"))
+        .arg("-e")
+        .arg(format!("collect_dir={}", collected.path().display()))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/crash-scan.yml"))
+        .arg("--journal")
+        .arg(collected.path().join("scan.journal"));
+    let result = run(command);
+    result.expect_code(5);
+    let crashed: HashSet<String> = std::fs::read_to_string(lab.dir().join("crashed-hosts"))
+        .unwrap()
+        .lines()
+        .map(|name| {
+            let index: usize = name.trim_start_matches("lab-").parse().unwrap();
+            lab.host(index - 1)
+        })
+        .collect();
+    assert!(!crashed.is_empty());
+    let stdout = result.stdout_text();
+    let group = stdout
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "pplay: failed (3): evtchn BUG: logged kernel BUG at drivers/xen/evtchn.c",
+            )
+        })
+        .unwrap_or_else(|| panic!("no group line in {stdout}"));
+    let listed: HashSet<String> = group
+        .rsplit_once(": ")
+        .unwrap()
+        .1
+        .split(' ')
+        .map(str::to_string)
+        .collect();
+    assert_eq!(listed, crashed, "{stdout}");
+    for index in 0..10 {
+        let pulled = collected.path().join(lab.host(index)).join("messages");
+        let original = lab.var_log(index).join("messages");
+        assert_eq!(
+            std::fs::read(pulled).unwrap(),
+            std::fs::read(original).unwrap()
+        );
+    }
+}
+
+#[test]
+fn bad_input_is_refused_before_any_host_is_contacted() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1: a host that were contacted would fail differently.
+    std::fs::write(
+        dir.path().join("inv.yml"),
+        "groups:\n  - name: xen\n    hosts: ['127.0.0.1:1']\n",
+    )
+    .unwrap();
+    let cases = [
+        ("tasks:\n  - run: x\n    regster: y\n", "bad.yml:3:5: unknown field `regster`"),
+        ("tasks:\n  - run: echo {{ nope }}\n", "bad.yml:2:5: task `run echo {{ nope }}`: variable `nope` is not defined for host 127.0.0.1:1"),
+        ("serial: [1, lots]\ntasks: []\n", "bad.yml:1:13: expected a number of hosts or a percentage"),
+        ("tasks:\n  - copy: {src: /nonexistent/x.ko, dest: /tmp/}\n", "copy src /nonexistent/x.ko: No such file"),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(dir.path().join("bad.yml"), text).unwrap();
+        let mut command = tool("pplay");
+        command
+            .current_dir(dir.path())
+            .args(["-i", "inv.yml", "bad.yml"]);
+        let result = run(command);
+        result.expect_code(2);
+        assert!(
+            result.stderr.contains(expected),
+            "{text:?}: {}",
+            result.stderr
+        );
+        assert!(!result.stderr.contains("panicked"));
+    }
+    let mut command = tool("pplay");
+    command
+        .current_dir(dir.path())
+        .args(["-i", "inv.yml", "-e", "bad key=1", "bad.yml"]);
+    run(command).expect_code(2);
+}
