@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The README demo: build fleet, bring up a fleet-lab of 20 real sshd hosts
-# in namespaces on loopback, then find the hosts that hit the xen evtchn
-# crash, and reboot one of them. Needs root; installs openssh-server when it
-# is missing. Only 127.0.0.0/8 is contacted.
+# in namespaces on loopback, fan out a command with prun, scan every host's
+# /var/log/messages for the xen evtchn crash, then roll the rebuilt
+# xen-evtchn.ko over all 20 hosts with pplay: a canary, then 10% at a time,
+# each reboot verified. Needs root; installs openssh-server when it is
+# missing. Only 127.0.0.0/8 is contacted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,23 +12,29 @@ if [ ! -x /usr/sbin/sshd ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server
 fi
 cargo build --release --quiet
+bin=$PWD/target/release
 lab=${FLEET_LAB_DIR:-/var/tmp/fleet-demo}
-target/release/fleet-lab --dir "$lab" up 20 --downtime 2 --crash-share 0.15
-trap 'target/release/fleet-lab --dir "$lab" down' EXIT
+work=$(mktemp -d /var/tmp/fleet-demo-work.XXXXXX)
+"$bin/fleet-lab" --dir "$lab" up 20 --downtime 2 --crash-share 0.15
+trap '"$bin/fleet-lab" --dir "$lab" down; rm -rf "$work"' EXIT
 
-prun() {
-  target/release/prun -h "$lab/hosts" -O "UserKnownHostsFile=$lab/known_hosts" --identity "$lab/id_ed25519" "$@"
-}
-show() { echo; echo "\$ prun $*"; prun "$@" || echo "(exit code $?)"; }
+say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
+show() { echo "\$ $*"; "$@" || echo "(exit code $?)"; }
 
-show -p 20 uptime
-show -P 'echo "$(hostname) boot $(cut -c1-8 /proc/sys/kernel/random/boot_id)"'
-echo; echo "# Which hosts logged the xen evtchn BUG?"
-show -p 20 -P 'n=$(grep -c "kernel BUG at drivers/xen/evtchn.c" /var/log/messages); if [ "$n" -gt 0 ]; then echo "$(hostname) logged the evtchn BUG $n time(s)"; fi'
+say "Fan out a command to the 20 hosts"
+show "$bin/prun" -h "$lab/hosts" -O "UserKnownHostsFile=$lab/known_hosts" --identity "$lab/id_ed25519" \
+  -p 20 -P 'echo "$(uptime -p), boot $(cut -c1-8 /proc/sys/kernel/random/boot_id)"'
 
-echo; echo "# Reboot the first host: the session drops, the host returns with a new boot_id"
-first=$(head -1 "$lab/hosts")
-one() { target/release/prun -H "$first" -O "UserKnownHostsFile=$lab/known_hosts" --identity "$lab/id_ed25519" "$@"; }
-one -i 'echo "before: $(cat /proc/sys/kernel/random/boot_id)"; reboot'
-sleep 3
-one -i 'echo "after:  $(cat /proc/sys/kernel/random/boot_id)"'
+say "Which hosts hit the xen evtchn BUG? (pulls /var/log/messages from every host)"
+show "$bin/pplay" -i "$lab/inventory.yml" -e "collect_dir=$work/messages" \
+  --journal "$work/scan.journal" playbooks/crash-scan.yml
+
+say "Roll the rebuilt xen-evtchn.ko out: 1 canary, then 10% at a time, each reboot verified"
+printf '\177ELF xen-evtchn.ko rebuilt with the port-reuse fix\n' > "$work/xen-evtchn.ko"
+sed 's/stable_for: 5s/stable_for: 2s/' playbooks/xen-evtchn-rollout.yml > "$work/rollout.yml"
+show "$bin/pplay" -i "$lab/inventory.yml" -e "module_src=$work/xen-evtchn.ko" -e "target_kernel=$(uname -r)" \
+  --journal "$work/rollout.journal" "$work/rollout.yml"
+
+say "Every host now runs the new module"
+show "$bin/prun" -h "$lab/hosts" -O "UserKnownHostsFile=$lab/known_hosts" --identity "$lab/id_ed25519" \
+  -p 20 -P 'cut -d" " -f1-3 /run/fleet-lab/loaded-modules'

@@ -69,6 +69,13 @@ impl Rollout {
         }
     }
 
+    /// Changes the lab copy of the playbook.
+    fn rewrite_playbook(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.playbook).unwrap();
+        assert!(text.contains(from), "the playbook no longer says {from}");
+        std::fs::write(&self.playbook, text.replace(from, to)).unwrap();
+    }
+
     fn journal(&self) -> PathBuf {
         self.work.path().join("rollout.journal")
     }
@@ -345,6 +352,64 @@ fn resume_after_kill_9_finishes_without_rebooting_finished_hosts() {
 }
 
 #[test]
+fn ctrl_c_lets_running_tasks_finish_and_resume_completes() {
+    let rollout = Rollout::start(4, &[]);
+    let mut command = rollout.pplay();
+    command
+        .arg("--journal")
+        .arg(rollout.journal())
+        .arg(&rollout.playbook);
+    command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let pplay = command.spawn().unwrap();
+    wait_until(Duration::from_secs(120), "the canary finished", || {
+        !rollout.host_ends().is_empty()
+    });
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pplay.id() as libc::pid_t, libc::SIGINT) };
+    let output = pplay.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(3), "{stdout}");
+    let resume_line = format!(
+        "resume with: pplay --resume {}",
+        rollout.journal().display()
+    );
+    assert!(stdout.contains(&resume_line), "{stdout}");
+    assert!(stdout.contains("not started"), "{stdout}");
+    let ends = rollout.host_ends();
+    assert!(ends.len() < 4, "the rollout went on after Ctrl-C: {ends:?}");
+    // A running task was let finish: no task start lacks its end.
+    let entries = rollout.entries();
+    let starts = entries
+        .iter()
+        .filter(|e| e["event"] == "task_start")
+        .count();
+    let finished = entries.iter().filter(|e| e["event"] == "task_end").count();
+    assert_eq!(starts, finished, "a task was cut short");
+    let mut resume = tool("pplay");
+    resume.arg("--resume").arg(rollout.journal());
+    run(resume).expect_code(0);
+    for index in 0..4 {
+        assert_eq!(rollout.module_on_disk(index), rollout.new_sha);
+    }
+}
+
+#[test]
+fn window_mode_keeps_at_most_serial_hosts_in_flight() {
+    let rollout = Rollout::start(6, &[]);
+    rollout.rewrite_playbook("mode: batch", "mode: window");
+    rollout.rewrite_playbook("serial: [1, \"10%\"]", "serial: 2");
+    let result = rollout.roll();
+    result.expect_code(0);
+    assert!(result.stdout_text().contains("a window growing of 2, 2, 2"));
+    assert_eq!(most_down_at_once(&rollout.entries()), 2);
+    for index in 0..6 {
+        assert!(rollout.loaded(index).contains(&rollout.new_sha));
+    }
+}
+
+#[test]
 fn check_mode_changes_nothing() {
     let rollout = Rollout::start(3, &[]);
     let before = rollout.boot_ids();
@@ -370,6 +435,25 @@ fn check_mode_changes_nothing() {
     for (index, module) in modules.iter().enumerate() {
         assert_eq!(&rollout.module_on_disk(index), module);
     }
+    let mut limited = rollout.pplay();
+    limited
+        .args([
+            "--check",
+            "--limit",
+            &rollout.lab.host(1),
+            "--start-at-task",
+            "reboot",
+        ])
+        .arg(&rollout.playbook);
+    let result = run(limited);
+    result.expect_code(0);
+    let stdout = result.stdout_text();
+    assert!(
+        stdout.contains(&format!("{} reboot: would", rollout.lab.host(1))),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("install the new module"), "{stdout}");
+    assert!(!stdout.contains(&rollout.lab.host(0)), "{stdout}");
     let journals = std::fs::read_dir(rollout.work.path())
         .unwrap()
         .filter(|e| {

@@ -87,6 +87,7 @@ struct Prepared {
     connector: Arc<Connector>,
     sources: Arc<crate::playbook::Sources>,
     start_at: usize,
+    default_timeout: Option<std::time::Duration>,
     replay: Option<Replay>,
     argv: Vec<String>,
 }
@@ -184,6 +185,7 @@ fn prepare(cli: Cli, replay: Option<Replay>) -> Result<(Prepared, Cli), UsageErr
             connector: Arc::new(connector),
             sources: Arc::new(sources),
             start_at,
+            default_timeout: cli.connect.command_timeout(),
             replay,
             argv: Vec::new(),
         },
@@ -258,6 +260,7 @@ fn context(
         events,
         stop,
         abort,
+        default_timeout: prepared.default_timeout,
         prompt: tokio::sync::Mutex::new(()),
     })
 }
@@ -317,7 +320,7 @@ async fn roll(
     stop: CancellationToken,
     abort: CancellationToken,
 ) -> u8 {
-    let journal = match open_journal(&prepared, cli) {
+    let journal = match open_journal(&prepared, cli).await {
         Ok(journal) => Arc::new(journal),
         Err(error) => {
             eprintln!("pplay: {error}");
@@ -359,11 +362,14 @@ async fn roll(
 }
 
 /// A new journal with the flags it was started with, or the resumed one.
-fn open_journal(prepared: &Prepared, cli: &Cli) -> Result<Journal, crate::playbook::JournalError> {
+async fn open_journal(
+    prepared: &Prepared,
+    cli: &Cli,
+) -> Result<Journal, crate::playbook::JournalError> {
     if prepared.replay.is_some() {
         let path = cli.journal.clone().unwrap_or_default();
         let journal = Journal::reopen(&path)?;
-        journal.record(&Entry::Resume { time: now() })?;
+        journal.record(&Entry::Resume { time: now() }).await?;
         return Ok(journal);
     }
     let path = cli
@@ -375,12 +381,14 @@ fn open_journal(prepared: &Prepared, cli: &Cli) -> Result<Journal, crate::playbo
     if cli.journal.is_none() {
         argv.extend(["--journal".to_string(), path.to_string_lossy().into_owned()]);
     }
-    journal.record(&Entry::Start {
-        argv,
-        cwd: std::env::current_dir().unwrap_or_default(),
-        playbook_sha256: prepared.playbook.sha256.clone(),
-        time: now(),
-    })?;
+    journal
+        .record(&Entry::Start {
+            argv,
+            cwd: std::env::current_dir().unwrap_or_default(),
+            playbook_sha256: prepared.playbook.sha256.clone(),
+            time: now(),
+        })
+        .await?;
     Ok(journal)
 }
 

@@ -34,6 +34,8 @@ pub struct Context {
     pub stop: CancellationToken,
     /// The second Ctrl-C: kill what runs now.
     pub abort: CancellationToken,
+    /// Limit on a task's commands when the task sets none (`-t`).
+    pub default_timeout: Option<Duration>,
     /// One operator prompt (`pause: {prompt}`) at a time.
     pub prompt: tokio::sync::Mutex<()>,
 }
@@ -126,7 +128,7 @@ impl HostRun {
 
     /// The connection, made (again) if there is none or it has dropped.
     pub async fn session(&mut self) -> Result<&Session, TaskError> {
-        if self.session.as_ref().is_none_or(Session::is_closed) {
+        if self.is_disconnected() {
             let connected = tokio::select! {
                 connected = self.ctx.connector.connect(&self.host) => connected?,
                 _ = self.ctx.abort.cancelled() => return Err(TaskError::Aborted),
@@ -136,6 +138,11 @@ impl HostRun {
         self.session
             .as_ref()
             .ok_or_else(|| TaskError::Failed("not connected".into()))
+    }
+
+    /// Whether the connection is gone (or was never made).
+    pub fn is_disconnected(&self) -> bool {
+        self.session.as_ref().is_none_or(Session::is_closed)
     }
 
     /// Forgets the connection (after a reboot it is dead anyway).
@@ -279,7 +286,8 @@ impl HostRun {
             task: index,
             name: task.name.clone(),
             time: now(),
-        });
+        })
+        .await;
         self.emit_task(
             phase,
             task,
@@ -305,7 +313,8 @@ impl HostRun {
                 status: status.journal_name().into(),
                 message: (!detail.is_empty()).then(|| detail.clone()),
                 time: now(),
-            });
+            })
+            .await;
         }
         self.emit_task(phase, task, status, started.elapsed(), detail);
         result.map(|_| ())
@@ -316,13 +325,18 @@ impl HostRun {
         if let Some(path) = &task.creates {
             let path = self.expand(path)?;
             let test = format!("test -e {}", shell_quote(&path));
-            if self.exec(&test, None, task.timeout).await?.code() == Some(0) {
+            if self.exec(&test, None, self.timeout_of(task)).await?.code() == Some(0) {
                 return Ok(Some(format!("{path} exists")));
             }
         }
         if let Some(command) = &task.unless {
             let command = self.expand(command)?;
-            if self.exec(&command, None, task.timeout).await?.code() == Some(0) {
+            if self
+                .exec(&command, None, self.timeout_of(task))
+                .await?
+                .code()
+                == Some(0)
+            {
                 return Ok(Some("`unless` succeeded".into()));
             }
         }
@@ -350,14 +364,14 @@ impl HostRun {
                 };
                 let script = install_script(&options, &dest, items);
                 let captured = self
-                    .exec(&script, Some(concatenate(items)), task.timeout)
+                    .exec(&script, Some(concatenate(items)), self.timeout_of(task))
                     .await?;
                 succeeded(&captured, &[0]).map(|_| TaskStatus::Changed)
             }
             Action::Fetch(fetch) => {
                 let src = self.expand(&fetch.src)?;
                 let dest = self.expand(&fetch.dest)?;
-                super::fetch::fetch(self, &src, &dest, task.timeout).await
+                super::fetch::fetch(self, &src, &dest, self.timeout_of(task)).await
             }
             Action::Kill(kill) => {
                 let pattern = self.expand(&kill.pattern)?;
@@ -365,7 +379,7 @@ impl HostRun {
                     .exec(
                         &pkill_script(&pattern, &kill.signal, false),
                         None,
-                        task.timeout,
+                        self.timeout_of(task),
                     )
                     .await?;
                 succeeded(&captured, &[0])?;
@@ -380,7 +394,7 @@ impl HostRun {
             }
             Action::Assert(assert) => {
                 let command = self.expand(&assert.command)?;
-                let captured = self.exec(&command, None, task.timeout).await?;
+                let captured = self.exec(&command, None, self.timeout_of(task)).await?;
                 succeeded(&captured, &[0])?;
                 let got = captured.stdout.trim();
                 let (holds, wanted) = match (&assert.equals, &assert.matches) {
@@ -434,13 +448,13 @@ impl HostRun {
         }
         let (item, dest) = self.copy_source(copy)?;
         let (probe, unchanged_when) = checksum_probe(&dest, std::slice::from_ref(item.as_ref()));
-        let captured = self.exec(&probe, None, task.timeout).await?;
+        let captured = self.exec(&probe, None, self.timeout_of(task)).await?;
         Ok(captured.stdout.trim() == unchanged_when)
     }
 
     async fn run_command(&mut self, task: &Task, command: &str) -> Result<TaskStatus, TaskError> {
         let command = self.expand(command)?;
-        let captured = self.exec(&command, None, task.timeout).await?;
+        let captured = self.exec(&command, None, self.timeout_of(task)).await?;
         let code = succeeded(&captured, &task.ok_codes)?;
         if let Some(name) = &task.register {
             let value = captured.stdout.trim().to_string();
@@ -448,7 +462,8 @@ impl HostRun {
                 host: self.label.clone(),
                 name: name.clone(),
                 value: value.clone(),
-            });
+            })
+            .await;
             self.vars.insert(name.clone(), value);
         }
         Ok(match code {
@@ -518,15 +533,20 @@ impl HostRun {
         }
     }
 
+    /// The task's own timeout, else `-t`.
+    fn timeout_of(&self, task: &Task) -> Option<Duration> {
+        task.timeout.or(self.ctx.default_timeout)
+    }
+
     pub fn expand(&self, text: &str) -> Result<String, TaskError> {
         expand(text, &self.vars).map_err(|e| TaskError::Failed(e.to_string()))
     }
 
-    pub fn journal(&self, entry: Entry) {
+    pub async fn journal(&self, entry: Entry) {
         let Some(journal) = &self.ctx.journal else {
             return;
         };
-        if let Err(error) = journal.record(&entry) {
+        if let Err(error) = journal.record(&entry).await {
             // Losing the journal must not go unnoticed: stop starting hosts.
             let _ = self.ctx.events.send(PlayEvent::Notice(format!(
                 "cannot write the journal, stopping: {error}"

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -97,12 +96,18 @@ pub enum JournalError {
     },
 }
 
-/// The open journal of a run.
+/// The open journal of a run. Entries go to a writer thread that appends
+/// and fsyncs them; entries arriving while it syncs share the next fsync
+/// (group commit), so a hundred hosts do not queue behind each other's
+/// disk flushes, and no fsync ever blocks the async runtime.
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
-    file: Mutex<File>,
+    queue: std::sync::mpsc::Sender<(Vec<u8>, Ack)>,
 }
+
+/// Tells a [`Journal::record`] caller that its entry is on disk (or why not).
+type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 impl Journal {
     /// Creates a new journal; refuses to overwrite one.
@@ -112,10 +117,7 @@ impl Journal {
             .append(true)
             .open(path)
             .map_err(io(path))?;
-        Ok(Journal {
-            path: path.to_path_buf(),
-            file: Mutex::new(file),
-        })
+        Ok(Journal::start(path, file))
     }
 
     /// Opens an existing journal to add to it.
@@ -124,29 +126,57 @@ impl Journal {
             .append(true)
             .open(path)
             .map_err(io(path))?;
-        Ok(Journal {
+        Ok(Journal::start(path, file))
+    }
+
+    fn start(path: &Path, file: File) -> Journal {
+        let (queue, entries) = std::sync::mpsc::channel();
+        std::thread::spawn(move || write_entries(&file, &entries));
+        Journal {
             path: path.to_path_buf(),
-            file: Mutex::new(file),
-        })
+            queue,
+        }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Appends one entry and waits until it is on disk.
-    pub fn record(&self, entry: &Entry) -> Result<(), JournalError> {
-        let mut line = serde_json::to_vec(entry).map_err(|e| JournalError::Io {
+    /// Appends one entry; returns once it is on disk.
+    pub async fn record(&self, entry: &Entry) -> Result<(), JournalError> {
+        let failed = |message: String| JournalError::Io {
             path: self.path.clone(),
-            source: e.into(),
-        })?;
+            source: std::io::Error::other(message),
+        };
+        let mut line = serde_json::to_vec(entry).map_err(|e| failed(e.to_string()))?;
         line.push(b'\n');
-        let file = self
-            .file
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        (&*file).write_all(&line).map_err(io(&self.path))?;
-        file.sync_data().map_err(io(&self.path))
+        let (ack, written) = tokio::sync::oneshot::channel();
+        self.queue
+            .send((line, ack))
+            .map_err(|_| failed("the journal writer stopped".into()))?;
+        match written.await {
+            Ok(result) => result.map_err(failed),
+            Err(_) => Err(failed("the journal writer stopped".into())),
+        }
+    }
+}
+
+/// The writer thread: everything queued is written, then one fsync for all.
+fn write_entries(file: &File, entries: &std::sync::mpsc::Receiver<(Vec<u8>, Ack)>) {
+    while let Ok(first) = entries.recv() {
+        let mut batch = vec![first];
+        batch.extend(entries.try_iter());
+        let bytes: Vec<u8> = batch
+            .iter()
+            .flat_map(|(line, _)| line.iter().copied())
+            .collect();
+        let result = (&*file)
+            .write_all(&bytes)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| e.to_string());
+        for (_, ack) in batch {
+            let _ = ack.send(result.clone());
+        }
     }
 }
 
@@ -279,8 +309,8 @@ impl Replay {
 mod tests {
     use super::*;
 
-    #[test]
-    fn replays_progress_and_ignores_a_torn_last_line() {
+    #[tokio::test]
+    async fn replays_progress_and_ignores_a_torn_last_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j");
         let journal = Journal::create(&path).unwrap();
@@ -306,9 +336,10 @@ mod tests {
                 playbook_sha256: "x".into(),
                 time: now(),
             })
+            .await
             .unwrap();
         for entry in [start(0), end(0), start(1)] {
-            journal.record(&entry).unwrap();
+            journal.record(&entry).await.unwrap();
         }
         journal
             .record(&Entry::HostEnd {
@@ -317,6 +348,7 @@ mod tests {
                 message: None,
                 time: now(),
             })
+            .await
             .unwrap();
         drop(journal);
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();

@@ -11,10 +11,13 @@ use super::rollout::TaskStatus;
 use super::spec::RebootSpec;
 use super::Phase;
 
-/// Longest pause between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest pause between reconnection attempts (an attempt on a host that
+/// is still down is a refused TCP connection: cheap).
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How often the old connection is checked while waiting for it to drop.
-const DOWN_POLL: Duration = Duration::from_millis(200);
+const DOWN_POLL: Duration = Duration::from_millis(100);
+/// Every this many polls, a command checks that the connection still works.
+const PROBE_EVERY: u32 = 20;
 /// How often a returned host is checked while it must stay up.
 const STABLE_POLL: Duration = Duration::from_secs(1);
 
@@ -41,7 +44,8 @@ pub async fn reboot(
                 task: index,
                 boot_id: old.clone(),
                 time: now(),
-            });
+            })
+            .await;
             let clock = Instant::now();
             go_down(host, spec).await?;
             report.push(format!("down {:.1}s", clock.elapsed().as_secs_f64()));
@@ -54,7 +58,8 @@ pub async fn reboot(
         host: host.label.clone(),
         task: index,
         time: now(),
-    });
+    })
+    .await;
     report.push(format!("up {:.1}s", clock.elapsed().as_secs_f64()));
     let clock = Instant::now();
     let test = host.expand(&spec.test_command)?;
@@ -97,11 +102,17 @@ async fn go_down(host: &mut HostRun, spec: &RebootSpec) -> Result<(), TaskError>
             )));
         }
     }
+    let mut polls = 0u32;
     while Instant::now() < deadline {
         if host.ctx.abort.is_cancelled() {
             return Err(TaskError::Aborted);
         }
-        if !still_connected(host).await {
+        // A closed connection is seen at once; a command probe (which costs
+        // the host a shell) only every PROBE_EVERY polls.
+        polls += 1;
+        if host.is_disconnected()
+            || (polls.is_multiple_of(PROBE_EVERY) && !still_connected(host).await)
+        {
             host.disconnect().await;
             return Ok(());
         }
@@ -116,9 +127,6 @@ async fn go_down(host: &mut HostRun, spec: &RebootSpec) -> Result<(), TaskError>
 /// Whether the connection still runs commands (a host that lost power
 /// never closes it; a probe that does not answer counts as down).
 async fn still_connected(host: &mut HostRun) -> bool {
-    if host.session().await.is_err() {
-        return false;
-    }
     let probe = host.exec("true", None, Some(Duration::from_secs(2)));
     matches!(
         tokio::time::timeout(Duration::from_secs(3), probe).await,
@@ -130,7 +138,7 @@ async fn still_connected(host: &mut HostRun) -> bool {
 /// other than `old`.
 async fn come_up(host: &mut HostRun, old: &str, timeout: Duration) -> Result<(), TaskError> {
     let deadline = Instant::now() + timeout;
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = Duration::from_millis(200);
     loop {
         let last = match read_boot_id(host).await {
             Ok(boot_id) if boot_id != old => return Ok(()),
@@ -148,7 +156,7 @@ async fn come_up(host: &mut HostRun, old: &str, timeout: Duration) -> Result<(),
             _ = tokio::time::sleep(backoff) => {}
             _ = host.ctx.abort.cancelled() => return Err(TaskError::Aborted),
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        backoff = backoff.mul_f32(1.5).min(MAX_BACKOFF);
     }
 }
 

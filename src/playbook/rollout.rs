@@ -147,7 +147,7 @@ impl Rollout {
                 "preflight failed on {} host(s), more than max_fail ({max_fail}); no host was changed",
                 report.failed.len()
             );
-            self.stop(&mut report, reason);
+            self.stop(&mut report, reason).await;
         }
         self.roll(hosts, &sizes, max_fail, &mut report).await;
         report.elapsed = clock.elapsed();
@@ -200,7 +200,8 @@ impl Rollout {
             self.stop(
                 report,
                 "interrupted during preflight; no host was changed".into(),
-            );
+            )
+            .await;
             return Vec::new();
         }
         ready.sort_by_key(|(position, _)| *position);
@@ -262,7 +263,7 @@ impl Rollout {
                     report.failed.len(),
                     names.join(", ")
                 );
-                self.stop(report, reason);
+                self.stop(report, reason).await;
             }
         }
         report.not_started.extend(queue.map(|(_, h)| h.run.label));
@@ -289,19 +290,22 @@ impl Rollout {
                     _ => None,
                 },
                 time: now(),
-            });
+            })
+            .await;
         }
         self.emit(PlayEvent::HostEnd { host: label, end });
     }
 
-    fn stop(&self, report: &mut RolloutReport, reason: String) {
+    async fn stop(&self, report: &mut RolloutReport, reason: String) {
         self.ctx.stop.cancel();
         let entry = Entry::Stop {
             reason: reason.clone(),
             time: now(),
         };
-        if let Some(Err(error)) = self.ctx.journal.as_ref().map(|j| j.record(&entry)) {
-            self.emit(PlayEvent::Notice(error.to_string()));
+        if let Some(journal) = &self.ctx.journal {
+            if let Err(error) = journal.record(&entry).await {
+                self.emit(PlayEvent::Notice(error.to_string()));
+            }
         }
         self.emit(PlayEvent::Notice(format!("stopping: {reason}")));
         report.stop_reason = Some(reason);

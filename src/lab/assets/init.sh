@@ -1,6 +1,6 @@
 #!/bin/sh
 # PID 1 of one fleet-lab host, run by `unshare --pid --mount --uts`. Gives the
-# host its own name, /tmp, /run, /var/log, /lib/modules, boot_id and module
+# host its own name, /tmp, /run, /var/log, /lib/modules, /root, boot_id and module
 # list, then runs sshd until the host reboots: when this process exits, the
 # kernel kills everything in the host's PID namespace, as a reboot would.
 #   init.sh HOST_DIR LAB_DIR
@@ -14,6 +14,9 @@ mkdir -p /run/sshd /run/fleet-lab
 mount -t tmpfs -o mode=1777,size=256m lab-tmp /tmp
 mount --bind "$host/root/var/log" /var/log
 mount --bind "$host/root/lib/modules" /lib/modules
+# Its own root home: the machine's ~/.bashrc must not run on every login.
+mkdir -p "$host/root/root"
+mount --bind "$host/root/root" /root
 mount --bind "$host/boot/boot_id" /proc/sys/kernel/random/boot_id
 # The modules of this boot: /sys/module always, /proc/modules where the
 # kernel has one to mount over.

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""pplay: a rolling rollout on a fleet-lab, against its floor.
+
+The shipped xen-evtchn playbook on N lab hosts whose reboot takes
+--downtime seconds, with serial 10% (no canary step) and stable_for 0 (the
+stable wait adds exactly its length per batch). The floor is what reboots
+alone cost: batches x downtime. pplay's overhead per batch is
+(total - floor) / batches: noticing the host went down, reconnecting,
+copy, depmod, checks, and the batch barrier. Medians of --runs runs. Needs root.
+
+    bench/pplay_bench.py [--hosts 100] [--downtime 3] [--runs 3]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare_prun import prepare  # noqa: E402
+BIN = os.path.join(ROOT, "target/release")
+
+
+def playbook(work):
+    with open(os.path.join(ROOT, "playbooks/xen-evtchn-rollout.yml")) as f:
+        text = f.read()
+    for old, new in [('serial: [1, "10%"]', 'serial: "10%"'), ("stable_for: 5s", "stable_for: 0s")]:
+        assert old in text, old
+        text = text.replace(old, new)
+    path = os.path.join(work, "rollout.yml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def one_run(hosts, downtime, work, run):
+    lab = f"/var/tmp/fleet-lab-pplay-bench"
+    subprocess.run([f"{BIN}/fleet-lab", "--dir", lab, "up", str(hosts), "--net", "198",
+                    "--downtime", str(downtime)], check=True, stdout=subprocess.DEVNULL)
+    try:
+        module = os.path.join(work, "xen-evtchn.ko")
+        with open(module, "wb") as f:
+            f.write(b"\x7fELF rebuilt xen-evtchn.ko %d\n" % run)
+        journal = os.path.join(work, f"run{run}.journal")
+        release = os.uname().release
+        start = time.monotonic()
+        subprocess.run([f"{BIN}/pplay", "-F", "none", "-i", f"{lab}/inventory.yml",
+                        "-e", f"module_src={module}", "-e", f"target_kernel={release}",
+                        "--journal", journal, playbook(work)],
+                       check=True, stdout=subprocess.DEVNULL)
+        total = time.monotonic() - start
+    finally:
+        subprocess.run([f"{BIN}/fleet-lab", "--dir", lab, "down"], check=True, stdout=subprocess.DEVNULL)
+    with open(journal) as f:
+        entries = [json.loads(line) for line in f]
+    rollout_start = min(e["time"] for e in entries if e["event"] == "task_start" and e["phase"] == "tasks")
+    preflight = rollout_start - entries[0]["time"]
+    return total, preflight
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=100)
+    parser.add_argument("--downtime", type=float, default=3)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    prepare("pplay_bench")
+    batches = -(-args.hosts // -(-args.hosts // 10))
+    floor = batches * args.downtime
+    totals, preflights = [], []
+    with tempfile.TemporaryDirectory() as work:
+        for run in range(args.runs):
+            total, preflight = one_run(args.hosts, args.downtime, work, run)
+            totals.append(total)
+            preflights.append(preflight)
+    total = statistics.median(totals)
+    preflight = statistics.median(preflights)
+    print(f"## pplay rollout: {args.hosts} hosts, serial 10% ({batches} batches), "
+          f"{args.downtime:g} s reboot, median of {args.runs}\n")
+    print("| measure | value |\n|---|---|")
+    print(f"| total wall | {total:.1f} s |")
+    print(f"| floor (batches x reboot) | {floor:.1f} s |")
+    print(f"| total / floor | {total / floor:.2f}x |")
+    print(f"| preflight (facts + 5 probes on every host) | {preflight:.1f} s |")
+    print(f"| overhead per batch, preflight excluded | {(total - preflight - floor) / batches:.2f} s |")
+    print(f"| runs | {', '.join(f'{t:.1f}' for t in totals)} s |")
+
+
+if __name__ == "__main__":
+    main()
