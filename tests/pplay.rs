@@ -500,12 +500,11 @@ fn crash_scan_groups_the_hosts_that_logged_the_bug() {
             )
         })
         .unwrap_or_else(|| panic!("no group line in {stdout}"));
-    let listed: HashSet<String> = group
-        .rsplit_once(": ")
+    let folded = group.rsplit_once(": ").unwrap().1;
+    let listed: HashSet<String> = fleet::inventory::parse_host_spec(folded)
         .unwrap()
-        .1
-        .split(' ')
-        .map(str::to_string)
+        .iter()
+        .map(|host| host.label())
         .collect();
     assert_eq!(listed, crashed, "{stdout}");
     for index in 0..10 {

@@ -140,6 +140,21 @@ pub struct OutputArgs {
     /// Write the hosts that did not succeed to FILE, as a hosts file for a re-run
     #[arg(long = "failed-hosts", value_name = "FILE")]
     pub failed_hosts: Option<PathBuf>,
+    /// Print each distinct output once, under the hosts that gave it (as clush -b)
+    #[arg(short = 'b', long = "gather")]
+    pub gather: bool,
+    /// With --gather, compare and print stderr too
+    #[arg(long = "gather-stderr")]
+    pub gather_stderr: bool,
+    /// JSON Lines on stdout: one object per host, then a summary (schema in README)
+    #[arg(long = "json", conflicts_with_all = ["gather", "print", "inline", "inline_stdout"])]
+    pub json: bool,
+    /// No summary and no progress line on stderr
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// After the run, a table of every host's status, exit code and duration, slowest first
+    #[arg(long = "summary")]
+    pub summary: bool,
 }
 
 impl TargetArgs {

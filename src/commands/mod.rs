@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::{Category, Event, HostResult, Job, Run};
 use crate::inventory::{Host, InventoryError};
 use crate::output::{
-    self, FailedHostsFile, Inline, LinePrinter, OutputFiles, Reporter, StatusPrinter, Summary,
+    self, FailedHostsFile, Gather, Inline, JsonLines, LinePrinter, OutputFiles, Progress, Reporter,
+    StatusPrinter, Summary,
 };
 use crate::ssh::{Connector, OptionError, SetupError};
 
@@ -133,26 +134,69 @@ pub fn reporters(
             flags.errdir.clone(),
         )?));
     }
-    if flags.print {
-        reporters.push(Box::new(LinePrinter::new(
+    reporters.push(stdout_printer(hosts, flags, inline));
+    if let Some(path) = &flags.failed_hosts {
+        reporters.push(Box::new(FailedHostsFile::new(path.clone())));
+    }
+    if !flags.quiet {
+        reporters.push(Box::new(Summary::new(std::io::stderr(), flags.summary)));
+    }
+    if output::progress_wanted(flags.quiet, flags.json) {
+        let inner: Box<dyn Reporter + Send> = Box::new(reporters);
+        return Ok(vec![Box::new(Progress::new(hosts.len(), inner))]);
+    }
+    Ok(reporters)
+}
+
+/// The one printer that writes stdout: JSON lines, gathered groups, or
+/// pssh's status lines (with `-P` streaming before them).
+fn stdout_printer(
+    hosts: &[Host],
+    flags: &args::OutputArgs,
+    inline: Inline,
+) -> Box<dyn Reporter + Send> {
+    if flags.json {
+        return Box::new(JsonLines::new(
             std::io::stdout(),
-            std::io::stderr(),
-        )));
+            hosts,
+            flags.outdir.clone(),
+            flags.errdir.clone(),
+        ));
+    }
+    if flags.gather {
+        return Box::new(Gather::new(std::io::stdout(), flags.gather_stderr));
     }
     let inline = match flags.inline_mode() {
         Inline::Off => inline,
         chosen => chosen,
     };
-    reporters.push(Box::new(StatusPrinter::new(
+    let status = Box::new(StatusPrinter::new(
         std::io::stdout(),
         stdout_color(),
         inline,
-    )));
-    if let Some(path) = &flags.failed_hosts {
-        reporters.push(Box::new(FailedHostsFile::new(path.clone())));
+    ));
+    match flags.print {
+        true => Box::new(vec![
+            Box::new(LinePrinter::new(std::io::stdout(), std::io::stderr()))
+                as Box<dyn Reporter + Send>,
+            status,
+        ]),
+        false => status,
     }
-    reporters.push(Box::new(Summary::new(std::io::stderr())));
-    Ok(reporters)
+}
+
+/// Every binary's command line, for man pages and shell completions
+/// (`fleet-docs`), generated from the same clap definitions the tools parse.
+pub fn tool_commands() -> Vec<clap::Command> {
+    use clap::CommandFactory;
+    vec![
+        prun::Cli::command(),
+        pcp::Cli::command(),
+        pslurp::Cli::command(),
+        pnuke::Cli::command(),
+        pplay::Cli::command(),
+        crate::lab::cli::Cli::command(),
+    ]
 }
 
 /// Parses a tool's flags; `Err` carries the exit code after clap has

@@ -21,7 +21,7 @@ use crate::ssh::transfer::{checksum_probe, concatenate, install_script, InstallO
     disable_help_flag = true,
     override_usage = "pcp [OPTIONS] LOCAL... REMOTE"
 )]
-struct Cli {
+pub(super) struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     /// Copy directories, keeping modes and symlinks

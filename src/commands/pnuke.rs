@@ -21,7 +21,7 @@ use crate::ssh::pkill_script;
     disable_help_flag = true,
     override_usage = "pnuke [OPTIONS] PATTERN"
 )]
-struct Cli {
+pub(super) struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     /// Signal to send, by name or number

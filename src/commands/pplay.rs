@@ -29,7 +29,7 @@ use crate::ssh::{Connector, SshOptions};
     disable_help_flag = true,
     override_usage = "pplay [OPTIONS] -i INVENTORY PLAYBOOK\n       pplay --resume JOURNAL"
 )]
-struct Cli {
+pub(super) struct Cli {
     #[command(flatten)]
     connect: ConnectArgs,
     /// Inventory: YAML (groups, variables) or a pssh hosts file

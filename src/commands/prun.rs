@@ -16,7 +16,7 @@ use crate::output::Inline;
 /// Run a command on many hosts at once over SSH (pssh-compatible).
 #[derive(Debug, Parser)]
 #[command(name = "prun", version, disable_help_flag = true)]
-struct Cli {
+pub(super) struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     /// Read standard input once and send it to every host's command

@@ -22,7 +22,7 @@ use crate::ssh::shell_quote;
     disable_help_flag = true,
     override_usage = "pslurp [OPTIONS] [-L LOCALDIR] REMOTE LOCALNAME"
 )]
-struct Cli {
+pub(super) struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     /// Copy directories

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use event::{Category, Event, HostResult, Outcome, Stream};
 
@@ -83,11 +84,16 @@ impl Run {
                 events: events.clone(),
                 cancel: cancel.clone(),
             };
-            let handle = tasks.spawn(async move {
-                let result = worker.run().await;
-                drop(permit);
-                result
-            });
+            // Every log line of this host's task names the host (-v).
+            let span = tracing::info_span!("host", host = %run.hosts[index].label());
+            let handle = tasks.spawn(
+                async move {
+                    let result = worker.run().await;
+                    drop(permit);
+                    result
+                }
+                .instrument(span),
+            );
             task_hosts.insert(handle.id(), index);
         }
 
@@ -149,8 +155,12 @@ impl HostWorker {
         };
         let session = match connected {
             Ok(session) => session,
-            Err(error) => return Outcome::Failed(error),
+            Err(error) => {
+                tracing::debug!("connection failed: {error}");
+                return Outcome::Failed(error);
+            }
         };
+        tracing::debug!("connected and authenticated");
         let outcome = self.execute(&session).await;
         session.close().await;
         outcome
@@ -171,10 +181,14 @@ impl HostWorker {
             Err(error) => return Outcome::Failed(error),
         };
         let deadline = job.timeout.map(|limit| tokio::time::Instant::now() + limit);
+        tracing::debug!(command = %job.command, "command sent");
         let stopped_because = loop {
             tokio::select! {
                 event = process.next_event() => match event {
-                    Some(ProcessEvent::Exited(exit)) => return exit_outcome(exit),
+                    Some(ProcessEvent::Exited(exit)) => {
+                        tracing::debug!(?exit, "command ended");
+                        return exit_outcome(exit);
+                    }
                     None => return exit_outcome(RemoteExit::Lost),
                     Some(other) => self.forward(other).await,
                 },

@@ -7,6 +7,7 @@
 //!
 //! The lab is for tests, benchmarks and the demo; the tools know nothing of it.
 
+pub mod cli;
 mod fault;
 mod setup;
 mod supervisor;

@@ -5,8 +5,12 @@
 //! writes to stdout, so host outputs never interleave inside a line.
 
 mod files;
+pub mod fold;
+mod gather;
+mod json;
 mod lines;
 mod play;
+mod progress;
 mod slurp;
 mod status;
 mod summary;
@@ -16,8 +20,11 @@ use std::io;
 use tokio::sync::mpsc;
 
 pub use files::{file_names, OutputFiles};
+pub use gather::Gather;
+pub use json::{status_name, JsonLines, MAX_JSON_OUTPUT};
 pub use lines::LinePrinter;
 pub use play::PlayPrinter;
+pub use progress::{wanted as progress_wanted, Progress};
 pub use slurp::SlurpFiles;
 pub use status::{Inline, StatusPrinter};
 pub use summary::{FailedHostsFile, Summary};

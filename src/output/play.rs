@@ -6,6 +6,8 @@ use std::time::SystemTime;
 
 use console::Style;
 
+use super::fold::fold;
+use super::summary::group_by_reason;
 use crate::playbook::spec::Mode;
 use crate::playbook::{HostEnd, Phase, PlayEvent, RolloutReport, TaskStatus};
 
@@ -177,12 +179,12 @@ impl<W: Write> PlayPrinter<W> {
             report.not_started.len(),
             report.elapsed.as_secs_f64()
         )?;
-        for (why, hosts) in failures_by_reason(&report.failed) {
+        for (why, hosts) in group_by_reason(&report.failed) {
             writeln!(
                 self.out,
                 "pplay: failed ({}): {why}: {}",
                 hosts.len(),
-                hosts.join(" ")
+                fold(&hosts)
             )?;
         }
         if let Some(reason) = &report.stop_reason {
@@ -198,19 +200,6 @@ impl<W: Write> PlayPrinter<W> {
         }
         self.out.flush()
     }
-}
-
-/// Failed hosts grouped by their reason, most common first.
-fn failures_by_reason(failed: &[(String, String)]) -> Vec<(&str, Vec<&str>)> {
-    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
-    for (host, why) in failed {
-        match groups.iter_mut().find(|(reason, _)| reason == why) {
-            Some((_, hosts)) => hosts.push(host),
-            None => groups.push((why, vec![host])),
-        }
-    }
-    groups.sort_by_key(|(_, hosts)| std::cmp::Reverse(hosts.len()));
-    groups
 }
 
 /// Wall-clock time of day (UTC) for each line: when did it happen?

@@ -1,5 +1,6 @@
-//! The end-of-run report on stderr (counts per category, then each host
-//! that did not succeed and why) and `--failed-hosts FILE`, a hosts file of
+//! The end-of-run report on stderr (counts per category, then the hosts
+//! that did not succeed grouped by why, folded into ranges; `--summary`
+//! adds a table of every host, slowest first) and `--failed-hosts FILE`, a hosts file of
 //! those hosts for a re-run.
 
 use std::collections::{BTreeMap, HashMap};
@@ -7,8 +8,9 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use super::fold::fold;
 use super::{HostRef, Reporter};
-use crate::engine::{Category, HostResult, Stream};
+use crate::engine::{Category, HostResult, Outcome, Stream};
 
 /// The tail of a host's stderr kept for the summary.
 const STDERR_TAIL: usize = 1024;
@@ -20,17 +22,30 @@ pub struct Summary<W> {
     counts: BTreeMap<Category, usize>,
     /// `(host label, reason)` of each host that did not succeed, in completion order.
     failures: Vec<(String, String)>,
+    /// `--summary`: every host's row, for the table.
+    table: Option<Vec<Row>>,
     /// The end of each running host's stderr: its last line explains a failure.
     stderr_tails: HashMap<usize, Vec<u8>>,
 }
 
+/// One line of the `--summary` table.
+struct Row {
+    host: String,
+    status: &'static str,
+    exit: String,
+    seconds: f64,
+}
+
 impl<W: Write> Summary<W> {
-    pub fn new(out: W) -> Self {
+    /// `table`: also print every host's status, exit code and duration,
+    /// slowest first.
+    pub fn new(out: W, table: bool) -> Self {
         Summary {
             out,
             started: Instant::now(),
             counts: BTreeMap::new(),
             failures: Vec::new(),
+            table: table.then(Vec::new),
             stderr_tails: HashMap::new(),
         }
     }
@@ -48,7 +63,20 @@ impl<W: Write> Reporter for Summary<W> {
     }
 
     fn finished(&mut self, host: HostRef<'_>, result: &HostResult) -> io::Result<()> {
-        *self.counts.entry(result.outcome.category()).or_default() += 1;
+        let category = result.outcome.category();
+        *self.counts.entry(category).or_default() += 1;
+        if let Some(table) = &mut self.table {
+            table.push(Row {
+                host: host.host.label(),
+                status: category_name(category),
+                exit: match &result.outcome {
+                    Outcome::Exited(code) => code.to_string(),
+                    Outcome::Signaled(signal) => format!("SIG{signal}"),
+                    _ => "-".into(),
+                },
+                seconds: result.duration.as_secs_f64(),
+            });
+        }
         let tail = self.stderr_tails.remove(&host.index).unwrap_or_default();
         if let Some(mut reason) = result.outcome.failure_reason() {
             if let Some(line) = last_line(&tail) {
@@ -72,11 +100,41 @@ impl<W: Write> Reporter for Summary<W> {
             "{total} hosts in {seconds:.1}s: {}",
             parts.join(", ")
         )?;
-        for (host, reason) in &self.failures {
-            writeln!(self.out, "  FAILED {host}: {reason}")?;
+        for (reason, hosts) in group_by_reason(&self.failures) {
+            writeln!(self.out, "  FAILED {}: {reason}", fold(&hosts))?;
+        }
+        if let Some(table) = &mut self.table {
+            table.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+            let width = table.iter().map(|r| r.host.len()).max().unwrap_or(4).max(4);
+            writeln!(
+                self.out,
+                "{:width$}  {:<11}  {:>4}  {:>8}",
+                "HOST", "STATUS", "EXIT", "SECONDS"
+            )?;
+            for row in table.iter() {
+                writeln!(
+                    self.out,
+                    "{:width$}  {:<11}  {:>4}  {:>8.2}",
+                    row.host, row.status, row.exit, row.seconds
+                )?;
+            }
         }
         self.out.flush()
     }
+}
+
+/// Hosts grouped by identical reason, the largest group first (ties in
+/// order of first failure).
+pub fn group_by_reason(failures: &[(String, String)]) -> Vec<(&str, Vec<&str>)> {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (host, reason) in failures {
+        match groups.iter_mut().find(|(r, _)| r == reason) {
+            Some((_, hosts)) => hosts.push(host),
+            None => groups.push((reason, vec![host])),
+        }
+    }
+    groups.sort_by_key(|(_, hosts)| std::cmp::Reverse(hosts.len()));
+    groups
 }
 
 /// The last non-empty line of `bytes`, trimmed, if any.

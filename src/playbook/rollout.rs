@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::host::{Context, HostEnd, HostRun};
 use super::journal::{now, Entry, HostProgress};
@@ -248,7 +249,8 @@ impl Rollout {
                     });
                 }
                 for pending in batch {
-                    running.spawn(run_host(pending, self.start_at));
+                    let span = tracing::info_span!("host", host = %pending.run.label);
+                    running.spawn(run_host(pending, self.start_at).instrument(span));
                 }
             }
             let Some(joined) = running.join_next().await else {

@@ -1,0 +1,142 @@
+//! `--json`: JSON Lines on stdout for scripts. One object per host as it
+//! finishes, then one summary object; nothing else goes to stdout. The
+//! schema is in the README and checked by a test.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use super::files::file_names;
+use super::{HostRef, Reporter};
+use crate::engine::{Category, HostResult, Outcome, Stream};
+use crate::inventory::Host;
+
+/// Most bytes of each stream kept per host; past it `*_truncated` is true.
+pub const MAX_JSON_OUTPUT: usize = 1024 * 1024;
+
+/// Writes one JSON object per finished host, and the summary at the end.
+pub struct JsonLines<W> {
+    out: W,
+    captured: HashMap<(usize, Stream), Captured>,
+    counts: BTreeMap<&'static str, usize>,
+    started: SystemTime,
+    /// `-o`/`-e`: where each host's streams were written, reported instead of the bytes.
+    files: [Option<(PathBuf, Vec<String>)>; 2],
+}
+
+#[derive(Default)]
+struct Captured {
+    bytes: Vec<u8>,
+    truncated: bool,
+}
+
+impl<W: Write> JsonLines<W> {
+    pub fn new(out: W, hosts: &[Host], outdir: Option<PathBuf>, errdir: Option<PathBuf>) -> Self {
+        let names = || file_names(hosts);
+        JsonLines {
+            out,
+            captured: HashMap::new(),
+            counts: BTreeMap::new(),
+            started: SystemTime::now(),
+            files: [outdir.map(|d| (d, names())), errdir.map(|d| (d, names()))],
+        }
+    }
+
+    fn stream_fields(&mut self, index: usize, stream: Stream, name: &str, object: &mut Value) {
+        let slot = match stream {
+            Stream::Stdout => 0,
+            Stream::Stderr => 1,
+        };
+        if let Some((dir, names)) = &self.files[slot] {
+            object[format!("{name}_file")] = json!(dir.join(&names[index]));
+            return;
+        }
+        let captured = self.captured.remove(&(index, stream)).unwrap_or_default();
+        let (text, encoding) = match String::from_utf8(captured.bytes) {
+            Ok(text) => (text, "utf-8"),
+            Err(error) => (
+                base64::engine::general_purpose::STANDARD.encode(error.into_bytes()),
+                "base64",
+            ),
+        };
+        object[name] = json!(text);
+        object[format!("{name}_encoding")] = json!(encoding);
+        object[format!("{name}_truncated")] = json!(captured.truncated);
+    }
+}
+
+impl<W: Write> Reporter for JsonLines<W> {
+    fn output(&mut self, host: HostRef<'_>, stream: Stream, data: &[u8]) -> io::Result<()> {
+        let captured = self.captured.entry((host.index, stream)).or_default();
+        let room = MAX_JSON_OUTPUT.saturating_sub(captured.bytes.len());
+        captured
+            .bytes
+            .extend_from_slice(&data[..data.len().min(room)]);
+        captured.truncated |= data.len() > room;
+        Ok(())
+    }
+
+    fn finished(&mut self, host: HostRef<'_>, result: &HostResult) -> io::Result<()> {
+        let category = result.outcome.category();
+        *self.counts.entry(status_name(category)).or_default() += 1;
+        let started = result.started_at.map(epoch);
+        let mut object = json!({
+            "type": "host",
+            "host": host.host.label(),
+            "name": host.host.name,
+            "user": host.host.user,
+            "port": host.host.port,
+            "status": status_name(category),
+            "exit_code": match result.outcome { Outcome::Exited(code) => Some(code), _ => None },
+            "signal": match &result.outcome { Outcome::Signaled(signal) => Some(signal.clone()), _ => None },
+            "error": result.outcome.failure_reason().filter(|_| !matches!(result.outcome, Outcome::Exited(_) | Outcome::Signaled(_)))
+                .map(|message| json!({"kind": status_name(category), "message": message})),
+            "started_at": started,
+            "ended_at": started.map(|s| s + result.duration.as_secs_f64()),
+            "duration_s": result.duration.as_secs_f64(),
+        });
+        self.stream_fields(host.index, Stream::Stdout, "stdout", &mut object);
+        self.stream_fields(host.index, Stream::Stderr, "stderr", &mut object);
+        writeln!(self.out, "{object}")
+    }
+
+    fn run_finished(&mut self) -> io::Result<()> {
+        let hosts: usize = self.counts.values().sum();
+        let failed = hosts
+            - self.counts.get("ok").unwrap_or(&0)
+            - self.counts.get("unchanged").unwrap_or(&0);
+        let summary = json!({
+            "type": "summary",
+            "hosts": hosts,
+            "failed": failed,
+            "counts": self.counts,
+            "started_at": epoch(self.started),
+            "duration_s": self.started.elapsed().map_or(0.0, |d| d.as_secs_f64()),
+        });
+        writeln!(self.out, "{summary}")?;
+        self.out.flush()
+    }
+}
+
+fn epoch(time: SystemTime) -> f64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The `status` values of the schema.
+pub fn status_name(category: Category) -> &'static str {
+    match category {
+        Category::Ok => "ok",
+        Category::Unchanged => "unchanged",
+        Category::Failed => "failed",
+        Category::TimedOut => "timed_out",
+        Category::Unreachable => "unreachable",
+        Category::SshError => "ssh_error",
+        Category::Interrupted => "interrupted",
+        Category::Internal => "internal",
+    }
+}
