@@ -400,13 +400,45 @@ fn window_mode_keeps_at_most_serial_hosts_in_flight() {
     let rollout = Rollout::start(6, &[]);
     rollout.rewrite_playbook("mode: batch", "mode: window");
     rollout.rewrite_playbook("serial: [1, \"10%\"]", "serial: 2");
-    let result = rollout.roll();
+    let mut command = rollout.pplay();
+    command
+        .arg("--json")
+        .arg("--journal")
+        .arg(rollout.journal())
+        .arg(&rollout.playbook);
+    let result = run(command);
     result.expect_code(0);
-    assert!(result.stdout_text().contains("a window growing of 2, 2, 2"));
     assert_eq!(most_down_at_once(&rollout.entries()), 2);
     for index in 0..6 {
         assert!(rollout.loaded(index).contains(&rollout.new_sha));
     }
+    // --json: nothing but JSON objects on stdout, the plan first, the summary last.
+    let lines: Vec<serde_json::Value> = result
+        .stdout_text()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
+        .collect();
+    assert_eq!(lines[0]["type"], "plan");
+    assert_eq!(lines[0]["mode"], "window");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["done"].as_array().unwrap().len(), 6);
+    let reboots = lines
+        .iter()
+        .filter(|l| l["type"] == "task" && l["task"] == "reboot" && l["status"] == "ok")
+        .count();
+    assert_eq!(reboots, 6);
+    assert!(
+        lines.iter().all(|l| l["type"] != "batch"),
+        "window mode has no batches"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["type"] == "host" && l["status"] == "done")
+            .count(),
+        6
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::args::ConnectArgs;
 use super::{exit, init_logging, parse_flags, raise_open_file_limit, stdout_color, UsageError};
 use crate::inventory::yaml::{matches_patterns, Inventory, InventoryHost};
-use crate::output::PlayPrinter;
+use crate::output::{progress_wanted, PlayPrinter};
 use crate::playbook::vars::{valid_name, Vars};
 use crate::playbook::{
     check_plan, now, Context, Entry, HostRun, Journal, PendingHost, PlayEvent, Playbook, Replay,
@@ -62,6 +62,12 @@ pub(super) struct Cli {
     #[arg(long, value_name = "JOURNAL",
           conflicts_with_all = ["inventory", "playbook", "check", "start_at_task", "journal", "limit", "extra_vars"])]
     resume: Option<PathBuf>,
+    /// JSON Lines on stdout: the plan, each task, batch and host, then a summary
+    #[arg(long)]
+    json: bool,
+    /// No progress line on stderr
+    #[arg(short = 'q', long = "quiet")]
+    quiet: bool,
     /// Print help
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,
@@ -231,9 +237,12 @@ fn connector(cli: &Cli, hosts: &[InventoryHost]) -> Result<Connector, UsageError
 /// Starts the printer thread, the only writer of stdout.
 fn spawn_printer(
     mut events: mpsc::UnboundedReceiver<PlayEvent>,
+    cli: &Cli,
 ) -> std::thread::JoinHandle<PlayPrinter<std::io::Stdout>> {
+    let (json, progress) = (cli.json, progress_wanted(cli.quiet, cli.json));
     std::thread::spawn(move || {
-        let mut printer = PlayPrinter::new(std::io::stdout(), stdout_color());
+        let mut printer =
+            PlayPrinter::new(std::io::stdout(), stdout_color() && !json, json, progress);
         while let Some(event) = events.blocking_recv() {
             if let Err(error) = printer.print(&event) {
                 if error.kind() != std::io::ErrorKind::BrokenPipe {
@@ -272,7 +281,7 @@ async fn check(
     abort: CancellationToken,
 ) -> u8 {
     let (sender, receiver) = mpsc::unbounded_channel();
-    let printer = spawn_printer(receiver);
+    let printer = spawn_printer(receiver, cli);
     let ctx = context(&prepared, None, sender.clone(), stop, abort);
     let total = prepared.hosts.len();
     let sizes = crate::playbook::batch_sizes(&prepared.playbook.serial, total, total);
@@ -328,7 +337,7 @@ async fn roll(
         }
     };
     let (sender, receiver) = mpsc::unbounded_channel();
-    let printer = spawn_printer(receiver);
+    let printer = spawn_printer(receiver, cli);
     let ctx = context(&prepared, Some(Arc::clone(&journal)), sender, stop, abort);
     let progress = prepared
         .replay

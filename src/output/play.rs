@@ -1,25 +1,131 @@
 //! pplay's printer: the plan, one line per finished task per host, batch
-//! headers, notices, and the closing summary with the resume command.
+//! headers, notices, and the closing summary with the resume command; or
+//! the same as JSON Lines; and a progress line on a terminal.
 
 use std::io::{self, Write};
 use std::time::SystemTime;
 
+use std::collections::BTreeMap;
+
 use console::Style;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{json, Value};
 
 use super::fold::fold;
 use super::summary::group_by_reason;
 use crate::playbook::spec::Mode;
 use crate::playbook::{HostEnd, Phase, PlayEvent, RolloutReport, TaskStatus};
 
-/// Prints [`PlayEvent`]s as lines; owns stdout for the run.
+/// Prints [`PlayEvent`]s as lines, or as JSON Lines with `--json`; owns
+/// stdout for the run. On a terminal a progress line on stderr shows hosts
+/// done, failed and running, the batch and what the hosts are doing.
 pub struct PlayPrinter<W: Write> {
     out: W,
     color: bool,
+    json: bool,
+    progress: Option<ProgressBar>,
+    /// What each running host is doing now, for the progress line.
+    doing: BTreeMap<String, String>,
+    batch: String,
+    failed: usize,
 }
 
 impl<W: Write> PlayPrinter<W> {
-    pub fn new(out: W, color: bool) -> Self {
-        PlayPrinter { out, color }
+    pub fn new(out: W, color: bool, json: bool, progress: bool) -> Self {
+        let progress = progress.then(|| {
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {pos}/{len} hosts done, {msg}, {elapsed} elapsed",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_message("connecting");
+            bar.enable_steady_tick(std::time::Duration::from_millis(250));
+            bar
+        });
+        PlayPrinter {
+            out,
+            color,
+            json,
+            progress,
+            doing: BTreeMap::new(),
+            batch: String::new(),
+            failed: 0,
+        }
+    }
+
+    /// Prints one event, the progress line hidden meanwhile.
+    pub fn print(&mut self, event: &PlayEvent) -> io::Result<()> {
+        self.track(event);
+        let result = match self.progress.clone() {
+            Some(bar) => bar.suspend(|| self.write_event(event)),
+            None => self.write_event(event),
+        };
+        if let Some(bar) = &self.progress {
+            let doing: Vec<String> = self
+                .doing
+                .iter()
+                .take(3)
+                .map(|(h, t)| format!("{h}: {t}"))
+                .collect();
+            let more = self.doing.len().saturating_sub(3);
+            let more = if more > 0 {
+                format!(" (+{more})")
+            } else {
+                String::new()
+            };
+            bar.set_message(format!(
+                "{} failed, {} running{}{}{more}",
+                self.failed,
+                self.doing.len(),
+                self.batch,
+                if doing.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", doing.join(", "))
+                }
+            ));
+        }
+        result
+    }
+
+    /// Keeps the progress line's counts.
+    fn track(&mut self, event: &PlayEvent) {
+        match event {
+            PlayEvent::Plan { batches, .. } => {
+                if let Some(bar) = &self.progress {
+                    bar.set_length(batches.iter().map(Vec::len).sum::<usize>() as u64);
+                }
+            }
+            PlayEvent::Batch { number, of, .. } => self.batch = format!(", batch {number}/{of}"),
+            PlayEvent::Task {
+                host,
+                task,
+                status: TaskStatus::Running,
+                ..
+            } => {
+                self.doing.insert(host.clone(), task.clone());
+            }
+            PlayEvent::HostEnd { host, end } => {
+                self.doing.remove(host);
+                self.failed += usize::from(matches!(end, HostEnd::Failed(_)));
+                if let Some(bar) = &self.progress {
+                    bar.inc(1);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn write_event(&mut self, event: &PlayEvent) -> io::Result<()> {
+        match self.json {
+            true => match event_json(event) {
+                Some(object) => writeln!(self.out, "{object}"),
+                None => Ok(()),
+            },
+            false => self.write_text(event),
+        }
     }
 
     fn paint(&self, style: Style, text: &str) -> String {
@@ -29,7 +135,7 @@ impl<W: Write> PlayPrinter<W> {
         }
     }
 
-    pub fn print(&mut self, event: &PlayEvent) -> io::Result<()> {
+    fn write_text(&mut self, event: &PlayEvent) -> io::Result<()> {
         match event {
             PlayEvent::Plan {
                 playbook,
@@ -170,6 +276,13 @@ impl<W: Write> PlayPrinter<W> {
         report: &RolloutReport,
         journal: Option<&std::path::Path>,
     ) -> io::Result<()> {
+        if let Some(bar) = self.progress.take() {
+            bar.finish_and_clear();
+        }
+        if self.json {
+            writeln!(self.out, "{}", summary_json(report, journal))?;
+            return self.out.flush();
+        }
         writeln!(
             self.out,
             "pplay: {} done, {} failed, {} stopped, {} not started in {:.1}s",
@@ -200,6 +313,71 @@ impl<W: Write> PlayPrinter<W> {
         }
         self.out.flush()
     }
+}
+
+/// An event as a JSON object (`type` says which); progress ticks are none.
+fn event_json(event: &PlayEvent) -> Option<Value> {
+    Some(match event {
+        PlayEvent::Plan {
+            playbook,
+            batches,
+            mode,
+            max_fail,
+            finished,
+            journal,
+        } => json!({
+            "type": "plan", "playbook": playbook, "batches": batches,
+            "mode": match mode { Mode::Batch => "batch", Mode::Window => "window" },
+            "max_fail": max_fail, "finished_earlier": finished, "journal": journal,
+        }),
+        PlayEvent::Preflight { hosts } => json!({"type": "preflight", "hosts": hosts}),
+        PlayEvent::Batch { number, of, hosts } => {
+            json!({"type": "batch", "number": number, "of": of, "hosts": hosts})
+        }
+        PlayEvent::Task {
+            status: TaskStatus::Running,
+            ..
+        } => return None,
+        PlayEvent::Task {
+            host,
+            phase,
+            task,
+            status,
+            duration,
+            detail,
+        } => {
+            let note = match status {
+                TaskStatus::Done(note) | TaskStatus::Skipped(note) | TaskStatus::WouldRun(note) => {
+                    note.as_str()
+                }
+                TaskStatus::Failed => detail.as_str(),
+                _ => "",
+            };
+            json!({
+                "type": "task", "host": host, "phase": phase, "task": task,
+                "status": status.journal_name(), "detail": note, "duration_s": duration.as_secs_f64(),
+            })
+        }
+        PlayEvent::HostEnd { host, end } => json!({
+            "type": "host", "host": host,
+            "status": match end { HostEnd::Done => "done", HostEnd::Failed(_) => "failed", HostEnd::Stopped => "stopped" },
+            "error": match end { HostEnd::Failed(why) => Some(why), _ => None },
+        }),
+        PlayEvent::Notice(text) => json!({"type": "notice", "message": text}),
+    })
+}
+
+fn summary_json(report: &RolloutReport, journal: Option<&std::path::Path>) -> Value {
+    json!({
+        "type": "summary",
+        "done": report.done,
+        "failed": report.failed.iter().map(|(host, why)| json!({"host": host, "error": why})).collect::<Vec<_>>(),
+        "stopped": report.stopped,
+        "not_started": report.not_started,
+        "stop_reason": report.stop_reason,
+        "duration_s": report.elapsed.as_secs_f64(),
+        "journal": journal,
+    })
 }
 
 /// Wall-clock time of day (UTC) for each line: when did it happen?
