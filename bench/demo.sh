@@ -37,4 +37,4 @@ show "$bin/pplay" -i "$lab/inventory.yml" -e "module_src=$work/xen-evtchn.ko" -e
 
 say "Every host now runs the new module"
 show "$bin/prun" -h "$lab/hosts" -O "UserKnownHostsFile=$lab/known_hosts" --identity "$lab/id_ed25519" \
-  -p 20 -P 'cut -d" " -f1-3 /run/fleet-lab/loaded-modules'
+  -p 20 -b 'cut -d" " -f1-3 /run/fleet-lab/loaded-modules'

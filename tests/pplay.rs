@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::{run, tool, wait_until, Lab, Run};
+use support::{check_snapshot, normalise, run, tool, wait_until, Lab, Run};
 
 /// The shipped playbook with timeouts fit for a lab whose hosts reboot in
 /// a second; every other line is as shipped.
@@ -547,6 +547,46 @@ fn crash_scan_groups_the_hosts_that_logged_the_bug() {
             std::fs::read(original).unwrap()
         );
     }
+}
+
+#[test]
+fn text_output_matches_the_snapshot() {
+    let lab = Lab::start(2, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let playbook = work.path().join("snapshot.yml");
+    std::fs::write(
+        &playbook,
+        r#"name: snapshot
+hosts: xen
+serial: 1
+tasks:
+  - name: say hello
+    run: echo hello
+    register: greeting
+  - name: greeting arrived
+    assert: {command: "echo {{ greeting }}", equals: hello}
+  - name: guarded
+    run: "false"
+    creates: /proc/sys/kernel/random/boot_id
+  - name: the second host fails
+    run: test "{{ host.hostname }}" != lab-002
+"#,
+    )
+    .unwrap();
+    let journal = work.path().join("snapshot.journal");
+    let mut command = tool("pplay");
+    command
+        .arg("-i")
+        .arg(lab.dir().join("inventory.yml"))
+        .arg("--journal")
+        .arg(&journal)
+        .arg(&playbook);
+    let result = run(command);
+    result.expect_code(5);
+    let text = result
+        .stdout_text()
+        .replace(&journal.display().to_string(), "JOURNAL");
+    check_snapshot("pplay", &normalise(&text, &lab.host(0)));
 }
 
 #[test]

@@ -280,6 +280,7 @@ impl HostRun {
     /// One task, journaled before and after.
     async fn run_task(&mut self, phase: Phase, index: usize, task: &Task) -> Result<(), TaskError> {
         let started = Instant::now();
+        tracing::debug!(?phase, task = %task.name, "task started");
         self.journal(Entry::TaskStart {
             host: self.label.clone(),
             phase,

@@ -167,17 +167,21 @@ impl Rollout {
         for (position, mut pending) in fresh.into_iter().enumerate() {
             let slots = Arc::clone(&slots);
             let stop = self.ctx.stop.clone();
-            tasks.spawn(async move {
-                let _slot = slots.acquire_owned().await;
-                let end = match stop.is_cancelled() {
-                    true => HostEnd::Stopped,
-                    false => match pending.run.gather_facts().await {
-                        Ok(()) => pending.run.run_phase(Phase::Preflight, 0).await,
-                        Err(error) => HostEnd::Failed(format!("facts: {error}")),
-                    },
-                };
-                (position, pending, end)
-            });
+            let span = tracing::info_span!("host", host = %pending.run.label);
+            tasks.spawn(
+                async move {
+                    let _slot = slots.acquire_owned().await;
+                    let end = match stop.is_cancelled() {
+                        true => HostEnd::Stopped,
+                        false => match pending.run.gather_facts().await {
+                            Ok(()) => pending.run.run_phase(Phase::Preflight, 0).await,
+                            Err(error) => HostEnd::Failed(format!("facts: {error}")),
+                        },
+                    };
+                    (position, pending, end)
+                }
+                .instrument(span),
+            );
         }
         let mut ready: Vec<(usize, PendingHost)> = Vec::new();
         let mut interrupted = false;

@@ -365,3 +365,84 @@ pub fn random_file(path: &Path, size: usize) {
         .expect("head");
     assert!(status.success());
 }
+
+/// Replaces what changes from run to run: clock times, the address
+/// prefix and port of `host` (any host of the fleet), and durations.
+pub fn normalise(text: &str, host: &str) -> String {
+    let (address, port) = host.rsplit_once(':').unwrap();
+    let prefix = address.rsplit_once('.').unwrap().0;
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut line = line
+            .replace(prefix, "NET")
+            .replace(&format!(":{port}"), ":PORT");
+        // [N] HH:MM:SS and "in 0.7s" / "1.65" style durations.
+        line = regex_lite_time(&line);
+        // Rules are as long as the header, which holds the port.
+        if !line.is_empty() && line.chars().all(|c| c == '-') {
+            line = "----".into();
+        }
+        // Table columns are padded to the longest host name.
+        line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// HH:MM:SS → TT:TT:TT, and any decimal number → D.DD (durations).
+fn regex_lite_time(line: &str) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let is_clock = i + 8 <= chars.len()
+            && chars[i..i + 8].iter().enumerate().all(|(k, c)| {
+                if k == 2 || k == 5 {
+                    *c == ':'
+                } else {
+                    c.is_ascii_digit()
+                }
+            });
+        if is_clock {
+            out.push_str("TT:TT:TT");
+            i += 8;
+            continue;
+        }
+        if chars[i].is_ascii_digit() {
+            let start = i;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i + 1 < chars.len() && chars[i] == '.' && chars[i + 1].is_ascii_digit() {
+                i += 1;
+                while i < chars.len() && chars[i].is_ascii_digit() {
+                    i += 1;
+                }
+                out.push_str("D.DD");
+            } else {
+                out.extend(&chars[start..i]);
+            }
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Compares with tests/snapshots/NAME.txt; `UPDATE_SNAPSHOTS=1` rewrites it.
+pub fn check_snapshot(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/snapshots/{name}.txt"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "no snapshot {}; run with UPDATE_SNAPSHOTS=1",
+            path.display()
+        )
+    });
+    assert_eq!(actual, expected, "output of {name} changed");
+}
