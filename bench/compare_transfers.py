@@ -9,7 +9,7 @@ pulls land on disk.
 "limit" is prun pushing the same bytes to `cat > /dev/null` on every host:
 what the SSH cipher moves on this machine, with none of pcp's safety work.
 
-    bench/compare_transfers.py [--hosts 100] [--runs 3]
+    bench/compare_transfers.py [--hosts 100] [--runs 3] [--tools limit pcp] [--sizes "100 MB"]
 """
 
 import argparse
@@ -51,7 +51,7 @@ def run_tool(argv, stdin_path, group, sshd_group):
         return measure(argv, {}, group, sshd_group, stdin=stdin)
 
 
-def bench(hosts, runs):
+def bench(hosts, runs, only_tools, only_sizes):
     work = tempfile.mkdtemp(prefix="fleetbench-xfer-", dir="/var/tmp")
     directory = f"{work}/fleet"
     remote_dir = f"{work}/dest"
@@ -68,12 +68,13 @@ def bench(hosts, runs):
         sshd_group.add(pid)
     results = {}
     try:
-        for label, size in SIZES:
+        for label, size in [(label, size) for label, size in SIZES if not only_sizes or label in only_sizes]:
             local = f"{work}/payload-{size}"
             with open(local, "wb") as f:
                 f.write(os.urandom(size))
             os.chmod(local, 0o644)
-            tools = commands(directory, hosts, local, remote_dir, pulls)
+            tools = {name: command for name, command in commands(directory, hosts, local, remote_dir, pulls).items()
+                     if not only_tools or name.split()[0] in only_tools}
             for _ in range(runs):
                 for tool, (argv, stdin_path) in tools.items():
                     group = Group("fleetbench-" + tool.split()[0])
@@ -95,20 +96,23 @@ def report(hosts, medians, runs):
         print(f"| {label} | {tool} | {m['wall']:.2f} | {m['cpu']:.2f} | {m['rss']:.1f} | {m['sshd']:.2f} |")
     print("\n| size | ratio | value |")
     print("|---|---|---|")
+    ratios = [("parallel-scp", "pcp"), ("pcp", "limit (prun -I cat>/dev/null)"), ("parallel-slurp", "pslurp")]
     for label, _ in SIZES:
-        m = lambda tool: medians[(label, tool)]["wall"]
-        print(f"| {label} | parallel-scp wall / pcp wall | {m('parallel-scp') / m('pcp'):.2f}x |")
-        print(f"| {label} | pcp wall / limit wall | {m('pcp') / m('limit (prun -I cat>/dev/null)'):.2f}x |")
-        print(f"| {label} | parallel-slurp wall / pslurp wall | {m('parallel-slurp') / m('pslurp'):.2f}x |")
+        for numerator, denominator in ratios:
+            if (label, numerator) in medians and (label, denominator) in medians:
+                value = medians[(label, numerator)]["wall"] / medians[(label, denominator)]["wall"]
+                print(f"| {label} | {numerator} wall / {denominator} wall | {value:.2f}x |")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--tools", nargs="+", default=[], help="only these (limit pcp parallel-scp pslurp parallel-slurp)")
+    parser.add_argument("--sizes", nargs="+", default=[], choices=[label for label, _ in SIZES])
     args = parser.parse_args()
     prepare("compare_transfers")
-    report(args.hosts, bench(args.hosts, args.runs), args.runs)
+    report(args.hosts, bench(args.hosts, args.runs, args.tools, args.sizes), args.runs)
 
 
 if __name__ == "__main__":

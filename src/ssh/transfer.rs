@@ -1,8 +1,9 @@
 //! Pushing files to a host safely over an exec channel, for pcp and
 //! pplay's `copy`. Each local file is read and hashed once; on every host it
-//! lands in a temporary file in the destination directory, hashed as it is
-//! written (so checking costs no second pass), size- and SHA-256-checked,
-//! fsynced, given its mode, and only then renamed over the destination. A
+//! lands in a temporary file in the destination directory, is size- and
+//! SHA-256-checked from the file itself (what is checked is what was
+//! written, not what went past), fsynced, given its mode, and only then
+//! renamed over the destination. A
 //! failed, cut or killed transfer leaves the destination as it was and no
 //! temporary file.
 
@@ -206,10 +207,11 @@ receive() {
   t="$dir/.pcp-$token-$1"
   : > "$t" || fail "cannot write in $dir"
   # One item is all of stdin: no need to count bytes through another pipe.
-  if [ "$count" = 1 ]; then sum=$(tee -- "$t" | hash); else sum=$(head -c "$2" | tee -- "$t" | hash); fi
+  if [ "$count" = 1 ]; then cat > "$t"; else head -c "$2" > "$t"; fi || fail "cannot write $t"
   got=$(wc -c < "$t")
   [ "$got" -eq "$2" ] || fail "transfer cut short ($got of $2 bytes)"
-  [ "$sum" = "$3" ] || fail "checksum mismatch after transfer"
+  # The file as written, not the stream that went by, must match.
+  [ "$(hash < "$t")" = "$3" ] || fail "checksum mismatch after transfer"
   dd if=/dev/null of="$t" conv=notrunc,fsync status=none || fail "cannot flush $t to disk"
 }
 unpack() {
