@@ -97,13 +97,19 @@ impl Rollout {
         command
     }
 
-    fn roll(&self) -> Run {
+    /// pplay rolling the playbook, journaled; `extra` flags go first.
+    fn rollout_command(&self, extra: &[&str]) -> Command {
         let mut command = self.pplay();
         command
+            .args(extra)
             .arg("--journal")
             .arg(self.journal())
             .arg(&self.playbook);
-        run(command)
+        command
+    }
+
+    fn roll(&self) -> Run {
+        run(self.rollout_command(&[]))
     }
 
     fn host_file(&self, index: usize, path: &str) -> PathBuf {
@@ -304,11 +310,7 @@ fn a_bad_module_is_rolled_back_by_on_failure() {
 #[test]
 fn resume_after_kill_9_finishes_without_rebooting_finished_hosts() {
     let rollout = Rollout::start(6, &[]);
-    let mut command = rollout.pplay();
-    command
-        .arg("--journal")
-        .arg(rollout.journal())
-        .arg(&rollout.playbook);
+    let mut command = rollout.rollout_command(&[]);
     command
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
@@ -354,11 +356,7 @@ fn resume_after_kill_9_finishes_without_rebooting_finished_hosts() {
 #[test]
 fn ctrl_c_lets_running_tasks_finish_and_resume_completes() {
     let rollout = Rollout::start(4, &[]);
-    let mut command = rollout.pplay();
-    command
-        .arg("--journal")
-        .arg(rollout.journal())
-        .arg(&rollout.playbook);
+    let mut command = rollout.rollout_command(&[]);
     command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
@@ -400,13 +398,7 @@ fn window_mode_keeps_at_most_serial_hosts_in_flight() {
     let rollout = Rollout::start(6, &[]);
     rollout.rewrite_playbook("mode: batch", "mode: window");
     rollout.rewrite_playbook("serial: [1, \"10%\"]", "serial: 2");
-    let mut command = rollout.pplay();
-    command
-        .arg("--json")
-        .arg("--journal")
-        .arg(rollout.journal())
-        .arg(&rollout.playbook);
-    let result = run(command);
+    let result = run(rollout.rollout_command(&["--json"]));
     result.expect_code(0);
     assert_eq!(most_down_at_once(&rollout.entries()), 2);
     for index in 0..6 {
