@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{parse_host_spec, read_hosts_file, Host};
+use super::{parse_host_spec, read_hosts_file, Host, InventoryError};
 use crate::pattern::wildcard_match;
 use crate::playbook::vars::{valid_name, Vars};
 use crate::ssh::{expand_tilde, SshOptions};
@@ -117,11 +117,17 @@ pub fn matches_patterns(entry: &InventoryHost, patterns: &str) -> bool {
 }
 
 fn hosts_file(path: &Path) -> Result<Inventory, YamlError> {
-    let hosts = read_hosts_file(path).map_err(|error| YamlError {
-        path: path.to_path_buf(),
-        line: 0,
-        column: 0,
-        message: error.to_string(),
+    let hosts = read_hosts_file(path).map_err(|error| {
+        let (line, message) = match error {
+            InventoryError::Syntax { line, message, .. } => (line as u64, message),
+            InventoryError::Read { source, .. } => (0, format!("cannot read: {source}")),
+        };
+        YamlError {
+            path: path.to_path_buf(),
+            line,
+            column: u64::from(line > 0),
+            message,
+        }
     })?;
     Ok(Inventory {
         path: path.to_path_buf(),
@@ -361,6 +367,21 @@ mod tests {
         assert_eq!(inventory.select("canary").len(), 1);
         assert_eq!(inventory.select("web,canary").len(), 3);
         assert_eq!(inventory.select("web3*").len(), 1);
+    }
+
+    #[test]
+    fn a_pssh_hosts_file_is_one_group_and_its_errors_name_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        std::fs::write(&path, "web[1-2]\nroot@db:2222\n").unwrap();
+        let inventory = Inventory::load(&path).unwrap();
+        assert_eq!(inventory.select("all").len(), 3);
+        std::fs::write(&path, "web1\nweb2:99999\n").unwrap();
+        let error = Inventory::load(&path).unwrap_err().to_string();
+        assert!(
+            error.starts_with(&format!("{}:2:1: ", path.display())),
+            "{error}"
+        );
     }
 
     #[test]
