@@ -11,7 +11,9 @@ use super::args::CommonArgs;
 use super::{parse_flags, run_tool, ToolJob, UsageError};
 use crate::engine::{Job, Probe};
 use crate::output::Inline;
-use crate::ssh::transfer::{checksum_probe, concatenate, install_script, InstallOptions, Item};
+use crate::ssh::transfer::{
+    checksum_probe, concatenate, install_script, parse_mode, InstallOptions, Item,
+};
 
 /// Copy files to many hosts at once, atomically and checksum-verified (pssh's parallel-scp).
 #[derive(Debug, Parser)]
@@ -48,13 +50,6 @@ pub(super) struct Cli {
     /// Local files (or directories with -r), then the remote destination
     #[arg(required = true, num_args = 2.., value_name = "PATH")]
     paths: Vec<PathBuf>,
-}
-
-fn parse_mode(text: &str) -> Result<u32, String> {
-    u32::from_str_radix(text, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| format!("expected an octal mode like 0644, found `{text}`"))
 }
 
 fn parse_suffix(text: &str) -> Result<String, String> {

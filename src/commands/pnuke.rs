@@ -11,7 +11,7 @@ use super::args::CommonArgs;
 use super::{parse_flags, run_tool, ToolJob};
 use crate::engine::Job;
 use crate::output::Inline;
-use crate::ssh::pkill_script;
+use crate::ssh::{parse_signal, pkill_script};
 
 /// Kill processes by name on many hosts at once (pssh's parallel-nuke).
 #[derive(Debug, Parser)]
@@ -33,16 +33,6 @@ pub(super) struct Cli {
     /// Process name pattern (an extended regular expression, as for pkill)
     #[arg(value_name = "PATTERN", allow_hyphen_values = true)]
     pattern: String,
-}
-
-fn parse_signal(text: &str) -> Result<String, String> {
-    let name = text.trim_start_matches("SIG").to_ascii_uppercase();
-    match !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric()) {
-        true => Ok(name),
-        false => Err(format!(
-            "expected a signal like KILL, TERM, HUP or 9, found `{text}`"
-        )),
-    }
 }
 
 pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: CancellationToken) -> u8 {

@@ -270,6 +270,7 @@ fn context(
         stop,
         abort,
         default_timeout: prepared.default_timeout,
+        ask: super::prompt::ask_line,
         prompt: tokio::sync::Mutex::new(()),
     })
 }

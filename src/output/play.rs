@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
 
 use super::fold::fold;
+use super::status::clock_time;
 use super::summary::group_by_reason;
 use crate::playbook::spec::Mode;
 use crate::playbook::{HostEnd, Phase, PlayEvent, RolloutReport, TaskStatus};
@@ -182,19 +183,19 @@ impl<W: Write> PlayPrinter<W> {
                 HostEnd::Done => writeln!(
                     self.out,
                     "[{}] {host} {}",
-                    clock(),
+                    clock_time(SystemTime::now()),
                     self.paint(Style::new().green(), "DONE")
                 ),
                 HostEnd::Failed(why) => writeln!(
                     self.out,
                     "[{}] {host} {} {why}",
-                    clock(),
+                    clock_time(SystemTime::now()),
                     self.paint(Style::new().red().bold(), "FAILED")
                 ),
                 HostEnd::Stopped => writeln!(
                     self.out,
                     "[{}] {host} stopped; --resume continues it",
-                    clock()
+                    clock_time(SystemTime::now())
                 ),
             },
             PlayEvent::Notice(text) => writeln!(self.out, "pplay: {text}"),
@@ -265,7 +266,7 @@ impl<W: Write> PlayPrinter<W> {
         writeln!(
             self.out,
             "[{}] {host} {phase}{task}: {}{note} {seconds:.1}s",
-            clock(),
+            clock_time(SystemTime::now()),
             self.paint(style, word)
         )
     }
@@ -378,13 +379,4 @@ fn summary_json(report: &RolloutReport, journal: Option<&std::path::Path>) -> Va
         "duration_s": report.elapsed.as_secs_f64(),
         "journal": journal,
     })
-}
-
-/// Wall-clock time of day (UTC) for each line: when did it happen?
-fn clock() -> String {
-    let seconds = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let day = seconds % 86_400;
-    format!("{:02}:{:02}:{:02}", day / 3600, day % 3600 / 60, day % 60)
 }

@@ -119,7 +119,7 @@ impl<W: Write> Reporter for StatusPrinter<W> {
 }
 
 /// Local wall-clock time as HH:MM:SS, as pssh prints it.
-fn clock_time(now: SystemTime) -> String {
+pub(super) fn clock_time(now: SystemTime) -> String {
     let seconds = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -36,6 +36,8 @@ pub struct Context {
     pub abort: CancellationToken,
     /// Limit on a task's commands when the task sets none (`-t`).
     pub default_timeout: Option<Duration>,
+    /// Asks the operator a question on the terminal (`None`: no terminal).
+    pub ask: fn(&str) -> Option<String>,
     /// One operator prompt (`pause: {prompt}`) at a time.
     pub prompt: tokio::sync::Mutex<()>,
 }
@@ -519,12 +521,12 @@ impl HostRun {
         }
         let prompt = self.expand(pause.prompt.as_deref().unwrap_or_default())?;
         let ctx = Arc::clone(&self.ctx);
+        let ask = ctx.ask;
         let _turn = ctx.prompt.lock().await;
         let question = format!("[{}] {prompt} — continue? [y/N] ", self.label);
-        let answer =
-            tokio::task::spawn_blocking(move || crate::commands::prompt::ask_line(&question))
-                .await
-                .map_err(|e| TaskError::Failed(e.to_string()))?;
+        let answer = tokio::task::spawn_blocking(move || ask(&question))
+            .await
+            .map_err(|e| TaskError::Failed(e.to_string()))?;
         match answer {
             Some(answer) if answer.trim().eq_ignore_ascii_case("y") => Ok(TaskStatus::Ok),
             Some(_) => Err(TaskError::Failed("the operator said no".into())),

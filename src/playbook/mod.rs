@@ -31,7 +31,8 @@ use spec::{
 use vars::{references, valid_name, Vars, FACTS};
 
 use crate::inventory::yaml::InventoryHost;
-use crate::ssh::transfer::Item;
+use crate::ssh::parse_signal;
+use crate::ssh::transfer::{parse_mode, Item};
 use crate::yaml::{self, YamlError};
 
 /// A playbook that passed every check that needs no host.
@@ -286,18 +287,16 @@ fn load_source(src: &str, copy: &CopySpec, sources: &mut Sources) -> Result<(), 
     if sources.contains_key(src) {
         return Ok(());
     }
-    let mode = copy.mode.as_deref().map(parse_mode).transpose()?;
+    let mode = copy
+        .mode
+        .as_deref()
+        .map(parse_mode)
+        .transpose()
+        .map_err(|why| format!("mode: {why}"))?;
     let item =
         Item::load(Path::new(src), false, mode).map_err(|why| format!("copy src {src}: {why}"))?;
     sources.insert(src.to_string(), Arc::new(item));
     Ok(())
-}
-
-fn parse_mode(text: &str) -> Result<u32, String> {
-    u32::from_str_radix(text, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| format!("mode: expected an octal mode like \"0644\", found `{text}`"))
 }
 
 fn checked_vars(
@@ -333,15 +332,16 @@ fn task(path: &Path, spec: Spanned<TaskSpec>) -> Result<Task, YamlError> {
     }
     if let Some(copy) = spec.copy {
         if let Some(mode) = &copy.mode {
-            parse_mode(mode).map_err(error)?;
+            parse_mode(mode).map_err(|why| error(format!("copy mode: {why}")))?;
         }
         actions.push(("copy", Action::Copy(copy)));
     }
     if let Some(fetch) = spec.fetch {
         actions.push(("fetch", Action::Fetch(fetch)));
     }
-    if let Some(kill) = spec.kill {
-        check_signal(&kill.signal).map_err(error)?;
+    if let Some(mut kill) = spec.kill {
+        kill.signal =
+            parse_signal(&kill.signal).map_err(|why| error(format!("kill signal: {why}")))?;
         actions.push(("kill", Action::Kill(kill)));
     }
     if let Some(reboot) = spec.reboot {
@@ -404,15 +404,6 @@ fn task(path: &Path, spec: Spanned<TaskSpec>) -> Result<Task, YamlError> {
         line: location.line(),
         column: location.column(),
     })
-}
-
-fn check_signal(signal: &str) -> Result<(), String> {
-    match !signal.is_empty() && signal.chars().all(|c| c.is_ascii_alphanumeric()) {
-        true => Ok(()),
-        false => Err(format!(
-            "kill: expected a signal like KILL, TERM or 9, found `{signal}`"
-        )),
-    }
 }
 
 /// A name for an unnamed task: its action and the start of its argument.

@@ -293,6 +293,17 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|window| window == needle)
 }
 
+/// A signal name (`TERM`, `SIGTERM`, `term`) or number, as pkill takes it.
+pub fn parse_signal(text: &str) -> Result<String, String> {
+    let name = text.trim_start_matches("SIG").to_ascii_uppercase();
+    match !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric()) {
+        true => Ok(name),
+        false => Err(format!(
+            "expected a signal like KILL, TERM, HUP or 9, found `{text}`"
+        )),
+    }
+}
+
 /// pkill (or pgrep --list) of processes named like `pattern` (quoted, so
 /// any characters are safe), for pnuke and pplay's `kill`; "no match" is told apart from an error.
 pub fn pkill_script(pattern: &str, signal: &str, list: bool) -> String {

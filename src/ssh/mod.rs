@@ -18,7 +18,7 @@ use thiserror::Error;
 
 pub use config::ConfigFile;
 pub use connect::{Connector, Session, MAX_HANDSHAKES};
-pub use exec::{pkill_script, shell_quote, ProcessEvent, RemoteExit, RemoteProcess};
+pub use exec::{parse_signal, pkill_script, shell_quote, ProcessEvent, RemoteExit, RemoteProcess};
 pub use identity::{agent_keys, load_default_identities, load_identity, Identity};
 pub use known_hosts::{lookup_name, HostKeyStatus, KnownHosts};
 pub use options::{

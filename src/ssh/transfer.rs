@@ -25,6 +25,14 @@ pub struct Item {
     pub mode: Option<u32>,
 }
 
+/// A file mode in octal (`0644`), for `pcp --mode` and `copy: {mode}`.
+pub fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("expected an octal mode like 0644, found `{text}`"))
+}
+
 /// What to do around the install, beyond the file contents.
 #[derive(Debug, Clone, Default)]
 pub struct InstallOptions {
