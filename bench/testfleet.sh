@@ -16,6 +16,11 @@
 # --password-auth lets sshd accept passwords (of /etc/shadow) as well.
 # Only 127.0.0.0/8 addresses are used. `up` on a DIR whose fleet is still
 # running stops that fleet first.
+#
+# sshd runs in a mount namespace of its own where root's home is DIR/home
+# and root's shell is /bin/sh (a private copy of /etc/passwd is mounted over
+# the real one there): the machine's own dotfiles (a pyenv in ~/.bashrc, say)
+# never run on a test login, and nothing outside the fleet changes.
 set -euo pipefail
 
 SSHD=/usr/sbin/sshd
@@ -51,6 +56,14 @@ ensure_user() {
   usermod -p '*' "$user"
 }
 
+plain_root() { # DIR/passwd: /etc/passwd with root at home in DIR/home, in /bin/sh
+  local dir=$1
+  mkdir -p "$dir/home"
+  awk -F: -v OFS=: -v home="$dir/home" '$1 == "root" { $6 = home; $7 = "/bin/sh" } { print }' \
+    /etc/passwd > "$dir/passwd"
+  chmod 0644 "$dir/passwd"
+}
+
 up() {
   local dir=$1 count=$2; shift 2
   local port=2222 user="" passwords=no
@@ -74,6 +87,7 @@ up() {
   mkdir -p /run/sshd && chmod 0755 /run/sshd
   [ -n "$user" ] && ensure_user "$user"
 
+  plain_root "$dir"
   [ -f "$dir/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C testfleet -f "$dir/id_ed25519"
   cp "$dir/id_ed25519.pub" "$dir/authorized_keys"
   chmod 0644 "$dir/authorized_keys"
@@ -113,7 +127,9 @@ CONF
     mv "$dir/sshd-$g.conf.tmp" "$dir/sshd-$g.conf"
     # sshd binds every address before it daemonizes, so the host is
     # reachable as soon as this returns.
-    "$SSHD" -f "$dir/sshd-$g.conf" -E "$dir/sshd-$g.log" || die "sshd $g failed to start; see $dir/sshd-$g.log"
+    unshare --mount --propagation private \
+      sh -c 'mount --bind "$1/passwd" /etc/passwd && exec "$2" -f "$1/sshd-$3.conf" -E "$1/sshd-$3.log"' \
+      sh "$dir" "$SSHD" "$g" || die "sshd $g failed to start; see $dir/sshd-$g.log"
   done
 }
 

@@ -41,8 +41,8 @@ fn each_mode_prints_what_the_snapshot_says() {
 fn json_lines_follow_the_schema() {
     let fleet = TestFleet::start(4);
     let mut prun = fleet.prun_all();
-    prun.args(["--json", "-t", "2"]).arg(
-        "case $PSSH_NODENUM in 0) echo hello;; 1) printf '\\377\\n' >&2; exit 3;; 2) sleep 5;; 3) kill -9 $$;; esac",
+    prun.args(["--json", "-t", "5"]).arg(
+        "case $PSSH_NODENUM in 0) echo hello;; 1) printf '\\377\\n' >&2; exit 3;; 2) sleep 900;; 3) kill -9 $$;; esac",
     );
     let result = run(prun);
     assert!(result.stderr.is_empty() || !result.stderr.contains('{'));
