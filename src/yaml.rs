@@ -12,6 +12,8 @@ use serde::Deserialize;
 use serde_saphyr::Location;
 use thiserror::Error;
 
+use crate::text::{read_utf8, TextError};
+
 /// A YAML file that could not be read or does not say what it should.
 #[derive(Debug, Error)]
 #[error("{}{}: {message}", path.display(), position(*line, *column))]
@@ -31,6 +33,20 @@ fn position(line: u64, column: u64) -> String {
 }
 
 impl YamlError {
+    /// A file that could not be read, or is not UTF-8 (with where).
+    pub fn reading(path: &Path, error: TextError) -> Self {
+        let (line, column) = match error {
+            TextError::NotUtf8 { line, column } => (line as u64, column as u64),
+            TextError::Io(_) => (0, 0),
+        };
+        YamlError {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: error.to_string(),
+        }
+    }
+
     /// An error about the value found at `location` in `path`.
     pub fn at(path: &Path, location: Location, message: impl Into<String>) -> Self {
         YamlError {
@@ -44,12 +60,7 @@ impl YamlError {
 
 /// Reads and deserializes the YAML file at `path`.
 pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, YamlError> {
-    let text = std::fs::read_to_string(path).map_err(|error| YamlError {
-        path: path.to_path_buf(),
-        line: 0,
-        column: 0,
-        message: format!("cannot read: {error}"),
-    })?;
+    let text = read_utf8(path).map_err(|error| YamlError::reading(path, error))?;
     parse(&text, path)
 }
 
@@ -116,40 +127,18 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
-/// A duration written as seconds (`30`) or with a unit (`500ms`, `30s`, `5m`, `1h`).
+/// A duration written as seconds (`30`) or with a unit (`500ms`, `30s`,
+/// `5m`, `1h`), at most [`crate::duration::MAX_DURATION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct YamlDuration(pub Duration);
 
 impl<'de> Deserialize<'de> for YamlDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let Scalar(text) = Scalar::deserialize(deserializer)?;
-        parse_duration(&text)
+        crate::duration::parse_duration(&text)
             .map(YamlDuration)
             .map_err(de::Error::custom)
     }
-}
-
-/// Parses `30`, `1.5s`, `500ms`, `5m` or `1h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let scale = match unit.trim() {
-        "" | "s" => 1.0,
-        "ms" => 0.001,
-        "m" => 60.0,
-        "h" => 3600.0,
-        _ => f64::NAN,
-    };
-    number
-        .parse::<f64>()
-        .ok()
-        .map(|n| n * scale)
-        .filter(|seconds| seconds.is_finite() && *seconds >= 0.0 && *seconds < 1e9)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("expected a duration like 30s, 500ms, 5m or 1h, found `{text}`"))
 }
 
 #[cfg(test)]
@@ -172,16 +161,5 @@ mod tests {
     fn duplicate_keys_are_errors() {
         let error = parse::<serde::de::IgnoredAny>("a: 1\na: 2\n", Path::new("d.yml")).unwrap_err();
         assert_eq!(error.to_string(), "d.yml:2:1: duplicate key `a`");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("soon")
-            .unwrap_err()
-            .contains("expected a duration"));
-        assert!(parse_duration("-1s").is_err());
     }
 }

@@ -9,6 +9,7 @@ use clap::{ArgAction, Args};
 
 use super::prompt::{ask_hidden, read_secret_file};
 use super::UsageError;
+use crate::duration::parse_seconds;
 use crate::inventory::{Host, HostSelection};
 use crate::output::Inline;
 use crate::ssh::{ConfigFile, Secrets, SshOptions};
@@ -51,15 +52,16 @@ pub struct ConnectArgs {
     #[arg(short = 'p', long = "par", env = "PSSH_PAR", default_value_t = 32, value_name = "PAR",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub parallelism: u32,
-    /// Per-host command timeout in seconds (0: none)
+    /// Per-host command timeout in seconds (0: none; at most 30 days)
     #[arg(
         short = 't',
         long = "timeout",
         env = "PSSH_TIMEOUT",
-        default_value_t = 60,
-        value_name = "SECONDS"
+        default_value = "60",
+        value_name = "SECONDS",
+        value_parser = parse_seconds
     )]
-    pub timeout: u64,
+    pub timeout: Duration,
     /// SSH option as Keyword=value, e.g. StrictHostKeyChecking=accept-new (repeatable)
     #[arg(
         short = 'O',
@@ -237,7 +239,7 @@ impl ConnectArgs {
 
     /// `-t` as a limit; 0 means none.
     pub fn command_timeout(&self) -> Option<Duration> {
-        (self.timeout > 0).then(|| Duration::from_secs(self.timeout))
+        (!self.timeout.is_zero()).then_some(self.timeout)
     }
 }
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::pattern::wildcard_match;
+use crate::text::{read_utf8, TextError};
 pub use range::{RangeError, MAX_EXPANSION};
 
 /// One SSH target as the operator named it: the unit the engine fans out over.
@@ -62,6 +63,12 @@ pub enum InventoryError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{}:{line}:{column}: not UTF-8", path.display())]
+    NotUtf8 {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+    },
     #[error("{origin}:{line}: {message}")]
     Syntax {
         origin: String,
@@ -81,25 +88,25 @@ pub struct HostSelection {
     pub glob: Option<String>,
 }
 
+/// Most hosts one run may name, counted before any is made: a hosts file
+/// of 200 lines like `x[1-90000]` must fail at once, not eat gigabytes.
+pub const MAX_HOSTS: usize = 1_000_000;
+
 impl HostSelection {
     /// Reads every file and host string, in order, and applies the filter.
+    /// Every entry is counted before any host is built, so input naming
+    /// more than [`MAX_HOSTS`] fails fast and in little memory.
     pub fn load(&self) -> Result<Vec<Host>, InventoryError> {
-        let mut hosts = Vec::new();
+        let mut sources = Vec::with_capacity(self.files.len() + self.host_strings.len());
         for path in &self.files {
-            hosts.extend(read_hosts_file(path)?);
+            sources.push((path.display().to_string(), read_hosts_text(path)?));
         }
         for (index, text) in self.host_strings.iter().enumerate() {
-            let origin = format!("-H argument {}", index + 1);
-            for token in text.split_whitespace() {
-                hosts.extend(
-                    parse_host_spec(token).map_err(|message| InventoryError::Syntax {
-                        origin: origin.clone(),
-                        line: 1,
-                        message,
-                    })?,
-                );
-            }
+            // Host strings are space separated: one entry per line, as in a file.
+            let lines = text.split_whitespace().collect::<Vec<_>>().join("\n");
+            sources.push((format!("-H argument {}", index + 1), lines));
         }
+        let mut hosts = expand_sources(&sources)?;
         if let Some(glob) = &self.glob {
             hosts.retain(|host| wildcard_match(glob, &host.name));
         }
@@ -110,45 +117,98 @@ impl HostSelection {
 /// Reads one hosts file: `[user@]host[:port]` or the legacy `host[:port] user`
 /// per line, `#` comments anywhere, blank lines skipped.
 pub fn read_hosts_file(path: &Path) -> Result<Vec<Host>, InventoryError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse_hosts_text(&text, &path.display().to_string())
+    let text = read_hosts_text(path)?;
+    expand_sources(&[(path.display().to_string(), text)])
+}
+
+fn read_hosts_text(path: &Path) -> Result<String, InventoryError> {
+    read_utf8(path).map_err(|error| match error {
+        TextError::Io(source) => InventoryError::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+        TextError::NotUtf8 { line, column } => InventoryError::NotUtf8 {
+            path: path.to_path_buf(),
+            line,
+            column,
+        },
+    })
 }
 
 /// Parses the text of a hosts file; `origin` names it in errors.
 pub fn parse_hosts_text(text: &str, origin: &str) -> Result<Vec<Host>, InventoryError> {
-    let mut hosts = Vec::new();
-    for (index, line) in text.lines().enumerate() {
+    expand_sources(&[(origin.to_string(), text.to_string())])
+}
+
+/// One hosts-file line that names hosts, and where it is.
+struct Line<'a> {
+    origin: &'a str,
+    number: usize,
+    spec: HostSpec<'a>,
+}
+
+/// Every entry of every source, counted first and then expanded.
+fn expand_sources(sources: &[(String, String)]) -> Result<Vec<Host>, InventoryError> {
+    let mut lines = Vec::new();
+    for (origin, text) in sources {
+        for (index, text) in text.lines().enumerate() {
+            let syntax = |message| InventoryError::Syntax {
+                origin: origin.clone(),
+                line: index + 1,
+                message,
+            };
+            if let Some(spec) = parse_hosts_line(text).map_err(syntax)? {
+                lines.push(Line {
+                    origin,
+                    number: index + 1,
+                    spec,
+                });
+            }
+        }
+    }
+    let mut total = 0usize;
+    for line in &lines {
         let syntax = |message| InventoryError::Syntax {
-            origin: origin.to_string(),
-            line: index + 1,
+            origin: line.origin.to_string(),
+            line: line.number,
             message,
         };
-        hosts.extend(parse_hosts_line(line).map_err(syntax)?);
+        total = total.saturating_add(line.spec.count().map_err(syntax)?);
+        if total > MAX_HOSTS {
+            return Err(syntax(format!(
+                "the hosts file expands to more than {MAX_HOSTS} hosts"
+            )));
+        }
+    }
+    let mut hosts = Vec::with_capacity(total);
+    for line in lines {
+        let syntax = |message| InventoryError::Syntax {
+            origin: line.origin.to_string(),
+            line: line.number,
+            message,
+        };
+        hosts.extend(line.spec.expand().map_err(syntax)?);
     }
     Ok(hosts)
 }
 
-fn parse_hosts_line(line: &str) -> Result<Vec<Host>, String> {
+/// A line's entry, or `None` for a blank or comment line.
+fn parse_hosts_line(line: &str) -> Result<Option<HostSpec<'_>>, String> {
     let content = line.split('#').next().unwrap_or_default();
     let fields: Vec<&str> = content.split_whitespace().collect();
     match fields.as_slice() {
-        [] => Ok(Vec::new()),
-        [spec] => parse_host_spec(spec),
+        [] => Ok(None),
+        [spec] => HostSpec::parse(spec).map(Some),
         [spec, user] => {
-            let mut hosts = parse_host_spec(spec)?;
-            if hosts.iter().any(|h| h.user.is_some()) {
+            let mut parsed = HostSpec::parse(spec)?;
+            if parsed.user.is_some() {
                 return Err(format!(
                     "`{spec}` names a user and so does the second field `{user}`; give only one"
                 ));
             }
             check_user(user)?;
-            for host in &mut hosts {
-                host.user = Some(user.to_string());
-            }
-            Ok(hosts)
+            parsed.user = Some(user);
+            Ok(Some(parsed))
         }
         _ => Err(format!(
             "expected `[user@]host[:port]` or `host[:port] user`, found {} fields",
@@ -157,29 +217,58 @@ fn parse_hosts_line(line: &str) -> Result<Vec<Host>, String> {
     }
 }
 
+/// `[user@]host[:port]` taken apart; the host part may hold ranges.
+pub struct HostSpec<'a> {
+    user: Option<&'a str>,
+    pattern: &'a str,
+    port: Option<u16>,
+}
+
+impl<'a> HostSpec<'a> {
+    /// Parses `[user@]host[:port]`, `[user@][v6addr]:port` or a bare IPv6
+    /// address; the error says what was expected.
+    pub fn parse(spec: &'a str) -> Result<Self, String> {
+        let (user, rest) = match spec.rsplit_once('@') {
+            Some((user, rest)) => {
+                check_user(user)?;
+                (Some(user), rest)
+            }
+            None => (None, spec),
+        };
+        let (pattern, port) = split_host_port(rest)?;
+        Ok(HostSpec {
+            user,
+            pattern,
+            port,
+        })
+    }
+
+    /// How many hosts it names, without making them.
+    pub fn count(&self) -> Result<usize, String> {
+        range::count(self.pattern).map_err(|e| e.to_string())
+    }
+
+    /// The hosts it names, each checked.
+    pub fn expand(&self) -> Result<Vec<Host>, String> {
+        let names = range::expand(self.pattern).map_err(|e| e.to_string())?;
+        names
+            .into_iter()
+            .map(|name| {
+                check_host_name(&name)?;
+                Ok(Host {
+                    name,
+                    port: self.port,
+                    user: self.user.map(str::to_string),
+                })
+            })
+            .collect()
+    }
+}
+
 /// Parses `[user@]host[:port]`, `[user@][v6addr]:port` or a bare IPv6 address;
 /// the host part may hold ranges. The error says what was expected.
 pub fn parse_host_spec(spec: &str) -> Result<Vec<Host>, String> {
-    let (user, rest) = match spec.rsplit_once('@') {
-        Some((user, rest)) => {
-            check_user(user)?;
-            (Some(user.to_string()), rest)
-        }
-        None => (None, spec),
-    };
-    let (name, port) = split_host_port(rest)?;
-    let names = range::expand(name).map_err(|e| e.to_string())?;
-    names
-        .into_iter()
-        .map(|name| {
-            check_host_name(&name)?;
-            Ok(Host {
-                name,
-                port,
-                user: user.clone(),
-            })
-        })
-        .collect()
+    HostSpec::parse(spec)?.expand()
 }
 
 fn split_host_port(text: &str) -> Result<(&str, Option<u16>), String> {
@@ -216,9 +305,20 @@ fn parse_port(text: &str) -> Result<u16, String> {
     }
 }
 
+/// Longest host name DNS allows; anything longer is a typo or an attack.
+const MAX_HOST_NAME: usize = 255;
+
 fn check_host_name(name: &str) -> Result<(), String> {
+    if name.len() > MAX_HOST_NAME {
+        return Err(format!(
+            "expected a host name of at most {MAX_HOST_NAME} bytes, found one of {}",
+            name.len()
+        ));
+    }
     let valid = |c: char| c.is_ascii_alphanumeric() || "._-:%".contains(c);
-    if name.is_empty() || name.starts_with('-') || !name.chars().all(valid) {
+    // IPv6 addresses have colons; names have dot-separated labels, none empty.
+    let labels_ok = name.contains(':') || !name.trim_end_matches('.').split('.').any(str::is_empty);
+    if name.is_empty() || name.starts_with('-') || !name.chars().all(valid) || !labels_ok {
         return Err(format!(
             "expected a host name or address (letters, digits, '.', '-', '_'), found `{name}`"
         ));
@@ -305,6 +405,24 @@ mod tests {
         assert!(err.contains("give only one"), "{err}");
         assert!(parse_hosts_text("web[1-3\n", "f").is_err());
         assert!(parse_hosts_text("h;rm\n", "f").is_err());
+        assert!(parse_hosts_text("a..b\n", "f").is_err());
+        assert!(parse_hosts_text("fqdn.example.\n", "f").is_ok());
+        let long = format!("{}\n", "a".repeat(256));
+        let err = parse_hosts_text(&long, "f").unwrap_err().to_string();
+        assert!(
+            err.starts_with("f:1: expected a host name of at most 255 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_total_is_capped_before_anything_is_built() {
+        let text = "x[1-90000]\n".repeat(200);
+        let err = parse_hosts_text(&text, "big").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "big:12: the hosts file expands to more than 1000000 hosts"
+        );
     }
 
     #[test]

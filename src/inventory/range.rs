@@ -22,41 +22,75 @@ pub enum RangeError {
     TooLarge { pattern: String },
 }
 
-/// One piece of a pattern: literal text or the list of values of a bracket.
-enum Piece {
-    Literal(String),
-    Choices(Vec<String>),
+/// One piece of a pattern: literal text or the ranges of a bracket.
+enum Piece<'a> {
+    Literal(&'a str),
+    Ranges(Vec<Span>),
+}
+
+/// `low-high` of a bracket; `width` is the zero padding of its lower bound.
+struct Span {
+    low: u64,
+    high: u64,
+    width: usize,
+}
+
+impl Span {
+    fn len(&self) -> u64 {
+        (self.high - self.low).saturating_add(1)
+    }
+}
+
+/// How many names `pattern` expands to, without making them: the budget
+/// of a whole hosts file is checked with this before anything is built.
+pub fn count(pattern: &str) -> Result<usize, RangeError> {
+    let pieces = split_pieces(pattern)?;
+    checked_total(pattern, &pieces)
+}
+
+fn checked_total(pattern: &str, pieces: &[Piece]) -> Result<usize, RangeError> {
+    let too_large = || RangeError::TooLarge {
+        pattern: pattern.to_string(),
+    };
+    let mut total: u64 = 1;
+    for piece in pieces {
+        if let Piece::Ranges(spans) = piece {
+            let choices = spans
+                .iter()
+                .try_fold(0u64, |sum, span| sum.checked_add(span.len()))
+                .ok_or_else(too_large)?;
+            total = total.saturating_mul(choices);
+            if total > MAX_EXPANSION as u64 {
+                return Err(too_large());
+            }
+        }
+    }
+    Ok(total as usize)
 }
 
 /// Expands every bracket group of `pattern` (cartesian product, left to right).
 /// A pattern without brackets expands to itself.
 pub fn expand(pattern: &str) -> Result<Vec<String>, RangeError> {
     let pieces = split_pieces(pattern)?;
-    let mut total: usize = 1;
-    for piece in &pieces {
-        if let Piece::Choices(choices) = piece {
-            total = total.saturating_mul(choices.len());
-            if total > MAX_EXPANSION {
-                return Err(RangeError::TooLarge {
-                    pattern: pattern.to_string(),
-                });
-            }
-        }
-    }
-    let mut names = vec![String::new()];
+    let mut names = Vec::with_capacity(checked_total(pattern, &pieces)?);
+    names.push(String::new());
     for piece in pieces {
         names = match piece {
-            Piece::Literal(text) => names.into_iter().map(|n| n + &text).collect(),
-            Piece::Choices(choices) => names
+            Piece::Literal(text) => names.into_iter().map(|n| n + text).collect(),
+            Piece::Ranges(spans) => names
                 .iter()
-                .flat_map(|n| choices.iter().map(move |c| format!("{n}{c}")))
+                .flat_map(|n| {
+                    spans.iter().flat_map(move |span| {
+                        (span.low..=span.high).map(move |v| format!("{n}{v:0w$}", w = span.width))
+                    })
+                })
                 .collect(),
         };
     }
     Ok(names)
 }
 
-fn split_pieces(pattern: &str) -> Result<Vec<Piece>, RangeError> {
+fn split_pieces(pattern: &str) -> Result<Vec<Piece<'_>>, RangeError> {
     let unbalanced = || RangeError::Unbalanced(pattern.to_string());
     let mut pieces = Vec::new();
     let mut rest = pattern;
@@ -69,42 +103,39 @@ fn split_pieces(pattern: &str) -> Result<Vec<Piece>, RangeError> {
         if body.contains('[') {
             return Err(unbalanced());
         }
-        pieces.push(Piece::Literal(rest[..open].to_string()));
-        pieces.push(Piece::Choices(expand_body(pattern, body)?));
+        pieces.push(Piece::Literal(&rest[..open]));
+        pieces.push(Piece::Ranges(parse_body(pattern, body)?));
         rest = &rest[close + 1..];
     }
-    pieces.push(Piece::Literal(rest.to_string()));
+    pieces.push(Piece::Literal(rest));
     Ok(pieces)
 }
 
-/// Expands `01-03,7` into `["01", "02", "03", "7"]`; the width of a range's
-/// lower bound sets its zero padding, as in ClusterShell.
-fn expand_body(pattern: &str, body: &str) -> Result<Vec<String>, RangeError> {
-    let mut values = Vec::new();
-    for item in body.split(',') {
-        let bad = || RangeError::BadItem {
-            pattern: pattern.to_string(),
-            item: item.to_string(),
-        };
-        let (low, high) = item.split_once('-').unwrap_or((item, item));
-        let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        if !all_digits(low) || !all_digits(high) {
-            return Err(bad());
-        }
-        let start: u64 = low.parse().map_err(|_| bad())?;
-        let end: u64 = high.parse().map_err(|_| bad())?;
-        if start > end {
-            return Err(bad());
-        }
-        if (end - start) as usize >= MAX_EXPANSION {
-            return Err(RangeError::TooLarge {
+/// Reads `01-03,7` as the spans 01..03 (width 2) and 7..7; the width of a
+/// range's lower bound sets its zero padding, as in ClusterShell.
+fn parse_body(pattern: &str, body: &str) -> Result<Vec<Span>, RangeError> {
+    body.split(',')
+        .map(|item| {
+            let bad = || RangeError::BadItem {
                 pattern: pattern.to_string(),
-            });
-        }
-        let width = low.len();
-        values.extend((start..=end).map(|n| format!("{n:0width$}")));
-    }
-    Ok(values)
+                item: item.to_string(),
+            };
+            let (low, high) = item.split_once('-').unwrap_or((item, item));
+            let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            if !all_digits(low) || !all_digits(high) {
+                return Err(bad());
+            }
+            let span = Span {
+                low: low.parse().map_err(|_| bad())?,
+                high: high.parse().map_err(|_| bad())?,
+                width: low.len(),
+            };
+            match span.low <= span.high {
+                true => Ok(span),
+                false => Err(bad()),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -131,6 +162,16 @@ mod tests {
             expand("r[1-2]s[1-2].dc").unwrap(),
             vec!["r1s1.dc", "r1s2.dc", "r2s1.dc", "r2s2.dc"]
         );
+    }
+
+    #[test]
+    fn counts_without_expanding() {
+        assert_eq!(count("db1").unwrap(), 1);
+        assert_eq!(count("r[1-2,5]s[01-10]").unwrap(), 30);
+        assert!(matches!(
+            count("n[0-18446744073709551615]"),
+            Err(RangeError::TooLarge { .. })
+        ));
     }
 
     #[test]

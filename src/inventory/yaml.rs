@@ -8,13 +8,13 @@
 //! variables `user`, `port`, `identity_file`, `known_hosts_file` and
 //! `proxy_jump` also say how to connect.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{parse_host_spec, read_hosts_file, Host, InventoryError};
+use super::{parse_host_spec, read_hosts_file, Host, HostSpec, InventoryError, MAX_HOSTS};
 use crate::pattern::wildcard_match;
 use crate::playbook::vars::{valid_name, Vars};
 use crate::ssh::{expand_tilde, SshOptions};
@@ -118,14 +118,15 @@ pub fn matches_patterns(entry: &InventoryHost, patterns: &str) -> bool {
 
 fn hosts_file(path: &Path) -> Result<Inventory, YamlError> {
     let hosts = read_hosts_file(path).map_err(|error| {
-        let (line, message) = match error {
-            InventoryError::Syntax { line, message, .. } => (line as u64, message),
-            InventoryError::Read { source, .. } => (0, format!("cannot read: {source}")),
+        let (line, column, message) = match error {
+            InventoryError::Syntax { line, message, .. } => (line, 1, message),
+            InventoryError::NotUtf8 { line, column, .. } => (line, column, "not UTF-8".into()),
+            InventoryError::Read { source, .. } => (0, 0, format!("cannot read: {source}")),
         };
         YamlError {
             path: path.to_path_buf(),
-            line,
-            column: u64::from(line > 0),
+            line: line as u64,
+            column: column as u64,
             message,
         }
     })?;
@@ -148,10 +149,25 @@ struct Builder<'a> {
     path: &'a Path,
     /// Group name → index in the file.
     index: HashMap<&'a str, usize>,
-    /// Each group's hosts, with those of its children.
-    members: Vec<Vec<Host>>,
-    /// Distance from a group no one lists as a child: parents merge first.
+    /// Each group's hosts, with those of its children, once each.
+    members: Vec<Members>,
+    /// Longest distance from a group no one lists as a child: parents merge first.
     depth: Vec<usize>,
+}
+
+/// A group's hosts in file order, each once, with a set to ask quickly.
+#[derive(Debug, Default, Clone)]
+struct Members {
+    order: Vec<Host>,
+    set: HashSet<Host>,
+}
+
+impl Members {
+    fn add(&mut self, host: &Host) {
+        if self.set.insert(host.clone()) {
+            self.order.push(host.clone());
+        }
+    }
 }
 
 impl<'a> Builder<'a> {
@@ -171,26 +187,34 @@ impl<'a> Builder<'a> {
             }
             check_vars(path, group, &group.value.vars)?;
         }
+        check_budget(path, file)?;
         let mut builder = Builder {
             path,
             index,
             members: Vec::new(),
             depth: vec![0; file.groups.len()],
         };
+        let mut resolved = vec![None; file.groups.len()];
         for position in 0..file.groups.len() {
-            let members = builder.members_of(file, position, &mut Vec::new())?;
-            builder.members.push(members);
+            builder.members_of(file, position, &mut Vec::new(), &mut resolved)?;
         }
+        builder.members = resolved
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect();
+        builder.set_depths(file);
         Ok(builder)
     }
 
-    /// A group's hosts, then its children's; `path` catches cycles.
+    /// A group's hosts, then its children's, each group resolved once;
+    /// `trail` catches cycles.
     fn members_of(
         &mut self,
         file: &InventoryFile,
         position: usize,
         trail: &mut Vec<usize>,
-    ) -> Result<Vec<Host>, YamlError> {
+        resolved: &mut Vec<Option<Members>>,
+    ) -> Result<Members, YamlError> {
         let group = &file.groups[position];
         if trail.contains(&position) {
             return Err(YamlError::at(
@@ -199,52 +223,67 @@ impl<'a> Builder<'a> {
                 format!("group `{}` contains itself", group.value.name),
             ));
         }
-        self.depth[position] = self.depth[position].max(trail.len());
-        let mut hosts = Vec::new();
+        if let Some(members) = &resolved[position] {
+            return Ok(members.clone());
+        }
+        let error = |message: String| {
+            YamlError::at(
+                self.path,
+                group.referenced,
+                format!("group `{}`: {message}", group.value.name),
+            )
+        };
+        let mut members = Members::default();
         for spec in &group.value.hosts {
-            let expanded = parse_host_spec(spec).map_err(|message| {
-                YamlError::at(
-                    self.path,
-                    group.referenced,
-                    format!("group `{}`: host `{spec}`: {message}", group.value.name),
-                )
-            })?;
-            hosts.extend(expanded);
+            let expanded = parse_host_spec(spec)
+                .map_err(|message| error(format!("host `{spec}`: {message}")))?;
+            expanded.iter().for_each(|host| members.add(host));
         }
         trail.push(position);
         for child in &group.value.children {
             let Some(&child_position) = self.index.get(child.as_str()) else {
-                return Err(YamlError::at(
-                    self.path,
-                    group.referenced,
-                    format!(
-                        "group `{}`: child `{child}` is not a group of this inventory",
-                        group.value.name
-                    ),
-                ));
+                return Err(error(format!(
+                    "child `{child}` is not a group of this inventory"
+                )));
             };
-            hosts.extend(self.members_of(file, child_position, trail)?);
+            let child_members = self.members_of(file, child_position, trail, resolved)?;
+            child_members
+                .order
+                .iter()
+                .for_each(|host| members.add(host));
         }
         trail.pop();
-        Ok(hosts)
+        resolved[position] = Some(members.clone());
+        Ok(members)
+    }
+
+    /// Each group's longest distance from a group no one lists as a child
+    /// (the groups are known to hold no cycle by now).
+    fn set_depths(&mut self, file: &InventoryFile) {
+        for _ in 0..file.groups.len() {
+            for (parent, group) in file.groups.iter().enumerate() {
+                for child in &group.value.children {
+                    if let Some(&child) = self.index.get(child.as_str()) {
+                        self.depth[child] = self.depth[child].max(self.depth[parent] + 1);
+                    }
+                }
+            }
+        }
     }
 
     fn build(self, file: &InventoryFile) -> Result<Inventory, YamlError> {
-        let mut order: Vec<Host> = Vec::new();
-        for host in self.members.iter().flatten() {
-            if !order.contains(host) {
-                order.push(host.clone());
-            }
+        let mut order = Members::default();
+        for host in self.members.iter().flat_map(|m| &m.order) {
+            order.add(host);
         }
         let own = self.host_entries(file)?;
         for host in own.keys() {
-            if !order.contains(host) {
-                order.push(host.clone());
-            }
+            order.add(host);
         }
         let mut merge_order: Vec<usize> = (0..file.groups.len()).collect();
         merge_order.sort_by_key(|&position| (self.depth[position], position));
         let hosts = order
+            .order
             .into_iter()
             .map(|host| self.host(file, &merge_order, &own, host))
             .collect();
@@ -288,7 +327,7 @@ impl<'a> Builder<'a> {
             .unwrap_or_default();
         let mut groups = Vec::new();
         for &position in merge_order {
-            if self.members[position].contains(&host) {
+            if self.members[position].set.contains(&host) {
                 let group = &file.groups[position].value;
                 vars.extend(to_vars(&group.vars));
                 groups.push(group.name.clone());
@@ -305,6 +344,35 @@ impl<'a> Builder<'a> {
         }
         InventoryHost { host, vars, groups }
     }
+}
+
+/// Counts every host the file names before any is made, as hosts files do.
+fn check_budget(path: &Path, file: &InventoryFile) -> Result<(), YamlError> {
+    let groups = file.groups.iter().flat_map(|group| {
+        group
+            .value
+            .hosts
+            .iter()
+            .map(move |spec| (spec.as_str(), group.referenced))
+    });
+    let entries = file
+        .hosts
+        .iter()
+        .map(|(spec, vars)| (spec.as_str(), vars.referenced));
+    let mut total = 0usize;
+    for (spec, location) in groups.chain(entries) {
+        let error = |message: String| YamlError::at(path, location, message);
+        let count = HostSpec::parse(spec)
+            .and_then(|parsed| parsed.count())
+            .map_err(|message| error(format!("host `{spec}`: {message}")))?;
+        total = total.saturating_add(count);
+        if total > MAX_HOSTS {
+            return Err(error(format!(
+                "the inventory expands to more than {MAX_HOSTS} hosts"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn to_vars(map: &BTreeMap<String, Scalar>) -> Vars {

@@ -76,8 +76,8 @@ fn fold_same_shape(mut members: Vec<Vec<&str>>) -> Vec<String> {
         .collect()
 }
 
-/// `001,002,003,009` → `001-003,009`; numbers of different widths never
-/// share a range, so padding survives the round trip.
+/// `001,002,003,009` → `001-003,009`; zero-padded numbers of different
+/// widths never share a range, so padding survives the round trip.
 fn ranges(mut values: Vec<&str>) -> String {
     values.sort_by_key(|v| (v.len(), v.parse::<u128>().unwrap_or(0)));
     values.dedup();
@@ -98,9 +98,12 @@ fn ranges(mut values: Vec<&str>) -> String {
     out.join(",")
 }
 
+/// Whether `b` comes right after `a` in one range: the next number, and
+/// either the same width or no zero padding on either (`9` → `10`).
 fn follows(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && matches!((a.parse::<u128>(), b.parse::<u128>()), (Ok(x), Ok(y)) if x + 1 == y)
+    let padded = |v: &str| v.len() > 1 && v.starts_with('0');
+    (a.len() == b.len() || !(padded(a) || padded(b)))
+        && matches!((a.parse::<u128>(), b.parse::<u128>()), (Ok(x), Ok(y)) if x.checked_add(1) == Some(y))
 }
 
 #[cfg(test)]
@@ -120,6 +123,14 @@ mod tests {
             "127.1.0.[1-3]:2222"
         );
         assert_eq!(fold(&["db", "web1", "web2"]), "db,web[1-2]");
+        let across: Vec<String> = (1..=50).map(|n| format!("127.0.0.{n}")).collect();
+        let across: Vec<&str> = across.iter().map(String::as_str).collect();
+        assert_eq!(fold(&across), "127.0.0.[1-50]");
+        assert_eq!(
+            fold(&["n95", "n99", "n96", "n97", "n98", "n100", "n101"]),
+            "n[95-101]"
+        );
+        assert_eq!(fold(&["n098", "n099", "n100", "n0100"]), "n[098-100,0100]");
     }
 
     #[test]

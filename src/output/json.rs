@@ -55,7 +55,10 @@ impl<W: Write> JsonLines<W> {
             object[format!("{name}_file")] = json!(dir.join(&names[index]));
             return;
         }
-        let captured = self.captured.remove(&(index, stream)).unwrap_or_default();
+        let mut captured = self.captured.remove(&(index, stream)).unwrap_or_default();
+        if captured.truncated {
+            cut_at_char_boundary(&mut captured.bytes);
+        }
         let (text, encoding) = match String::from_utf8(captured.bytes) {
             Ok(text) => (text, "utf-8"),
             Err(error) => (
@@ -122,6 +125,16 @@ impl<W: Write> Reporter for JsonLines<W> {
     }
 }
 
+/// Drops a character the cap cut in two, so that text cut at the cap
+/// stays text; bytes that were never UTF-8 are left alone.
+fn cut_at_char_boundary(bytes: &mut Vec<u8>) {
+    if let Err(error) = std::str::from_utf8(bytes) {
+        if error.error_len().is_none() {
+            bytes.truncate(error.valid_up_to());
+        }
+    }
+}
+
 fn epoch(time: SystemTime) -> f64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
@@ -138,5 +151,20 @@ pub fn status_name(category: Category) -> &'static str {
         Category::SshError => "ssh_error",
         Category::Interrupted => "interrupted",
         Category::Internal => "internal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cap_never_splits_a_character() {
+        let mut cut = "aé".as_bytes()[..2].to_vec();
+        cut_at_char_boundary(&mut cut);
+        assert_eq!(cut, b"a");
+        let mut binary = vec![0xff, b'x'];
+        cut_at_char_boundary(&mut binary);
+        assert_eq!(binary, [0xff, b'x']);
     }
 }

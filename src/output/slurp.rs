@@ -21,7 +21,15 @@ pub struct SlurpFiles {
     unpack: bool,
     /// Directory name of each host, safe on disk and unique within the run.
     names: Vec<String>,
-    open: HashMap<usize, (File, PathBuf)>,
+    open: HashMap<usize, Pull>,
+}
+
+/// A pull in progress: its temporary file, and whether its host directory
+/// is new (a failed pull then leaves no empty directory behind).
+struct Pull {
+    file: File,
+    temp: PathBuf,
+    created: bool,
 }
 
 impl SlurpFiles {
@@ -47,6 +55,7 @@ fn with_path(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
 impl Reporter for SlurpFiles {
     fn started(&mut self, host: HostRef<'_>) -> io::Result<()> {
         let dir = self.host_dir(host.index);
+        let created = !dir.exists();
         std::fs::create_dir_all(&dir).map_err(with_path(&dir))?;
         let temp = dir.join(format!(
             ".{}.pslurp-{}",
@@ -54,29 +63,44 @@ impl Reporter for SlurpFiles {
             std::process::id()
         ));
         let file = File::create(&temp).map_err(with_path(&temp))?;
-        self.open.insert(host.index, (file, temp));
+        self.open.insert(
+            host.index,
+            Pull {
+                file,
+                temp,
+                created,
+            },
+        );
         Ok(())
     }
 
     fn output(&mut self, host: HostRef<'_>, stream: Stream, data: &[u8]) -> io::Result<()> {
         match (stream, self.open.get_mut(&host.index)) {
-            (Stream::Stdout, Some((file, temp))) => file.write_all(data).map_err(with_path(temp)),
+            (Stream::Stdout, Some(pull)) => {
+                pull.file.write_all(data).map_err(with_path(&pull.temp))
+            }
             _ => Ok(()),
         }
     }
 
     fn finished(&mut self, host: HostRef<'_>, result: &HostResult) -> io::Result<()> {
-        let Some((file, temp)) = self.open.remove(&host.index) else {
+        let Some(pull) = self.open.remove(&host.index) else {
             return Ok(());
         };
-        let final_path = self.host_dir(host.index).join(&self.local_name);
+        let dir = self.host_dir(host.index);
+        let final_path = dir.join(&self.local_name);
         let kept = match result.outcome.category().is_success() {
-            true => file
+            true => pull
+                .file
                 .sync_all()
-                .and_then(|()| self.put_in_place(&temp, &final_path)),
+                .and_then(|()| self.put_in_place(&pull.temp, &final_path)),
             false => Ok(()),
         };
-        let _ = std::fs::remove_file(&temp);
+        let _ = std::fs::remove_file(&pull.temp);
+        if pull.created && !final_path.exists() {
+            // Fails, as it should, when the directory is not empty.
+            let _ = std::fs::remove_dir(&dir);
+        }
         kept.map_err(with_path(&final_path))
     }
 }

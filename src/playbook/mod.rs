@@ -33,6 +33,7 @@ use vars::{references, valid_name, Vars, FACTS};
 use crate::inventory::yaml::InventoryHost;
 use crate::ssh::parse_signal;
 use crate::ssh::transfer::{parse_mode, Item};
+use crate::text::{decode, TextError};
 use crate::yaml::{self, YamlError};
 
 /// A playbook that passed every check that needs no host.
@@ -136,13 +137,13 @@ impl Task {
 impl Playbook {
     /// Reads and checks a playbook file.
     pub fn load(path: &Path) -> Result<Playbook, YamlError> {
-        let bytes = std::fs::read(path).map_err(|error| YamlError {
-            path: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read: {error}"),
-        })?;
-        let text = String::from_utf8_lossy(&bytes);
+        let bytes =
+            std::fs::read(path).map_err(|error| YamlError::reading(path, TextError::Io(error)))?;
+        let sha256 = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let text = decode(bytes).map_err(|error| YamlError::reading(path, error))?;
         let file: PlaybookFile = yaml::parse(&text, path)?;
         let at_top = |message: String| YamlError {
             path: path.to_path_buf(),
@@ -173,10 +174,7 @@ impl Playbook {
             preflight: tasks(path, file.preflight)?,
             tasks: tasks(path, file.tasks)?,
             on_failure: tasks(path, file.on_failure)?,
-            sha256: Sha256::digest(&bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            sha256,
         })
     }
 

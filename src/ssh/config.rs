@@ -6,11 +6,14 @@
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ssh2_config::{ParseRule, SshConfig};
 
 use super::options::{expand_tilde, SshOptions};
 use super::SetupError;
+use crate::duration::MAX_DURATION;
+use crate::text::{read_utf8, TextError};
 
 /// OpenSSH's limit on nested Includes.
 const MAX_INCLUDE_DEPTH: usize = 16;
@@ -64,8 +67,9 @@ impl ConfigFile {
             options.port = Some(port);
         }
         options.identity_files = params.identity_file.clone().unwrap_or_default();
-        options.connect_timeout = params.connect_timeout;
-        options.server_alive_interval = params.server_alive_interval;
+        options.connect_timeout = self.bounded(host, "ConnectTimeout", params.connect_timeout)?;
+        options.server_alive_interval =
+            self.bounded(host, "ServerAliveInterval", params.server_alive_interval)?;
         if let Some(jumps) = &params.proxy_jump {
             options.set("ProxyJump", &jumps.join(",")).map_err(bad)?;
         }
@@ -82,6 +86,27 @@ impl ConfigFile {
             tracing::debug!(%host, "{}: ignoring unknown keyword {keyword}", self.path.display());
         }
         Ok(options)
+    }
+}
+
+impl ConfigFile {
+    /// A duration from the file, refused when longer than fleet allows.
+    fn bounded(
+        &self,
+        host: &str,
+        keyword: &str,
+        value: Option<Duration>,
+    ) -> Result<Option<Duration>, SetupError> {
+        match value {
+            Some(duration) if duration > MAX_DURATION => Err(config_error(
+                &self.path,
+                format!(
+                    "for host {host}: {keyword} {}s is longer than 30 days",
+                    duration.as_secs()
+                ),
+            )),
+            other => Ok(other),
+        }
     }
 }
 
@@ -109,8 +134,12 @@ impl Flattener {
                 format!("Includes nested deeper than {MAX_INCLUDE_DEPTH}"),
             ));
         }
-        let content =
-            std::fs::read_to_string(path).map_err(|e| config_error(path, e.to_string()))?;
+        let content = read_utf8(path).map_err(|error| match error {
+            TextError::NotUtf8 { line, column } => {
+                config_error(path, format!("line {line}, column {column}: not UTF-8"))
+            }
+            TextError::Io(error) => config_error(path, error.to_string()),
+        })?;
         for (number, line) in content.lines().enumerate() {
             let trimmed = line.trim_start();
             let keyword_end = trimmed

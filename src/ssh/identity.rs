@@ -1,6 +1,7 @@
 //! Private keys for public-key authentication, loaded once per run and shared
 //! by every host: decoding a key costs far more than one host's handshake.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -34,6 +35,10 @@ pub fn load_default_identities() -> Vec<Identity> {
         }
         match load_identity(&path, &Secrets::default()) {
             Ok(identity) => identities.push(identity),
+            // As ssh does: loud about a key others can read, quiet otherwise.
+            Err(error) if error.to_string().contains("UNPROTECTED") => {
+                tracing::warn!("ignoring default key: {error}")
+            }
             Err(error) => tracing::debug!("skipping default key: {error}"),
         }
     }
@@ -47,9 +52,7 @@ pub fn load_identity(path: &Path, secrets: &Secrets) -> Result<Identity, SetupEr
         path: path.to_path_buf(),
         reason,
     };
-    if !path.is_file() {
-        return Err(key_error("no such file".into()));
-    }
+    check_key_file(path).map_err(key_error)?;
     let key = match russh::keys::load_secret_key(path, None) {
         Ok(key) => key,
         Err(russh::keys::Error::KeyIsEncrypted) => {
@@ -65,6 +68,35 @@ pub fn load_identity(path: &Path, secrets: &Secrets) -> Result<Identity, SetupEr
         path: path.to_path_buf(),
         key: Arc::new(key),
     })
+}
+
+/// A private key must be a file, and, like OpenSSH, fleet refuses one of
+/// the operator's own that group or others can read: it may already be
+/// someone else's.
+fn check_key_file(path: &Path) -> Result<(), String> {
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err("no such file".into())
+        }
+        Err(error) => return Err(error.to_string()),
+    };
+    if metadata.is_dir() {
+        return Err("is a directory".into());
+    }
+    if !metadata.is_file() {
+        return Err("is not a regular file".into());
+    }
+    // SAFETY: getuid cannot fail and touches no memory.
+    let own = metadata.uid() == unsafe { libc::getuid() };
+    let mode = metadata.mode() & 0o777;
+    if own && mode & 0o077 != 0 {
+        return Err(format!(
+            "UNPROTECTED PRIVATE KEY FILE: permissions {mode:04o} are too open; \
+             it must not be readable by others (chmod 600)"
+        ));
+    }
+    Ok(())
 }
 
 /// The public keys ssh-agent (SSH_AUTH_SOCK) holds; none without an agent.

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::duration::parse_seconds;
+
 /// Keywords accepted by `-O`, in the spelling shown to users.
 pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "BatchMode",
@@ -124,11 +126,14 @@ impl SshOptions {
             })?,
             "connecttimeout" => set_once(&mut self.connect_timeout, || {
                 parse_seconds(value)
+                    .ok()
                     .filter(|d| !d.is_zero())
-                    .ok_or_else(|| bad("whole seconds above 0"))
+                    .ok_or_else(|| bad("whole seconds from 1 to 2592000 (30 days)"))
             })?,
             "serveraliveinterval" => set_once(&mut self.server_alive_interval, || {
-                parse_seconds(value).ok_or_else(|| bad("whole seconds (0 turns keepalives off)"))
+                parse_seconds(value).map_err(|_| {
+                    bad("whole seconds up to 2592000 (30 days); 0 turns keepalives off")
+                })
             })?,
             "serveralivecountmax" => set_once(&mut self.server_alive_count_max, || {
                 value
@@ -266,10 +271,6 @@ fn parse_strictness(value: &str) -> Option<StrictHostKeyChecking> {
         "no" | "off" => Some(StrictHostKeyChecking::No),
         _ => None,
     }
-}
-
-fn parse_seconds(value: &str) -> Option<Duration> {
-    value.parse().ok().map(Duration::from_secs)
 }
 
 fn path_list(value: &str) -> Vec<PathBuf> {
