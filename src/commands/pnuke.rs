@@ -1,6 +1,6 @@
 //! `pnuke`: pssh's `parallel-nuke`. Signals the processes whose name matches
-//! PATTERN on every host (pkill's semantics), and says how many it hit.
-//! The pattern reaches the host as one quoted word: no shell injection.
+//! PATTERN on every host (pgrep's matching), and says how many it hit; pid 1
+//! and the host's sshd are protected unless `--force` (see [`Nuke`]).
 
 use std::ffi::OsString;
 
@@ -11,7 +11,7 @@ use super::args::CommonArgs;
 use super::{parse_flags, run_tool, ToolJob};
 use crate::engine::Job;
 use crate::output::Inline;
-use crate::ssh::{parse_signal, pkill_script};
+use crate::ssh::{parse_pattern, parse_signal, Nuke};
 
 /// Kill processes by name on many hosts at once (pssh's parallel-nuke).
 #[derive(Debug, Parser)]
@@ -30,8 +30,11 @@ pub(super) struct Cli {
     /// Only list the matching processes (pid and command line); signal nothing
     #[arg(long)]
     list: bool,
-    /// Process name pattern (an extended regular expression, as for pkill)
-    #[arg(value_name = "PATTERN", allow_hyphen_values = true)]
+    /// Signal pid 1 and the host's ssh server too (protected otherwise)
+    #[arg(long)]
+    force: bool,
+    /// Process name pattern (an extended regular expression, as for pgrep)
+    #[arg(value_name = "PATTERN", allow_hyphen_values = true, value_parser = parse_pattern)]
     pattern: String,
 }
 
@@ -43,7 +46,13 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
     run_tool("pnuke", &cli.common, interrupt, |_| {
         Ok(ToolJob {
             job: Job {
-                command: pkill_script(&cli.pattern, &cli.signal, cli.list),
+                command: Nuke {
+                    pattern: cli.pattern.clone(),
+                    signal: cli.signal.clone(),
+                    list: cli.list,
+                    force: cli.force,
+                }
+                .script(),
                 stdin: None,
                 timeout: cli.common.connect.command_timeout(),
                 probe: None,

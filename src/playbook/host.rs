@@ -17,7 +17,7 @@ use super::{Action, Phase, Playbook, Sources, Task};
 use crate::inventory::Host;
 use crate::pattern::wildcard_match;
 use crate::ssh::transfer::{checksum_probe, concatenate, install_script, InstallOptions, Item};
-use crate::ssh::{pkill_script, shell_quote, Connector, ProcessEvent, RemoteExit, Session};
+use crate::ssh::{shell_quote, Connector, Nuke, ProcessEvent, RemoteExit, Session};
 
 /// Most stdout kept from one command (registers, asserts, messages).
 const MAX_CAPTURE: usize = 1024 * 1024;
@@ -380,7 +380,13 @@ impl HostRun {
                 let pattern = self.expand(&kill.pattern)?;
                 let captured = self
                     .exec(
-                        &pkill_script(&pattern, &kill.signal, false),
+                        &Nuke {
+                            pattern,
+                            signal: kill.signal.clone(),
+                            list: false,
+                            force: kill.force,
+                        }
+                        .script(),
                         None,
                         self.timeout_of(task),
                     )

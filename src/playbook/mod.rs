@@ -31,8 +31,8 @@ use spec::{
 use vars::{references, valid_name, Vars, FACTS};
 
 use crate::inventory::yaml::InventoryHost;
-use crate::ssh::parse_signal;
 use crate::ssh::transfer::{parse_mode, Item};
+use crate::ssh::{parse_pattern, parse_signal};
 use crate::text::{decode, TextError};
 use crate::yaml::{self, YamlError};
 
@@ -340,6 +340,7 @@ fn task(path: &Path, spec: Spanned<TaskSpec>) -> Result<Task, YamlError> {
     if let Some(mut kill) = spec.kill {
         kill.signal =
             parse_signal(&kill.signal).map_err(|why| error(format!("kill signal: {why}")))?;
+        parse_pattern(&kill.pattern).map_err(|why| error(format!("kill pattern: {why}")))?;
         actions.push(("kill", Action::Kill(kill)));
     }
     if let Some(reboot) = spec.reboot {

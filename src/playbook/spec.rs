@@ -215,6 +215,9 @@ pub struct KillSpec {
     pub pattern: String,
     #[serde(default = "default_signal")]
     pub signal: String,
+    /// Signal pid 1 and the host's sshd too (protected otherwise).
+    #[serde(default)]
+    pub force: bool,
 }
 
 fn default_signal() -> String {

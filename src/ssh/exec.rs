@@ -293,36 +293,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|window| window == needle)
 }
 
-/// A signal name (`TERM`, `SIGTERM`, `term`) or number, as pkill takes it.
-pub fn parse_signal(text: &str) -> Result<String, String> {
-    let name = text.trim_start_matches("SIG").to_ascii_uppercase();
-    match !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric()) {
-        true => Ok(name),
-        false => Err(format!(
-            "expected a signal like KILL, TERM, HUP or 9, found `{text}`"
-        )),
-    }
-}
-
-/// pkill (or pgrep --list) of processes named like `pattern` (quoted, so
-/// any characters are safe), for pnuke and pplay's `kill`; "no match" is told apart from an error.
-pub fn pkill_script(pattern: &str, signal: &str, list: bool) -> String {
-    let (command, verb) = match list {
-        true => (
-            "pgrep -a -- \"$pattern\"".to_string(),
-            "matched".to_string(),
-        ),
-        false => (
-            format!("pkill --signal {} -e -- \"$pattern\"", signal),
-            format!("signalled with {}:", signal),
-        ),
-    };
-    format!(
-        "pattern={pattern}\nout=$({command}); rc=$?\ncase $rc in\n  0) echo \"{verb} $(printf '%s\\n' \"$out\" | grep -c .)\"; printf '%s\\n' \"$out\" ;;\n  1) echo \"no match\" ;;\n  *) echo \"pnuke: pkill failed (exit $rc)\" >&2; exit \"$rc\" ;;\nesac\n",
-        pattern = shell_quote(pattern)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

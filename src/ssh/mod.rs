@@ -8,6 +8,7 @@ mod connect;
 mod exec;
 mod identity;
 mod known_hosts;
+mod nuke;
 mod options;
 pub mod transfer;
 
@@ -18,9 +19,10 @@ use thiserror::Error;
 
 pub use config::ConfigFile;
 pub use connect::{Connector, Session, MAX_HANDSHAKES};
-pub use exec::{parse_signal, pkill_script, shell_quote, ProcessEvent, RemoteExit, RemoteProcess};
+pub use exec::{shell_quote, ProcessEvent, RemoteExit, RemoteProcess};
 pub use identity::{agent_keys, load_default_identities, load_identity, Identity};
 pub use known_hosts::{lookup_name, HostKeyStatus, KnownHosts};
+pub use nuke::{parse_pattern, parse_signal, Nuke};
 pub use options::{
     expand_tilde, OptionError, SshOptions, StrictHostKeyChecking, SUPPORTED_KEYWORDS,
 };

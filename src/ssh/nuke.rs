@@ -1,0 +1,130 @@
+//! Signalling processes by name on a host, for pnuke and pplay's `kill`:
+//! pgrep's matching (an extended regular expression on the process name),
+//! but never the host's way back in. pid 1 and the sshd processes (or
+//! Dropbear's) are left alone unless `force` says otherwise, and the
+//! command's own session (its shell, pgrep) always is. The pattern reaches
+//! the host as one quoted word, so no pattern can reach a shell, and pgrep
+//! reads it after `--`, so `-9` is a pattern, not a signal.
+
+use super::shell_quote;
+
+/// What to do to the processes a pattern matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nuke {
+    pub pattern: String,
+    /// A name (`TERM`) or number (`9`), as [`parse_signal`] gives it.
+    pub signal: String,
+    /// Only list what matches; signal nothing.
+    pub list: bool,
+    /// Signal pid 1 and sshd too.
+    pub force: bool,
+}
+
+/// A signal name (`TERM`, `SIGTERM`, `term`) or number, as kill takes it.
+pub fn parse_signal(text: &str) -> Result<String, String> {
+    let name = text.trim_start_matches("SIG").to_ascii_uppercase();
+    match !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric()) {
+        true => Ok(name),
+        false => Err(format!(
+            "expected a signal like KILL, TERM, HUP or 9, found `{text}`"
+        )),
+    }
+}
+
+/// A pattern that matches something specific: an empty or blank one
+/// would match every process on the host.
+pub fn parse_pattern(text: &str) -> Result<String, String> {
+    match text.trim().is_empty() {
+        true => {
+            Err("expected a process name pattern; an empty one would match every process".into())
+        }
+        false => Ok(text.to_string()),
+    }
+}
+
+impl Nuke {
+    /// The script run on each host. Its first line of output is the count
+    /// (`signalled with KILL: 3 (1 protected)`, `matched 2`, `no match`),
+    /// then one line per process, protected ones marked.
+    pub fn script(&self) -> String {
+        let (verb, signal) = match self.list {
+            true => ("matched", String::new()),
+            false => ("signalled with", self.signal.clone()),
+        };
+        format!(
+            "pattern={pattern}\nsignal={signal}\nforce={force}\nverb={verb}\n{BODY}",
+            pattern = shell_quote(&self.pattern),
+            signal = shell_quote(&signal),
+            force = u8::from(self.force),
+            verb = shell_quote(verb),
+        )
+    }
+}
+
+/// Reads each match's /proc/PID/stat with shell builtins (the process
+/// name may hold spaces, so fields are taken after its closing paren):
+/// session and name decide whether it is protected.
+const BODY: &str = r#"[ -n "$pattern" ] || { echo "pnuke: empty pattern" >&2; exit 2; }
+read -r stat < /proc/$$/stat; set -- ${stat##*) }; own=$4
+out=$(pgrep -a -- "$pattern"); rc=$?
+case $rc in
+  0) ;;
+  1) echo "no match"; exit 0 ;;
+  *) echo "pnuke: pgrep failed (exit $rc)" >&2; exit "$rc" ;;
+esac
+hit=0; kept=0; failed=0; lines=
+nl='
+'
+set -f; IFS=$nl
+for line in $out; do
+  IFS=' '
+  pid=${line%% *}
+  read -r stat < "/proc/$pid/stat" 2>/dev/null || continue
+  set -- ${stat##*) }
+  [ "$4" = "$own" ] && continue
+  read -r name < "/proc/$pid/comm" 2>/dev/null || name=
+  why=
+  [ "$pid" = 1 ] && why="pid 1"
+  case $name in sshd|sshd-*|dropbear) why="the host's ssh server" ;; esac
+  if [ -n "$why" ] && [ "$force" = 0 ]; then
+    kept=$((kept+1)); lines="$lines$line  [protected: $why; --force to include]$nl"; continue
+  fi
+  if [ -n "$signal" ] && ! kill -"$signal" "$pid" 2>/dev/null; then
+    [ -e "/proc/$pid" ] || continue
+    failed=$((failed+1)); echo "pnuke: cannot signal $pid" >&2; continue
+  fi
+  hit=$((hit+1)); lines="$lines$line$nl"
+done
+note=
+[ "$kept" = 0 ] || note=" ($kept protected)"
+if [ -n "$signal" ]; then echo "$verb $signal: $hit$note"; else echo "$verb $hit$note"; fi
+printf '%s' "$lines"
+[ "$failed" = 0 ]
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_and_signals() {
+        assert!(parse_pattern("").is_err());
+        assert!(parse_pattern(" \t").is_err());
+        assert_eq!(parse_pattern("-9").unwrap(), "-9");
+        assert_eq!(parse_signal("sigterm").unwrap(), "TERM");
+        assert!(parse_signal("KILL; rm").is_err());
+    }
+
+    #[test]
+    fn the_pattern_is_one_quoted_word() {
+        let nuke = Nuke {
+            pattern: "x'; touch /tmp/p; '".into(),
+            signal: "KILL".into(),
+            list: false,
+            force: false,
+        };
+        assert!(nuke
+            .script()
+            .starts_with("pattern='x'\\''; touch /tmp/p; '\\'''\n"));
+    }
+}
