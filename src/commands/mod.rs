@@ -97,21 +97,58 @@ pub fn init_logging(verbose: u8) {
         .try_init();
 }
 
-/// Lifts the open-files limit to its hard maximum: each host in flight
-/// holds a socket, and `-p 1000` must not die at the default 1024.
-pub fn raise_open_file_limit() {
+/// Lifts the open-files limit to its hard maximum (each host in flight
+/// holds a socket, and `-p 1000` must not die at the default 1024), and
+/// returns the soft limit now in force.
+pub fn raise_open_file_limit() -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return u64::MAX;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur;
+            }
         }
     }
+    limit.rlim_cur
+}
+
+/// Open files kept aside for everything but the hosts: stdio, the journal,
+/// known_hosts, the runtime's own.
+const RESERVED_FILES: u64 = 24;
+
+/// Raises the open-files limit and lowers `wanted` hosts in flight to what
+/// it allows, each host holding `per_host` files (its socket, an agent
+/// socket while it authenticates, its output files), saying so once. A
+/// host must never fail for a reason of this machine's.
+pub fn parallelism_within_file_limit(tool: &str, wanted: usize, per_host: u64) -> usize {
+    let limit = raise_open_file_limit();
+    let allowed = (limit.saturating_sub(RESERVED_FILES) / per_host.max(1)).max(1);
+    if (wanted as u64) <= allowed {
+        return wanted;
+    }
+    notice(
+        tool,
+        &format!("-p {wanted} lowered to {allowed}: open files limit is {limit}"),
+    );
+    allowed as usize
+}
+
+/// One line to the operator on stderr; a closed stderr (a hung-up
+/// terminal) is no reason to panic.
+pub fn notice(tool: &str, message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{tool}: {message}");
 }
 
 /// Colour only on a terminal and never with NO_COLOR set.
@@ -232,6 +269,8 @@ pub struct ToolJob {
     pub inline: Inline,
     /// Printers that run before the standard ones (pslurp's files).
     pub reporters: Vec<Box<dyn Reporter + Send>>,
+    /// Local files each running host keeps open (pslurp's download).
+    pub files_per_host: u64,
 }
 
 /// What every tool does after parsing its flags: connect the hosts, let
@@ -267,15 +306,13 @@ pub async fn run_tool(
             return exit::OTHER;
         }
     }
-    run_job(
-        tool,
-        connected,
-        tool_job.job,
-        tool_job.parallelism,
-        all,
-        interrupt,
-    )
-    .await
+    // A socket, an agent socket while authenticating, and the output files.
+    let per_host = 2
+        + tool_job.files_per_host
+        + u64::from(output.outdir.is_some())
+        + u64::from(output.errdir.is_some());
+    let parallelism = parallelism_within_file_limit(tool, tool_job.parallelism, per_host);
+    run_job(tool, connected, tool_job.job, parallelism, all, interrupt).await
 }
 
 /// Runs `job` everywhere with `reporters` on the output thread; returns the
@@ -288,7 +325,6 @@ async fn run_job(
     reporters: Vec<Box<dyn Reporter + Send>>,
     interrupt: CancellationToken,
 ) -> u8 {
-    raise_open_file_limit();
     let (events, printer) = spawn_output_thread(Arc::clone(&hosts), reporters);
     let run = Run {
         connector: Arc::new(connector),

@@ -93,6 +93,7 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
             parallelism: cli.common.connect.parallelism.min(cli.max_transfers) as usize,
             inline: Inline::Note,
             reporters: Vec::new(),
+            files_per_host: 0,
         })
     })
     .await

@@ -65,6 +65,7 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
                 Inline::Note
             },
             reporters: Vec::new(),
+            files_per_host: 0,
         })
     })
     .await

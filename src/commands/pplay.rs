@@ -11,7 +11,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::args::ConnectArgs;
-use super::{exit, init_logging, parse_flags, raise_open_file_limit, stdout_color, UsageError};
+use super::{
+    exit, init_logging, parallelism_within_file_limit, parse_flags, stdout_color, UsageError,
+};
 use crate::inventory::yaml::{matches_patterns, Inventory, InventoryHost};
 use crate::output::{progress_wanted, PlayPrinter};
 use crate::playbook::vars::{valid_name, Vars};
@@ -124,14 +126,15 @@ pub async fn main(
             (prepared, cli)
         }),
     };
-    let (prepared, cli) = match prepared {
+    let (prepared, mut cli) = match prepared {
         Ok(prepared) => prepared,
         Err(error) => {
             eprintln!("pplay: {error}");
             return exit::USAGE;
         }
     };
-    raise_open_file_limit();
+    let wanted = cli.connect.parallelism as usize;
+    cli.connect.parallelism = parallelism_within_file_limit("pplay", wanted, 2) as u32;
     match cli.check {
         true => check(prepared, &cli, stop, abort).await,
         false => roll(prepared, &cli, stop, abort).await,

@@ -60,6 +60,7 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
             parallelism: cli.common.connect.parallelism as usize,
             inline: Inline::Off,
             reporters: Vec::new(),
+            files_per_host: 0,
         })
     })
     .await

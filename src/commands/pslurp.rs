@@ -74,6 +74,7 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
             parallelism: cli.common.connect.parallelism as usize,
             inline: Inline::Off,
             reporters: vec![Box::new(files)],
+            files_per_host: 1,
         })
     })
     .await
