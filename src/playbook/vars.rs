@@ -2,8 +2,16 @@
 //! inventory, the playbook, `-e`, registered results and gathered facts.
 //! One syntax, no expressions: a field either names defined variables or
 //! is refused before any host is contacted.
+//!
+//! `{{ name }}` pastes the value as it is: right for a value that *is*
+//! command text written by the playbook's author (a health check). A value
+//! that comes from `-e`, the inventory, a fact or a registered output goes
+//! into a command as `{{ name | quote }}`, one shell word, so that
+//! `-e 'msg=x; rm -rf /'` stays text.
 
 use std::collections::BTreeMap;
+
+use crate::ssh::shell_quote;
 
 /// Name → value for one host at one point of the playbook.
 pub type Vars = BTreeMap<String, String>;
@@ -28,46 +36,70 @@ impl std::fmt::Display for TemplateError {
     }
 }
 
-/// The variable names `text` refers to, in order.
-pub fn references(text: &str) -> Result<Vec<String>, TemplateError> {
-    let mut names = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| TemplateError::Syntax("`{{` is never closed by `}}`".into()))?;
-        let name = after[..end].trim();
-        if !valid_name(name) {
-            return Err(TemplateError::Syntax(format!(
-                "`{{{{{}}}}}` is not a variable name (letters, digits, `_`, `-` and `.`)",
-                &after[..end]
-            )));
-        }
-        names.push(name.to_string());
-        rest = &after[end + 2..];
-    }
-    Ok(names)
+/// One `{{ name }}` or `{{ name | quote }}` of a template.
+struct Reference<'a> {
+    name: &'a str,
+    /// `| quote`: the value is shell-quoted as one word.
+    quote: bool,
 }
 
-/// `text` with every `{{ name }}` replaced by its value.
-pub fn expand(text: &str, vars: &Vars) -> Result<String, TemplateError> {
-    let mut out = String::with_capacity(text.len());
+/// Splits `text` at its references: the literal text before each, the
+/// reference, and the text after the last.
+fn parse(text: &str) -> Result<(Vec<(&str, Reference<'_>)>, &str), TemplateError> {
+    let mut parts = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let end = after
             .find("}}")
             .ok_or_else(|| TemplateError::Syntax("`{{` is never closed by `}}`".into()))?;
-        let name = after[..end].trim();
-        let value = vars
-            .get(name)
-            .ok_or_else(|| TemplateError::Undefined(name.to_string()))?;
-        out.push_str(value);
+        let inside = &after[..end];
+        let (name, filter) = match inside.split_once('|') {
+            Some((name, filter)) => (name.trim(), Some(filter.trim())),
+            None => (inside.trim(), None),
+        };
+        if !valid_name(name) {
+            return Err(TemplateError::Syntax(format!(
+                "`{{{{{inside}}}}}` is not a variable name (letters, digits, `_`, `-` and `.`)"
+            )));
+        }
+        let quote = match filter {
+            None => false,
+            Some("quote") => true,
+            Some(other) => {
+                return Err(TemplateError::Syntax(format!(
+                    "unknown filter `{other}` in `{{{{{inside}}}}}`; the one filter is `quote`"
+                )))
+            }
+        };
+        parts.push((&rest[..start], Reference { name, quote }));
         rest = &after[end + 2..];
     }
-    out.push_str(rest);
+    Ok((parts, rest))
+}
+
+/// The variable names `text` refers to, in order.
+pub fn references(text: &str) -> Result<Vec<String>, TemplateError> {
+    let (parts, _) = parse(text)?;
+    Ok(parts.iter().map(|(_, r)| r.name.to_string()).collect())
+}
+
+/// `text` with every `{{ name }}` replaced by its value, and every
+/// `{{ name | quote }}` by the value quoted as one shell word.
+pub fn expand(text: &str, vars: &Vars) -> Result<String, TemplateError> {
+    let (parts, tail) = parse(text)?;
+    let mut out = String::with_capacity(text.len());
+    for (literal, reference) in parts {
+        out.push_str(literal);
+        let value = vars
+            .get(reference.name)
+            .ok_or_else(|| TemplateError::Undefined(reference.name.to_string()))?;
+        match reference.quote {
+            true => out.push_str(&shell_quote(value)),
+            false => out.push_str(value),
+        }
+    }
+    out.push_str(tail);
     Ok(out)
 }
 
@@ -94,6 +126,20 @@ mod tests {
         assert_eq!(expand("x{{a}}y{{ host.kernel }}", &vars).unwrap(), "x1y6.1");
         assert_eq!(references("{{a}} {{ b_c }}").unwrap(), ["a", "b_c"]);
         assert_eq!(expand("plain ${x}", &vars).unwrap(), "plain ${x}");
+    }
+
+    #[test]
+    fn quote_makes_one_shell_word() {
+        let vars = Vars::from([("msg".into(), "hi; touch /tmp/x '".into())]);
+        assert_eq!(
+            expand("echo {{ msg | quote }}", &vars).unwrap(),
+            r"echo 'hi; touch /tmp/x '\'''"
+        );
+        assert_eq!(references("{{msg|quote}}").unwrap(), ["msg"]);
+        assert!(matches!(
+            references("{{ msg | upper }}"),
+            Err(TemplateError::Syntax(_))
+        ));
     }
 
     #[test]
