@@ -2,7 +2,7 @@
 # A fleet of real OpenSSH sshd hosts on loopback addresses, for tests,
 # benchmarks and trying prun by hand.
 #
-#   bench/testfleet.sh up DIR N [--port PORT] [--net A] [--user USER] [--password-auth]
+#   bench/testfleet.sh up DIR N [--port PORT] [--net A] [--user USER] [--password-auth] [--dropbear]
 #   bench/testfleet.sh down DIR
 #
 # `up` starts ceil(N/16) sshd processes, each listening on 16 addresses
@@ -14,6 +14,8 @@
 #   prun -h DIR/hosts -O UserKnownHostsFile=DIR/known_hosts --identity DIR/id_ed25519 uptime
 # --user creates (if needed) an ordinary user with a plain shell for logins.
 # --password-auth lets sshd accept passwords (of /etc/shadow) as well.
+# --dropbear serves the hosts with Dropbear (Debian's dropbear-bin, common
+# on embedded and rescue hosts) instead of OpenSSH, one process per host.
 # Only 127.0.0.0/8 addresses are used. `up` on a DIR whose fleet is still
 # running stops that fleet first.
 #
@@ -66,7 +68,7 @@ plain_root() { # DIR/passwd: /etc/passwd with root at home in DIR/home, in /bin/
 
 up() {
   local dir=$1 count=$2; shift 2
-  local port=2222 user="" passwords=no
+  local port=2222 user="" passwords=no server=openssh
   NET=1
   while [ $# -gt 0 ]; do
     case $1 in
@@ -74,6 +76,7 @@ up() {
       --net) NET=$2; shift 2 ;;
       --user) user=$2; shift 2 ;;
       --password-auth) passwords=yes; shift ;;
+      --dropbear) server=dropbear; shift ;;
       *) die "unknown argument $1" ;;
     esac
   done
@@ -91,6 +94,10 @@ up() {
   [ -f "$dir/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C testfleet -f "$dir/id_ed25519"
   cp "$dir/id_ed25519.pub" "$dir/authorized_keys"
   chmod 0644 "$dir/authorized_keys"
+  if [ "$server" = dropbear ]; then
+    dropbear_hosts "$dir" "$count" "$port"
+    return
+  fi
 
   local groups=$(( (count + PER_PROCESS - 1) / PER_PROCESS )) g i addr key
   for g in $(seq 0 $(( groups - 1 ))); do
@@ -127,9 +134,33 @@ CONF
     mv "$dir/sshd-$g.conf.tmp" "$dir/sshd-$g.conf"
     # sshd binds every address before it daemonizes, so the host is
     # reachable as soon as this returns.
-    unshare --mount --propagation private \
-      sh -c 'mount --bind "$1/passwd" /etc/passwd && exec "$2" -f "$1/sshd-$3.conf" -E "$1/sshd-$3.log"' \
-      sh "$dir" "$SSHD" "$g" || die "sshd $g failed to start; see $dir/sshd-$g.log"
+    in_namespace "$dir" "$SSHD" -f "$dir/sshd-$g.conf" -E "$dir/sshd-$g.log" \
+      || die "sshd $g failed to start; see $dir/sshd-$g.log"
+  done
+}
+
+in_namespace() { # DIR PROGRAM ARGS...: run with DIR/passwd over /etc/passwd
+  local dir=$1; shift
+  unshare --mount --propagation private \
+    sh -c 'mount --bind "$1/passwd" /etc/passwd && shift && exec "$@"' sh "$dir" "$@"
+}
+
+dropbear_hosts() { # Dropbear reads ~/.ssh/authorized_keys: root's home is DIR/home here
+  local dir=$1 count=$2 port=$3 i addr
+  command -v dropbear >/dev/null || die "dropbear not found: install dropbear-bin"
+  mkdir -p "$dir/home/.ssh" && chmod 0700 "$dir/home/.ssh"
+  install -m 0600 "$dir/authorized_keys" "$dir/home/.ssh/authorized_keys"
+  for i in $(seq 0 $(( count - 1 ))); do
+    addr=$(address "$i")
+    [ -f "$dir/dbkey-$i" ] || dropbearkey -t ed25519 -f "$dir/dbkey-$i" >/dev/null 2>&1
+    echo "$addr:$port" >> "$dir/hosts"
+    echo "[$addr]:$port $(dropbearkey -y -f "$dir/dbkey-$i" | grep '^ssh-' | cut -d' ' -f1,2)" >> "$dir/known_hosts"
+    in_namespace "$dir" dropbear -r "$dir/dbkey-$i" -p "$addr:$port" -P "$dir/sshd-$i.pid" -s \
+      2>"$dir/sshd-$i.log" || die "dropbear $i failed to start; see $dir/sshd-$i.log"
+  done
+  # Dropbear writes its pid file once it listens.
+  for i in $(seq 0 $(( count - 1 ))); do
+    for _ in $(seq 100); do [ -s "$dir/sshd-$i.pid" ] && break; sleep 0.05; done
   done
 }
 

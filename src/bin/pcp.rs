@@ -6,6 +6,6 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let interrupt = common::cancel_on_ctrl_c("pcp");
+    let interrupt = common::cancel_on_stop_signal("pcp");
     ExitCode::from(fleet::commands::pcp::main(std::env::args_os(), interrupt).await)
 }

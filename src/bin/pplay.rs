@@ -1,35 +1,36 @@
 //! `pplay`: roll a YAML playbook over an inventory, a few hosts at a time.
 
+mod common;
+
 use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
-/// Exit status of a process stopped by SIGINT, as shells report it.
-const EXIT_INTERRUPTED: i32 = 130;
+use common::{exit_now, say, signal_name, StopSignals};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let (stop, abort) = (CancellationToken::new(), CancellationToken::new());
-    tokio::spawn(escalate_on_ctrl_c(stop.clone(), abort.clone()));
+    tokio::spawn(escalate(StopSignals::new(), stop.clone(), abort.clone()));
     ExitCode::from(fleet::commands::pplay::main(std::env::args_os(), stop, abort).await)
 }
 
-/// First Ctrl-C: start no new host, let running tasks finish. Second: kill
-/// the running commands (they run again on --resume). Third: exit now.
-async fn escalate_on_ctrl_c(stop: CancellationToken, abort: CancellationToken) {
-    if tokio::signal::ctrl_c().await.is_err() {
-        return;
-    }
-    eprintln!(
-        "pplay: interrupted; running tasks finish, no new host starts (Ctrl-C again to kill them)"
-    );
+/// First stop signal (Ctrl-C, SIGTERM or SIGHUP): start no new host, let
+/// running tasks finish; the closing summary gives the resume command.
+/// Second: kill the running commands (they run again on --resume). Third:
+/// exit now.
+async fn escalate(mut signals: StopSignals, stop: CancellationToken, abort: CancellationToken) {
+    let first = signals.next().await;
+    say(&format!(
+        "pplay: {}: running tasks finish, no new host starts (once more to kill them)",
+        signal_name(first)
+    ));
     stop.cancel();
-    if tokio::signal::ctrl_c().await.is_err() {
-        return;
-    }
-    eprintln!("pplay: killing the running tasks (Ctrl-C again to quit at once)");
+    let second = signals.next().await;
+    say(&format!(
+        "pplay: {}: killing the running tasks (once more to quit at once)",
+        signal_name(second)
+    ));
     abort.cancel();
-    if tokio::signal::ctrl_c().await.is_ok() {
-        std::process::exit(EXIT_INTERRUPTED);
-    }
+    exit_now(signals.next().await);
 }

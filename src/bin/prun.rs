@@ -6,6 +6,6 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let interrupt = common::cancel_on_ctrl_c("prun");
+    let interrupt = common::cancel_on_stop_signal("prun");
     ExitCode::from(fleet::commands::prun::main(std::env::args_os(), interrupt).await)
 }

@@ -6,6 +6,6 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let interrupt = common::cancel_on_ctrl_c("pslurp");
+    let interrupt = common::cancel_on_stop_signal("pslurp");
     ExitCode::from(fleet::commands::pslurp::main(std::env::args_os(), interrupt).await)
 }

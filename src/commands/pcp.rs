@@ -12,7 +12,7 @@ use super::{parse_flags, run_tool, ToolJob, UsageError};
 use crate::engine::{Job, Probe};
 use crate::output::Inline;
 use crate::ssh::transfer::{
-    checksum_probe, concatenate, install_script, parse_mode, InstallOptions, Item,
+    checksum_probe, install_script, parse_mode, stdin_of, InstallOptions, Item,
 };
 
 /// Copy files to many hosts at once, atomically and checksum-verified (pssh's parallel-scp).
@@ -86,7 +86,7 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
         Ok(ToolJob {
             job: Job {
                 command: install_script(&cli.install_options(), &remote, &items),
-                stdin: Some(concatenate(&items)),
+                stdin: stdin_of(&items),
                 timeout: cli.common.connect.command_timeout(),
                 probe: (cli.skip_unchanged && only_files).then(|| probe(&remote, &items)),
             },

@@ -53,7 +53,7 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
                     force: cli.force,
                 }
                 .script(),
-                stdin: None,
+                stdin: Vec::new(),
                 timeout: cli.common.connect.command_timeout(),
                 probe: None,
             },

@@ -12,6 +12,7 @@ use super::args::CommonArgs;
 use super::{exit, parse_flags, run_tool, ToolJob};
 use crate::engine::Job;
 use crate::output::Inline;
+use crate::ssh::StdinPiece;
 
 /// Run a command on many hosts at once over SSH (pssh-compatible).
 #[derive(Debug, Parser)]
@@ -41,13 +42,13 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
     };
     let stdin = match cli.send_input {
         true => match read_stdin().await {
-            Ok(input) => Some(input),
+            Ok(input) => vec![StdinPiece::Bytes(input)],
             Err(error) => {
                 eprintln!("prun: cannot read standard input: {error}");
                 return exit::OTHER;
             }
         },
-        false => None,
+        false => Vec::new(),
     };
     run_tool("prun", &cli.common, interrupt, |_| {
         Ok(ToolJob {

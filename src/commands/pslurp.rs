@@ -67,7 +67,7 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
         Ok(ToolJob {
             job: Job {
                 command: pull_command(&cli),
-                stdin: None,
+                stdin: Vec::new(),
                 timeout: cli.common.connect.command_timeout(),
                 probe: None,
             },

@@ -7,14 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use crate::ssh::SshError;
-
-/// Which output stream bytes came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
+pub use crate::ssh::Stream;
+use crate::ssh::{Kill, SshError};
 
 /// One thing that happened on one host; `host` indexes the run's host list.
 #[derive(Debug, Clone)]
@@ -43,10 +37,12 @@ pub enum Outcome {
     Unchanged,
     /// The command was killed by a signal on the host.
     Signaled(String),
-    /// The command outlived `-t`; it was killed on the host.
-    TimedOut,
-    /// Ctrl-C arrived while the host was running; its command was killed.
-    Interrupted,
+    /// The command outlived `-t`; it was killed on the host (or the host
+    /// did not confirm it).
+    TimedOut(Kill),
+    /// Ctrl-C (or TERM, HUP) arrived while the host was running; its
+    /// command was killed (or the host did not confirm it).
+    Interrupted(Kill),
     /// The run was cancelled before this host started.
     Cancelled,
     /// The host could not be reached, authenticated, or kept connected.
@@ -87,8 +83,8 @@ impl Outcome {
             Outcome::Exited(0) => Category::Ok,
             Outcome::Unchanged => Category::Unchanged,
             Outcome::Exited(_) | Outcome::Signaled(_) => Category::Failed,
-            Outcome::TimedOut => Category::TimedOut,
-            Outcome::Interrupted | Outcome::Cancelled => Category::Interrupted,
+            Outcome::TimedOut(_) => Category::TimedOut,
+            Outcome::Interrupted(_) | Outcome::Cancelled => Category::Interrupted,
             Outcome::Failed(error) if error.is_unreachable() => Category::Unreachable,
             Outcome::Failed(_) => Category::SshError,
             Outcome::Internal(_) => Category::Internal,
@@ -101,12 +97,21 @@ impl Outcome {
             Outcome::Exited(0) | Outcome::Unchanged => None,
             Outcome::Exited(code) => Some(format!("Exited with error code {code}")),
             Outcome::Signaled(signal) => Some(format!("Killed by signal {signal}")),
-            Outcome::TimedOut => Some("Timed out".into()),
-            Outcome::Interrupted => Some("Interrupted".into()),
+            Outcome::TimedOut(kill) => Some(format!("Timed out{}", kill_note(kill))),
+            Outcome::Interrupted(kill) => Some(format!("Interrupted{}", kill_note(kill))),
             Outcome::Cancelled => Some("Cancelled before it started".into()),
             Outcome::Failed(error) => Some(error.to_string()),
             Outcome::Internal(message) => Some(format!("internal error: {message}")),
         }
+    }
+}
+
+/// Nothing when the kill was confirmed; otherwise the warning that the
+/// command may still be running.
+fn kill_note(kill: &Kill) -> &'static str {
+    match kill {
+        Kill::Confirmed => "",
+        Kill::NotConfirmed(_) => " (remote process may still run: KILL not confirmed)",
     }
 }
 

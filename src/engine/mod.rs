@@ -6,7 +6,6 @@
 mod event;
 
 use std::collections::HashMap;
-use std::future::pending;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,15 +18,18 @@ use tracing::Instrument;
 pub use event::{Category, Event, HostResult, Outcome, Stream};
 
 use crate::inventory::Host;
-use crate::ssh::{Connector, ProcessEvent, RemoteExit, RemoteProcess, Session, SshError};
+use crate::ssh::{
+    Command, Connector, Kill, OutputSink, RemoteExit, RunEnd, Session, SshError, StdinPiece,
+};
 
 /// What to run on every host.
 #[derive(Debug, Clone)]
 pub struct Job {
     /// Shell command line, run by the remote login shell.
     pub command: String,
-    /// Bytes sent to every host's command as its stdin (`-I`); `None` closes it at once.
-    pub stdin: Option<Bytes>,
+    /// Sent to every host's command as its stdin (`-I`, pcp's files);
+    /// empty closes it at once.
+    pub stdin: Vec<StdinPiece>,
     /// Per-host limit on the command's run time (`-t`); `None` waits forever.
     pub timeout: Option<Duration>,
     /// A quick command run first on each host; when its output says the
@@ -150,7 +152,7 @@ impl HostWorker {
 
     async fn connect_and_execute(&self) -> Outcome {
         let connected = tokio::select! {
-            _ = self.cancel.cancelled() => return Outcome::Interrupted,
+            _ = self.cancel.cancelled() => return Outcome::Interrupted(Kill::Confirmed),
             connected = self.run.connector.connect(self.host()) => connected,
         };
         let session = match connected {
@@ -176,93 +178,45 @@ impl HostWorker {
             }
         }
         let env = self.pssh_environment();
-        let mut process = match session.spawn(&job.command, &env, job.stdin.clone()).await {
-            Ok(process) => process,
-            Err(error) => return Outcome::Failed(error),
+        let command = Command {
+            line: &job.command,
+            env: &env,
+            stdin: &job.stdin,
+            timeout: job.timeout,
         };
-        let deadline = job.timeout.map(|limit| tokio::time::Instant::now() + limit);
         tracing::debug!(command = %job.command, "command sent");
-        let stopped_because = loop {
-            tokio::select! {
-                event = process.next_event() => match event {
-                    Some(ProcessEvent::Exited(exit)) => {
-                        tracing::debug!(?exit, "command ended");
-                        return exit_outcome(exit);
-                    }
-                    None => return exit_outcome(RemoteExit::Lost),
-                    Some(other) => self.forward(other).await,
-                },
-                _ = sleep_until(deadline) => break Outcome::TimedOut,
-                _ = self.cancel.cancelled() => break Outcome::Interrupted,
-            }
+        let mut sink = EventSink {
+            host: self.index,
+            events: &self.events,
         };
-        self.stop(session, &mut process).await;
-        stopped_because
+        match session.run(command, &self.cancel, &mut sink).await {
+            Ok(end) => end_outcome(end),
+            Err(error) => Outcome::Failed(error),
+        }
     }
 
     /// Runs the probe; true when the host needs nothing. Its stderr is
     /// forwarded, so a failing probe explains itself.
     async fn probe(&self, session: &Session, probe: &Probe) -> Result<bool, Outcome> {
-        let mut process = session
-            .spawn(&probe.command, &[], None)
-            .await
-            .map_err(Outcome::Failed)?;
-        let mut stdout = Vec::new();
-        let deadline = self
-            .run
-            .job
-            .timeout
-            .map(|limit| tokio::time::Instant::now() + limit);
-        loop {
-            tokio::select! {
-                event = process.next_event() => match event {
-                    // Beyond the limit the output cannot match anyway; it is dropped, not printed.
-                    Some(ProcessEvent::Stdout(data)) => {
-                        if stdout.len() < MAX_PROBE_OUTPUT {
-                            stdout.extend_from_slice(&data);
-                        }
-                    }
-                    Some(ProcessEvent::Exited(RemoteExit::Code(_))) => break,
-                    Some(ProcessEvent::Exited(exit)) => return Err(exit_outcome(exit)),
-                    None => return Err(exit_outcome(RemoteExit::Lost)),
-                    Some(other) => self.forward(other).await,
-                },
-                _ = sleep_until(deadline) => {
-                    self.stop(session, &mut process).await;
-                    return Err(Outcome::TimedOut);
-                }
-                _ = self.cancel.cancelled() => {
-                    self.stop(session, &mut process).await;
-                    return Err(Outcome::Interrupted);
-                }
+        let command = Command::new(&probe.command).timeout(self.run.job.timeout);
+        let mut sink = ProbeSink {
+            stdout: Vec::new(),
+            stderr: EventSink {
+                host: self.index,
+                events: &self.events,
+            },
+        };
+        match session.run(command, &self.cancel, &mut sink).await {
+            Ok(RunEnd::Exited(RemoteExit::Code(_))) => {
+                Ok(String::from_utf8_lossy(&sink.stdout).trim() == probe.unchanged_when)
             }
-        }
-        Ok(String::from_utf8_lossy(&stdout).trim() == probe.unchanged_when)
-    }
-
-    /// Kills the command on the host; output read meanwhile is still forwarded.
-    async fn stop(&self, session: &Session, process: &mut RemoteProcess) {
-        for event in session.stop(process).await {
-            self.forward(event).await;
+            Ok(end) => Err(end_outcome(end)),
+            Err(error) => Err(Outcome::Failed(error)),
         }
     }
 
     fn host(&self) -> &Host {
         &self.run.hosts[self.index]
-    }
-
-    async fn forward(&self, event: ProcessEvent) {
-        let (stream, data) = match event {
-            ProcessEvent::Stdout(data) => (Stream::Stdout, data),
-            ProcessEvent::Stderr(data) => (Stream::Stderr, data),
-            ProcessEvent::Started { .. } | ProcessEvent::Exited(_) => return,
-        };
-        self.emit(Event::Output {
-            host: self.index,
-            stream,
-            data,
-        })
-        .await;
     }
 
     /// pssh's variables, exported in the command's shell.
@@ -301,17 +255,55 @@ async fn report_unrun(
     result
 }
 
-fn exit_outcome(exit: RemoteExit) -> Outcome {
-    match exit {
-        RemoteExit::Code(code) => Outcome::Exited(code),
-        RemoteExit::Signal(signal) => Outcome::Signaled(signal),
-        RemoteExit::Lost => Outcome::Failed(SshError::ConnectionLost),
+/// The outcome of a command that ran.
+fn end_outcome(end: RunEnd) -> Outcome {
+    match end {
+        RunEnd::Exited(RemoteExit::Code(code)) => Outcome::Exited(code),
+        RunEnd::Exited(RemoteExit::Signal(signal)) => Outcome::Signaled(signal),
+        RunEnd::Exited(RemoteExit::Lost) => Outcome::Failed(SshError::ConnectionLost),
+        RunEnd::TimedOut(kill) => Outcome::TimedOut(kill),
+        RunEnd::Cancelled(kill) => Outcome::Interrupted(kill),
+        RunEnd::SinkFailed(error, _) => Outcome::Internal(error.to_string()),
     }
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => pending().await,
+/// Hands a host's output to the printers as events.
+struct EventSink<'a> {
+    host: usize,
+    events: &'a mpsc::Sender<Event>,
+}
+
+impl OutputSink for EventSink<'_> {
+    async fn output(&mut self, stream: Stream, data: Bytes) -> std::io::Result<()> {
+        // A closed receiver means nobody is listening any more; the run goes on.
+        let _ = self
+            .events
+            .send(Event::Output {
+                host: self.host,
+                stream,
+                data,
+            })
+            .await;
+        Ok(())
+    }
+}
+
+/// Keeps a probe's stdout (what it decides by) and shows its stderr.
+struct ProbeSink<'a> {
+    stdout: Vec<u8>,
+    stderr: EventSink<'a>,
+}
+
+impl OutputSink for ProbeSink<'_> {
+    async fn output(&mut self, stream: Stream, data: Bytes) -> std::io::Result<()> {
+        match stream {
+            // Beyond the limit the output cannot match anyway; it is dropped, not printed.
+            Stream::Stdout => {
+                let room = MAX_PROBE_OUTPUT.saturating_sub(self.stdout.len());
+                self.stdout.extend_from_slice(&data[..data.len().min(room)]);
+                Ok(())
+            }
+            Stream::Stderr => self.stderr.output(stream, data).await,
+        }
     }
 }

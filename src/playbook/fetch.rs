@@ -36,7 +36,7 @@ pub async fn fetch(
     let mut bytes = 0u64;
     let command = format!("cat -- {}", shell_quote(src));
     let result = host
-        .exec_streaming(&command, None, timeout, &mut |data| {
+        .exec_streaming(&command, &[], timeout, &mut |data| {
             bytes += data.len() as u64;
             file.write_all(data)
         })

@@ -16,8 +16,11 @@ use super::vars::{expand, Vars};
 use super::{Action, Phase, Playbook, Sources, Task};
 use crate::inventory::Host;
 use crate::pattern::wildcard_match;
-use crate::ssh::transfer::{checksum_probe, concatenate, install_script, InstallOptions, Item};
-use crate::ssh::{shell_quote, Connector, Nuke, ProcessEvent, RemoteExit, Session};
+use crate::ssh::transfer::{checksum_probe, install_script, stdin_of, InstallOptions, Item};
+use crate::ssh::{
+    shell_quote, Command, Connector, Kill, Nuke, OutputSink, RemoteExit, RunEnd, Session,
+    StdinPiece, Stream,
+};
 
 /// Most stdout kept from one command (registers, asserts, messages).
 const MAX_CAPTURE: usize = 1024 * 1024;
@@ -159,7 +162,7 @@ impl HostRun {
     pub async fn exec(
         &mut self,
         command: &str,
-        stdin: Option<Bytes>,
+        stdin: &[StdinPiece],
         timeout: Option<Duration>,
     ) -> Result<Captured, TaskError> {
         let mut stdout = Vec::new();
@@ -178,45 +181,43 @@ impl HostRun {
     pub async fn exec_streaming(
         &mut self,
         command: &str,
-        stdin: Option<Bytes>,
+        stdin: &[StdinPiece],
         timeout: Option<Duration>,
         sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
     ) -> Result<Captured, TaskError> {
         let abort = self.ctx.abort.clone();
         let session = self.session().await?;
-        let mut process = session.spawn(command, &[], stdin).await?;
-        let mut stderr = Vec::new();
-        let deadline = tokio::time::sleep(timeout.unwrap_or(Duration::MAX / 4));
-        tokio::pin!(deadline);
-        let exit = loop {
-            let stopped_because = tokio::select! {
-                event = process.next_event() => match event {
-                    Some(ProcessEvent::Stdout(data)) => match sink(&data) {
-                        Ok(()) => continue,
-                        Err(error) => TaskError::Failed(error.to_string()),
-                    },
-                    Some(ProcessEvent::Stderr(data)) => {
-                        keep(&mut stderr, &data);
-                        continue;
-                    }
-                    Some(ProcessEvent::Started { .. }) => continue,
-                    Some(ProcessEvent::Exited(exit)) => break exit,
-                    None => break RemoteExit::Lost,
-                },
-                _ = &mut deadline => TaskError::Failed(format!(
-                    "timed out after {:?}; the command was killed",
-                    timeout.unwrap_or_default()
-                )),
-                _ = abort.cancelled() => TaskError::Aborted,
-            };
-            session.stop(&mut process).await;
-            return Err(stopped_because);
+        let command = Command {
+            line: command,
+            env: &[],
+            stdin,
+            timeout,
         };
-        Ok(Captured {
-            exit,
-            stdout: String::new(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        })
+        let mut capture = Capture {
+            stdout: sink,
+            stderr: Vec::new(),
+        };
+        let end = session.run(command, &abort, &mut capture).await?;
+        let stderr = String::from_utf8_lossy(&capture.stderr).into_owned();
+        match end {
+            RunEnd::Exited(exit) => Ok(Captured {
+                exit,
+                stdout: String::new(),
+                stderr,
+            }),
+            RunEnd::TimedOut(kill) => Err(TaskError::Failed(format!(
+                "timed out after {:?}; {}",
+                timeout.unwrap_or_default(),
+                match kill {
+                    Kill::Confirmed => "the command was killed".to_string(),
+                    Kill::NotConfirmed(why) => {
+                        format!("the command may still run on the host (KILL not confirmed: {why})")
+                    }
+                }
+            ))),
+            RunEnd::Cancelled(_) => Err(TaskError::Aborted),
+            RunEnd::SinkFailed(error, _) => Err(TaskError::Failed(error.to_string())),
+        }
     }
 
     /// Reads kernel release, hostname and boot_id into the `host.*` facts.
@@ -224,7 +225,7 @@ impl HostRun {
         let captured = self
             .exec(
                 "uname -r; hostname; cat /proc/sys/kernel/random/boot_id",
-                None,
+                &[],
                 Some(Duration::from_secs(60)),
             )
             .await?;
@@ -328,14 +329,14 @@ impl HostRun {
         if let Some(path) = &task.creates {
             let path = self.expand(path)?;
             let test = format!("test -e {}", shell_quote(&path));
-            if self.exec(&test, None, self.timeout_of(task)).await?.code() == Some(0) {
+            if self.exec(&test, &[], self.timeout_of(task)).await?.code() == Some(0) {
                 return Ok(Some(format!("{path} exists")));
             }
         }
         if let Some(command) = &task.unless {
             let command = self.expand(command)?;
             if self
-                .exec(&command, None, self.timeout_of(task))
+                .exec(&command, &[], self.timeout_of(task))
                 .await?
                 .code()
                 == Some(0)
@@ -367,7 +368,7 @@ impl HostRun {
                 };
                 let script = install_script(&options, &dest, items);
                 let captured = self
-                    .exec(&script, Some(concatenate(items)), self.timeout_of(task))
+                    .exec(&script, &stdin_of(items), self.timeout_of(task))
                     .await?;
                 succeeded(&captured, &[0]).map(|_| TaskStatus::Changed)
             }
@@ -387,7 +388,7 @@ impl HostRun {
                             force: kill.force,
                         }
                         .script(),
-                        None,
+                        &[],
                         self.timeout_of(task),
                     )
                     .await?;
@@ -403,7 +404,7 @@ impl HostRun {
             }
             Action::Assert(assert) => {
                 let command = self.expand(&assert.command)?;
-                let captured = self.exec(&command, None, self.timeout_of(task)).await?;
+                let captured = self.exec(&command, &[], self.timeout_of(task)).await?;
                 succeeded(&captured, &[0])?;
                 let got = captured.stdout.trim();
                 let (holds, wanted) = match (&assert.equals, &assert.matches) {
@@ -457,13 +458,13 @@ impl HostRun {
         }
         let (item, dest) = self.copy_source(copy)?;
         let (probe, unchanged_when) = checksum_probe(&dest, std::slice::from_ref(item.as_ref()));
-        let captured = self.exec(&probe, None, self.timeout_of(task)).await?;
+        let captured = self.exec(&probe, &[], self.timeout_of(task)).await?;
         Ok(captured.stdout.trim() == unchanged_when)
     }
 
     async fn run_command(&mut self, task: &Task, command: &str) -> Result<TaskStatus, TaskError> {
         let command = self.expand(command)?;
-        let captured = self.exec(&command, None, self.timeout_of(task)).await?;
+        let captured = self.exec(&command, &[], self.timeout_of(task)).await?;
         let code = succeeded(&captured, &task.ok_codes)?;
         if let Some(name) = &task.register {
             let value = captured.stdout.trim().to_string();
@@ -495,7 +496,7 @@ impl HostRun {
             tries += 1;
             let left = deadline.saturating_duration_since(Instant::now());
             let last = match self
-                .exec(command, None, Some(left.max(Duration::from_secs(1))))
+                .exec(command, &[], Some(left.max(Duration::from_secs(1))))
                 .await
             {
                 Ok(captured) if captured.code() == Some(0) => return Ok(tries),
@@ -588,6 +589,24 @@ fn succeeded(captured: &Captured, ok_codes: &[u32]) -> Result<u32, TaskError> {
     match captured.code() {
         Some(code) if ok_codes.contains(&code) => Ok(code),
         _ => Err(TaskError::Failed(captured.failure())),
+    }
+}
+
+/// Stdout to a task's own sink, stderr kept (capped) for its messages.
+struct Capture<'a> {
+    stdout: &'a mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
+    stderr: Vec<u8>,
+}
+
+impl OutputSink for Capture<'_> {
+    async fn output(&mut self, stream: Stream, data: Bytes) -> std::io::Result<()> {
+        match stream {
+            Stream::Stdout => (self.stdout)(&data),
+            Stream::Stderr => {
+                keep(&mut self.stderr, &data);
+                Ok(())
+            }
+        }
     }
 }
 

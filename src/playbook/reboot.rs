@@ -75,7 +75,7 @@ pub async fn reboot(
 
 async fn read_boot_id(host: &mut HostRun) -> Result<String, TaskError> {
     let captured = host
-        .exec(BOOT_ID, None, Some(Duration::from_secs(30)))
+        .exec(BOOT_ID, &[], Some(Duration::from_secs(30)))
         .await?;
     let boot_id = captured.stdout.trim().to_string();
     match is_uuid(&boot_id) {
@@ -93,7 +93,7 @@ async fn read_boot_id(host: &mut HostRun) -> Result<String, TaskError> {
 async fn go_down(host: &mut HostRun, spec: &RebootSpec) -> Result<(), TaskError> {
     let command = host.expand(&spec.command)?;
     let deadline = Instant::now() + spec.down_timeout.0;
-    let sent = tokio::time::timeout(Duration::from_secs(5), host.exec(&command, None, None)).await;
+    let sent = tokio::time::timeout(Duration::from_secs(5), host.exec(&command, &[], None)).await;
     if let Ok(Ok(captured)) = &sent {
         if let crate::ssh::RemoteExit::Code(code @ 1..) = captured.exit {
             return Err(TaskError::Failed(format!(
@@ -127,7 +127,7 @@ async fn go_down(host: &mut HostRun, spec: &RebootSpec) -> Result<(), TaskError>
 /// Whether the connection still runs commands (a host that lost power
 /// never closes it; a probe that does not answer counts as down).
 async fn still_connected(host: &mut HostRun) -> bool {
-    let probe = host.exec("true", None, Some(Duration::from_secs(2)));
+    let probe = host.exec("true", &[], Some(Duration::from_secs(2)));
     matches!(
         tokio::time::timeout(Duration::from_secs(3), probe).await,
         Ok(Ok(captured)) if captured.exit == crate::ssh::RemoteExit::Code(0)

@@ -43,9 +43,15 @@ struct Reference<'a> {
     quote: bool,
 }
 
-/// Splits `text` at its references: the literal text before each, the
-/// reference, and the text after the last.
-fn parse(text: &str) -> Result<(Vec<(&str, Reference<'_>)>, &str), TemplateError> {
+/// A template cut at its references.
+struct Template<'a> {
+    /// The literal text before each reference, and the reference.
+    parts: Vec<(&'a str, Reference<'a>)>,
+    /// The text after the last reference.
+    tail: &'a str,
+}
+
+fn parse(text: &str) -> Result<Template<'_>, TemplateError> {
     let mut parts = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
@@ -75,21 +81,25 @@ fn parse(text: &str) -> Result<(Vec<(&str, Reference<'_>)>, &str), TemplateError
         parts.push((&rest[..start], Reference { name, quote }));
         rest = &after[end + 2..];
     }
-    Ok((parts, rest))
+    Ok(Template { parts, tail: rest })
 }
 
 /// The variable names `text` refers to, in order.
 pub fn references(text: &str) -> Result<Vec<String>, TemplateError> {
-    let (parts, _) = parse(text)?;
-    Ok(parts.iter().map(|(_, r)| r.name.to_string()).collect())
+    let template = parse(text)?;
+    Ok(template
+        .parts
+        .iter()
+        .map(|(_, r)| r.name.to_string())
+        .collect())
 }
 
 /// `text` with every `{{ name }}` replaced by its value, and every
 /// `{{ name | quote }}` by the value quoted as one shell word.
 pub fn expand(text: &str, vars: &Vars) -> Result<String, TemplateError> {
-    let (parts, tail) = parse(text)?;
+    let template = parse(text)?;
     let mut out = String::with_capacity(text.len());
-    for (literal, reference) in parts {
+    for (literal, reference) in template.parts {
         out.push_str(literal);
         let value = vars
             .get(reference.name)
@@ -99,7 +109,7 @@ pub fn expand(text: &str, vars: &Vars) -> Result<String, TemplateError> {
             false => out.push_str(value),
         }
     }
-    out.push_str(tail);
+    out.push_str(template.tail);
     Ok(out)
 }
 

@@ -1,16 +1,28 @@
-//! Running a command on a host so that it can be killed for certain.
+//! Running a command on a host so that it can be stopped for certain: the
+//! one way every tool, and every playbook action, runs a remote command.
 //!
 //! Closing an SSH channel does not stop the remote command, and sshd ignores
-//! `signal` requests for root sessions. But sshd starts every command in a
-//! new session whose leader is the login shell, so the wrapper has that shell
-//! print its pid (= session id) on stderr before running the command; on a
-//! timeout or Ctrl-C a second channel signals the whole session with pkill.
-//! The pid line is removed from stderr before anyone sees it.
+//! `signal` requests for root sessions. So the command runs in a session of
+//! its own (sshd makes one; under Dropbear, which does not, the wrapper
+//! re-executes the shell through `setsid`), and its shell first prints its
+//! pid (= the session id) on stderr. On a deadline or a cancellation, a
+//! second channel runs [`KILL_SCRIPT`] on the host: TERM to the whole
+//! session, KILL after a grace period that a timer on the host enforces even
+//! if this client is cut off, and a closing line that says whether anything
+//! survived. The pid line is removed from stderr before anyone sees it.
 
+use std::future::{pending, Future};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use russh::ChannelMsg;
+use tempfile::TempPath;
+use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::connect::Session;
 use super::SshError;
@@ -20,17 +32,64 @@ const PID_MARKER: &[u8] = b"\x1ffleet-pid ";
 /// Stderr held back while looking for the pid line; past this we give up.
 const PID_SEARCH_LIMIT: usize = 64 * 1024;
 
-/// Sends TERM to the session, gives it two seconds, then KILL. Uses pkill -s
-/// (whole session, even subgroups made by `set -m`) and falls back to the
-/// process group for hosts without procps. The wait counts only live
-/// processes: zombies awaiting their parent would otherwise hold it for the
-/// full grace period.
+/// Stops session (or process group) `__PID__` on the host. A timer in the
+/// background sends KILL two seconds after TERM even if this script is
+/// slowed down by a loaded host or cut off with its connection; meanwhile
+/// the script waits for the processes it signalled to go, sends KILL
+/// itself, and says whether any process of the session survived. Processes
+/// are found by reading /proc with shell builtins only (no ps, pkill or grep
+/// to fork on a loaded host, nothing to install on a small one); the whole
+/// /proc is swept only to signal and to confirm, the waits watch the pids
+/// already found. Zombies do not count.
 const KILL_SCRIPT: &str = r#"p=__PID__
-kill -TERM -$p 2>/dev/null; pkill -TERM -s $p 2>/dev/null
-i=0; while [ $i -lt 20 ] && ps -o stat= -s $p 2>/dev/null | grep -qv '^Z'; do sleep 0.1; i=$((i+1)); done
-kill -KILL -$p 2>/dev/null; pkill -KILL -s $p 2>/dev/null; exit 0"#;
+sweep() {
+  pids=
+  for f in /proc/[0-9]*/stat; do
+    read -r l 2>/dev/null < "$f" || continue
+    set -- ${l##*) }
+    [ "$1" != Z ] || continue
+    [ "$4" = "$p" ] || [ "$3" = "$p" ] || continue
+    q=${f%/stat}; q=${q#/proc/}; pids="$pids $q"
+    [ -z "$sig" ] || kill -"$sig" "$q" 2>/dev/null
+  done
+  [ -n "$pids" ]
+}
+living() {
+  for q in $pids; do
+    read -r l 2>/dev/null < "/proc/$q/stat" || continue
+    set -- ${l##*) }
+    [ "$1" = Z ] || return 0
+  done
+  return 1
+}
+sig=KILL
+( sleep 2; kill -KILL -"$p"; sweep ) </dev/null >/dev/null 2>&1 &
+timer=$!
+sig=TERM; kill -TERM -"$p" 2>/dev/null; sweep
+i=0; while [ $i -lt 20 ] && living; do sleep 0.1; i=$((i+1)); done
+sig=KILL; kill -KILL -"$p" 2>/dev/null; sweep
+i=0; while [ $i -lt 50 ] && living; do sleep 0.1; i=$((i+1)); done
+kill "$timer" 2>/dev/null
+sig=
+if sweep; then echo "fleet-kill left$pids"; else echo "fleet-kill done"; fi"#;
 
-/// How a remote command ended.
+/// The longest this client waits, after deciding to stop a command, for
+/// the host to confirm the kill: the pid line, a channel for the kill
+/// script, and the script's own bound (2 s of grace, then up to 5 s for
+/// KILL to take). Far beyond that bound, so only a host that stopped
+/// answering can leave a kill unconfirmed.
+pub const KILL_CONFIRM_LIMIT: Duration = Duration::from_secs(30);
+/// After the kill, how long to keep reading for the command's last output.
+const EXIT_DRAIN: Duration = Duration::from_secs(5);
+
+/// Which output stream bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// How a remote command ended on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemoteExit {
     Code(u32),
@@ -40,162 +99,325 @@ pub enum RemoteExit {
     Lost,
 }
 
-/// Something the remote command did.
-#[derive(Debug)]
-pub enum ProcessEvent {
-    /// The command's shell is running and reported its session id.
-    Started {
-        session_id: u32,
-    },
-    Stdout(Bytes),
-    Stderr(Bytes),
-    Exited(RemoteExit),
+/// Whether a command fleet stopped is known to be gone from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kill {
+    /// Nothing of the command's session is left on the host.
+    Confirmed,
+    /// The host did not confirm the kill, and why; the command may still run.
+    NotConfirmed(String),
 }
 
-/// A command running on a host, read as a stream of [`ProcessEvent`]s.
-pub struct RemoteProcess {
-    reader: russh::ChannelReadHalf,
-    stderr: PidFilter,
-    session_id: Option<u32>,
-    /// Stderr released together with the pid line, returned right after `Started`.
-    queued_stderr: Option<Bytes>,
-    exit: Option<RemoteExit>,
-    /// The channel has closed; only held stderr and the exit remain to report.
-    closed: bool,
-    reported_exit: bool,
+/// How [`Session::run`] ended.
+#[derive(Debug)]
+pub enum RunEnd {
+    /// The command ended by itself.
+    Exited(RemoteExit),
+    /// The deadline passed; the command was stopped.
+    TimedOut(Kill),
+    /// The cancellation token fired; the command was stopped.
+    Cancelled(Kill),
+    /// The sink refused output (a local disk full, say); the command was stopped.
+    SinkFailed(io::Error, Kill),
+}
+
+/// Where a running command's output goes, as it arrives. An error stops
+/// the command.
+pub trait OutputSink: Send {
+    fn output(
+        &mut self,
+        stream: Stream,
+        data: Bytes,
+    ) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+/// One piece of a command's standard input.
+#[derive(Debug, Clone)]
+pub enum StdinPiece {
+    Bytes(Bytes),
+    /// Exactly `len` bytes read from the file as they are sent, so a large
+    /// file never sits whole in memory, whatever the number of hosts.
+    File {
+        path: PathBuf,
+        len: u64,
+    },
+    /// The same from a temporary file (a spooled archive), removed once
+    /// nothing is left to send it.
+    Spool {
+        file: Arc<TempPath>,
+        len: u64,
+    },
+}
+
+/// A remote command and the limits it runs under.
+#[derive(Debug, Clone, Copy)]
+pub struct Command<'a> {
+    /// Shell command line, run by the remote login shell.
+    pub line: &'a str,
+    /// Exported in the command's shell first.
+    pub env: &'a [(&'a str, String)],
+    /// Sent in order, then the input is closed; empty closes it at once.
+    pub stdin: &'a [StdinPiece],
+    /// When to stop the command; `None` waits for ever.
+    pub timeout: Option<Duration>,
+}
+
+impl<'a> Command<'a> {
+    /// `line` with no environment, no input and no time limit.
+    pub fn new(line: &'a str) -> Self {
+        Command {
+            line,
+            env: &[],
+            stdin: &[],
+            timeout: None,
+        }
+    }
+
+    pub fn timeout(self, timeout: Option<Duration>) -> Self {
+        Command { timeout, ..self }
+    }
 }
 
 impl Session {
-    /// Starts `command` through the user's login shell with `env` exported
-    /// first, writes `stdin` (if any) and closes the command's input.
-    pub async fn spawn(
+    /// Runs `command`, handing its output to `sink` as it arrives, until it
+    /// ends, its timeout passes or `cancel` fires; then stops it on the host
+    /// and says whether that was confirmed.
+    pub async fn run(
+        &self,
+        command: Command<'_>,
+        cancel: &CancellationToken,
+        sink: &mut impl OutputSink,
+    ) -> Result<RunEnd, SshError> {
+        let mut process = self.spawn(command.line, command.env).await?;
+        let writer = process.write_stdin(command.stdin.to_vec()).await?;
+        let deadline = command.timeout.map(|limit| Instant::now() + limit);
+        let stopped = loop {
+            tokio::select! {
+                event = process.next_event() => match event {
+                    ProcessEvent::Output(stream, data) => {
+                        if let Err(error) = sink.output(stream, data).await {
+                            break Stop::Sink(error);
+                        }
+                    }
+                    ProcessEvent::Started => {}
+                    ProcessEvent::Exited(exit) => {
+                        writer.abort();
+                        return Ok(RunEnd::Exited(exit));
+                    }
+                },
+                _ = sleep_until(deadline) => break Stop::Deadline,
+                _ = cancel.cancelled() => break Stop::Cancel,
+            }
+        };
+        writer.abort();
+        let kill = self.stop(&mut process, sink).await;
+        Ok(match stopped {
+            Stop::Deadline => RunEnd::TimedOut(kill),
+            Stop::Cancel => RunEnd::Cancelled(kill),
+            Stop::Sink(error) => RunEnd::SinkFailed(error, kill),
+        })
+    }
+
+    async fn spawn(
         &self,
         command: &str,
         env: &[(&str, String)],
-        stdin: Option<Bytes>,
     ) -> Result<RemoteProcess, SshError> {
         let channel = self.handle.channel_open_session().await?;
         channel.exec(true, wrap_command(command, env)).await?;
         let (reader, writer) = channel.split();
-        match stdin {
-            // Written from its own task so a large input never stalls reading output.
-            Some(data) => {
-                tokio::spawn(async move {
-                    if writer.data_bytes(data).await.is_ok() {
-                        let _ = writer.eof().await;
-                    }
-                });
-            }
-            None => writer.eof().await?,
-        }
         Ok(RemoteProcess {
             reader,
+            writer: Some(writer),
             stderr: PidFilter::default(),
             session_id: None,
-            queued_stderr: None,
+            queued: None,
             exit: None,
             closed: false,
-            reported_exit: false,
         })
     }
 
-    /// Stops everything a [`RemoteProcess`] started: TERM, then KILL after a
-    /// grace period. Returns once the kill script has finished on the host.
-    pub async fn kill_session(&self, session_id: u32) -> Result<(), SshError> {
-        let mut channel = self.handle.channel_open_session().await?;
-        channel
-            .exec(
-                true,
-                KILL_SCRIPT.replace("__PID__", &session_id.to_string()),
-            )
-            .await?;
-        channel.eof().await?;
-        // russh keeps a channel's stream open after Close; stop there.
-        while let Some(message) = channel.wait().await {
-            if matches!(message, ChannelMsg::Close) {
-                break;
+    /// Kills the command's session on the host while still reading its
+    /// output (a full channel must not stall the connection the kill
+    /// travels on), all within [`KILL_CONFIRM_LIMIT`].
+    async fn stop(&self, process: &mut RemoteProcess, sink: &mut impl OutputSink) -> Kill {
+        let confirm = async {
+            let Some(session_id) = process.await_session_id(sink).await else {
+                return match process.exit {
+                    Some(_) => Kill::Confirmed,
+                    None => Kill::NotConfirmed("the command never reported its pid".into()),
+                };
+            };
+            let kill = self.kill_session(session_id);
+            tokio::pin!(kill);
+            loop {
+                tokio::select! {
+                    result = &mut kill => break result,
+                    event = process.next_event(), if !process.closed => {
+                        if let ProcessEvent::Output(stream, data) = event {
+                            let _ = sink.output(stream, data).await;
+                        }
+                    }
+                }
             }
+        };
+        let kill = tokio::time::timeout(KILL_CONFIRM_LIMIT, confirm)
+            .await
+            .unwrap_or_else(|_| {
+                Kill::NotConfirmed(format!(
+                    "no answer from the host within {}s",
+                    KILL_CONFIRM_LIMIT.as_secs()
+                ))
+            });
+        process.drain(sink, EXIT_DRAIN).await;
+        if let Kill::NotConfirmed(why) = &kill {
+            tracing::warn!("the command may still run on the host: {why}");
         }
-        Ok(())
+        kill
+    }
+
+    /// Runs [`KILL_SCRIPT`] for `session_id` and reads its verdict.
+    async fn kill_session(&self, session_id: u32) -> Kill {
+        let script = KILL_SCRIPT.replace("__PID__", &session_id.to_string());
+        let verdict = async {
+            let mut channel = self.handle.channel_open_session().await?;
+            channel.exec(true, script).await?;
+            channel.eof().await?;
+            let mut stdout = Vec::new();
+            // russh keeps a channel's stream open after Close; stop there.
+            while let Some(message) = channel.wait().await {
+                match message {
+                    ChannelMsg::Data { data } if stdout.len() < 4096 => {
+                        stdout.extend_from_slice(&data)
+                    }
+                    ChannelMsg::Close => break,
+                    _ => {}
+                }
+            }
+            Ok::<_, SshError>(String::from_utf8_lossy(&stdout).into_owned())
+        };
+        match verdict.await {
+            Ok(text) if text.contains("fleet-kill done") => Kill::Confirmed,
+            Ok(text) => match text.split("fleet-kill left ").nth(1) {
+                Some(pids) => {
+                    Kill::NotConfirmed(format!("still running after KILL: pid {}", pids.trim()))
+                }
+                None => Kill::NotConfirmed("the kill script did not finish".into()),
+            },
+            Err(error) => Kill::NotConfirmed(format!("cannot run the kill: {error}")),
+        }
     }
 }
 
-/// How long to keep reading a killed command for its last output and exit.
-const KILL_GRACE: Duration = Duration::from_secs(5);
+/// Why [`Session::run`] stopped a command.
+enum Stop {
+    Deadline,
+    Cancel,
+    Sink(io::Error),
+}
 
-impl Session {
-    /// Kills the command on the host while still draining its output, so a
-    /// full channel cannot stall the connection the kill travels on.
-    /// Returns the output read meanwhile.
-    pub async fn stop(&self, process: &mut RemoteProcess) -> Vec<ProcessEvent> {
-        let mut drained = Vec::new();
-        let Some(session_id) = process.await_session_id(&mut drained).await else {
-            return drained;
-        };
-        let kill = self.kill_session(session_id);
-        tokio::pin!(kill);
-        let grace = tokio::time::sleep(KILL_GRACE);
-        tokio::pin!(grace);
-        let (mut killed, mut exited) = (false, false);
-        while !(killed && exited) {
-            tokio::select! {
-                result = &mut kill, if !killed => {
-                    killed = true;
-                    if let Err(error) = result {
-                        tracing::warn!("could not kill the command: {error}");
-                    }
-                }
-                event = process.next_event(), if !exited => match event {
-                    Some(ProcessEvent::Exited(_)) | None => exited = true,
-                    Some(other) => drained.push(other),
-                },
-                _ = &mut grace => break,
-            }
-        }
-        drained
-    }
+/// Something the remote command did.
+enum ProcessEvent {
+    /// Its shell is running and reported its session id.
+    Started,
+    Output(Stream, Bytes),
+    Exited(RemoteExit),
+}
+
+/// A command running on a host, read as a stream of [`ProcessEvent`]s.
+struct RemoteProcess {
+    reader: russh::ChannelReadHalf,
+    /// Taken by the stdin writer.
+    writer: Option<russh::ChannelWriteHalf<russh::client::Msg>>,
+    stderr: PidFilter,
+    session_id: Option<u32>,
+    /// Stderr released together with the pid line, returned right after `Started`.
+    queued: Option<Bytes>,
+    exit: Option<RemoteExit>,
+    /// The channel has closed; only held stderr and the exit remain to report.
+    closed: bool,
 }
 
 impl RemoteProcess {
+    /// Writes `stdin` from a task of its own, so a large input never stalls
+    /// reading output, then closes the command's input. The returned handle
+    /// stops the writer once the command is over.
+    async fn write_stdin(&mut self, stdin: Vec<StdinPiece>) -> Result<StdinWriter, SshError> {
+        let Some(writer) = self.writer.take() else {
+            return Ok(StdinWriter(None));
+        };
+        if stdin.is_empty() {
+            writer.eof().await?;
+            return Ok(StdinWriter(None));
+        }
+        Ok(StdinWriter(Some(tokio::spawn(async move {
+            for piece in stdin {
+                let sent = match piece {
+                    StdinPiece::Bytes(data) => writer.data_bytes(data).await.is_ok(),
+                    StdinPiece::File { path, len } => send_file(&writer, &path, len).await,
+                    StdinPiece::Spool { file, len } => send_file(&writer, &file, len).await,
+                };
+                if !sent {
+                    // The command sees its input end early and fails its checks.
+                    break;
+                }
+            }
+            let _ = writer.eof().await;
+        }))))
+    }
+
     /// A deadline can pass before a slow host's shell has even reported its
-    /// pid; keep reading until it does, the command ends, or the grace runs out.
-    async fn await_session_id(&mut self, drained: &mut Vec<ProcessEvent>) -> Option<u32> {
-        let grace = tokio::time::sleep(KILL_GRACE);
-        tokio::pin!(grace);
+    /// pid; keep reading until it does or the command ends.
+    async fn await_session_id(&mut self, sink: &mut impl OutputSink) -> Option<u32> {
         while self.session_id.is_none() {
-            tokio::select! {
-                event = self.next_event() => match event {
-                    Some(ProcessEvent::Exited(_)) | None => return None,
-                    Some(other) => drained.push(other),
-                },
-                _ = &mut grace => {
-                    tracing::warn!("command did not report its pid; it may still be running");
+            match self.next_event().await {
+                ProcessEvent::Exited(exit) => {
+                    self.exit = Some(exit);
                     return None;
                 }
+                ProcessEvent::Output(stream, data) => {
+                    let _ = sink.output(stream, data).await;
+                }
+                ProcessEvent::Started => {}
             }
         }
         self.session_id
     }
 
-    /// The next thing the command did; `None` once [`ProcessEvent::Exited`]
-    /// has been returned.
-    pub async fn next_event(&mut self) -> Option<ProcessEvent> {
-        if let Some(data) = self.queued_stderr.take() {
-            return Some(ProcessEvent::Stderr(data));
+    /// Hands the last output to `sink` until the command's channel closes
+    /// or `limit` passes.
+    async fn drain(&mut self, sink: &mut impl OutputSink, limit: Duration) {
+        let drained = async {
+            while !self.closed {
+                if let ProcessEvent::Output(stream, data) = self.next_event().await {
+                    let _ = sink.output(stream, data).await;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(limit, drained).await;
+    }
+
+    /// The next thing the command did; after [`ProcessEvent::Exited`] it
+    /// keeps answering `Exited`.
+    async fn next_event(&mut self) -> ProcessEvent {
+        if let Some(data) = self.queued.take() {
+            return ProcessEvent::Output(Stream::Stderr, data);
         }
         while !self.closed {
             match self.reader.wait().await {
                 None | Some(ChannelMsg::Close) => self.closed = true,
-                Some(ChannelMsg::Data { data }) => return Some(ProcessEvent::Stdout(data)),
+                Some(ChannelMsg::Data { data }) => {
+                    return ProcessEvent::Output(Stream::Stdout, data)
+                }
                 Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
                     let (session_id, released) = self.stderr.filter(data);
                     if let Some(session_id) = session_id {
                         self.session_id = Some(session_id);
-                        self.queued_stderr = released;
-                        return Some(ProcessEvent::Started { session_id });
+                        self.queued = released;
+                        return ProcessEvent::Started;
                     }
                     if let Some(data) = released {
-                        return Some(ProcessEvent::Stderr(data));
+                        return ProcessEvent::Output(Stream::Stderr, data);
                     }
                 }
                 Some(ChannelMsg::ExitStatus { exit_status }) => {
@@ -208,20 +430,36 @@ impl RemoteProcess {
             }
         }
         if let Some(held) = self.stderr.release() {
-            return Some(ProcessEvent::Stderr(held));
+            return ProcessEvent::Output(Stream::Stderr, held);
         }
-        if self.reported_exit {
-            return None;
-        }
-        self.reported_exit = true;
-        Some(ProcessEvent::Exited(
-            self.exit.take().unwrap_or(RemoteExit::Lost),
-        ))
+        ProcessEvent::Exited(self.exit.clone().unwrap_or(RemoteExit::Lost))
     }
+}
 
-    /// The session id of the command on the host, once its wrapper reported it.
-    pub fn session_id(&self) -> Option<u32> {
-        self.session_id
+/// Sends `len` bytes of the file at `path`; false when that failed.
+async fn send_file(
+    writer: &russh::ChannelWriteHalf<russh::client::Msg>,
+    path: &Path,
+    len: u64,
+) -> bool {
+    match tokio::fs::File::open(path).await {
+        Ok(file) => writer.data(file.take(len)).await.is_ok(),
+        Err(error) => {
+            tracing::warn!("cannot read {}: {error}", path.display());
+            false
+        }
+    }
+}
+
+/// The stdin writer of a command, stopped when the command is over (a
+/// command that exits early must not keep a file being read).
+struct StdinWriter(Option<tokio::task::JoinHandle<()>>);
+
+impl StdinWriter {
+    fn abort(&self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
     }
 }
 
@@ -232,15 +470,32 @@ fn signal_name_of(signal: &russh::Sig) -> String {
     }
 }
 
-/// The remote command line: report the session id, export `env`, then run
-/// the operator's command unchanged in the same shell.
-fn wrap_command(command: &str, env: &[(&str, String)]) -> String {
-    let mut wrapped = String::from("printf '\\037fleet-pid %s\\n' \"$$\" >&2; ");
-    for (name, value) in env {
-        wrapped.push_str(&format!("{name}={}; export {name}; ", shell_quote(value)));
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => pending().await,
     }
-    wrapped.push_str(command);
-    wrapped
+}
+
+/// The remote command line: report the session id, export `env`, then run
+/// the operator's command unchanged in the same shell. A shell that does
+/// not lead a session of its own (Dropbear starts commands in its own
+/// session) first re-executes itself through `setsid`, so that stopping
+/// the session stops the command and nothing else; /proc/$$/stat is read
+/// with a builtin, so sshd's usual case costs no extra process.
+fn wrap_command(command: &str, env: &[(&str, String)]) -> String {
+    let mut inner = String::from("printf '\\037fleet-pid %s\\n' \"$$\" >&2; ");
+    for (name, value) in env {
+        inner.push_str(&format!("{name}={}; export {name}; ", shell_quote(value)));
+    }
+    inner.push_str(command);
+    format!(
+        "if read -r fleet_p fleet_c fleet_s fleet_pp fleet_pg fleet_sid fleet_r 2>/dev/null </proc/$$/stat \
+         && [ \"$fleet_sid\" != \"$$\" ] && [ \"$fleet_pg\" != \"$$\" ] && command -v setsid >/dev/null 2>&1; \
+         then exec setsid \"${{SHELL:-/bin/sh}}\" -c {quoted}; fi; \
+         unset fleet_p fleet_c fleet_s fleet_pp fleet_pg fleet_sid fleet_r; {inner}",
+        quoted = shell_quote(&inner)
+    )
 }
 
 /// Quotes `text` as one word for any POSIX shell.

@@ -19,7 +19,10 @@ use thiserror::Error;
 
 pub use config::ConfigFile;
 pub use connect::{Connector, Session, MAX_HANDSHAKES};
-pub use exec::{shell_quote, ProcessEvent, RemoteExit, RemoteProcess};
+pub use exec::{
+    shell_quote, Command, Kill, OutputSink, RemoteExit, RunEnd, StdinPiece, Stream,
+    KILL_CONFIRM_LIMIT,
+};
 pub use identity::{agent_keys, load_default_identities, load_identity, Identity};
 pub use known_hosts::{lookup_name, HostKeyStatus, KnownHosts};
 pub use nuke::{parse_pattern, parse_signal, Nuke};

@@ -22,9 +22,10 @@ pub struct Nuke {
 
 /// A signal name (`TERM`, `SIGTERM`, `term`) or number, as kill takes it.
 pub fn parse_signal(text: &str) -> Result<String, String> {
-    let name = text.trim_start_matches("SIG").to_ascii_uppercase();
+    let upper = text.to_ascii_uppercase();
+    let name = upper.trim_start_matches("SIG");
     match !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric()) {
-        true => Ok(name),
+        true => Ok(name.to_string()),
         false => Err(format!(
             "expected a signal like KILL, TERM, HUP or 9, found `{text}`"
         )),
@@ -79,10 +80,10 @@ set -f; IFS=$nl
 for line in $out; do
   IFS=' '
   pid=${line%% *}
-  read -r stat < "/proc/$pid/stat" 2>/dev/null || continue
+  read -r stat 2>/dev/null < "/proc/$pid/stat" || continue
   set -- ${stat##*) }
   [ "$4" = "$own" ] && continue
-  read -r name < "/proc/$pid/comm" 2>/dev/null || name=
+  read -r name 2>/dev/null < "/proc/$pid/comm" || name=
   why=
   [ "$pid" = 1 ] && why="pid 1"
   case $name in sshd|sshd-*|dropbear) why="the host's ssh server" ;; esac

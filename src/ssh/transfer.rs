@@ -9,21 +9,32 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
+
+use std::io::Read;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
 
-use super::shell_quote;
+use super::{shell_quote, StdinPiece};
 
 /// One thing to install: a file, or a directory sent as a tar archive.
+#[derive(Debug)]
 pub struct Item {
     /// Name under the destination directory.
     pub name: String,
-    pub bytes: Bytes,
+    /// The bytes to send: held when small, read from disk as sent when large.
+    pub content: StdinPiece,
+    pub len: u64,
     pub sha256: String,
     /// Octal mode for a file; `None` for a directory (tar keeps its modes).
     pub mode: Option<u32>,
 }
+
+/// Files up to this size are read once and held; larger ones are streamed
+/// from disk to each host, so memory stays flat whatever the file size.
+pub const HOLD_LIMIT: u64 = 8 * 1024 * 1024;
 
 /// A file mode in octal (`0644`), for `pcp --mode` and `copy: {mode}`.
 pub fn parse_mode(text: &str) -> Result<u32, String> {
@@ -45,55 +56,110 @@ pub struct InstallOptions {
 
 impl Item {
     /// Reads and hashes a local file, or a directory as a tar archive when
-    /// `recursive`. A file's mode is `mode` or the local file's. Errors say
-    /// what is wrong with the path, without naming it.
+    /// `recursive`. Only regular files and directories are taken (a device
+    /// or FIFO would be read for ever). A file's mode is `mode` or the
+    /// local file's. Errors say what is wrong with the path, without naming it.
     pub fn load(path: &Path, recursive: bool, mode: Option<u32>) -> Result<Item, String> {
         let metadata = std::fs::metadata(path).map_err(|e| e.to_string())?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or("has no file name")?;
-        let (bytes, mode) = match (metadata.is_dir(), recursive) {
-            (true, false) => return Err("is a directory; use -r".into()),
-            (true, true) => (tar(path)?, None),
-            (false, _) => {
+        match (metadata.is_dir(), metadata.is_file(), recursive) {
+            (true, _, false) => Err("is a directory; use -r".into()),
+            (true, _, true) => Self::tree(path, name),
+            (false, true, _) => {
+                let mode = mode.unwrap_or(metadata.permissions().mode() & 0o7777);
+                Self::file(path, name, metadata.len(), mode)
+            }
+            (false, false, _) => Err("is not a regular file (a device, FIFO or socket)".into()),
+        }
+    }
+
+    fn file(path: &Path, name: String, len: u64, mode: u32) -> Result<Item, String> {
+        let (content, sha256, len) = match len <= HOLD_LIMIT {
+            true => {
                 let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-                (
-                    bytes,
-                    Some(mode.unwrap_or(metadata.permissions().mode() & 0o7777)),
-                )
+                let sha256 = hex(&Sha256::digest(&bytes));
+                let len = bytes.len() as u64;
+                (StdinPiece::Bytes(Bytes::from(bytes)), sha256, len)
+            }
+            false => {
+                let (sha256, len) = hash_file(path).map_err(|e| e.to_string())?;
+                let piece = StdinPiece::File {
+                    path: path.to_path_buf(),
+                    len,
+                };
+                (piece, sha256, len)
             }
         };
-        let sha256 = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
         Ok(Item {
             name,
-            bytes: Bytes::from(bytes),
+            content,
+            len,
             sha256,
-            mode,
+            mode: Some(mode),
+        })
+    }
+
+    /// The directory as a tar archive spooled to a temporary file (removed
+    /// when the last host has been sent it).
+    fn tree(path: &Path, name: String) -> Result<Item, String> {
+        let spool = tar(path)?.into_temp_path();
+        let (sha256, len) = hash_file(&spool).map_err(|e| e.to_string())?;
+        Ok(Item {
+            name,
+            content: StdinPiece::Spool {
+                file: Arc::new(spool),
+                len,
+            },
+            len,
+            sha256,
+            mode: None,
         })
     }
 }
 
+/// SHA-256 and length of a file, read in chunks.
+fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1024 * 1024];
+    let mut len = 0u64;
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            return Ok((hex(&hasher.finalize()), len));
+        }
+        hasher.update(&buffer[..read]);
+        len += read as u64;
+    }
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The directory as a tar archive whose top entry is the directory's name.
-fn tar(path: &Path) -> Result<Vec<u8>, String> {
+fn tar(path: &Path) -> Result<NamedTempFile, String> {
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let name = path.file_name().ok_or("has no name")?;
+    let spool = NamedTempFile::new().map_err(|e| format!("cannot make a temporary file: {e}"))?;
     let output = std::process::Command::new("tar")
         .arg("-C")
         .arg(parent)
         .arg("-cf")
         .arg("-")
         .arg(name)
+        .stdout(spool.reopen().map_err(|e| e.to_string())?)
+        .stderr(std::process::Stdio::piped())
         .output()
         .map_err(|e| format!("cannot run tar: {e}"))?;
     match output.status.success() {
-        true => Ok(output.stdout),
+        true => Ok(spool),
         false => Err(format!(
             "tar failed: {}",
             String::from_utf8_lossy(&output.stderr).trim()
@@ -101,16 +167,9 @@ fn tar(path: &Path) -> Result<Vec<u8>, String> {
     }
 }
 
-/// Every item's bytes, in order: the install script's stdin.
-pub fn concatenate(items: &[Item]) -> Bytes {
-    match items {
-        [one] => one.bytes.clone(),
-        many => Bytes::from(
-            many.iter()
-                .flat_map(|i| i.bytes.iter().copied())
-                .collect::<Vec<u8>>(),
-        ),
-    }
+/// Every item's content, in order: the install script's stdin.
+pub fn stdin_of(items: &[Item]) -> Vec<StdinPiece> {
+    items.iter().map(|item| item.content.clone()).collect()
 }
 
 /// A command printing the SHA-256 of every destination, one per line,
@@ -148,11 +207,7 @@ pub fn install_script(options: &InstallOptions, remote: &str, items: &[Item]) ->
         count = items.len()
     );
     for (index, item) in items.iter().enumerate() {
-        script.push_str(&format!(
-            "receive {index} {} {}\n",
-            item.bytes.len(),
-            item.sha256
-        ));
+        script.push_str(&format!("receive {index} {} {}\n", item.len, item.sha256));
         match item.mode {
             Some(mode) => script.push_str(&format!(
                 "chmod {mode:o} \"$dir/.pcp-$token-{index}\" || fail \"cannot set the mode\"\n"

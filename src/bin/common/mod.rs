@@ -1,25 +1,87 @@
-//! What every binary does before calling the library: turn Ctrl-C into a
-//! cancellation token. The first Ctrl-C cancels the run (remote commands are
-//! killed, hosts report Interrupted); a second one exits at once.
+//! What every binary does before calling the library: turn the signals
+//! that mean "stop" into cancellation tokens. SIGINT (Ctrl-C), SIGTERM
+//! (what `timeout`, systemd and `kill` send) and SIGHUP (a closed terminal)
+//! all count alike: the first cancels the run (remote commands are killed,
+//! hosts report Interrupted), one more of any of them exits at once.
 
+#![allow(dead_code)] // each binary uses the part it needs
+
+use std::io::Write;
+
+use futures::future::select_all;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
-/// Exit status of a process stopped by SIGINT, as shells report it.
-const EXIT_INTERRUPTED: i32 = 130;
+/// The stop signals, listened to together.
+pub struct StopSignals {
+    listeners: Vec<(i32, Signal)>,
+}
 
-/// Must be called inside the Tokio runtime.
-pub fn cancel_on_ctrl_c(tool: &'static str) -> CancellationToken {
+impl StopSignals {
+    /// Must be called inside the Tokio runtime. A signal that cannot be
+    /// listened to is left at its default (which ends the process).
+    pub fn new() -> StopSignals {
+        let kinds = [
+            (libc::SIGINT, SignalKind::interrupt()),
+            (libc::SIGTERM, SignalKind::terminate()),
+            (libc::SIGHUP, SignalKind::hangup()),
+        ];
+        let listeners = kinds
+            .into_iter()
+            .filter_map(|(number, kind)| signal(kind).ok().map(|s| (number, s)))
+            .collect();
+        StopSignals { listeners }
+    }
+
+    /// Waits for the next stop signal; returns its number.
+    pub async fn next(&mut self) -> i32 {
+        if self.listeners.is_empty() {
+            return std::future::pending().await;
+        }
+        let waits = self.listeners.iter_mut().map(|(number, listener)| {
+            Box::pin(async move {
+                listener.recv().await;
+                *number
+            })
+        });
+        select_all(waits).await.0
+    }
+}
+
+/// The name shells give a signal, for messages.
+pub fn signal_name(number: i32) -> &'static str {
+    match number {
+        libc::SIGINT => "Ctrl-C",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
+        _ => "a signal",
+    }
+}
+
+/// Exits as a process killed by `number` is reported by shells (128 + N).
+pub fn exit_now(number: i32) -> ! {
+    std::process::exit(128 + number)
+}
+
+/// One line on stderr; a hung-up terminal is no reason to panic.
+pub fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The token the pssh-style tools run under: cancelled by the first stop
+/// signal; the second exits at once.
+pub fn cancel_on_stop_signal(tool: &'static str) -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();
+    let mut signals = StopSignals::new();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_err() {
-            return;
-        }
-        eprintln!("{tool}: interrupted; stopping the commands on the hosts (Ctrl-C again to quit at once)");
+        let first = signals.next().await;
+        say(&format!(
+            "{tool}: {}: stopping the commands on the hosts (once more to quit at once)",
+            signal_name(first)
+        ));
         trigger.cancel();
-        if tokio::signal::ctrl_c().await.is_ok() {
-            std::process::exit(EXIT_INTERRUPTED);
-        }
+        exit_now(signals.next().await);
     });
     token
 }
