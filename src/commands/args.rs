@@ -157,6 +157,26 @@ pub struct OutputArgs {
     /// After the run, a table of every host's status, exit code and duration, slowest first
     #[arg(long = "summary")]
     pub summary: bool,
+    /// Most output -i and -b hold per host and stream (e.g. 64M, 1G); the rest is cut, with a marker
+    #[arg(long = "output-limit", value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
+    pub output_limit: usize,
+}
+
+/// A size in bytes, or with a K, M or G suffix (powers of 1024).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let trimmed = text.trim();
+    let (number, scale) = match trimmed.char_indices().last() {
+        Some((at, 'K' | 'k')) => (&trimmed[..at], 1 << 10),
+        Some((at, 'M' | 'm')) => (&trimmed[..at], 1 << 20),
+        Some((at, 'G' | 'g')) => (&trimmed[..at], 1 << 30),
+        _ => (trimmed, 1),
+    };
+    number
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|&bytes| bytes > 0)
+        .ok_or_else(|| format!("expected a size like 64M, 512K or 1G, found `{text}`"))
 }
 
 impl TargetArgs {

@@ -201,7 +201,11 @@ fn stdout_printer(
         ));
     }
     if flags.gather {
-        return Box::new(Gather::new(std::io::stdout(), flags.gather_stderr));
+        return Box::new(Gather::new(
+            std::io::stdout(),
+            flags.gather_stderr,
+            flags.output_limit,
+        ));
     }
     let inline = match flags.inline_mode() {
         Inline::Off => inline,
@@ -211,6 +215,7 @@ fn stdout_printer(
         std::io::stdout(),
         stdout_color(),
         inline,
+        flags.output_limit,
     ));
     match flags.print {
         true => Box::new(vec![

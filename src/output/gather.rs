@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use sha2::{Digest, Sha256};
 
 use super::fold::fold;
-use super::{HostRef, Reporter};
+use super::{Held, HostRef, Reporter};
 use crate::engine::{HostResult, Outcome, Stream};
 
 /// What makes two hosts the same: the hash of their output and their status.
@@ -20,16 +20,16 @@ type Key = ([u8; 32], String);
 struct Group {
     first_host: usize,
     hosts: Vec<String>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+    stdout: Held,
+    stderr: Held,
 }
 
-/// A running host's output so far.
+/// A running host's output so far: all of it hashed, the start of it held.
 #[derive(Default)]
 struct Pending {
     hash: Sha256,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+    stdout: Held,
+    stderr: Held,
 }
 
 /// Collects outputs and prints the groups when the run ends.
@@ -39,15 +39,18 @@ pub struct Gather<W> {
     with_stderr: bool,
     running: HashMap<usize, Pending>,
     groups: HashMap<Key, Group>,
+    /// Most bytes of each stream held per host (and so per group).
+    limit: usize,
 }
 
 impl<W: Write> Gather<W> {
-    pub fn new(out: W, with_stderr: bool) -> Self {
+    pub fn new(out: W, with_stderr: bool, limit: usize) -> Self {
         Gather {
             out,
             with_stderr,
             running: HashMap::new(),
             groups: HashMap::new(),
+            limit,
         }
     }
 }
@@ -63,8 +66,8 @@ impl<W: Write> Reporter for Gather<W> {
         pending.hash.update((data.len() as u64).to_le_bytes());
         pending.hash.update(data);
         match stream {
-            Stream::Stdout => pending.stdout.extend_from_slice(data),
-            Stream::Stderr => pending.stderr.extend_from_slice(data),
+            Stream::Stdout => pending.stdout.push(data, self.limit),
+            Stream::Stderr => pending.stderr.push(data, self.limit),
         }
         Ok(())
     }
@@ -94,9 +97,17 @@ impl<W: Write> Reporter for Gather<W> {
             }
             let rule = "-".repeat(header.chars().count().min(78));
             writeln!(self.out, "{rule}\n{header}\n{rule}")?;
-            self.out.write_all(&group.stdout)?;
-            self.out.write_all(&group.stderr)?;
-            if !group.stdout.ends_with(b"\n") && !group.stdout.is_empty() {
+            for held in [&group.stdout, &group.stderr] {
+                self.out.write_all(&held.bytes)?;
+                if let Some(marker) = held.marker(self.limit) {
+                    self.out.write_all(marker.as_bytes())?;
+                }
+            }
+            let last = match group.stderr.bytes.is_empty() {
+                true => &group.stdout.bytes,
+                false => &group.stderr.bytes,
+            };
+            if !last.ends_with(b"\n") && !last.is_empty() {
                 writeln!(self.out)?;
             }
         }

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use console::Style;
 
-use super::{HostRef, Reporter};
+use super::{Held, HostRef, Reporter};
 use crate::engine::{Category, HostResult, Stream};
 
 /// Which output `-i`/`--inline-stdout` print after the status line.
@@ -32,17 +32,28 @@ pub struct StatusPrinter<W> {
     inline: Inline,
     completed: usize,
     /// Output held until the host finishes (inline modes only).
-    held: HashMap<usize, (Vec<u8>, Vec<u8>)>,
+    held: HashMap<usize, (Held, Held)>,
+    /// Most bytes of each stream held per host.
+    limit: usize,
 }
 
 impl<W: Write> StatusPrinter<W> {
-    pub fn new(out: W, color: bool, inline: Inline) -> Self {
+    pub fn new(out: W, color: bool, inline: Inline, limit: usize) -> Self {
         StatusPrinter {
             out,
             color,
             inline,
             completed: 0,
             held: HashMap::new(),
+            limit,
+        }
+    }
+
+    fn write_held(&mut self, held: &Held) -> io::Result<()> {
+        self.out.write_all(&held.bytes)?;
+        match held.marker(self.limit) {
+            Some(marker) => self.out.write_all(marker.as_bytes()),
+            None => Ok(()),
         }
     }
 
@@ -64,12 +75,9 @@ impl<W: Write> Reporter for StatusPrinter<W> {
         let (stdout, stderr) = self.held.entry(host.index).or_default();
         match keep_stdout {
             // A note is one short line; never hold more than its start.
-            true if self.inline == Inline::Note => {
-                let room = MAX_NOTE.saturating_sub(stdout.len());
-                stdout.extend_from_slice(&data[..data.len().min(room)]);
-            }
-            true => stdout.extend_from_slice(data),
-            false => stderr.extend_from_slice(data),
+            true if self.inline == Inline::Note => stdout.push(data, MAX_NOTE),
+            true => stdout.push(data, self.limit),
+            false => stderr.push(data, self.limit),
         }
         Ok(())
     }
@@ -96,7 +104,7 @@ impl<W: Write> Reporter for StatusPrinter<W> {
             line.push_str(" unchanged");
         }
         if self.inline == Inline::Note {
-            if let Some(note) = String::from_utf8_lossy(&stdout)
+            if let Some(note) = String::from_utf8_lossy(&stdout.bytes)
                 .lines()
                 .next()
                 .filter(|l| !l.is_empty())
@@ -107,11 +115,11 @@ impl<W: Write> Reporter for StatusPrinter<W> {
         line.push('\n');
         self.out.write_all(line.as_bytes())?;
         if matches!(self.inline, Inline::Stdout | Inline::StdoutAndStderr) {
-            self.out.write_all(&stdout)?;
-            if !stderr.is_empty() {
+            self.write_held(&stdout)?;
+            if !stderr.bytes.is_empty() {
                 self.out
                     .write_all(self.paint(Style::new().red(), "Stderr: ").as_bytes())?;
-                self.out.write_all(&stderr)?;
+                self.write_held(&stderr)?;
             }
         }
         self.out.flush()
@@ -152,7 +160,7 @@ mod tests {
     fn mask_time(text: &str) -> String {
         text.lines()
             .map(|line| match line.find(':') {
-                Some(i) if i >= 2 && line.starts_with('[') => {
+                Some(i) if i >= 2 && (line.starts_with("[1]") || line.starts_with("[2]")) => {
                     format!("{}HH:MM:SS{}", &line[..i - 2], &line[i + 6..])
                 }
                 _ => line.to_string(),
@@ -175,7 +183,7 @@ mod tests {
                 user: None,
             },
         ];
-        let mut printer = StatusPrinter::new(Vec::new(), false, Inline::StdoutAndStderr);
+        let mut printer = StatusPrinter::new(Vec::new(), false, Inline::StdoutAndStderr, 6);
         let (a, b) = (
             HostRef {
                 index: 0,
@@ -186,14 +194,16 @@ mod tests {
                 host: &hosts[1],
             },
         );
-        printer.output(b, Stream::Stdout, b"out\n").unwrap();
+        printer.output(b, Stream::Stdout, b"out\nmore\n").unwrap();
         printer.output(b, Stream::Stderr, b"err\n").unwrap();
         printer.finished(b, &result(Outcome::Exited(3))).unwrap();
         printer.finished(a, &result(Outcome::Exited(0))).unwrap();
         let text = String::from_utf8(printer.out).unwrap();
         assert_eq!(
             mask_time(&text),
-            "[1] HH:MM:SS [FAILURE] web2:2222 Exited with error code 3\nout\nStderr: err\n[2] HH:MM:SS [SUCCESS] web1"
+            "[1] HH:MM:SS [FAILURE] web2:2222 Exited with error code 3\nout\nmo\n\
+             [output truncated after 6 bytes: 3 more bytes not shown; -o DIR keeps all of it]\n\
+             Stderr: err\n[2] HH:MM:SS [SUCCESS] web1"
         );
     }
 }
