@@ -12,12 +12,14 @@
 //! - [`playbook`]: pplay's rolling rollouts (tasks, verified reboots,
 //!   max_fail, journal and resume); emits its own events, never prints.
 //! - [`yaml`]: reading YAML with FILE:LINE:COLUMN errors.
+//! - [`clock`]: local wall-clock times for status lines and messages.
 //! - [`text`]: reading operator-written files strictly as UTF-8.
 //! - [`duration`]: the durations operators write, bounded so that no
 //!   deadline arithmetic can overflow.
 //! - [`commands`]: the command-line tools, kept out of the binaries so the
 //!   binaries stay a few lines each.
 
+pub mod clock;
 pub mod commands;
 pub mod duration;
 pub mod engine;

@@ -18,8 +18,8 @@ use crate::inventory::yaml::{matches_patterns, Inventory, InventoryHost};
 use crate::output::{progress_wanted, PlayPrinter};
 use crate::playbook::vars::{valid_name, Vars};
 use crate::playbook::{
-    check_plan, now, Context, Entry, HostRun, Journal, PendingHost, PlayEvent, Playbook, Replay,
-    Rollout, RolloutReport,
+    check_plan, now, Context, Earlier, Entry, HostRun, Journal, JournalError, PendingHost,
+    PlayEvent, Playbook, Replay, Rollout, RolloutReport,
 };
 use crate::ssh::{Connector, SshOptions};
 
@@ -60,10 +60,13 @@ pub(super) struct Cli {
     /// Journal file (default: PLAYBOOK-NAME.EPOCH.journal in the current directory)
     #[arg(long, value_name = "FILE")]
     journal: Option<PathBuf>,
-    /// Continue the rollout recorded in JOURNAL where it stopped
+    /// Continue the rollout recorded in JOURNAL where it stopped; hosts that failed go again
     #[arg(long, value_name = "JOURNAL",
           conflicts_with_all = ["inventory", "playbook", "check", "start_at_task", "journal", "limit", "extra_vars"])]
     resume: Option<PathBuf>,
+    /// With --resume: leave hosts that failed earlier failed instead of retrying them
+    #[arg(long, requires = "resume")]
+    skip_failed: bool,
     /// JSON Lines on stdout: the plan, each task, batch and host, then a summary
     #[arg(long)]
     json: bool,
@@ -97,6 +100,8 @@ struct Prepared {
     start_at: usize,
     default_timeout: Option<std::time::Duration>,
     replay: Option<Replay>,
+    /// The resumed journal, locked before anything else was read.
+    journal: Option<Journal>,
     argv: Vec<String>,
 }
 
@@ -114,9 +119,11 @@ pub async fn main(
     };
     init_logging(cli.connect.verbose);
     let prepared = match cli.resume.clone() {
-        Some(journal) => {
-            resume_flags(&journal).and_then(|(cli, replay)| prepare(cli, Some(replay)))
-        }
+        Some(journal) => resume_flags(&journal, cli.skip_failed).and_then(|(cli, replay, lock)| {
+            let (mut prepared, cli) = prepare(cli, Some(replay))?;
+            prepared.journal = Some(lock);
+            Ok((prepared, cli))
+        }),
         None => prepare(cli, None).map(|(mut prepared, cli)| {
             prepared.argv = args
                 .iter()
@@ -141,9 +148,11 @@ pub async fn main(
     }
 }
 
-/// The flags a journal was started with, and what it says.
-fn resume_flags(journal: &Path) -> Result<(Cli, Replay), UsageError> {
+/// The journal, locked (no second pplay may resume it meanwhile), the
+/// flags it was started with, and what it says.
+fn resume_flags(journal: &Path, skip_failed: bool) -> Result<(Cli, Replay, Journal), UsageError> {
     let invalid = |e: &dyn std::fmt::Display| UsageError::Invalid(e.to_string());
+    let lock = Journal::reopen(journal).map_err(|e| invalid(&e))?;
     let mut replay = Replay::read(journal).map_err(|e| invalid(&e))?;
     let journal = std::path::absolute(journal).map_err(|e| invalid(&e))?;
     std::env::set_current_dir(&replay.cwd).map_err(|e| {
@@ -156,8 +165,9 @@ fn resume_flags(journal: &Path) -> Result<(Cli, Replay), UsageError> {
     argv.extend(replay.argv.iter().cloned());
     let mut cli = Cli::try_parse_from(argv).map_err(|e| invalid(&e))?;
     cli.journal = Some(journal);
+    cli.skip_failed = skip_failed;
     replay.argv.clear();
-    Ok((cli, replay))
+    Ok((cli, replay, lock))
 }
 
 fn prepare(cli: Cli, replay: Option<Replay>) -> Result<(Prepared, Cli), UsageError> {
@@ -196,6 +206,7 @@ fn prepare(cli: Cli, replay: Option<Replay>) -> Result<(Prepared, Cli), UsageErr
             start_at,
             default_timeout: cli.connect.command_timeout(),
             replay,
+            journal: None,
             argv: Vec::new(),
         },
         cli,
@@ -302,7 +313,7 @@ async fn check(
         batches,
         mode: prepared.playbook.mode,
         max_fail: prepared.playbook.max_fail.of(total),
-        finished: 0,
+        earlier: Earlier::default(),
         journal: None,
     });
     let runs = host_runs(&prepared, &ctx);
@@ -328,37 +339,25 @@ fn host_runs(prepared: &Prepared, ctx: &Arc<Context>) -> Vec<HostRun> {
 }
 
 async fn roll(
-    prepared: Prepared,
+    mut prepared: Prepared,
     cli: &Cli,
     stop: CancellationToken,
     abort: CancellationToken,
 ) -> u8 {
-    let journal = match open_journal(&prepared, cli).await {
+    let journal = match open_journal(&mut prepared, cli).await {
         Ok(journal) => Arc::new(journal),
         Err(error) => {
             eprintln!("pplay: {error}");
-            return exit::OTHER;
+            return match error {
+                JournalError::InUse { .. } | JournalError::Exists { .. } => exit::USAGE,
+                _ => exit::OTHER,
+            };
         }
     };
     let (sender, receiver) = mpsc::unbounded_channel();
     let printer = spawn_printer(receiver, cli);
     let ctx = context(&prepared, Some(Arc::clone(&journal)), sender, stop, abort);
-    let progress = prepared
-        .replay
-        .as_ref()
-        .map(|r| r.hosts.clone())
-        .unwrap_or_default();
-    let mut pending = Vec::new();
-    let mut finished = 0;
-    for mut run in host_runs(&prepared, &ctx) {
-        let progress = progress.get(&run.label).cloned().unwrap_or_default();
-        if progress.finished.is_some() {
-            finished += 1;
-            continue;
-        }
-        run.vars.extend(progress.registers.clone());
-        pending.push(PendingHost { run, progress });
-    }
+    let (pending, earlier) = pending_hosts(&prepared, &ctx, cli.skip_failed);
     let rollout = Rollout {
         ctx,
         hosts: pending,
@@ -366,7 +365,7 @@ async fn roll(
         parallelism: cli.connect.parallelism as usize,
         start_at: prepared.start_at,
     };
-    let report = rollout.run(finished).await;
+    let report = rollout.run(earlier).await;
     let printer = tokio::task::spawn_blocking(move || printer.join()).await;
     if let Ok(Ok(mut printer)) = printer {
         let _ = printer.summary(&report, Some(journal.path()));
@@ -374,15 +373,57 @@ async fn roll(
     exit_code(&report)
 }
 
-/// A new journal with the flags it was started with, or the resumed one.
-async fn open_journal(
+/// The hosts still to run, as a resumed journal left them: those done
+/// earlier are left alone; those that failed go again (from their failed
+/// task, see [`crate::playbook::HostProgress::retry`]) unless
+/// `--skip-failed` leaves them failed.
+fn pending_hosts(
     prepared: &Prepared,
-    cli: &Cli,
-) -> Result<Journal, crate::playbook::JournalError> {
-    if prepared.replay.is_some() {
-        let path = cli.journal.clone().unwrap_or_default();
-        let journal = Journal::reopen(&path)?;
-        journal.record(&Entry::Resume { time: now() }).await?;
+    ctx: &Arc<Context>,
+    skip_failed: bool,
+) -> (Vec<PendingHost>, Earlier) {
+    let progress = prepared
+        .replay
+        .as_ref()
+        .map(|r| r.hosts.clone())
+        .unwrap_or_default();
+    let mut pending = Vec::new();
+    let mut earlier = Earlier::default();
+    for mut run in host_runs(prepared, ctx) {
+        let mut progress = progress.get(&run.label).cloned().unwrap_or_default();
+        match progress.finished {
+            Some(true) => {
+                earlier.done.push(run.label);
+                continue;
+            }
+            Some(false) if skip_failed => {
+                let why = progress.failure.clone().unwrap_or_default();
+                earlier
+                    .failed
+                    .push((run.label, format!("failed earlier: {why}")));
+                continue;
+            }
+            Some(false) => {
+                progress.retry();
+                earlier.retried += 1;
+            }
+            None => {}
+        }
+        run.vars.extend(progress.registers.clone());
+        pending.push(PendingHost { run, progress });
+    }
+    (pending, earlier)
+}
+
+/// A new journal with the flags it was started with, or the resumed one.
+async fn open_journal(prepared: &mut Prepared, cli: &Cli) -> Result<Journal, JournalError> {
+    if let Some(journal) = prepared.journal.take() {
+        journal
+            .record(&Entry::Resume {
+                pid: std::process::id(),
+                time: now(),
+            })
+            .await?;
         return Ok(journal);
     }
     let path = cli
@@ -399,6 +440,7 @@ async fn open_journal(
             argv,
             cwd: std::env::current_dir().unwrap_or_default(),
             playbook_sha256: prepared.playbook.sha256.clone(),
+            pid: std::process::id(),
             time: now(),
         })
         .await?;
@@ -413,14 +455,13 @@ fn default_journal(playbook: &Path) -> PathBuf {
 }
 
 /// 0 when every host is done; 3 when the operator stopped the rollout;
-/// 5 when hosts failed (or max_fail stopped it).
+/// 5 when hosts failed, in this run or (left failed) in an earlier one.
 fn exit_code(report: &RolloutReport) -> u8 {
-    match (
-        report.failed.is_empty(),
-        report.stopped.is_empty() && report.not_started.is_empty(),
-    ) {
-        (true, true) => exit::OK,
-        (true, false) => exit::KILLED,
-        (false, _) => exit::REMOTE_FAILED,
+    let failed = !report.failed.is_empty() || !report.earlier.failed.is_empty();
+    let unfinished = !report.stopped.is_empty() || !report.not_started.is_empty();
+    match (failed, unfinished) {
+        (false, false) => exit::OK,
+        (false, true) => exit::KILLED,
+        (true, _) => exit::REMOTE_FAILED,
     }
 }

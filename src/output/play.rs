@@ -12,10 +12,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
 
 use super::fold::fold;
-use super::status::clock_time;
 use super::summary::group_by_reason;
+use crate::clock::time_of_day;
 use crate::playbook::spec::Mode;
-use crate::playbook::{HostEnd, Phase, PlayEvent, RolloutReport, TaskStatus};
+use crate::playbook::{Earlier, HostEnd, Phase, PlayEvent, RolloutReport, TaskStatus};
 
 /// Prints [`PlayEvent`]s as lines, or as JSON Lines with `--json`; owns
 /// stdout for the run. On a terminal a progress line on stderr shows hosts
@@ -143,14 +143,14 @@ impl<W: Write> PlayPrinter<W> {
                 batches,
                 mode,
                 max_fail,
-                finished,
+                earlier,
                 journal,
             } => self.plan(
                 playbook,
                 batches,
                 *mode,
                 *max_fail,
-                *finished,
+                earlier,
                 journal.as_deref(),
             ),
             PlayEvent::Preflight { hosts } => {
@@ -183,19 +183,19 @@ impl<W: Write> PlayPrinter<W> {
                 HostEnd::Done => writeln!(
                     self.out,
                     "[{}] {host} {}",
-                    clock_time(SystemTime::now()),
+                    time_of_day(SystemTime::now()),
                     self.paint(Style::new().green(), "DONE")
                 ),
                 HostEnd::Failed(why) => writeln!(
                     self.out,
                     "[{}] {host} {} {why}",
-                    clock_time(SystemTime::now()),
+                    time_of_day(SystemTime::now()),
                     self.paint(Style::new().red().bold(), "FAILED")
                 ),
                 HostEnd::Stopped => writeln!(
                     self.out,
                     "[{}] {host} stopped; --resume continues it",
-                    clock_time(SystemTime::now())
+                    time_of_day(SystemTime::now())
                 ),
             },
             PlayEvent::Notice(text) => writeln!(self.out, "pplay: {text}"),
@@ -208,7 +208,7 @@ impl<W: Write> PlayPrinter<W> {
         batches: &[Vec<String>],
         mode: Mode,
         max_fail: usize,
-        finished: usize,
+        earlier: &Earlier,
         journal: Option<&std::path::Path>,
     ) -> io::Result<()> {
         let hosts: usize = batches.iter().map(Vec::len).sum();
@@ -222,10 +222,25 @@ impl<W: Write> PlayPrinter<W> {
             "pplay: {playbook}: {hosts} host(s), {mode} of {}; max_fail {max_fail}",
             sizes.join(", ")
         )?;
-        if finished > 0 {
+        if !earlier.done.is_empty() {
             writeln!(
                 self.out,
-                "pplay: {finished} host(s) finished earlier are left alone"
+                "pplay: {} host(s) finished earlier are left alone",
+                earlier.done.len()
+            )?;
+        }
+        if earlier.retried > 0 {
+            writeln!(
+                self.out,
+                "pplay: {} host(s) that failed earlier go again (--skip-failed leaves them)",
+                earlier.retried
+            )?;
+        }
+        if !earlier.failed.is_empty() {
+            writeln!(
+                self.out,
+                "pplay: {} host(s) that failed earlier stay failed (--skip-failed)",
+                earlier.failed.len()
             )?;
         }
         if let Some(journal) = journal {
@@ -266,7 +281,7 @@ impl<W: Write> PlayPrinter<W> {
         writeln!(
             self.out,
             "[{}] {host} {phase}{task}: {}{note} {seconds:.1}s",
-            clock_time(SystemTime::now()),
+            time_of_day(SystemTime::now()),
             self.paint(style, word)
         )
     }
@@ -284,16 +299,25 @@ impl<W: Write> PlayPrinter<W> {
             writeln!(self.out, "{}", summary_json(report, journal))?;
             return self.out.flush();
         }
+        let earlier = &report.earlier;
+        let (done, failed) = (
+            counted(report.done.len(), earlier.done.len()),
+            counted(report.failed.len(), earlier.failed.len()),
+        );
         writeln!(
             self.out,
-            "pplay: {} done, {} failed, {} stopped, {} not started in {:.1}s",
-            report.done.len(),
-            report.failed.len(),
+            "pplay: {done} done, {failed} failed, {} stopped, {} not started in {:.1}s",
             report.stopped.len(),
             report.not_started.len(),
             report.elapsed.as_secs_f64()
         )?;
-        for (why, hosts) in group_by_reason(&report.failed) {
+        let all_failed: Vec<(String, String)> = report
+            .failed
+            .iter()
+            .chain(&earlier.failed)
+            .cloned()
+            .collect();
+        for (why, hosts) in group_by_reason(&all_failed) {
             writeln!(
                 self.out,
                 "pplay: failed ({}): {why}: {}",
@@ -316,6 +340,14 @@ impl<W: Write> PlayPrinter<W> {
     }
 }
 
+/// `8`, or `8 (4 earlier)` when some were counted in an earlier run.
+fn counted(now: usize, earlier: usize) -> String {
+    match earlier {
+        0 => now.to_string(),
+        _ => format!("{} ({earlier} earlier)", now + earlier),
+    }
+}
+
 /// An event as a JSON object (`type` says which); progress ticks are none.
 fn event_json(event: &PlayEvent) -> Option<Value> {
     Some(match event {
@@ -324,12 +356,14 @@ fn event_json(event: &PlayEvent) -> Option<Value> {
             batches,
             mode,
             max_fail,
-            finished,
+            earlier,
             journal,
         } => json!({
             "type": "plan", "playbook": playbook, "batches": batches,
             "mode": match mode { Mode::Batch => "batch", Mode::Window => "window" },
-            "max_fail": max_fail, "finished_earlier": finished, "journal": journal,
+            "max_fail": max_fail, "finished_earlier": earlier.done.len(),
+            "failed_earlier": earlier.failed.len(), "retried": earlier.retried,
+            "journal": journal,
         }),
         PlayEvent::Preflight { hosts } => json!({"type": "preflight", "hosts": hosts}),
         PlayEvent::Batch { number, of, hosts } => {
@@ -371,8 +405,8 @@ fn event_json(event: &PlayEvent) -> Option<Value> {
 fn summary_json(report: &RolloutReport, journal: Option<&std::path::Path>) -> Value {
     json!({
         "type": "summary",
-        "done": report.done,
-        "failed": report.failed.iter().map(|(host, why)| json!({"host": host, "error": why})).collect::<Vec<_>>(),
+        "done": report.done.iter().chain(&report.earlier.done).collect::<Vec<_>>(),
+        "failed": report.failed.iter().chain(&report.earlier.failed).map(|(host, why)| json!({"host": host, "error": why})).collect::<Vec<_>>(),
         "stopped": report.stopped,
         "not_started": report.not_started,
         "stop_reason": report.stop_reason,

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use console::Style;
 
 use super::{Held, HostRef, Reporter};
+use crate::clock::time_of_day;
 use crate::engine::{Category, HostResult, Stream};
 
 /// Which output `-i`/`--inline-stdout` print after the status line.
@@ -86,7 +87,7 @@ impl<W: Write> Reporter for StatusPrinter<W> {
         self.completed += 1;
         let (stdout, stderr) = self.held.remove(&host.index).unwrap_or_default();
         let number = self.paint(Style::new().bold(), &self.completed.to_string());
-        let time = clock_time(SystemTime::now());
+        let time = time_of_day(SystemTime::now());
         let mut line = match result.outcome.failure_reason() {
             None => format!(
                 "[{number}] {time} {} {}",
@@ -124,21 +125,6 @@ impl<W: Write> Reporter for StatusPrinter<W> {
         }
         self.out.flush()
     }
-}
-
-/// Local wall-clock time as HH:MM:SS, as pssh prints it.
-pub(super) fn clock_time(now: SystemTime) -> String {
-    let seconds = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let seconds = libc::time_t::try_from(seconds).unwrap_or(0);
-    // SAFETY: localtime_r only writes into the tm we own.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    if unsafe { libc::localtime_r(&seconds, &mut tm) }.is_null() {
-        return "??:??:??".into();
-    }
-    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::journal::{now, Entry, Journal};
+use super::journal::{now, Entry, Journal, RebootMark};
 use super::rollout::{PlayEvent, TaskStatus};
 use super::spec::CopySpec;
 use super::vars::{expand, Vars};
@@ -114,8 +114,9 @@ pub struct HostRun {
     /// Its variables: playbook defaults, inventory, -e, registers, facts.
     pub vars: Vars,
     session: Option<Session>,
-    /// From a resumed journal: a reboot already sent at this task.
-    pub reboot_pending: Option<(usize, String)>,
+    /// From a resumed journal: a reboot task cut short, which may have
+    /// rebooted the host already.
+    pub reboot_mark: Option<RebootMark>,
 }
 
 impl HostRun {
@@ -127,7 +128,7 @@ impl HostRun {
             label,
             vars,
             session: None,
-            reboot_pending: None,
+            reboot_mark: None,
         }
     }
 
@@ -284,11 +285,18 @@ impl HostRun {
     async fn run_task(&mut self, phase: Phase, index: usize, task: &Task) -> Result<(), TaskError> {
         let started = Instant::now();
         tracing::debug!(?phase, task = %task.name, "task started");
+        // A reboot journals the boot_id it starts from: a resume after a
+        // crash compares, and never reboots a host twice.
+        let boot_id = match task.action {
+            Action::Reboot(_) => super::reboot::read_boot_id(self).await.ok(),
+            _ => None,
+        };
         self.journal(Entry::TaskStart {
             host: self.label.clone(),
             phase,
             task: index,
             name: task.name.clone(),
+            boot_id,
             time: now(),
         })
         .await;

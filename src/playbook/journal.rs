@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,15 +26,27 @@ pub enum Entry {
         /// Relative paths in `argv` are relative to this directory.
         cwd: PathBuf,
         playbook_sha256: String,
+        /// The pplay that writes the journal, to name it to a second one.
+        #[serde(default)]
+        pid: u32,
         time: f64,
     },
     /// A later `--resume` picked the journal up.
-    Resume { time: f64 },
+    Resume {
+        #[serde(default)]
+        pid: u32,
+        time: f64,
+    },
     TaskStart {
         host: String,
         phase: Phase,
         task: usize,
         name: String,
+        /// For a reboot: the boot_id it starts from. A resume that finds
+        /// another knows the reboot happened, even if the crash lost the
+        /// `reboot_issued` line after this one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        boot_id: Option<String>,
         time: f64,
     },
     TaskEnd {
@@ -53,6 +66,8 @@ pub enum Entry {
     /// boot_id knows the reboot happened and only verifies it.
     RebootIssued {
         host: String,
+        #[serde(default = "tasks_phase")]
+        phase: Phase,
         task: usize,
         boot_id: String,
         time: f64,
@@ -73,6 +88,11 @@ pub enum Entry {
     Stop { reason: String, time: f64 },
 }
 
+/// Journals written before reboots in `on_failure` were journaled.
+fn tasks_phase() -> Phase {
+    Phase::Tasks
+}
+
 /// Seconds since the epoch, the journal's clock.
 pub fn now() -> f64 {
     SystemTime::now()
@@ -88,6 +108,10 @@ pub enum JournalError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{} is in use by {holder}; wait for it to end (or stop it) before resuming", path.display())]
+    InUse { path: PathBuf, holder: String },
+    #[error("journal {shown} already exists: continue it with `pplay --resume {shown}`, or choose another --journal", shown = path.display())]
+    Exists { path: PathBuf },
     #[error("journal {}:{line}: {message}", path.display())]
     Corrupt {
         path: PathBuf,
@@ -110,22 +134,33 @@ pub struct Journal {
 type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 impl Journal {
-    /// Creates a new journal; refuses to overwrite one.
+    /// Creates a new journal and takes its lock; refuses to overwrite one.
     pub fn create(path: &Path) -> Result<Journal, JournalError> {
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(path)
-            .map_err(io(path))?;
+        let file = match OpenOptions::new().create_new(true).append(true).open(path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                // Say who holds it when someone does; else how to go on.
+                Journal::reopen(path)?;
+                return Err(JournalError::Exists {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(error) => return Err(io(path)(error)),
+        };
+        lock(path, &file)?;
         Ok(Journal::start(path, file))
     }
 
-    /// Opens an existing journal to add to it.
+    /// Opens an existing journal to add to it, taking its lock first: one
+    /// pplay at a time may own a journal, or two would run every remaining
+    /// task twice. The lock dies with its process, so a killed run never
+    /// blocks a resume.
     pub fn reopen(path: &Path) -> Result<Journal, JournalError> {
         let file = OpenOptions::new()
             .append(true)
             .open(path)
             .map_err(io(path))?;
+        lock(path, &file)?;
         Ok(Journal::start(path, file))
     }
 
@@ -180,6 +215,45 @@ fn write_entries(file: &File, entries: &std::sync::mpsc::Receiver<(Vec<u8>, Ack)
     }
 }
 
+/// Takes the journal's exclusive lock without waiting; a held lock names
+/// its holder from the journal's last `start` or `resume` line.
+fn lock(path: &Path, file: &File) -> Result<(), JournalError> {
+    // SAFETY: flock on a descriptor we own; the lock lives as long as it.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(());
+    }
+    let error = std::io::Error::last_os_error();
+    if error.raw_os_error() != Some(libc::EWOULDBLOCK) {
+        return Err(io(path)(error));
+    }
+    Err(JournalError::InUse {
+        path: path.to_path_buf(),
+        holder: holder(path),
+    })
+}
+
+/// "pplay pid N (started ...)" from the journal's last start or resume.
+fn holder(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let last = text
+        .lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<Entry>(line).ok())
+        .find_map(|entry| match entry {
+            Entry::Start { pid, time, .. } | Entry::Resume { pid, time } => Some((pid, time)),
+            _ => None,
+        });
+    match last {
+        Some((pid, time)) if pid > 0 => {
+            format!(
+                "pplay pid {pid} (started {})",
+                crate::clock::date_time(time)
+            )
+        }
+        _ => "another pplay".into(),
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
     move |source| JournalError::Io {
         path: path.to_path_buf(),
@@ -192,13 +266,49 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
 pub struct HostProgress {
     /// `Some(ok)` once the host finished, well or not.
     pub finished: Option<bool>,
+    /// Why it failed, when it did.
+    pub failure: Option<String>,
     /// The task to run next (the one interrupted, or the one after the last done).
     pub next: Option<(Phase, usize)>,
     /// Whether a task of `Phase::Tasks` ever started (preflight is then over).
     pub started_tasks: bool,
+    /// The task of `Phase::Tasks` that failed, since the last one started.
+    pub failed_task: Option<usize>,
+    /// `on_failure` ran after that failure: a retry starts the tasks over.
+    pub rolled_back: bool,
     pub registers: Vars,
-    /// A reboot sent and not yet seen back: (task, boot_id before it).
-    pub reboot_pending: Option<(usize, String)>,
+    /// A reboot task that started and did not end: it may have rebooted the host.
+    pub reboot: Option<RebootMark>,
+}
+
+/// A reboot task a crash cut short, and what a resume needs to tell whether
+/// the host went down already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebootMark {
+    pub phase: Phase,
+    pub task: usize,
+    /// The boot_id before the reboot.
+    pub boot_id: String,
+    /// The reboot command was journaled as sent.
+    pub sent: bool,
+}
+
+impl HostProgress {
+    /// Makes a host that failed in an earlier run go again: from the task
+    /// that failed, from its first task when `on_failure` rolled it back,
+    /// from where it was when it failed between tasks, or from preflight
+    /// when it never got to its tasks.
+    pub fn retry(&mut self) {
+        self.finished = None;
+        self.failure = None;
+        self.reboot = None;
+        match (self.failed_task, self.rolled_back) {
+            (Some(task), false) => self.next = Some((Phase::Tasks, task)),
+            (Some(_), true) => self.next = Some((Phase::Tasks, 0)),
+            (None, _) if self.started_tasks => {}
+            (None, _) => self.next = None,
+        }
+    }
 }
 
 /// What a journal says, for `--resume`.
@@ -259,11 +369,29 @@ impl Replay {
     fn apply(&mut self, entry: Entry) {
         match entry {
             Entry::TaskStart {
-                host, phase, task, ..
+                host,
+                phase,
+                task,
+                boot_id,
+                ..
             } => {
                 let progress = self.hosts.entry(host).or_default();
                 progress.next = Some((phase, task));
-                progress.started_tasks |= phase == Phase::Tasks;
+                match phase {
+                    Phase::Tasks => {
+                        progress.started_tasks = true;
+                        progress.failed_task = None;
+                        progress.rolled_back = false;
+                    }
+                    Phase::OnFailure => progress.rolled_back = true,
+                    Phase::Preflight => {}
+                }
+                progress.reboot = boot_id.map(|boot_id| RebootMark {
+                    phase,
+                    task,
+                    boot_id,
+                    sent: false,
+                });
             }
             Entry::TaskEnd {
                 host,
@@ -273,8 +401,12 @@ impl Replay {
                 ..
             } => {
                 let progress = self.hosts.entry(host).or_default();
+                progress.reboot = None;
                 progress.next = Some(match status.as_str() {
-                    "failed" if phase == Phase::Tasks => (Phase::OnFailure, 0),
+                    "failed" if phase == Phase::Tasks => {
+                        progress.failed_task = Some(task);
+                        (Phase::OnFailure, 0)
+                    }
                     "failed" => (phase, task),
                     _ => (phase, task + 1),
                 });
@@ -288,19 +420,29 @@ impl Replay {
             }
             Entry::RebootIssued {
                 host,
+                phase,
                 task,
                 boot_id,
                 ..
             } => {
-                self.hosts.entry(host).or_default().reboot_pending = Some((task, boot_id));
+                self.hosts.entry(host).or_default().reboot = Some(RebootMark {
+                    phase,
+                    task,
+                    boot_id,
+                    sent: true,
+                });
             }
-            Entry::RebootUp { host, .. } => {
-                self.hosts.entry(host).or_default().reboot_pending = None;
+            Entry::HostEnd {
+                host, ok, message, ..
+            } => {
+                let progress = self.hosts.entry(host).or_default();
+                progress.finished = Some(ok);
+                progress.failure = message;
             }
-            Entry::HostEnd { host, ok, .. } => {
-                self.hosts.entry(host).or_default().finished = Some(ok);
-            }
-            Entry::Start { .. } | Entry::Resume { .. } | Entry::Stop { .. } => {}
+            Entry::RebootUp { .. }
+            | Entry::Start { .. }
+            | Entry::Resume { .. }
+            | Entry::Stop { .. } => {}
         }
     }
 }
@@ -309,57 +451,142 @@ impl Replay {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn replays_progress_and_ignores_a_torn_last_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j");
-        let journal = Journal::create(&path).unwrap();
-        let start = |task| Entry::TaskStart {
-            host: "a".into(),
-            phase: Phase::Tasks,
+    fn task_start(host: &str, phase: Phase, task: usize, boot_id: Option<&str>) -> Entry {
+        Entry::TaskStart {
+            host: host.into(),
+            phase,
             task,
             name: "t".into(),
+            boot_id: boot_id.map(Into::into),
             time: now(),
-        };
-        let end = |task| Entry::TaskEnd {
-            host: "a".into(),
-            phase: Phase::Tasks,
+        }
+    }
+
+    fn task_end(host: &str, phase: Phase, task: usize, status: &str) -> Entry {
+        Entry::TaskEnd {
+            host: host.into(),
+            phase,
             task,
-            status: "ok".into(),
+            status: status.into(),
             message: None,
             time: now(),
-        };
+        }
+    }
+
+    fn host_end(host: &str, ok: bool) -> Entry {
+        Entry::HostEnd {
+            host: host.into(),
+            ok,
+            message: (!ok).then(|| "broke".into()),
+            time: now(),
+        }
+    }
+
+    async fn journal_of(path: &Path, entries: Vec<Entry>) {
+        let journal = Journal::create(path).unwrap();
         journal
             .record(&Entry::Start {
                 argv: vec!["p.yml".into()],
                 cwd: PathBuf::from("/"),
                 playbook_sha256: "x".into(),
+                pid: std::process::id(),
                 time: now(),
             })
             .await
             .unwrap();
-        for entry in [start(0), end(0), start(1)] {
+        for entry in entries {
             journal.record(&entry).await.unwrap();
         }
-        journal
-            .record(&Entry::HostEnd {
-                host: "b".into(),
-                ok: true,
-                message: None,
-                time: now(),
-            })
-            .await
-            .unwrap();
-        drop(journal);
+    }
+
+    #[tokio::test]
+    async fn replays_progress_and_ignores_a_torn_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let (start, end) = (
+            |task| task_start("a", Phase::Tasks, task, None),
+            |task| task_end("a", Phase::Tasks, task, "ok"),
+        );
+        journal_of(&path, vec![start(0), end(0), start(1), host_end("b", true)]).await;
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"{\"event\":\"task_e").unwrap();
         let replay = Replay::read(&path).unwrap();
         assert_eq!(replay.argv, ["p.yml"]);
         assert_eq!(replay.hosts["a"].next, Some((Phase::Tasks, 1)));
         assert_eq!(replay.hosts["b"].finished, Some(true));
+    }
+
+    #[tokio::test]
+    async fn one_pplay_at_a_time_owns_a_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        journal_of(&path, Vec::new()).await;
+        let first = Journal::reopen(&path).unwrap();
+        let second = Journal::reopen(&path).unwrap_err().to_string();
+        let pid = format!("is in use by pplay pid {} (started ", std::process::id());
+        assert!(second.contains(&pid), "{second}");
+        let fresh = Journal::create(&path).unwrap_err().to_string();
+        assert!(fresh.contains("is in use by pplay pid"), "{fresh}");
+        drop(first);
+        // The lock goes with the writer thread; a moment later it is free.
+        let mut reopened = Journal::reopen(&path);
+        for _ in 0..100 {
+            if reopened.is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            reopened = Journal::reopen(&path);
+        }
+        assert!(reopened.is_ok());
+        let exists = Journal::create(&path).unwrap_err().to_string();
         assert!(
-            Journal::create(&path).is_err(),
-            "never overwrites a journal"
+            exists.contains("is in use") || exists.contains("already exists"),
+            "{exists}"
         );
+    }
+
+    #[tokio::test]
+    async fn failed_hosts_retry_from_where_they_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        journal_of(
+            &path,
+            vec![
+                // a: task 2 failed, no on_failure: retried from task 2.
+                task_start("a", Phase::Tasks, 2, None),
+                task_end("a", Phase::Tasks, 2, "failed"),
+                host_end("a", false),
+                // b: task 1 failed and on_failure ran: retried from task 0.
+                task_start("b", Phase::Tasks, 1, None),
+                task_end("b", Phase::Tasks, 1, "failed"),
+                task_start("b", Phase::OnFailure, 0, None),
+                task_end("b", Phase::OnFailure, 0, "ok"),
+                host_end("b", false),
+                // c: failed in preflight: preflight again.
+                task_start("c", Phase::Preflight, 0, None),
+                task_end("c", Phase::Preflight, 0, "failed"),
+                host_end("c", false),
+                // d: a reboot started from boot B and the journal ends there.
+                task_start("d", Phase::Tasks, 3, Some("B")),
+            ],
+        )
+        .await;
+        let mut replay = Replay::read(&path).unwrap();
+        let mut retried = |host: &str| {
+            let progress = replay.hosts.get_mut(host).unwrap();
+            assert_eq!(progress.finished, Some(false));
+            progress.retry();
+            (progress.next, progress.started_tasks)
+        };
+        assert_eq!(retried("a"), (Some((Phase::Tasks, 2)), true));
+        assert_eq!(retried("b"), (Some((Phase::Tasks, 0)), true));
+        assert_eq!(retried("c"), (None, false));
+        let mark = RebootMark {
+            phase: Phase::Tasks,
+            task: 3,
+            boot_id: "B".into(),
+            sent: false,
+        };
+        assert_eq!(replay.hosts["d"].reboot, Some(mark));
     }
 }

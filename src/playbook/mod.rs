@@ -22,8 +22,10 @@ use sha2::{Digest, Sha256};
 
 pub use check::check_plan;
 pub use host::{Context, HostEnd, HostRun};
-pub use journal::{now, Entry, HostProgress, Journal, JournalError, Replay};
-pub use rollout::{batch_sizes, PendingHost, PlayEvent, Rollout, RolloutReport, TaskStatus};
+pub use journal::{now, Entry, HostProgress, Journal, JournalError, RebootMark, Replay};
+pub use rollout::{
+    batch_sizes, Earlier, PendingHost, PlayEvent, Rollout, RolloutReport, TaskStatus,
+};
 use spec::{
     Amount, AssertSpec, CopySpec, FetchSpec, KillSpec, Mode, Order, PauseSpec, PlaybookFile,
     RebootSpec, TaskSpec, WaitForSpec,

@@ -23,8 +23,10 @@ const STABLE_POLL: Duration = Duration::from_secs(1);
 
 const BOOT_ID: &str = "cat /proc/sys/kernel/random/boot_id";
 
-/// Runs a reboot task. A resumed run whose journal shows this reboot sent
-/// skips straight to waiting for the host, so a host is never rebooted twice.
+/// Runs a reboot task. A resumed run whose journal shows this reboot sent,
+/// or shows it started from a boot_id the host no longer has (the crash
+/// lost the line saying it was sent), skips straight to waiting for the
+/// host: a host is never rebooted twice.
 pub async fn reboot(
     host: &mut HostRun,
     phase: Phase,
@@ -32,24 +34,28 @@ pub async fn reboot(
     spec: &RebootSpec,
 ) -> Result<TaskStatus, TaskError> {
     let mut report = Vec::new();
-    let old = match host.reboot_pending.take() {
-        Some((task, boot_id)) if task == index && phase == Phase::Tasks => {
+    let mark = host
+        .reboot_mark
+        .take()
+        .filter(|mark| mark.phase == phase && mark.task == index);
+    let old = match mark {
+        Some(mark) if mark.sent => {
             report.push("resumed after the reboot was sent".to_string());
-            boot_id
+            mark.boot_id
         }
-        _ => {
-            let old = read_boot_id(host).await?;
-            host.journal(Entry::RebootIssued {
-                host: host.label.clone(),
-                task: index,
-                boot_id: old.clone(),
-                time: now(),
-            })
-            .await;
-            let clock = Instant::now();
-            go_down(host, spec).await?;
-            report.push(format!("down {:.1}s", clock.elapsed().as_secs_f64()));
-            old
+        mark => {
+            let now_booted = read_boot_id(host).await?;
+            match mark {
+                Some(mark) if mark.boot_id != now_booted => {
+                    report.push("resumed: the host had rebooted already".to_string());
+                    mark.boot_id
+                }
+                _ => {
+                    let down = send_reboot(host, phase, index, spec, &now_booted).await?;
+                    report.push(format!("down {:.1}s", down.as_secs_f64()));
+                    now_booted
+                }
+            }
         }
     };
     let clock = Instant::now();
@@ -61,6 +67,7 @@ pub async fn reboot(
     })
     .await;
     report.push(format!("up {:.1}s", clock.elapsed().as_secs_f64()));
+    host.gather_facts().await?;
     let clock = Instant::now();
     let test = host.expand(&spec.test_command)?;
     host.wait_for(&test, spec.test_timeout.0, Duration::from_secs(1))
@@ -69,11 +76,33 @@ pub async fn reboot(
     report.push(format!("test {:.1}s", clock.elapsed().as_secs_f64()));
     stay_up(host, spec.stable_for.0).await?;
     report.push(format!("stable {:.0}s", spec.stable_for.0.as_secs_f64()));
-    host.gather_facts().await?;
     Ok(TaskStatus::Done(report.join(", ")))
 }
 
-async fn read_boot_id(host: &mut HostRun) -> Result<String, TaskError> {
+/// Journals the reboot as sent, sends it and waits for the host to go
+/// down; returns how long that took.
+async fn send_reboot(
+    host: &mut HostRun,
+    phase: Phase,
+    index: usize,
+    spec: &RebootSpec,
+    boot_id: &str,
+) -> Result<Duration, TaskError> {
+    host.journal(Entry::RebootIssued {
+        host: host.label.clone(),
+        phase,
+        task: index,
+        boot_id: boot_id.to_string(),
+        time: now(),
+    })
+    .await;
+    let clock = Instant::now();
+    go_down(host, spec).await?;
+    Ok(clock.elapsed())
+}
+
+/// The host's current boot_id.
+pub(super) async fn read_boot_id(host: &mut HostRun) -> Result<String, TaskError> {
     let captured = host
         .exec(BOOT_ID, &[], Some(Duration::from_secs(30)))
         .await?;

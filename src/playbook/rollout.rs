@@ -62,8 +62,8 @@ pub enum PlayEvent {
         batches: Vec<Vec<String>>,
         mode: Mode,
         max_fail: usize,
-        /// Hosts a resumed journal shows finished; not contacted again.
-        finished: usize,
+        /// What a resumed journal shows of hosts finished before.
+        earlier: Earlier,
         journal: Option<PathBuf>,
     },
     /// Preflight begins on this many hosts.
@@ -97,9 +97,22 @@ pub struct PendingHost {
     pub progress: HostProgress,
 }
 
-/// How a rollout ended.
+/// Hosts a resumed journal shows finished in an earlier run.
+#[derive(Debug, Clone, Default)]
+pub struct Earlier {
+    /// Done: not contacted again.
+    pub done: Vec<String>,
+    /// Failed and left failed (`--skip-failed`), with why.
+    pub failed: Vec<(String, String)>,
+    /// Failed, and run again now.
+    pub retried: usize,
+}
+
+/// How a rollout ended; `earlier` accounts for the hosts of the play this
+/// run did not touch, so that every host is in the report.
 #[derive(Debug, Default)]
 pub struct RolloutReport {
+    pub earlier: Earlier,
     pub done: Vec<String>,
     /// Host and where and why it failed.
     pub failed: Vec<(String, String)>,
@@ -124,7 +137,7 @@ pub struct Rollout {
 }
 
 impl Rollout {
-    pub async fn run(mut self, finished: usize) -> RolloutReport {
+    pub async fn run(mut self, earlier: Earlier) -> RolloutReport {
         let clock = Instant::now();
         let playbook = Arc::clone(&self.ctx.playbook);
         order_hosts(&mut self.hosts, playbook.order);
@@ -138,10 +151,13 @@ impl Rollout {
                 .collect(),
             mode: playbook.mode,
             max_fail,
-            finished,
+            earlier: earlier.clone(),
             journal: self.ctx.journal.as_ref().map(|j| j.path().to_path_buf()),
         });
-        let mut report = RolloutReport::default();
+        let mut report = RolloutReport {
+            earlier,
+            ..RolloutReport::default()
+        };
         let hosts = self.preflight(&mut report).await;
         if report.failed.len() > max_fail {
             let reason = format!(
@@ -326,12 +342,14 @@ impl Rollout {
 async fn run_host(mut pending: PendingHost, start_at: usize) -> (HostRun, HostEnd) {
     let run = &mut pending.run;
     let resumed = pending.progress.started_tasks;
-    if resumed && pending.progress.reboot_pending.is_none() {
+    // A host in the middle of a reboot may be down; the reboot gathers its
+    // facts once the host is back.
+    if resumed && pending.progress.reboot.is_none() {
         if let Err(error) = run.gather_facts().await {
             return (pending.run, HostEnd::Failed(format!("facts: {error}")));
         }
     }
-    run.reboot_pending = pending.progress.reboot_pending.clone();
+    run.reboot_mark = pending.progress.reboot.clone();
     let end = match pending.progress.next {
         Some((Phase::OnFailure, first)) if resumed => {
             match Box::pin(run.run_phase(Phase::OnFailure, first)).await {
