@@ -617,3 +617,183 @@ fn bad_input_is_refused_before_any_host_is_contacted() {
         .args(["-i", "inv.yml", "-e", "bad key=1", "bad.yml"]);
     run(command).expect_code(2);
 }
+
+/// pplay with `text` as its playbook over the lab's inventory, journaled
+/// under `work`; `extra` flags go first.
+fn small_play(lab: &Lab, work: &Path, text: &str, journal: &str, extra: &[&str]) -> Command {
+    let playbook = work.join("small.yml");
+    std::fs::write(&playbook, text).unwrap();
+    let mut command = tool("pplay");
+    command
+        .args(["-O", "ConnectTimeout=2", "-i"])
+        .arg(lab.dir().join("inventory.yml"))
+        .args(extra)
+        .arg("--journal")
+        .arg(work.join(journal))
+        .arg(&playbook);
+    command
+}
+
+fn resume(journal: &Path, extra: &[&str]) -> Run {
+    let mut command = tool("pplay");
+    command.args(extra).arg("--resume").arg(journal);
+    run(command)
+}
+
+#[test]
+fn a_journal_has_one_owner_and_a_lost_reboot_line_never_reboots_twice() {
+    let rollout = Rollout::start(3, &[]);
+    let booted = rollout.boot_id(0);
+    let mut command = rollout.rollout_command(&[]);
+    command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut first = command.spawn().unwrap();
+    wait_until(Duration::from_secs(120), "the rollout started", || {
+        rollout.entries().iter().any(|e| e["event"] == "task_start")
+    });
+    // Neither a resume nor a new run may take a journal that is in use.
+    let owner = format!("is in use by pplay pid {} (started ", first.id());
+    let second = resume(&rollout.journal(), &[]);
+    second.expect_code(2);
+    assert!(second.stderr.contains(&owner), "{}", second.stderr);
+    let again = run(rollout.rollout_command(&[]));
+    again.expect_code(2);
+    assert!(again.stderr.contains(&owner), "{}", again.stderr);
+    // The canary reboots; pplay dies, and the crash tears the journal's
+    // reboot_issued line (and loses what came after).
+    wait_until(Duration::from_secs(120), "the canary rebooted", || {
+        rollout.boot_id(0) != booted
+    });
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let rebooted = rollout.boot_id(0);
+    let text = std::fs::read_to_string(rollout.journal()).unwrap();
+    let at = text
+        .find("{\"event\":\"reboot_issued\"")
+        .expect("a reboot_issued line");
+    std::fs::write(rollout.journal(), &text[..at + 30]).unwrap();
+    let result = resume(&rollout.journal(), &[]);
+    result.expect_code(0);
+    assert_eq!(
+        rollout.boot_id(0),
+        rebooted,
+        "the canary was rebooted twice"
+    );
+    assert!(
+        result
+            .stdout_text()
+            .contains("the host had rebooted already"),
+        "{}",
+        result.stdout_text()
+    );
+    for index in 0..3 {
+        assert!(rollout.loaded(index).contains(&rollout.new_sha));
+    }
+}
+
+#[test]
+fn term_stops_pplay_like_the_first_ctrl_c_and_gives_the_resume_command() {
+    let rollout = Rollout::start(4, &[]);
+    let mut command = rollout.rollout_command(&[]);
+    command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let pplay = command.spawn().unwrap();
+    wait_until(Duration::from_secs(120), "the canary finished", || {
+        !rollout.host_ends().is_empty()
+    });
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pplay.id() as libc::pid_t, libc::SIGTERM) };
+    let output = pplay.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(3), "{stdout}");
+    let resume_line = format!(
+        "resume with: pplay --resume {}",
+        rollout.journal().display()
+    );
+    assert!(stdout.contains(&resume_line), "{stdout}");
+    let entries = rollout.entries();
+    let count = |event: &str| entries.iter().filter(|e| e["event"] == event).count();
+    assert_eq!(
+        count("task_start"),
+        count("task_end"),
+        "a task was cut short"
+    );
+    resume(&rollout.journal(), &[]).expect_code(0);
+}
+
+#[test]
+fn extra_vars_reach_commands_as_text_through_quote() {
+    let lab = Lab::start(1, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let play = "hosts: all\ntasks:\n  - run: echo {{ msg | quote }} > /tmp/said\n";
+    let command = small_play(
+        &lab,
+        work.path(),
+        play,
+        "quote.journal",
+        &["-e", "msg=it's; touch /tmp/pwned"],
+    );
+    run(command).expect_code(0);
+    assert_eq!(
+        lab.output_of(0, "cat /tmp/said; test -e /tmp/pwned && echo PWNED; true"),
+        "it's; touch /tmp/pwned\n"
+    );
+}
+
+#[test]
+fn resume_retries_the_hosts_that_failed_and_counts_every_host() {
+    let lab = Lab::start(3, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let play = "hosts: all\nserial: 1\nmax_fail: 0\ntasks:\n  \
+                - {name: first, run: touch /tmp/first-ran}\n  \
+                - {name: may fail, run: test ! -e /tmp/fail-here}\n  \
+                - {name: last, run: touch /tmp/last-ran}\n";
+    for skip_failed in [false, true] {
+        lab.output_of(0, "rm -f /tmp/*-ran");
+        lab.output_of(1, "rm -f /tmp/*-ran; touch /tmp/fail-here");
+        lab.output_of(2, "rm -f /tmp/*-ran");
+        let journal = format!("retry-{skip_failed}.journal");
+        let stopped = run(small_play(&lab, work.path(), play, &journal, &[]));
+        stopped.expect_code(5);
+        let summary = "pplay: 1 done, 1 failed, 0 stopped, 1 not started";
+        assert!(
+            stopped.stdout_text().contains(summary),
+            "{}",
+            stopped.stdout_text()
+        );
+        lab.output_of(1, "rm /tmp/fail-here");
+        let flags: &[&str] = if skip_failed { &["--skip-failed"] } else { &[] };
+        let resumed = resume(&work.path().join(&journal), flags);
+        let stdout = resumed.stdout_text();
+        let last_ran = lab.output_of(1, "ls /tmp/last-ran 2>/dev/null || true");
+        match skip_failed {
+            false => {
+                resumed.expect_code(0);
+                assert!(
+                    stdout.contains("1 host(s) that failed earlier go again"),
+                    "{stdout}"
+                );
+                assert!(
+                    stdout.contains("pplay: 3 done (1 earlier), 0 failed"),
+                    "{stdout}"
+                );
+                assert_eq!(
+                    last_ran, "/tmp/last-ran\n",
+                    "the failed host was not retried"
+                );
+            }
+            true => {
+                resumed.expect_code(5);
+                assert!(
+                    stdout.contains("1 host(s) that failed earlier stay failed"),
+                    "{stdout}"
+                );
+                let counts = "pplay: 2 done (1 earlier), 1 failed (1 earlier)";
+                assert!(stdout.contains(counts), "{stdout}");
+                assert_eq!(last_ran, "", "a skipped host was run again");
+            }
+        }
+    }
+}

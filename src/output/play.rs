@@ -301,12 +301,12 @@ impl<W: Write> PlayPrinter<W> {
         }
         let earlier = &report.earlier;
         let (done, failed) = (
-            counted(report.done.len(), earlier.done.len()),
-            counted(report.failed.len(), earlier.failed.len()),
+            counted(report.done.len(), earlier.done.len(), "done"),
+            counted(report.failed.len(), earlier.failed.len(), "failed"),
         );
         writeln!(
             self.out,
-            "pplay: {done} done, {failed} failed, {} stopped, {} not started in {:.1}s",
+            "pplay: {done}, {failed}, {} stopped, {} not started in {:.1}s",
             report.stopped.len(),
             report.not_started.len(),
             report.elapsed.as_secs_f64()
@@ -340,11 +340,11 @@ impl<W: Write> PlayPrinter<W> {
     }
 }
 
-/// `8`, or `8 (4 earlier)` when some were counted in an earlier run.
-fn counted(now: usize, earlier: usize) -> String {
+/// `8 done`, or `8 done (4 earlier)` when some ended in an earlier run.
+fn counted(now: usize, earlier: usize, word: &str) -> String {
     match earlier {
-        0 => now.to_string(),
-        _ => format!("{} ({earlier} earlier)", now + earlier),
+        0 => format!("{now} {word}"),
+        _ => format!("{} {word} ({earlier} earlier)", now + earlier),
     }
 }
 

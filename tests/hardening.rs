@@ -1,0 +1,472 @@
+//! What an operator, a shell script, systemd or a hostile input can do to
+//! the pssh-style tools, against real sshd (and Dropbear) and fleet-lab:
+//! signals, overloaded hosts that ignore TERM, inputs that would panic or
+//! eat memory, a low open-files limit, and the test hosts' own dotfiles.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use support::{run, tool, wait_until, Lab, TestFleet};
+
+/// A number no other test (or earlier run) uses, for process markers.
+fn unique() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    50_000 + (std::process::id() % 1000) * 10 + NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// How many processes on this machine have exactly `command_line`.
+fn count_processes(command_line: &str) -> usize {
+    let output = Command::new("pgrep")
+        .args(["-fc", &format!("^{command_line}$")])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// Starts `command`, waits until `count` remote processes run
+/// `command_line`, sends `signal`, and returns the exit code and stdout.
+fn signal_when_running(
+    mut command: Command,
+    signal: libc::c_int,
+    command_line: &str,
+    count: usize,
+) -> (Option<i32>, String) {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = command.spawn().expect("spawn");
+    wait_until(
+        Duration::from_secs(120),
+        &format!("{count} hosts run `{command_line}`"),
+        || count_processes(command_line) >= count,
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    let output = child.wait_with_output().expect("wait");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn term_and_hup_stop_every_remote_command_like_ctrl_c() {
+    let fleet = TestFleet::start(50);
+    for signal in [libc::SIGTERM, libc::SIGHUP] {
+        let sleeper = format!("sleep {}", unique());
+        let mut prun = fleet.prun_all();
+        prun.args(["-p", "50", "-t", "0", &sleeper]);
+        let (code, stdout) = signal_when_running(prun, signal, &sleeper, 50);
+        assert_eq!(code, Some(3), "signal {signal}: {stdout}");
+        assert_eq!(stdout.matches("Interrupted").count(), 50, "{stdout}");
+        assert_eq!(
+            count_processes(&sleeper),
+            0,
+            "`{sleeper}` survived {signal}"
+        );
+    }
+    // pslurp of a FIFO: `cat` blocks on every host until it is killed.
+    let fifo = fleet.dir().join(format!("fifo-{}", unique()));
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let local = fleet.dir().join("pulled");
+    let mut pslurp = tool("pslurp");
+    pslurp
+        .arg("-O")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            fleet.known_hosts().display()
+        ))
+        .arg("--identity")
+        .arg(fleet.key())
+        .arg("-h")
+        .arg(fleet.hosts_file())
+        .args(["-p", "50", "-t", "0", "-L"])
+        .arg(&local)
+        .arg(&fifo)
+        .arg("messages");
+    let cat = format!("cat -- {}", fifo.display());
+    let (code, stdout) = signal_when_running(pslurp, libc::SIGTERM, &cat, 50);
+    assert_eq!(code, Some(3), "{stdout}");
+    assert_eq!(count_processes(&cat), 0, "`{cat}` survived SIGTERM");
+    let left = std::fs::read_dir(&local).map_or(0, |dir| dir.count());
+    assert_eq!(
+        left,
+        0,
+        "an interrupted pull left files in {}",
+        local.display()
+    );
+}
+
+#[test]
+fn the_remote_kill_is_confirmed_on_fifty_term_ignoring_hosts_and_on_dropbear() {
+    let fleet = TestFleet::start(50);
+    let sleeper = format!("sleep {}", unique());
+    let mut prun = fleet.prun_all();
+    prun.args(["-p", "50", "-t", "3"])
+        .arg(format!("trap '' TERM; {sleeper}"));
+    let result = run(prun);
+    result.expect_code(3);
+    let stdout = result.stdout_text();
+    assert_eq!(stdout.matches("Timed out").count(), 50, "{stdout}");
+    assert!(!stdout.contains("not confirmed"), "{stdout}");
+    assert_eq!(
+        count_processes(&sleeper),
+        0,
+        "`{sleeper}` survived the kill"
+    );
+
+    let dropbear = TestFleet::start_with(3, &["--dropbear"]);
+    let sleeper = format!("sleep {}", unique());
+    let mut prun = dropbear.prun_all();
+    prun.args(["-t", "2", &sleeper]);
+    let result = run(prun);
+    result.expect_code(3);
+    let stdout = result.stdout_text();
+    assert_eq!(stdout.matches("Timed out").count(), 3, "{stdout}");
+    assert!(!stdout.contains("not confirmed"), "{stdout}");
+    assert_eq!(
+        count_processes(&sleeper),
+        0,
+        "`{sleeper}` survived on Dropbear"
+    );
+}
+
+#[test]
+fn a_hosts_file_naming_millions_of_hosts_fails_at_once_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, "x17[1-90000]\n".repeat(200)).unwrap();
+    let mut prun = tool("prun");
+    // The filter matches nothing, so no version of prun ever looks a name up.
+    prun.arg("-h").arg(&hosts).args(["-g", "nothing", "true"]);
+    let result = run(prun);
+    result.expect_code(2);
+    let expected = format!(
+        "{}:12: the hosts file expands to more than 1000000 hosts",
+        hosts.display()
+    );
+    assert!(result.stderr.contains(&expected), "{}", result.stderr);
+    assert!(
+        result.max_rss_kib < 64 * 1024,
+        "refusing the file took {} KiB",
+        result.max_rss_kib
+    );
+}
+
+#[test]
+fn pnuke_refuses_an_empty_pattern_and_spares_pid_1_and_sshd() {
+    let lab = Lab::start(1, &[]);
+    let pnuke = |args: &[&str]| {
+        let mut command = lab.tool("pnuke");
+        command.args(["-H", &lab.host(0)]).args(args);
+        run(command)
+    };
+    for empty in ["", "  "] {
+        let result = pnuke(&["--list", empty]);
+        result.expect_code(2);
+        assert!(result.stderr.contains("every process"), "{}", result.stderr);
+    }
+    let listed = pnuke(&["-i", "--list", "."]);
+    listed.expect_code(0);
+    let stdout = listed.stdout_text();
+    assert!(stdout.contains("[protected: pid 1;"), "{stdout}");
+    assert!(
+        stdout.contains("[protected: the host's ssh server;"),
+        "{stdout}"
+    );
+    let spared = pnuke(&["-s", "CONT", "sshd"]);
+    spared.expect_code(0);
+    let stdout = spared.stdout_text();
+    assert!(stdout.contains("signalled with CONT: 0 ("), "{stdout}");
+    let forced = pnuke(&["-s", "CONT", "--force", "sshd"]);
+    forced.expect_code(0);
+    assert!(
+        !forced.stdout_text().contains("CONT: 0"),
+        "{}",
+        forced.stdout_text()
+    );
+    // A pattern that looks like a flag is a pattern.
+    let dashed = pnuke(&["--list", "--", "-9"]);
+    dashed.expect_code(0);
+    assert!(
+        dashed.stdout_text().contains("\nno match\n"),
+        "{}",
+        dashed.stdout_text()
+    );
+    assert_eq!(lab.output_of(0, "echo alive"), "alive\n");
+}
+
+#[test]
+fn durations_beyond_thirty_days_are_usage_errors_not_panics() {
+    let fleet = TestFleet::start(1);
+    let huge = "18446744073709551615";
+    let config = fleet.dir().join("ssh_config");
+    std::fs::write(&config, "Host *\n  ConnectTimeout 99999999999\n").unwrap();
+    let cases: [&[&str]; 4] = [
+        &["-t", huge],
+        &["-O", &format!("ServerAliveInterval={huge}")],
+        &["-O", "ConnectTimeout=2592001"],
+        &["-F", &config.to_string_lossy()],
+    ];
+    for flags in cases {
+        let mut prun = fleet.prun_all();
+        prun.args(flags).arg("true");
+        let result = run(prun);
+        assert_eq!(result.code(), 2, "{flags:?}: {}", result.stderr);
+        assert!(!result.stderr.contains("panicked"), "{}", result.stderr);
+    }
+    let playbook = fleet.dir().join("p.yml");
+    std::fs::write(
+        &playbook,
+        "hosts: all\ntasks:\n  - run: true\n    timeout: 99999999d\n",
+    )
+    .unwrap();
+    let mut pplay = tool("pplay");
+    pplay.arg("-i").arg(fleet.hosts_file()).arg(&playbook);
+    let result = run(pplay);
+    result.expect_code(2);
+    assert!(result.stderr.contains("p.yml:4:"), "{}", result.stderr);
+    assert!(
+        result.stderr.contains("at most 30 days"),
+        "{}",
+        result.stderr
+    );
+}
+
+#[test]
+fn files_that_are_not_utf8_are_refused_with_their_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, b"127.0.0.1:1\nh\xe9st\n").unwrap();
+    let mut prun = tool("prun");
+    prun.arg("-h").arg(&hosts).arg("true");
+    let result = run(prun);
+    result.expect_code(2);
+    let at = format!("{}:2:2: not UTF-8", hosts.display());
+    assert!(result.stderr.contains(&at), "{}", result.stderr);
+
+    let good_hosts = dir.path().join("good-hosts");
+    std::fs::write(&good_hosts, "127.0.0.1:1\n").unwrap();
+    let playbook = dir.path().join("p.yml");
+    std::fs::write(&playbook, b"hosts: all\ntasks:\n  - run: echo caf\xe9\n").unwrap();
+    let mut pplay = tool("pplay");
+    pplay.arg("-i").arg(&good_hosts).arg(&playbook);
+    let result = run(pplay);
+    result.expect_code(2);
+    let at = format!("{}:3:18: not UTF-8", playbook.display());
+    assert!(result.stderr.contains(&at), "{}", result.stderr);
+
+    let inventory = dir.path().join("inv.yml");
+    std::fs::write(&inventory, b"vars:\n  who: \xff\n").unwrap();
+    let good_playbook = dir.path().join("good.yml");
+    std::fs::write(&good_playbook, "hosts: all\ntasks:\n  - run: true\n").unwrap();
+    let mut pplay = tool("pplay");
+    pplay.arg("-i").arg(&inventory).arg(&good_playbook);
+    let result = run(pplay);
+    result.expect_code(2);
+    let at = format!("{}:2:8: not UTF-8", inventory.display());
+    assert!(result.stderr.contains(&at), "{}", result.stderr);
+}
+
+#[test]
+fn held_output_and_pushed_files_stay_in_bounded_memory() {
+    let fleet = TestFleet::start(10);
+    let mut prun = fleet.prun_all();
+    prun.args(["-p", "10", "-i", "--output-limit", "1M"])
+        .arg("head -c 50000000 /dev/zero");
+    let result = run(prun);
+    result.expect_code(0);
+    let marker = "[output truncated after 1 MiB: 48951424 more bytes not shown";
+    assert_eq!(result.stdout_text().matches(marker).count(), 10);
+    assert!(
+        result.max_rss_kib < 100 * 1024,
+        "-i held {} KiB",
+        result.max_rss_kib
+    );
+
+    let pcp = |source: &Path| {
+        let mut pcp = tool("pcp");
+        pcp.arg("-O")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                fleet.known_hosts().display()
+            ))
+            .arg("--identity")
+            .arg(fleet.key())
+            .arg("-h")
+            .arg(fleet.hosts_file())
+            .arg(source)
+            .arg(fleet.dir().join("copied"));
+        pcp
+    };
+    let result = run(pcp(Path::new("/dev/zero")));
+    result.expect_code(2);
+    assert!(
+        result.stderr.contains("is not a regular file"),
+        "{}",
+        result.stderr
+    );
+    let fifo = fleet.dir().join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let mut reading_fifo = pcp(&fifo)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    wait_until(Duration::from_secs(30), "pcp refuses a FIFO", || {
+        status = reading_fifo.try_wait().unwrap();
+        status.is_some()
+    });
+    assert_eq!(status.and_then(|s| s.code()), Some(2));
+
+    let big = fleet.dir().join("big");
+    support::random_file(&big, 100_000_000);
+    let result = run(pcp(&big));
+    result.expect_code(0);
+    assert!(
+        result.max_rss_kib < 64 * 1024,
+        "pushing 100 MB took {} KiB",
+        result.max_rss_kib
+    );
+    let sent = std::fs::read(&big).unwrap();
+    assert!(std::fs::read(fleet.dir().join("copied")).unwrap() == sent);
+}
+
+#[test]
+fn a_low_open_files_limit_lowers_parallelism_instead_of_failing_hosts() {
+    let fleet = TestFleet::start(200);
+    let mut prun = fleet.prun_all();
+    prun.args(["-p", "200", "true"]);
+    // SAFETY: setrlimit in the child before exec touches only its own limits.
+    unsafe {
+        prun.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 128,
+                rlim_max: 128,
+            };
+            match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    let result = run(prun);
+    result.expect_code(0);
+    assert!(
+        result
+            .stderr
+            .contains("-p 200 lowered to 52: open files limit is 128"),
+        "{}",
+        result.stderr
+    );
+    assert!(result.stderr.contains("200 ok"), "{}", result.stderr);
+}
+
+#[test]
+fn small_things_operators_trip_over() {
+    let fleet = TestFleet::start(12);
+    // A key others can read is refused, as OpenSSH does; so is a directory.
+    let open_key = fleet.dir().join("open_key");
+    std::fs::copy(fleet.key(), &open_key).unwrap();
+    std::fs::set_permissions(&open_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for (key, expected) in [
+        (
+            open_key.as_path(),
+            "UNPROTECTED PRIVATE KEY FILE: permissions 0644",
+        ),
+        (Path::new("/tmp"), "/tmp: is a directory"),
+    ] {
+        let mut prun = tool("prun");
+        prun.arg("--identity")
+            .arg(key)
+            .args(["-H", &fleet.host(0), "true"]);
+        let result = run(prun);
+        result.expect_code(2);
+        assert!(result.stderr.contains(expected), "{}", result.stderr);
+    }
+    let open_key_named = open_key.display().to_string();
+    // A name no host has is a hosts-file error with its line.
+    let hosts = fleet.dir().join("long-hosts");
+    std::fs::write(&hosts, format!("a\nb\n{}\n", "n".repeat(300))).unwrap();
+    let mut prun = tool("prun");
+    prun.arg("-h").arg(&hosts).arg("true");
+    let result = run(prun);
+    result.expect_code(2);
+    let at = format!(
+        "{}:3: expected a host name of at most 255 bytes",
+        hosts.display()
+    );
+    assert!(result.stderr.contains(&at), "{}", result.stderr);
+    assert!(!result.stderr.contains(&open_key_named));
+    // Folding joins across digit widths: hosts .1 to .12 are one range.
+    let mut prun = fleet.prun_all();
+    prun.args(["-b", "echo same"]);
+    let result = run(prun);
+    result.expect_code(0);
+    let folded = format!("127.{}.0.[1-12]:{} (12)", fleet.net, fleet.port);
+    assert!(
+        result.stdout_text().contains(&folded),
+        "{}",
+        result.stdout_text()
+    );
+    // The JSON cap never cuts a character in two.
+    let mut prun = fleet.prun();
+    prun.args(["-H", &fleet.host(0), "--json"])
+        .arg("head -c 1048575 /dev/zero | tr '\\0' a; printf '\\303\\251tail'");
+    let result = run(prun);
+    result.expect_code(0);
+    let host: serde_json::Value =
+        serde_json::from_str(result.stdout_text().lines().next().unwrap()).unwrap();
+    assert_eq!(host["stdout_encoding"], "utf-8");
+    assert_eq!(host["stdout_truncated"], true);
+    assert_eq!(host["stdout"].as_str().unwrap().len(), 1_048_575);
+    // A failed pull leaves no empty directory behind.
+    let local = fleet.dir().join("pulled");
+    let mut pslurp = tool("pslurp");
+    pslurp
+        .arg("-O")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            fleet.known_hosts().display()
+        ))
+        .arg("--identity")
+        .arg(fleet.key())
+        .args(["-H", &fleet.host(0), "-L"])
+        .arg(&local)
+        .args(["/nonexistent/file", "file"]);
+    let result = run(pslurp);
+    result.expect_code(5);
+    let left: Vec<_> = std::fs::read_dir(&local)
+        .map(|dir| dir.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "a failed pull left {left:?}");
+}
+
+#[test]
+fn test_hosts_have_their_own_home_and_a_plain_shell() {
+    let fleet = TestFleet::start(1);
+    let mut prun = fleet.prun_all();
+    prun.args(["-i", "echo \"$HOME\"; readlink /proc/$$/exe"]);
+    let result = run(prun);
+    result.expect_code(0);
+    let stdout = result.stdout_text();
+    let lines: Vec<&str> = stdout.lines().skip(1).collect();
+    assert_eq!(lines[0], fleet.dir().join("home").display().to_string());
+    assert!(
+        lines[1].ends_with("/dash") || lines[1].ends_with("/sh"),
+        "{stdout}"
+    );
+}
