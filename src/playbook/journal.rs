@@ -127,7 +127,19 @@ pub enum JournalError {
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
-    queue: std::sync::mpsc::Sender<(Vec<u8>, Ack)>,
+    queue: Option<std::sync::mpsc::Sender<(Vec<u8>, Ack)>>,
+    /// Owns the file, and so the lock: joined on drop, so the lock is
+    /// free the moment the journal is.
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
 }
 
 /// Tells a [`Journal::record`] caller that its entry is on disk (or why not).
@@ -166,10 +178,11 @@ impl Journal {
 
     fn start(path: &Path, file: File) -> Journal {
         let (queue, entries) = std::sync::mpsc::channel();
-        std::thread::spawn(move || write_entries(&file, &entries));
+        let writer = std::thread::spawn(move || write_entries(&file, &entries));
         Journal {
             path: path.to_path_buf(),
-            queue,
+            queue: Some(queue),
+            writer: Some(writer),
         }
     }
 
@@ -187,6 +200,8 @@ impl Journal {
         line.push(b'\n');
         let (ack, written) = tokio::sync::oneshot::channel();
         self.queue
+            .as_ref()
+            .ok_or_else(|| failed("the journal is closed".into()))?
             .send((line, ack))
             .map_err(|_| failed("the journal writer stopped".into()))?;
         match written.await {
