@@ -77,15 +77,8 @@ fn term_and_hup_stop_every_remote_command_like_ctrl_c() {
     let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(made.success());
     let local = fleet.dir().join("pulled");
-    let mut pslurp = tool("pslurp");
+    let mut pslurp = fleet.tool("pslurp");
     pslurp
-        .arg("-O")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            fleet.known_hosts().display()
-        ))
-        .arg("--identity")
-        .arg(fleet.key())
         .arg("-h")
         .arg(fleet.hosts_file())
         .args(["-p", "50", "-t", "0", "-L"])
@@ -105,38 +98,30 @@ fn term_and_hup_stop_every_remote_command_like_ctrl_c() {
     );
 }
 
-#[test]
-fn the_remote_kill_is_confirmed_on_fifty_term_ignoring_hosts_and_on_dropbear() {
-    let fleet = TestFleet::start(50);
+/// Runs `command` (prefixed by a sleep with a unique marker) on every host
+/// of `fleet` with `-t seconds`; every host must time out with its kill
+/// confirmed, and no sleep may survive.
+fn assert_timeouts_kill(fleet: &TestFleet, seconds: &str, prefix: &str) {
     let sleeper = format!("sleep {}", unique());
     let mut prun = fleet.prun_all();
-    prun.args(["-p", "50", "-t", "3"])
-        .arg(format!("trap '' TERM; {sleeper}"));
+    prun.args(["-p", "50", "-t", seconds])
+        .arg(format!("{prefix}{sleeper}"));
     let result = run(prun);
     result.expect_code(3);
     let stdout = result.stdout_text();
-    assert_eq!(stdout.matches("Timed out").count(), 50, "{stdout}");
+    assert_eq!(stdout.matches("Timed out").count(), fleet.count, "{stdout}");
     assert!(!stdout.contains("not confirmed"), "{stdout}");
     assert_eq!(
         count_processes(&sleeper),
         0,
         "`{sleeper}` survived the kill"
     );
+}
 
-    let dropbear = TestFleet::start_with(3, &["--dropbear"]);
-    let sleeper = format!("sleep {}", unique());
-    let mut prun = dropbear.prun_all();
-    prun.args(["-t", "2", &sleeper]);
-    let result = run(prun);
-    result.expect_code(3);
-    let stdout = result.stdout_text();
-    assert_eq!(stdout.matches("Timed out").count(), 3, "{stdout}");
-    assert!(!stdout.contains("not confirmed"), "{stdout}");
-    assert_eq!(
-        count_processes(&sleeper),
-        0,
-        "`{sleeper}` survived on Dropbear"
-    );
+#[test]
+fn the_remote_kill_is_confirmed_on_fifty_term_ignoring_hosts_and_on_dropbear() {
+    assert_timeouts_kill(&TestFleet::start(50), "3", "trap '' TERM; ");
+    assert_timeouts_kill(&TestFleet::start_with(3, &["--dropbear"]), "2", "");
 }
 
 #[test]
@@ -293,15 +278,8 @@ fn held_output_and_pushed_files_stay_in_bounded_memory() {
     );
 
     let pcp = |source: &Path| {
-        let mut pcp = tool("pcp");
-        pcp.arg("-O")
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                fleet.known_hosts().display()
-            ))
-            .arg("--identity")
-            .arg(fleet.key())
-            .arg("-h")
+        let mut pcp = fleet.tool("pcp");
+        pcp.arg("-h")
             .arg(fleet.hosts_file())
             .arg(source)
             .arg(fleet.dir().join("copied"));
@@ -435,15 +413,8 @@ fn small_things_operators_trip_over() {
     assert_eq!(host["stdout"].as_str().unwrap().len(), 1_048_575);
     // A failed pull leaves no empty directory behind.
     let local = fleet.dir().join("pulled");
-    let mut pslurp = tool("pslurp");
+    let mut pslurp = fleet.tool("pslurp");
     pslurp
-        .arg("-O")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            fleet.known_hosts().display()
-        ))
-        .arg("--identity")
-        .arg(fleet.key())
         .args(["-H", &fleet.host(0), "-L"])
         .arg(&local)
         .args(["/nonexistent/file", "file"]);

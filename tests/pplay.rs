@@ -353,9 +353,10 @@ fn resume_after_kill_9_finishes_without_rebooting_finished_hosts() {
     assert_eq!(rollout.host_ends().values().filter(|ok| **ok).count(), 6);
 }
 
-#[test]
-fn ctrl_c_lets_running_tasks_finish_and_resume_completes() {
-    let rollout = Rollout::start(4, &[]);
+/// Starts a rollout of 4 hosts and sends `signal` once the canary is done;
+/// checks that pplay stopped as the first Ctrl-C says (exit 3, the resume
+/// command, no task cut short, no host started after), and returns its stdout.
+fn stop_after_the_canary(rollout: &Rollout, signal: libc::c_int) -> String {
     let mut command = rollout.rollout_command(&[]);
     command
         .stdout(std::process::Stdio::piped())
@@ -365,29 +366,37 @@ fn ctrl_c_lets_running_tasks_finish_and_resume_completes() {
         !rollout.host_ends().is_empty()
     });
     // SAFETY: signalling our own child.
-    unsafe { libc::kill(pplay.id() as libc::pid_t, libc::SIGINT) };
+    unsafe { libc::kill(pplay.id() as libc::pid_t, signal) };
     let output = pplay.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert_eq!(output.status.code(), Some(3), "{stdout}");
     let resume_line = format!(
         "resume with: pplay --resume {}",
         rollout.journal().display()
     );
     assert!(stdout.contains(&resume_line), "{stdout}");
-    assert!(stdout.contains("not started"), "{stdout}");
     let ends = rollout.host_ends();
-    assert!(ends.len() < 4, "the rollout went on after Ctrl-C: {ends:?}");
+    assert!(
+        ends.len() < 4,
+        "the rollout went on after the signal: {ends:?}"
+    );
     // A running task was let finish: no task start lacks its end.
     let entries = rollout.entries();
-    let starts = entries
-        .iter()
-        .filter(|e| e["event"] == "task_start")
-        .count();
-    let finished = entries.iter().filter(|e| e["event"] == "task_end").count();
-    assert_eq!(starts, finished, "a task was cut short");
-    let mut resume = tool("pplay");
-    resume.arg("--resume").arg(rollout.journal());
-    run(resume).expect_code(0);
+    let count = |event: &str| entries.iter().filter(|e| e["event"] == event).count();
+    assert_eq!(
+        count("task_start"),
+        count("task_end"),
+        "a task was cut short"
+    );
+    stdout
+}
+
+#[test]
+fn ctrl_c_lets_running_tasks_finish_and_resume_completes() {
+    let rollout = Rollout::start(4, &[]);
+    let stdout = stop_after_the_canary(&rollout, libc::SIGINT);
+    assert!(stdout.contains("not started"), "{stdout}");
+    resume(&rollout.journal(), &[]).expect_code(0);
     for index in 0..4 {
         assert_eq!(rollout.module_on_disk(index), rollout.new_sha);
     }
@@ -695,31 +704,7 @@ fn a_journal_has_one_owner_and_a_lost_reboot_line_never_reboots_twice() {
 #[test]
 fn term_stops_pplay_like_the_first_ctrl_c_and_gives_the_resume_command() {
     let rollout = Rollout::start(4, &[]);
-    let mut command = rollout.rollout_command(&[]);
-    command
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    let pplay = command.spawn().unwrap();
-    wait_until(Duration::from_secs(120), "the canary finished", || {
-        !rollout.host_ends().is_empty()
-    });
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(pplay.id() as libc::pid_t, libc::SIGTERM) };
-    let output = pplay.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(3), "{stdout}");
-    let resume_line = format!(
-        "resume with: pplay --resume {}",
-        rollout.journal().display()
-    );
-    assert!(stdout.contains(&resume_line), "{stdout}");
-    let entries = rollout.entries();
-    let count = |event: &str| entries.iter().filter(|e| e["event"] == event).count();
-    assert_eq!(
-        count("task_start"),
-        count("task_end"),
-        "a task was cut short"
-    );
+    stop_after_the_canary(&rollout, libc::SIGTERM);
     resume(&rollout.journal(), &[]).expect_code(0);
 }
 

@@ -79,7 +79,12 @@ impl TestFleet {
 
     /// `prun` with this fleet's key and known_hosts, and a clean environment.
     pub fn prun(&self) -> Command {
-        tool_for("prun", self.dir())
+        self.tool("prun")
+    }
+
+    /// Any of the pssh-style tools, set up like [`TestFleet::prun`].
+    pub fn tool(&self, name: &str) -> Command {
+        tool_for(name, self.dir())
     }
 
     /// `prun -h hosts` over the whole fleet.
