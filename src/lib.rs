@@ -2,6 +2,8 @@
 //!
 //! The crate is layered so that each part knows only the ones above it:
 //!
+//! - [`model`]: a host as named, its entry's grammar, its file names, its
+//!   variables; shared by every layer, knowing none.
 //! - [`inventory`]: which hosts (pssh hosts files, `-H`, ranges, `-g`, and
 //!   YAML inventories with groups and variables).
 //! - [`ssh`]: options, known_hosts, keys, connecting, killable remote commands.
@@ -25,6 +27,7 @@ pub mod duration;
 pub mod engine;
 pub mod inventory;
 pub mod lab;
+pub mod model;
 pub mod output;
 pub mod pattern;
 pub mod playbook;

@@ -10,7 +10,8 @@ use clap::{ArgAction, Args};
 use super::prompt::{ask_hidden, read_secret_file};
 use super::UsageError;
 use crate::duration::parse_seconds;
-use crate::inventory::{Host, HostSelection};
+use crate::inventory::HostSelection;
+use crate::model::Host;
 use crate::output::Inline;
 use crate::ssh::{ConfigFile, Secrets, SshOptions};
 

@@ -20,7 +20,8 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Category, Event, HostResult, Job, Run};
-use crate::inventory::{Host, InventoryError};
+use crate::inventory::InventoryError;
+use crate::model::Host;
 use crate::output::{
     self, FailedHostsFile, Gather, Inline, JsonLines, LinePrinter, OutputFiles, Progress, Reporter,
     StatusPrinter, Summary,

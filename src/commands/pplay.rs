@@ -15,11 +15,11 @@ use super::{
     exit, init_logging, parallelism_within_file_limit, parse_flags, stdout_color, UsageError,
 };
 use crate::inventory::yaml::{matches_patterns, Inventory, InventoryHost};
+use crate::model::{valid_name, Vars};
 use crate::output::{progress_wanted, PlayPrinter};
-use crate::playbook::vars::{valid_name, Vars};
 use crate::playbook::{
-    check_plan, now, Context, Earlier, Entry, HostRun, Journal, JournalError, PendingHost,
-    PlayEvent, Playbook, Replay, Rollout, RolloutReport,
+    check_plan, connection_options, now, Context, Earlier, Entry, HostRun, Journal, JournalError,
+    PendingHost, PlayEvent, Playbook, Replay, Rollout, RolloutReport,
 };
 use crate::ssh::{Connector, SshOptions};
 
@@ -238,7 +238,10 @@ fn select_hosts(
 fn connector(cli: &Cli, hosts: &[InventoryHost]) -> Result<Connector, UsageError> {
     let options = cli.connect.ssh_options(cli.user.as_deref())?;
     let config = cli.connect.ssh_config()?;
-    let own: Vec<SshOptions> = hosts.iter().map(InventoryHost::ssh_options).collect();
+    let own: Vec<SshOptions> = hosts
+        .iter()
+        .map(|host| connection_options(&host.vars))
+        .collect();
     let pairs: Vec<_> = hosts.iter().map(|h| &h.host).zip(own.iter()).collect();
     Ok(Connector::with_host_options(
         &pairs,

@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 pub use event::{Category, Event, HostResult, Outcome, Stream};
 
-use crate::inventory::Host;
+use crate::model::Host;
 use crate::ssh::{
     Command, Connector, Kill, OutputSink, RemoteExit, RunEnd, Session, SshError, StdinPiece,
 };

@@ -4,56 +4,15 @@
 mod range;
 pub mod yaml;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+pub use crate::model::Host;
+use crate::model::{check_user, Endpoint};
 use crate::pattern::wildcard_match;
 use crate::text::{read_utf8, TextError};
 pub use range::{RangeError, MAX_EXPANSION};
-
-/// One SSH target as the operator named it: the unit the engine fans out over.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Host {
-    /// Name or address to connect to.
-    pub name: String,
-    /// Port from the hosts entry; `None` lets the SSH options decide.
-    pub port: Option<u16>,
-    /// User from the hosts entry; `None` lets `-l` or the SSH options decide.
-    pub user: Option<String>,
-}
-
-impl Host {
-    /// pssh's name for the host in status lines and output files:
-    /// `name`, or `name:port` when the entry gave a port.
-    pub fn label(&self) -> String {
-        match self.port {
-            Some(port) if self.name.contains(':') => format!("[{}]:{port}", self.name),
-            Some(port) => format!("{}:{port}", self.name),
-            None => self.name.clone(),
-        }
-    }
-
-    /// The entry as a hosts-file line that parses back to this host, for
-    /// writing the failed hosts of a run as the input of the next.
-    pub fn to_hosts_line(&self) -> String {
-        let label = match self.port {
-            None if self.name.contains(':') => format!("[{}]", self.name),
-            _ => self.label(),
-        };
-        match &self.user {
-            Some(user) => format!("{user}@{label}"),
-            None => label,
-        }
-    }
-}
-
-impl fmt::Display for Host {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.label())
-    }
-}
 
 /// Why the hosts could not be read; every variant says where.
 #[derive(Debug, Error)]
@@ -201,13 +160,13 @@ fn parse_hosts_line(line: &str) -> Result<Option<HostSpec<'_>>, String> {
         [spec] => HostSpec::parse(spec).map(Some),
         [spec, user] => {
             let mut parsed = HostSpec::parse(spec)?;
-            if parsed.user.is_some() {
+            if parsed.0.user.is_some() {
                 return Err(format!(
                     "`{spec}` names a user and so does the second field `{user}`; give only one"
                 ));
             }
             check_user(user)?;
-            parsed.user = Some(user);
+            parsed.0.user = Some(user);
             Ok(Some(parsed))
         }
         _ => Err(format!(
@@ -217,50 +176,25 @@ fn parse_hosts_line(line: &str) -> Result<Option<HostSpec<'_>>, String> {
     }
 }
 
-/// `[user@]host[:port]` taken apart; the host part may hold ranges.
-pub struct HostSpec<'a> {
-    user: Option<&'a str>,
-    pattern: &'a str,
-    port: Option<u16>,
-}
+/// A hosts entry: `[user@]name[:port]`, the name perhaps holding ranges.
+pub struct HostSpec<'a>(Endpoint<'a>);
 
 impl<'a> HostSpec<'a> {
-    /// Parses `[user@]host[:port]`, `[user@][v6addr]:port` or a bare IPv6
-    /// address; the error says what was expected.
     pub fn parse(spec: &'a str) -> Result<Self, String> {
-        let (user, rest) = match spec.rsplit_once('@') {
-            Some((user, rest)) => {
-                check_user(user)?;
-                (Some(user), rest)
-            }
-            None => (None, spec),
-        };
-        let (pattern, port) = split_host_port(rest)?;
-        Ok(HostSpec {
-            user,
-            pattern,
-            port,
-        })
+        Endpoint::parse(spec).map(HostSpec)
     }
 
     /// How many hosts it names, without making them.
     pub fn count(&self) -> Result<usize, String> {
-        range::count(self.pattern).map_err(|e| e.to_string())
+        range::count(self.0.name).map_err(|e| e.to_string())
     }
 
     /// The hosts it names, each checked.
     pub fn expand(&self) -> Result<Vec<Host>, String> {
-        let names = range::expand(self.pattern).map_err(|e| e.to_string())?;
+        let names = range::expand(self.0.name).map_err(|e| e.to_string())?;
         names
             .into_iter()
-            .map(|name| {
-                check_host_name(&name)?;
-                Ok(Host {
-                    name,
-                    port: self.port,
-                    user: self.user.map(str::to_string),
-                })
-            })
+            .map(|name| self.0.host_named(name))
             .collect()
     }
 }
@@ -269,69 +203,6 @@ impl<'a> HostSpec<'a> {
 /// the host part may hold ranges. The error says what was expected.
 pub fn parse_host_spec(spec: &str) -> Result<Vec<Host>, String> {
     HostSpec::parse(spec)?.expand()
-}
-
-fn split_host_port(text: &str) -> Result<(&str, Option<u16>), String> {
-    if let Some(inner) = text.strip_prefix('[') {
-        if let Some((addr, after)) = inner.split_once(']') {
-            if addr.contains(':') {
-                return match after {
-                    "" => Ok((addr, None)),
-                    _ => match after.strip_prefix(':') {
-                        Some(port) => Ok((addr, Some(parse_port(port)?))),
-                        None => Err(format!("expected `[address]:port`, found `{text}`")),
-                    },
-                };
-            }
-        }
-    }
-    match text.matches(':').count() {
-        0 => Ok((text, None)),
-        1 => {
-            let (name, port) = text.split_once(':').unwrap_or((text, ""));
-            Ok((name, Some(parse_port(port)?)))
-        }
-        // Several colons and no brackets: a bare IPv6 address without a port.
-        _ => Ok((text, None)),
-    }
-}
-
-fn parse_port(text: &str) -> Result<u16, String> {
-    match text.parse::<u16>() {
-        Ok(port) if port > 0 => Ok(port),
-        _ => Err(format!(
-            "expected a port number from 1 to 65535, found `{text}`"
-        )),
-    }
-}
-
-/// Longest host name DNS allows; anything longer is a typo or an attack.
-const MAX_HOST_NAME: usize = 255;
-
-fn check_host_name(name: &str) -> Result<(), String> {
-    if name.len() > MAX_HOST_NAME {
-        return Err(format!(
-            "expected a host name of at most {MAX_HOST_NAME} bytes, found one of {}",
-            name.len()
-        ));
-    }
-    let valid = |c: char| c.is_ascii_alphanumeric() || "._-:%".contains(c);
-    // IPv6 addresses have colons; names have dot-separated labels, none empty.
-    let labels_ok = name.contains(':') || !name.trim_end_matches('.').split('.').any(str::is_empty);
-    if name.is_empty() || name.starts_with('-') || !name.chars().all(valid) || !labels_ok {
-        return Err(format!(
-            "expected a host name or address (letters, digits, '.', '-', '_'), found `{name}`"
-        ));
-    }
-    Ok(())
-}
-
-fn check_user(user: &str) -> Result<(), String> {
-    let valid = |c: char| c.is_ascii_alphanumeric() || "._-$".contains(c);
-    if user.is_empty() || user.starts_with('-') || !user.chars().all(valid) {
-        return Err(format!("expected a user name, found `{user}`"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -357,27 +228,6 @@ mod tests {
                 host("web3", Some(22), Some("admin")),
             ]
         );
-    }
-
-    #[test]
-    fn ipv6_forms() {
-        assert_eq!(
-            parse_host_spec("[::1]:2222").unwrap(),
-            vec![host("::1", Some(2222), None)]
-        );
-        assert_eq!(
-            parse_host_spec("u@[fe80::1]").unwrap(),
-            vec![host("fe80::1", None, Some("u"))]
-        );
-        assert_eq!(
-            parse_host_spec("::1").unwrap(),
-            vec![host("::1", None, None)]
-        );
-        assert_eq!(
-            host("::1", Some(22), Some("u")).to_hosts_line(),
-            "u@[::1]:22"
-        );
-        assert_eq!(host("::1", None, None).to_hosts_line(), "[::1]");
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! A host's variables merge in this order, later winning: the top-level
 //! `vars`, then each group it belongs to, parents before children and
 //! otherwise in file order, then its own entry under `hosts:`. The
-//! variables `user`, `port`, `identity_file`, `known_hosts_file` and
-//! `proxy_jump` also say how to connect.
+//! variables `user` and `port` fill the host entry's own; what the others
+//! mean (`identity_file`, say) is for the layers above to say.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,9 +15,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::{parse_host_spec, read_hosts_file, Host, HostSpec, InventoryError, MAX_HOSTS};
+use crate::model::{valid_name, Vars};
 use crate::pattern::wildcard_match;
-use crate::playbook::vars::{valid_name, Vars};
-use crate::ssh::{expand_tilde, SshOptions};
 use crate::yaml::{self, Scalar, YamlError};
 
 #[derive(Debug, Deserialize)]
@@ -51,28 +50,6 @@ pub struct InventoryHost {
     pub vars: Vars,
     /// Groups it belongs to, directly or through a child group.
     pub groups: Vec<String>,
-}
-
-impl InventoryHost {
-    /// The connection settings its variables give, ranked like a hosts entry.
-    pub fn ssh_options(&self) -> SshOptions {
-        SshOptions {
-            identity_files: self
-                .vars
-                .get("identity_file")
-                .map(|path| vec![expand_tilde(path)])
-                .unwrap_or_default(),
-            user_known_hosts_files: self
-                .vars
-                .get("known_hosts_file")
-                .map(|path| vec![expand_tilde(path)]),
-            proxy_jump: self
-                .vars
-                .get("proxy_jump")
-                .map(|jumps| jumps.split(',').map(str::to_string).collect()),
-            ..SshOptions::default()
-        }
-    }
 }
 
 /// Every host of an inventory file, in the order the file first names them.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::{HostRef, Reporter};
 use crate::engine::{HostResult, Stream};
-use crate::inventory::Host;
+use crate::model::{file_names, Host};
 
 /// Writes per-host output files.
 pub struct OutputFiles {
@@ -74,45 +74,5 @@ impl Reporter for OutputFiles {
         self.open.remove(&(host.index, Stream::Stdout));
         self.open.remove(&(host.index, Stream::Stderr));
         Ok(())
-    }
-}
-
-/// pssh's name (`host` or `host:port`); when two entries share it, the later
-/// ones get `user@` and then a `.N` suffix, so no host overwrites another.
-pub fn file_names(hosts: &[Host]) -> Vec<String> {
-    let mut taken = std::collections::HashSet::new();
-    hosts
-        .iter()
-        .map(|host| {
-            let mut name = host.label();
-            if taken.contains(&name) {
-                if let Some(user) = &host.user {
-                    name = format!("{user}@{name}");
-                }
-            }
-            let base = name.clone();
-            let mut n = 1;
-            while !taken.insert(name.clone()) {
-                n += 1;
-                name = format!("{base}.{n}");
-            }
-            name
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn duplicate_entries_get_distinct_names() {
-        let host = |user: Option<&str>| Host {
-            name: "h".into(),
-            port: Some(22),
-            user: user.map(Into::into),
-        };
-        let names = file_names(&[host(None), host(Some("a")), host(Some("a")), host(None)]);
-        assert_eq!(names, ["h:22", "a@h:22", "a@h:22.2", "h:22.2"]);
     }
 }

@@ -10,10 +10,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::files::file_names;
 use super::{HostRef, Reporter};
 use crate::engine::{Category, HostResult, Outcome, Stream};
-use crate::inventory::Host;
+use crate::model::file_names;
+use crate::model::Host;
 
 /// Most bytes of each stream kept per host; past it `*_truncated` is true.
 pub const MAX_JSON_OUTPUT: usize = 1024 * 1024;

@@ -80,7 +80,7 @@ mod tests {
 
     use super::*;
     use crate::engine::Outcome;
-    use crate::inventory::Host;
+    use crate::model::Host;
 
     #[test]
     fn whole_lines_only_and_partial_flushed_at_end() {

@@ -19,7 +19,7 @@ use std::io;
 
 use tokio::sync::mpsc;
 
-pub use files::{file_names, OutputFiles};
+pub use files::OutputFiles;
 pub use gather::Gather;
 pub use json::{status_name, JsonLines, MAX_JSON_OUTPUT};
 pub use lines::LinePrinter;
@@ -30,7 +30,7 @@ pub use status::{Inline, StatusPrinter};
 pub use summary::{FailedHostsFile, Summary};
 
 use crate::engine::{Event, HostResult, Stream};
-use crate::inventory::Host;
+use crate::model::Host;
 
 /// A host as printers see it: its position in the run and its entry.
 #[derive(Debug, Clone, Copy)]

@@ -8,10 +8,10 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::files::file_names;
 use super::{HostRef, Reporter};
 use crate::engine::{HostResult, Stream};
-use crate::inventory::Host;
+use crate::model::file_names;
+use crate::model::Host;
 
 /// Writes every host's pull under its own directory.
 pub struct SlurpFiles {

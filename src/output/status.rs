@@ -133,7 +133,7 @@ mod tests {
 
     use super::*;
     use crate::engine::Outcome;
-    use crate::inventory::Host;
+    use crate::model::Host;
 
     fn result(outcome: Outcome) -> HostResult {
         HostResult {

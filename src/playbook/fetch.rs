@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::host::{HostRun, TaskError};
 use super::rollout::TaskStatus;
-use crate::output::file_names;
+use crate::model::file_names;
 use crate::ssh::{shell_quote, RemoteExit};
 
 pub async fn fetch(

@@ -14,7 +14,7 @@ use super::rollout::{PlayEvent, TaskStatus};
 use super::spec::CopySpec;
 use super::vars::{expand, Vars};
 use super::{Action, Phase, Playbook, Sources, Task};
-use crate::inventory::Host;
+use crate::model::Host;
 use crate::pattern::wildcard_match;
 use crate::ssh::transfer::{checksum_probe, install_script, stdin_of, InstallOptions, Item};
 use crate::ssh::{

@@ -34,7 +34,7 @@ use vars::{references, valid_name, Vars, FACTS};
 
 use crate::inventory::yaml::InventoryHost;
 use crate::ssh::transfer::{parse_mode, Item};
-use crate::ssh::{parse_pattern, parse_signal};
+use crate::ssh::{expand_tilde, parse_pattern, parse_signal, SshOptions};
 use crate::text::{decode, TextError};
 use crate::yaml::{self, YamlError};
 
@@ -277,6 +277,24 @@ impl Playbook {
             known.extend(task.register.clone());
         }
         Ok(known)
+    }
+}
+
+/// The connection settings a host's inventory variables give (`identity_file`,
+/// `known_hosts_file`, `proxy_jump`), ranked like its hosts entry.
+pub fn connection_options(vars: &Vars) -> SshOptions {
+    SshOptions {
+        identity_files: vars
+            .get("identity_file")
+            .map(|path| vec![expand_tilde(path)])
+            .unwrap_or_default(),
+        user_known_hosts_files: vars
+            .get("known_hosts_file")
+            .map(|path| vec![expand_tilde(path)]),
+        proxy_jump: vars
+            .get("proxy_jump")
+            .map(|jumps| jumps.split(',').map(str::to_string).collect()),
+        ..SshOptions::default()
     }
 }
 

@@ -9,12 +9,8 @@
 //! into a command as `{{ name | quote }}`, one shell word, so that
 //! `-e 'msg=x; rm -rf /'` stays text.
 
-use std::collections::BTreeMap;
-
+pub use crate::model::{valid_name, Vars};
 use crate::ssh::shell_quote;
-
-/// Name → value for one host at one point of the playbook.
-pub type Vars = BTreeMap<String, String>;
 
 /// Facts gathered once per host (and again after a reboot), by these names.
 pub const FACTS: [&str; 4] = ["host.name", "host.hostname", "host.kernel", "host.boot_id"];
@@ -111,16 +107,6 @@ pub fn expand(text: &str, vars: &Vars) -> Result<String, TemplateError> {
     }
     out.push_str(template.tail);
     Ok(out)
-}
-
-/// Whether `name` can be a variable: for templates, `vars:` keys and `-e`.
-pub fn valid_name(name: &str) -> bool {
-    name.chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use super::{
     Secrets, SetupError, SshError, DEFAULT_ALIVE_COUNT_MAX, DEFAULT_ALIVE_INTERVAL,
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT,
 };
-use crate::inventory::{parse_host_spec, Host};
+use crate::model::{Endpoint, Host};
 
 /// Most SSH handshakes (TCP, key exchange, auth) in flight at once, whatever
 /// `-p` says. Sessions past their handshake are not limited, so `-p 1000`
@@ -283,11 +283,9 @@ impl<'a> Resolver<'a> {
                 jump: spec.clone(),
                 message,
             };
-            let mut parsed = parse_host_spec(spec).map_err(bad)?;
-            let host = match (parsed.pop(), parsed.is_empty()) {
-                (Some(host), true) => host,
-                _ => return Err(bad("expected one [user@]host[:port]".into())),
-            };
+            let host = Endpoint::parse(spec)
+                .and_then(|endpoint| endpoint.host())
+                .map_err(bad)?;
             let mut options = SshOptions {
                 user: host.user.clone(),
                 port: host.port,
