@@ -26,7 +26,6 @@ pub mod commands;
 pub mod duration;
 pub mod engine;
 pub mod inventory;
-pub mod lab;
 pub mod model;
 pub mod output;
 pub mod pattern;

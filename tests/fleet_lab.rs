@@ -251,12 +251,8 @@ fn down_leaves_no_process_behind() {
 fn up_refuses_without_root_in_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let mut up = std::process::Command::new("setpriv");
-    up.args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        env!("CARGO_BIN_EXE_fleet-lab"),
-    ]);
+    up.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(support::lab_binary());
     up.arg("--dir").arg(dir.path()).args(["up", "1"]);
     let result = run(up);
     result.expect_code(1);

@@ -228,8 +228,9 @@ fn stdout_printer(
     }
 }
 
-/// Every binary's command line, for man pages and shell completions
-/// (`fleet-docs`), generated from the same clap definitions the tools parse.
+/// Every tool's command line, for man pages and shell completions
+/// (`fleet-docs`, which adds fleet-lab's), generated from the same clap
+/// definitions the tools parse.
 pub fn tool_commands() -> Vec<clap::Command> {
     use clap::CommandFactory;
     vec![
@@ -238,7 +239,6 @@ pub fn tool_commands() -> Vec<clap::Command> {
         pslurp::Cli::command(),
         pnuke::Cli::command(),
         pplay::Cli::command(),
-        crate::lab::cli::Cli::command(),
     ]
 }
 

@@ -254,7 +254,8 @@ pub fn tool(name: &str) -> Command {
         "pcp" => env!("CARGO_BIN_EXE_pcp"),
         "pslurp" => env!("CARGO_BIN_EXE_pslurp"),
         "pnuke" => env!("CARGO_BIN_EXE_pnuke"),
-        "fleet-lab" => env!("CARGO_BIN_EXE_fleet-lab"),
+        // A crate of its own, built beside the tools by the workspace.
+        "fleet-lab" => return lab_command(),
         "pplay" => env!("CARGO_BIN_EXE_pplay"),
         other => panic!("unknown tool {other}"),
     };
@@ -274,6 +275,24 @@ pub fn tool(name: &str) -> Command {
         // that wants a config passes its own -F, which comes first and wins.
         command.args(["-F", "none"]);
     }
+    command
+}
+
+/// The fleet-lab binary, built beside the tools by the workspace (it is a
+/// crate of its own, so Cargo gives the tests no CARGO_BIN_EXE for it).
+pub fn lab_binary() -> PathBuf {
+    let lab = Path::new(env!("CARGO_BIN_EXE_prun")).with_file_name("fleet-lab");
+    assert!(
+        lab.exists(),
+        "{} is not built: run the tests from the workspace root (cargo nextest run)",
+        lab.display()
+    );
+    lab
+}
+
+fn lab_command() -> Command {
+    let mut command = Command::new(lab_binary());
+    command.env("NO_COLOR", "1").stdin(Stdio::null());
     command
 }
 

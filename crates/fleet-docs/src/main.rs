@@ -37,7 +37,9 @@ fn write_all(root: &Path) -> std::io::Result<usize> {
     ];
     std::fs::create_dir_all(&man)?;
     let mut written = 0;
-    for mut command in fleet::commands::tool_commands() {
+    let mut commands = fleet::commands::tool_commands();
+    commands.push(fleet_lab::cli::command());
+    for mut command in commands {
         let name = command.get_name().to_string();
         let mut page = Vec::new();
         clap_mangen::Man::new(command.clone()).render(&mut page)?;

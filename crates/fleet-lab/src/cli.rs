@@ -70,3 +70,8 @@ fn parse_host_fault(text: &str) -> Result<(String, Fault), String> {
         .ok_or_else(|| format!("expected HOST=KIND, found `{text}`"))?;
     Ok((host.to_string(), kind.parse()?))
 }
+
+/// fleet-lab's command line, for its man page and completions.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use fleet::lab::cli::{Action, Cli};
-use fleet::lab::{self, LabConfig, LabError, Layout};
+use fleet_lab::cli::{Action, Cli};
+use fleet_lab::{self as lab, LabConfig, LabError, Layout};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -27,7 +27,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(if error.use_stderr() { 2 } else { 0 });
         }
     };
-    fleet::commands::init_logging(1);
+    init_logging();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -35,6 +35,18 @@ async fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Logs on stderr: fleet-lab's own at debug level, or as RUST_LOG says.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("fleet_lab=debug"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
 }
 
 async fn run(cli: Cli) -> Result<(), LabError> {
