@@ -4,18 +4,17 @@
 //! prints and never exits the process.
 
 mod event;
+mod fanout;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 pub use event::{Category, Event, HostResult, Outcome, Stream};
+pub use fanout::FanOut;
 
 use crate::model::Host;
 use crate::ssh::{
@@ -68,46 +67,24 @@ impl Run {
         cancel: CancellationToken,
     ) -> Vec<Arc<HostResult>> {
         let run = Arc::new(self);
-        let slots = Arc::new(Semaphore::new(run.parallelism.max(1)));
-        let mut tasks = JoinSet::new();
-        let mut task_hosts = HashMap::new();
+        let mut fanout = FanOut::new(run.parallelism);
         for index in 0..run.hosts.len() {
-            let permit = tokio::select! {
-                biased;
-                _ = cancel.cancelled() => break,
-                permit = Arc::clone(&slots).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-            };
             let worker = HostWorker {
                 run: Arc::clone(&run),
                 index,
                 events: events.clone(),
                 cancel: cancel.clone(),
             };
-            // Every log line of this host's task names the host (-v).
-            let span = tracing::info_span!("host", host = %run.hosts[index].label());
-            let handle = tasks.spawn(
-                async move {
-                    let result = worker.run().await;
-                    drop(permit);
-                    result
-                }
-                .instrument(span),
-            );
-            task_hosts.insert(handle.id(), index);
+            let label = run.hosts[index].label();
+            if !fanout.start(index, &label, &cancel, worker.run()).await {
+                break;
+            }
         }
-
         let mut results: Vec<Option<Arc<HostResult>>> = vec![None; run.hosts.len()];
-        while let Some(joined) = tasks.join_next_with_id().await {
-            let (index, result) = match joined {
-                Ok((id, result)) => (task_hosts[&id], result),
-                Err(error) => {
-                    let index = task_hosts[&error.id()];
-                    let outcome = Outcome::Internal(error.to_string());
-                    (index, report_unrun(&events, index, outcome).await)
-                }
+        while let Some((index, result)) = fanout.next().await {
+            let result = match result {
+                Ok(result) => result,
+                Err(why) => report_unrun(&events, index, Outcome::Internal(why)).await,
             };
             results[index] = Some(result);
         }
