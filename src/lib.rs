@@ -15,6 +15,7 @@
 //!   max_fail, journal and resume); emits its own events, never prints.
 //! - [`yaml`]: reading YAML with FILE:LINE:COLUMN errors.
 //! - [`clock`]: local wall-clock times for status lines and messages.
+//! - [`partial_file`]: local files that appear only whole (pulls, fetches).
 //! - [`text`]: reading operator-written files strictly as UTF-8.
 //! - [`duration`]: the durations operators write, bounded so that no
 //!   deadline arithmetic can overflow.
@@ -28,6 +29,7 @@ pub mod engine;
 pub mod inventory;
 pub mod model;
 pub mod output;
+pub mod partial_file;
 pub mod pattern;
 pub mod playbook;
 pub mod ssh;

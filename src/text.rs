@@ -1,16 +1,28 @@
-//! Reading the text files operators write (hosts files, inventories,
-//! playbooks) strictly as UTF-8: a stray Latin-1 byte is an error that
-//! names its line and column, never a U+FFFD silently sent to a host.
+//! Reading the files operators give (hosts files, inventories, playbooks,
+//! ssh_config, secrets): regular files only, of a sane size, so that
+//! `-F /dev/zero` or a FIFO is an error and not a hang or an exhausted
+//! machine; and text strictly as UTF-8, so that a stray Latin-1 byte is an
+//! error that names its line and column, never a U+FFFD sent to a host.
 
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use thiserror::Error;
 
-/// Why a text file could not be read.
+/// The most a text file given by the operator may hold: far above any real
+/// hosts file (a million hosts is about 20 MB), inventory or playbook.
+pub const MAX_TEXT_FILE: u64 = 256 * 1024 * 1024;
+
+/// Why a file could not be read.
 #[derive(Debug, Error)]
 pub enum TextError {
     #[error("cannot read: {0}")]
     Io(#[from] std::io::Error),
+    #[error("is not a regular file (a directory, device or FIFO)")]
+    NotAFile,
+    #[error("is larger than {} MiB", .0 >> 20)]
+    TooLarge(u64),
     /// 1-based position of the first byte that is not UTF-8.
     #[error("not UTF-8")]
     NotUtf8 { line: usize, column: usize },
@@ -18,7 +30,30 @@ pub enum TextError {
 
 /// The whole file as text.
 pub fn read_utf8(path: &Path) -> Result<String, TextError> {
-    decode(std::fs::read(path)?)
+    decode(read_bounded(path, MAX_TEXT_FILE)?)
+}
+
+/// The bytes of a regular file of at most `limit` bytes. The file is
+/// opened without blocking (a FIFO would wait for a writer for ever) and
+/// checked once open, so it cannot be swapped for a device in between.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, TextError> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(TextError::NotAFile);
+    }
+    if metadata.len() > limit {
+        return Err(TextError::TooLarge(limit));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    match bytes.len() as u64 > limit {
+        true => Err(TextError::TooLarge(limit)),
+        false => Ok(bytes),
+    }
 }
 
 /// `bytes` as text, or where the first invalid byte is.

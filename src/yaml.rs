@@ -37,7 +37,7 @@ impl YamlError {
     pub fn reading(path: &Path, error: TextError) -> Self {
         let (line, column) = match error {
             TextError::NotUtf8 { line, column } => (line as u64, column as u64),
-            TextError::Io(_) => (0, 0),
+            _ => (0, 0),
         };
         YamlError {
             path: path.to_path_buf(),

@@ -312,11 +312,14 @@ pub async fn run_tool(
             return exit::OTHER;
         }
     }
-    // A socket, an agent socket while authenticating, and the output files.
+    // A socket, an agent socket while authenticating, the output files, and
+    // the files held output spills to.
+    let held = output.inline || output.inline_stdout || output.gather || output.json;
     let per_host = 2
         + tool_job.files_per_host
         + u64::from(output.outdir.is_some())
-        + u64::from(output.errdir.is_some());
+        + u64::from(output.errdir.is_some())
+        + 2 * u64::from(held);
     let parallelism = parallelism_within_file_limit(tool, tool_job.parallelism, per_host);
     run_job(tool, connected, tool_job.job, parallelism, all, interrupt).await
 }

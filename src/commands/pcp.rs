@@ -12,7 +12,7 @@ use super::{parse_flags, run_tool, ToolJob, UsageError};
 use crate::engine::{Job, Probe};
 use crate::output::Inline;
 use crate::ssh::transfer::{
-    checksum_probe, install_script, parse_mode, stdin_of, InstallOptions, Item,
+    checksum_probe, install_script, parse_account, parse_mode, stdin_of, InstallOptions, Item,
 };
 
 /// Copy files to many hosts at once, atomically and checksum-verified (pssh's parallel-scp).
@@ -58,17 +58,6 @@ fn parse_suffix(text: &str) -> Result<String, String> {
         false => Err(format!(
             "expected a file name suffix like .bak, found `{text}`"
         )),
-    }
-}
-
-fn parse_account(text: &str) -> Result<String, String> {
-    match !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-    {
-        true => Ok(text.to_string()),
-        false => Err(format!("expected a user or group name, found `{text}`")),
     }
 }
 

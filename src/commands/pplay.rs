@@ -2,6 +2,7 @@
 //! `--check` it, or `--resume` one from its journal. Everything the
 //! operator gives is checked before the first host is contacted.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::playbook::{
     check_plan, connection_options, now, Context, Earlier, Entry, HostRun, Journal, JournalError,
     PendingHost, PlayEvent, Playbook, Replay, Rollout, RolloutReport,
 };
+use crate::ssh::transfer::hash_file;
 use crate::ssh::{Connector, SshOptions};
 
 /// Roll a YAML playbook over an inventory, a few hosts at a time.
@@ -103,6 +105,8 @@ struct Prepared {
     /// The resumed journal, locked before anything else was read.
     journal: Option<Journal>,
     argv: Vec<String>,
+    /// SHA-256 of the inventory and of each file `copy` sends.
+    inputs: BTreeMap<String, String>,
 }
 
 /// `stop` is the first Ctrl-C (finish running tasks, start nothing new),
@@ -191,6 +195,10 @@ fn prepare(cli: Cli, replay: Option<Replay>) -> Result<(Prepared, Cli), UsageErr
     let hosts = select_hosts(&inventory, &playbook.hosts, cli.limit.as_deref())?;
     let extra: Vars = cli.extra_vars.iter().cloned().collect();
     let (vars, sources) = playbook.prepare(&hosts, &extra).map_err(|e| invalid(&e))?;
+    let inputs = inputs_of(inventory_path, &sources)?;
+    if let Some(replay) = &replay {
+        check_inputs(&replay.inputs, &inputs)?;
+    }
     let start_at = match &cli.start_at_task {
         Some(name) => playbook.task_index(name).map_err(UsageError::Invalid)?,
         None => 0,
@@ -208,9 +216,50 @@ fn prepare(cli: Cli, replay: Option<Replay>) -> Result<(Prepared, Cli), UsageErr
             replay,
             journal: None,
             argv: Vec::new(),
+            inputs,
         },
         cli,
     ))
+}
+
+/// What a rollout is made of besides its playbook: the inventory and the
+/// files it sends, by SHA-256, so that a resume never mixes old and new.
+fn inputs_of(
+    inventory: &Path,
+    sources: &crate::playbook::Sources,
+) -> Result<BTreeMap<String, String>, UsageError> {
+    let (inventory_sha, _) = hash_file(inventory)
+        .map_err(|e| UsageError::Invalid(format!("{}: {e}", inventory.display())))?;
+    let mut inputs =
+        BTreeMap::from([(format!("inventory {}", inventory.display()), inventory_sha)]);
+    for (path, item) in sources {
+        inputs.insert(format!("copy src {path}"), item.sha256.clone());
+    }
+    Ok(inputs)
+}
+
+/// Refuses a resume whose inventory or copied files changed since the
+/// journal was started (journals from before inputs were recorded pass).
+fn check_inputs(
+    journaled: &BTreeMap<String, String>,
+    now: &BTreeMap<String, String>,
+) -> Result<(), UsageError> {
+    if journaled.is_empty() || journaled == now {
+        return Ok(());
+    }
+    let changed: Vec<&str> = journaled
+        .keys()
+        .chain(now.keys())
+        .filter(|name| journaled.get(*name) != now.get(*name))
+        .map(String::as_str)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    Err(UsageError::Invalid(format!(
+        "changed since the journal was started: {}; resuming would mix two rollouts \
+         (start a new one, or put the old files back)",
+        changed.join(", ")
+    )))
 }
 
 fn select_hosts(
@@ -443,6 +492,7 @@ async fn open_journal(prepared: &mut Prepared, cli: &Cli) -> Result<Journal, Jou
             argv,
             cwd: std::env::current_dir().unwrap_or_default(),
             playbook_sha256: prepared.playbook.sha256.clone(),
+            inputs: prepared.inputs.clone(),
             pid: std::process::id(),
             time: now(),
         })

@@ -2,13 +2,13 @@
 //! reading secrets from files for unattended runs. Secrets never pass
 //! through argv, the environment or the logs.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 use super::UsageError;
+use crate::text::read_bounded;
 
 /// Asks `prompt` on /dev/tty and reads one line without echoing it; `None`
 /// when there is no terminal.
@@ -51,13 +51,17 @@ pub fn ask_line(prompt: &str) -> Option<String> {
     Some(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
-/// The first line of a secret file. A file others can read gets a warning.
+/// The most a secret file may hold: a password or passphrase is one line.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// The first line of a secret file, which must be a regular file of a few
+/// KB at most. A file others can read gets a warning.
 pub fn read_secret_file(path: &Path) -> Result<String, UsageError> {
-    let unreadable =
-        |e: std::io::Error| UsageError::Invalid(format!("cannot read {}: {e}", path.display()));
-    let file = File::open(path).map_err(unreadable)?;
-    if file
-        .metadata()
+    let unreadable = |e: &dyn std::fmt::Display| {
+        UsageError::Invalid(format!("cannot read {}: {e}", path.display()))
+    };
+    let bytes = read_bounded(path, MAX_SECRET_FILE).map_err(|e| unreadable(&e))?;
+    if std::fs::metadata(path)
         .map(|m| m.mode() & 0o077 != 0)
         .unwrap_or(false)
     {
@@ -66,9 +70,11 @@ pub fn read_secret_file(path: &Path) -> Result<String, UsageError> {
             path.display()
         );
     }
-    let mut line = String::new();
-    BufReader::new(file)
-        .read_line(&mut line)
-        .map_err(unreadable)?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    let text = String::from_utf8(bytes).map_err(|_| unreadable(&"not UTF-8"))?;
+    Ok(text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('\r')
+        .to_string())
 }

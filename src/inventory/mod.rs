@@ -86,6 +86,10 @@ fn read_hosts_text(path: &Path) -> Result<String, InventoryError> {
             path: path.to_path_buf(),
             source,
         },
+        other @ (TextError::NotAFile | TextError::TooLarge(_)) => InventoryError::Read {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(other.to_string()),
+        },
         TextError::NotUtf8 { line, column } => InventoryError::NotUtf8 {
             path: path.to_path_buf(),
             line,

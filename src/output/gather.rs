@@ -87,9 +87,9 @@ impl<W: Write> Reporter for Gather<W> {
     }
 
     fn run_finished(&mut self) -> io::Result<()> {
-        let mut groups: Vec<(&Key, &Group)> = self.groups.iter().collect();
+        let mut groups: Vec<(Key, Group)> = std::mem::take(&mut self.groups).into_iter().collect();
         groups.sort_by_key(|(_, g)| (std::cmp::Reverse(g.hosts.len()), g.first_host));
-        for ((_, status), group) in groups {
+        for ((_, status), mut group) in groups {
             let names: Vec<&str> = group.hosts.iter().map(String::as_str).collect();
             let mut header = format!("{} ({})", fold(&names), names.len());
             if !status.is_empty() {
@@ -97,17 +97,13 @@ impl<W: Write> Reporter for Gather<W> {
             }
             let rule = "-".repeat(header.chars().count().min(78));
             writeln!(self.out, "{rule}\n{header}\n{rule}")?;
-            for held in [&group.stdout, &group.stderr] {
-                self.out.write_all(&held.bytes)?;
-                if let Some(marker) = held.marker(self.limit) {
-                    self.out.write_all(marker.as_bytes())?;
-                }
-            }
-            let last = match group.stderr.bytes.is_empty() {
-                true => &group.stdout.bytes,
-                false => &group.stderr.bytes,
+            group.stdout.write_to(&mut self.out, self.limit)?;
+            group.stderr.write_to(&mut self.out, self.limit)?;
+            let last = match group.stderr.is_empty() {
+                true => &mut group.stdout,
+                false => &mut group.stderr,
             };
-            if !last.ends_with(b"\n") && !last.is_empty() {
+            if !last.ends_with_newline()? {
                 writeln!(self.out)?;
             }
         }

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::{HostRef, Reporter};
+use super::{Held, HostRef, Reporter};
 use crate::engine::{Category, HostResult, Outcome, Stream};
 use crate::model::file_names;
 use crate::model::Host;
@@ -21,17 +21,11 @@ pub const MAX_JSON_OUTPUT: usize = 1024 * 1024;
 /// Writes one JSON object per finished host, and the summary at the end.
 pub struct JsonLines<W> {
     out: W,
-    captured: HashMap<(usize, Stream), Captured>,
+    captured: HashMap<(usize, Stream), Held>,
     counts: BTreeMap<&'static str, usize>,
     started: SystemTime,
     /// `-o`/`-e`: where each host's streams were written, reported instead of the bytes.
     files: [Option<(PathBuf, Vec<String>)>; 2],
-}
-
-#[derive(Default)]
-struct Captured {
-    bytes: Vec<u8>,
-    truncated: bool,
 }
 
 impl<W: Write> JsonLines<W> {
@@ -55,11 +49,13 @@ impl<W: Write> JsonLines<W> {
             object[format!("{name}_file")] = json!(dir.join(&names[index]));
             return;
         }
-        let mut captured = self.captured.remove(&(index, stream)).unwrap_or_default();
-        if captured.truncated {
-            cut_at_char_boundary(&mut captured.bytes);
+        let held = self.captured.remove(&(index, stream)).unwrap_or_default();
+        // A spill file that cannot be read back counts as cut output.
+        let (mut bytes, truncated) = held.into_bytes().unwrap_or((Vec::new(), true));
+        if truncated {
+            cut_at_char_boundary(&mut bytes);
         }
-        let (text, encoding) = match String::from_utf8(captured.bytes) {
+        let (text, encoding) = match String::from_utf8(bytes) {
             Ok(text) => (text, "utf-8"),
             Err(error) => (
                 base64::engine::general_purpose::STANDARD.encode(error.into_bytes()),
@@ -68,18 +64,16 @@ impl<W: Write> JsonLines<W> {
         };
         object[name] = json!(text);
         object[format!("{name}_encoding")] = json!(encoding);
-        object[format!("{name}_truncated")] = json!(captured.truncated);
+        object[format!("{name}_truncated")] = json!(truncated);
     }
 }
 
 impl<W: Write> Reporter for JsonLines<W> {
     fn output(&mut self, host: HostRef<'_>, stream: Stream, data: &[u8]) -> io::Result<()> {
-        let captured = self.captured.entry((host.index, stream)).or_default();
-        let room = MAX_JSON_OUTPUT.saturating_sub(captured.bytes.len());
-        captured
-            .bytes
-            .extend_from_slice(&data[..data.len().min(room)]);
-        captured.truncated |= data.len() > room;
+        self.captured
+            .entry((host.index, stream))
+            .or_default()
+            .push(data, MAX_JSON_OUTPUT);
         Ok(())
     }
 

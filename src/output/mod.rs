@@ -7,6 +7,7 @@
 mod files;
 pub mod fold;
 mod gather;
+mod held;
 mod json;
 mod lines;
 mod play;
@@ -21,6 +22,8 @@ use tokio::sync::mpsc;
 
 pub use files::OutputFiles;
 pub use gather::Gather;
+pub(crate) use held::Held;
+pub use held::{DEFAULT_OUTPUT_LIMIT, HELD_IN_MEMORY};
 pub use json::{status_name, JsonLines, MAX_JSON_OUTPUT};
 pub use lines::LinePrinter;
 pub use play::PlayPrinter;
@@ -37,52 +40,6 @@ use crate::model::Host;
 pub struct HostRef<'a> {
     pub index: usize,
     pub host: &'a Host,
-}
-
-/// What `-i` and `-b` hold of one host's output by default (`--output-limit`).
-pub const DEFAULT_OUTPUT_LIMIT: usize = 64 * 1024 * 1024;
-
-/// A host's output held until it can be printed, at most `limit` bytes:
-/// ten hosts printing 50 MB each must not hold 500 MB. What is past the
-/// limit is counted, not kept, and a marker says so where it would be.
-#[derive(Debug, Default)]
-pub(crate) struct Held {
-    pub bytes: Vec<u8>,
-    dropped: u64,
-}
-
-impl Held {
-    pub fn push(&mut self, data: &[u8], limit: usize) {
-        let room = limit.saturating_sub(self.bytes.len());
-        let kept = data.len().min(room);
-        self.bytes.extend_from_slice(&data[..kept]);
-        self.dropped += (data.len() - kept) as u64;
-    }
-
-    /// The line printed after the held bytes when some were dropped.
-    pub fn marker(&self, limit: usize) -> Option<String> {
-        (self.dropped > 0).then(|| {
-            let newline = match self.bytes.last() {
-                Some(b'\n') | None => "",
-                Some(_) => "\n",
-            };
-            format!(
-                "{newline}[output truncated after {}: {} more bytes not shown; -o DIR keeps all of it]\n",
-                human_size(limit),
-                self.dropped
-            )
-        })
-    }
-}
-
-/// `64 MiB`, `512 KiB`, `100 bytes`.
-fn human_size(bytes: usize) -> String {
-    match bytes {
-        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
-        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
-        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
-        b => format!("{b} bytes"),
-    }
 }
 
 /// A consumer of a run's events, called from the output thread only.

@@ -1,17 +1,16 @@
-//! pslurp's files: each host's stream lands in `LOCALDIR/<host>/LOCALNAME`,
-//! written to a temporary file beside it and renamed into place only when
-//! the host succeeded, so a failed pull never leaves a partial file under
-//! the final name. Directories (`-r`) arrive as tar and are unpacked then.
+//! pslurp's files: each host's stream lands in `LOCALDIR/<host>/LOCALNAME`
+//! through a [`PartialFile`], which takes its name only when the host
+//! succeeded, so a failed, cut or killed pull never leaves a partial file.
+//! Directories (`-r`) arrive as tar and are unpacked then.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{HostRef, Reporter};
 use crate::engine::{HostResult, Stream};
-use crate::model::file_names;
-use crate::model::Host;
+use crate::model::{file_names, Host};
+use crate::partial_file::PartialFile;
 
 /// Writes every host's pull under its own directory.
 pub struct SlurpFiles {
@@ -24,11 +23,10 @@ pub struct SlurpFiles {
     open: HashMap<usize, Pull>,
 }
 
-/// A pull in progress: its temporary file, and whether its host directory
-/// is new (a failed pull then leaves no empty directory behind).
+/// A pull in progress: its file, and whether its host directory is new (a
+/// failed pull then leaves no empty directory behind).
 struct Pull {
-    file: File,
-    temp: PathBuf,
+    file: PartialFile,
     created: bool,
 }
 
@@ -57,28 +55,15 @@ impl Reporter for SlurpFiles {
         let dir = self.host_dir(host.index);
         let created = !dir.exists();
         std::fs::create_dir_all(&dir).map_err(with_path(&dir))?;
-        let temp = dir.join(format!(
-            ".{}.pslurp-{}",
-            self.local_name,
-            std::process::id()
-        ));
-        let file = File::create(&temp).map_err(with_path(&temp))?;
-        self.open.insert(
-            host.index,
-            Pull {
-                file,
-                temp,
-                created,
-            },
-        );
+        let final_path = dir.join(&self.local_name);
+        let file = PartialFile::create(&final_path).map_err(with_path(&final_path))?;
+        self.open.insert(host.index, Pull { file, created });
         Ok(())
     }
 
     fn output(&mut self, host: HostRef<'_>, stream: Stream, data: &[u8]) -> io::Result<()> {
         match (stream, self.open.get_mut(&host.index)) {
-            (Stream::Stdout, Some(pull)) => {
-                pull.file.write_all(data).map_err(with_path(&pull.temp))
-            }
+            (Stream::Stdout, Some(pull)) => pull.file.write_all(data),
             _ => Ok(()),
         }
     }
@@ -90,13 +75,12 @@ impl Reporter for SlurpFiles {
         let dir = self.host_dir(host.index);
         let final_path = dir.join(&self.local_name);
         let kept = match result.outcome.category().is_success() {
-            true => pull
-                .file
-                .sync_all()
-                .and_then(|()| self.put_in_place(&pull.temp, &final_path)),
-            false => Ok(()),
+            true => self.put_in_place(pull.file, &final_path),
+            false => {
+                pull.file.discard();
+                Ok(())
+            }
         };
-        let _ = std::fs::remove_file(&pull.temp);
         if pull.created && !final_path.exists() {
             // Fails, as it should, when the directory is not empty.
             let _ = std::fs::remove_dir(&dir);
@@ -106,17 +90,25 @@ impl Reporter for SlurpFiles {
 }
 
 impl SlurpFiles {
-    fn put_in_place(&self, temp: &Path, final_path: &Path) -> io::Result<()> {
+    /// A file is renamed into place; a directory's archive is unpacked
+    /// beside it (owners and modes as this user's, never the host's
+    /// setuid bits), then moved into place.
+    fn put_in_place(&self, file: PartialFile, final_path: &Path) -> io::Result<()> {
         if !self.unpack {
-            return std::fs::rename(temp, final_path);
+            return file.commit();
         }
-        let unpacked = temp.with_extension("d");
+        let archive = file.reader();
+        file.discard();
+        let unpacked = final_path.with_file_name(format!(
+            ".{}.pslurp-{}.d",
+            self.local_name,
+            std::process::id()
+        ));
         std::fs::create_dir_all(&unpacked)?;
         let status = std::process::Command::new("tar")
-            .arg("-xf")
-            .arg(temp)
-            .arg("-C")
+            .args(["--no-same-owner", "--no-same-permissions", "-xf", "-", "-C"])
             .arg(&unpacked)
+            .stdin(archive?)
             .status()?;
         let entry = std::fs::read_dir(&unpacked)?.next().transpose()?;
         let result = match (status.success(), entry) {

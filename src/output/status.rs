@@ -50,12 +50,8 @@ impl<W: Write> StatusPrinter<W> {
         }
     }
 
-    fn write_held(&mut self, held: &Held) -> io::Result<()> {
-        self.out.write_all(&held.bytes)?;
-        match held.marker(self.limit) {
-            Some(marker) => self.out.write_all(marker.as_bytes()),
-            None => Ok(()),
-        }
+    fn write_held(&mut self, held: &mut Held) -> io::Result<()> {
+        held.write_to(&mut self.out, self.limit)
     }
 
     fn paint(&self, style: Style, text: &str) -> String {
@@ -85,7 +81,7 @@ impl<W: Write> Reporter for StatusPrinter<W> {
 
     fn finished(&mut self, host: HostRef<'_>, result: &HostResult) -> io::Result<()> {
         self.completed += 1;
-        let (stdout, stderr) = self.held.remove(&host.index).unwrap_or_default();
+        let (mut stdout, mut stderr) = self.held.remove(&host.index).unwrap_or_default();
         let number = self.paint(Style::new().bold(), &self.completed.to_string());
         let time = time_of_day(SystemTime::now());
         let mut line = match result.outcome.failure_reason() {
@@ -105,7 +101,7 @@ impl<W: Write> Reporter for StatusPrinter<W> {
             line.push_str(" unchanged");
         }
         if self.inline == Inline::Note {
-            if let Some(note) = String::from_utf8_lossy(&stdout.bytes)
+            if let Some(note) = String::from_utf8_lossy(stdout.head())
                 .lines()
                 .next()
                 .filter(|l| !l.is_empty())
@@ -116,11 +112,11 @@ impl<W: Write> Reporter for StatusPrinter<W> {
         line.push('\n');
         self.out.write_all(line.as_bytes())?;
         if matches!(self.inline, Inline::Stdout | Inline::StdoutAndStderr) {
-            self.write_held(&stdout)?;
-            if !stderr.bytes.is_empty() {
+            self.write_held(&mut stdout)?;
+            if !stderr.is_empty() {
                 self.out
                     .write_all(self.paint(Style::new().red(), "Stderr: ").as_bytes())?;
-                self.write_held(&stderr)?;
+                self.write_held(&mut stderr)?;
             }
         }
         self.out.flush()

@@ -1,17 +1,23 @@
 //! `fetch:` pslurp's semantics inside a playbook: the remote file streams
-//! into DEST/HOST/NAME through a temporary file beside it, renamed into
-//! place only once the whole file arrived, so memory stays bounded and a
-//! failed pull never leaves a partial file under the final name.
+//! into DEST/HOST/NAME through a [`PartialFile`], which takes its name only
+//! once the whole file arrived, so memory stays bounded and a failed pull
+//! never leaves a file behind. The disk is written by a blocking task fed
+//! through a bounded channel, never on the async runtime.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
 
 use super::host::{HostRun, TaskError};
 use super::rollout::TaskStatus;
 use crate::model::file_names;
-use crate::ssh::{shell_quote, RemoteExit};
+use crate::partial_file::PartialFile;
+use crate::ssh::{shell_quote, OutputSink, RemoteExit, Stream};
+
+/// Chunks in flight between the connection and the disk.
+const CHUNKS_IN_FLIGHT: usize = 16;
 
 pub async fn fetch(
     host: &mut HostRun,
@@ -24,33 +30,69 @@ pub async fn fetch(
         .file_name()
         .ok_or_else(|| failed(format!("fetch src `{src}` has no file name")))?;
     let host_dir = file_names(std::slice::from_ref(&host.host)).remove(0);
-    let dir = Path::new(dest).join(host_dir);
-    std::fs::create_dir_all(&dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
-    let final_path = dir.join(name);
-    let temp = dir.join(format!(
-        ".{}.pplay-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let mut file = File::create(&temp).map_err(|e| failed(format!("{}: {e}", temp.display())))?;
-    let mut bytes = 0u64;
+    let final_path = Path::new(dest).join(host_dir).join(name);
+    let (chunks, written) = mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
+    let writer = tokio::task::spawn_blocking({
+        let final_path = final_path.clone();
+        move || write_chunks(&final_path, written)
+    });
+    let mut sink = ToDisk { chunks, bytes: 0 };
     let command = format!("cat -- {}", shell_quote(src));
-    let result = host
-        .exec_streaming(&command, &[], timeout, &mut |data| {
-            bytes += data.len() as u64;
-            file.write_all(data)
-        })
-        .await;
-    let finished = match result {
-        Ok(captured) if captured.exit == RemoteExit::Code(0) => file
-            .sync_all()
-            .and_then(|()| std::fs::rename(&temp, &final_path))
-            .map_err(|e| failed(format!("{}: {e}", final_path.display()))),
+    let pulled = host.exec_streaming(&command, &[], timeout, &mut sink).await;
+    let bytes = sink.bytes;
+    drop(sink);
+    let file = writer
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(format!("{}: {e}", final_path.display())))?;
+    let finished = match pulled {
+        Ok(captured) if captured.exit == RemoteExit::Code(0) => Ok(()),
         Ok(captured) => Err(failed(captured.failure())),
         Err(error) => Err(error),
     };
-    if finished.is_err() {
-        let _ = std::fs::remove_file(&temp);
+    let outcome = tokio::task::spawn_blocking(move || match finished {
+        Ok(()) => file.commit().map_err(|e| failed(e.to_string())),
+        Err(error) => {
+            file.discard();
+            Err(error)
+        }
+    })
+    .await
+    .map_err(|e| failed(e.to_string()))?;
+    outcome.map(|()| TaskStatus::Done(format!("{bytes} bytes to {}", final_path.display())))
+}
+
+/// The async side: chunks to the blocking writer, waiting when it is behind.
+struct ToDisk {
+    chunks: mpsc::Sender<Bytes>,
+    bytes: u64,
+}
+
+impl OutputSink for ToDisk {
+    async fn output(&mut self, _: Stream, data: Bytes) -> std::io::Result<()> {
+        self.bytes += data.len() as u64;
+        self.chunks
+            .send(data)
+            .await
+            .map_err(|_| std::io::Error::other("the local file could not be written"))
     }
-    finished.map(|()| TaskStatus::Done(format!("{bytes} bytes to {}", final_path.display())))
+}
+
+/// The blocking side: makes the host's directory and writes every chunk;
+/// hands the file back, not named yet, once the chunks end.
+fn write_chunks(
+    final_path: &Path,
+    mut chunks: mpsc::Receiver<Bytes>,
+) -> std::io::Result<PartialFile> {
+    if let Some(dir) = final_path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = PartialFile::create(final_path)?;
+    while let Some(chunk) = chunks.blocking_recv() {
+        if let Err(error) = file.write_all(&chunk) {
+            file.discard();
+            return Err(error);
+        }
+    }
+    Ok(file)
 }

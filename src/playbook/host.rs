@@ -16,7 +16,9 @@ use super::vars::{expand, Vars};
 use super::{Action, Phase, Playbook, Sources, Task};
 use crate::model::Host;
 use crate::pattern::wildcard_match;
-use crate::ssh::transfer::{checksum_probe, install_script, stdin_of, InstallOptions, Item};
+use crate::ssh::transfer::{
+    checksum_probe, install_script, parse_account, stdin_of, InstallOptions, Item,
+};
 use crate::ssh::{
     shell_quote, Command, Connector, Kill, Nuke, OutputSink, RemoteExit, RunEnd, Session,
     StdinPiece, Stream,
@@ -166,14 +168,11 @@ impl HostRun {
         stdin: &[StdinPiece],
         timeout: Option<Duration>,
     ) -> Result<Captured, TaskError> {
-        let mut stdout = Vec::new();
+        let mut stdout = Kept(Vec::new());
         let mut exit = self
-            .exec_streaming(command, stdin, timeout, &mut |data| {
-                keep(&mut stdout, data);
-                Ok(())
-            })
+            .exec_streaming(command, stdin, timeout, &mut stdout)
             .await?;
-        exit.stdout = String::from_utf8_lossy(&stdout).into_owned();
+        exit.stdout = String::from_utf8_lossy(&stdout.0).into_owned();
         Ok(exit)
     }
 
@@ -184,7 +183,7 @@ impl HostRun {
         command: &str,
         stdin: &[StdinPiece],
         timeout: Option<Duration>,
-        sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
+        sink: &mut impl OutputSink,
     ) -> Result<Captured, TaskError> {
         let abort = self.ctx.abort.clone();
         let session = self.session().await?;
@@ -371,8 +370,8 @@ impl HostRun {
                 let items = std::slice::from_ref(item.as_ref());
                 let options = InstallOptions {
                     backup: backup_suffix(copy.backup.as_ref().map(|b| b.0.as_str())),
-                    owner: copy.owner.clone(),
-                    group: copy.group.clone(),
+                    owner: self.account(copy.owner.as_deref())?,
+                    group: self.account(copy.group.as_deref())?,
                 };
                 let script = install_script(&options, &dest, items);
                 let captured = self
@@ -440,6 +439,15 @@ impl HostRun {
             }
             Action::Pause(pause) => self.pause(pause).await,
         }
+    }
+
+    /// An owner or group, expanded and checked: never shell text.
+    fn account(&self, name: Option<&str>) -> Result<Option<String>, TaskError> {
+        name.map(|name| {
+            let name = self.expand(name)?;
+            parse_account(&name).map_err(TaskError::Failed)
+        })
+        .transpose()
     }
 
     /// The loaded source of a copy and its expanded destination.
@@ -601,20 +609,30 @@ fn succeeded(captured: &Captured, ok_codes: &[u32]) -> Result<u32, TaskError> {
 }
 
 /// Stdout to a task's own sink, stderr kept (capped) for its messages.
-struct Capture<'a> {
-    stdout: &'a mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
+struct Capture<'a, S> {
+    stdout: &'a mut S,
     stderr: Vec<u8>,
 }
 
-impl OutputSink for Capture<'_> {
+impl<S: OutputSink> OutputSink for Capture<'_, S> {
     async fn output(&mut self, stream: Stream, data: Bytes) -> std::io::Result<()> {
         match stream {
-            Stream::Stdout => (self.stdout)(&data),
+            Stream::Stdout => self.stdout.output(stream, data).await,
             Stream::Stderr => {
                 keep(&mut self.stderr, &data);
                 Ok(())
             }
         }
+    }
+}
+
+/// Stdout kept, capped, for registers and assertions.
+struct Kept(Vec<u8>);
+
+impl OutputSink for Kept {
+    async fn output(&mut self, _: Stream, data: Bytes) -> std::io::Result<()> {
+        keep(&mut self.0, &data);
+        Ok(())
     }
 }
 

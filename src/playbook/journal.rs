@@ -3,7 +3,7 @@
 //! after Ctrl-C, kill -9 or a power cut knows exactly where each host was.
 //! A torn last line (the crash hit mid-write) is ignored.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::io::AsRawFd;
@@ -26,6 +26,10 @@ pub enum Entry {
         /// Relative paths in `argv` are relative to this directory.
         cwd: PathBuf,
         playbook_sha256: String,
+        /// SHA-256 of every other input (the inventory, each file `copy`
+        /// sends): a resume refuses to mix them with changed ones.
+        #[serde(default)]
+        inputs: BTreeMap<String, String>,
         /// The pplay that writes the journal, to name it to a second one.
         #[serde(default)]
         pid: u32,
@@ -332,6 +336,7 @@ pub struct Replay {
     pub argv: Vec<String>,
     pub cwd: PathBuf,
     pub playbook_sha256: String,
+    pub inputs: BTreeMap<String, String>,
     pub hosts: HashMap<String, HostProgress>,
 }
 
@@ -360,6 +365,7 @@ impl Replay {
                         argv,
                         cwd,
                         playbook_sha256,
+                        inputs,
                         ..
                     },
                 ) => {
@@ -367,6 +373,7 @@ impl Replay {
                         argv,
                         cwd,
                         playbook_sha256,
+                        inputs,
                         hosts: HashMap::new(),
                     })
                 }
@@ -504,6 +511,7 @@ mod tests {
                 argv: vec!["p.yml".into()],
                 cwd: PathBuf::from("/"),
                 playbook_sha256: "x".into(),
+                inputs: BTreeMap::new(),
                 pid: std::process::id(),
                 time: now(),
             })

@@ -33,9 +33,9 @@ use spec::{
 use vars::{references, valid_name, Vars, FACTS};
 
 use crate::inventory::yaml::InventoryHost;
-use crate::ssh::transfer::{parse_mode, Item};
+use crate::ssh::transfer::{parse_account, parse_mode, Item};
 use crate::ssh::{expand_tilde, parse_pattern, parse_signal, SshOptions};
-use crate::text::{decode, TextError};
+use crate::text::{decode, read_bounded, MAX_TEXT_FILE};
 use crate::yaml::{self, YamlError};
 
 /// A playbook that passed every check that needs no host.
@@ -108,7 +108,11 @@ impl Task {
             .collect();
         match &self.action {
             Action::Run(command) => fields.push(command),
-            Action::Copy(copy) => fields.extend([copy.src.as_str(), &copy.dest]),
+            Action::Copy(copy) => {
+                fields.extend([copy.src.as_str(), &copy.dest]);
+                fields.extend(copy.owner.as_deref());
+                fields.extend(copy.group.as_deref());
+            }
             Action::Fetch(fetch) => fields.extend([fetch.src.as_str(), &fetch.dest]),
             Action::Kill(kill) => fields.push(&kill.pattern),
             Action::Reboot(reboot) => {
@@ -140,7 +144,7 @@ impl Playbook {
     /// Reads and checks a playbook file.
     pub fn load(path: &Path) -> Result<Playbook, YamlError> {
         let bytes =
-            std::fs::read(path).map_err(|error| YamlError::reading(path, TextError::Io(error)))?;
+            read_bounded(path, MAX_TEXT_FILE).map_err(|error| YamlError::reading(path, error))?;
         let sha256 = Sha256::digest(&bytes)
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -351,6 +355,15 @@ fn task(path: &Path, spec: Spanned<TaskSpec>) -> Result<Task, YamlError> {
     if let Some(copy) = spec.copy {
         if let Some(mode) = &copy.mode {
             parse_mode(mode).map_err(|why| error(format!("copy mode: {why}")))?;
+        }
+        for (field, name) in [("owner", &copy.owner), ("group", &copy.group)] {
+            // A templated name is checked once expanded, on the host.
+            match name.as_deref() {
+                Some(name) if !name.contains("{{") => {
+                    parse_account(name).map_err(|why| error(format!("copy {field}: {why}")))?;
+                }
+                _ => {}
+            }
         }
         actions.push(("copy", Action::Copy(copy)));
     }

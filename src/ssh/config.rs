@@ -138,7 +138,7 @@ impl Flattener {
             TextError::NotUtf8 { line, column } => {
                 config_error(path, format!("line {line}, column {column}: not UTF-8"))
             }
-            TextError::Io(error) => config_error(path, error.to_string()),
+            other => config_error(path, other.to_string()),
         })?;
         for (number, line) in content.lines().enumerate() {
             let trimmed = line.trim_start();

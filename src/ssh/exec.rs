@@ -188,7 +188,7 @@ impl Session {
         cancel: &CancellationToken,
         sink: &mut impl OutputSink,
     ) -> Result<RunEnd, SshError> {
-        let mut process = self.spawn(command.line, command.env).await?;
+        let mut process = self.spawn(command).await?;
         let writer = process.write_stdin(command.stdin.to_vec()).await?;
         let deadline = command.timeout.map(|limit| Instant::now() + limit);
         let stopped = loop {
@@ -218,13 +218,12 @@ impl Session {
         })
     }
 
-    async fn spawn(
-        &self,
-        command: &str,
-        env: &[(&str, String)],
-    ) -> Result<RemoteProcess, SshError> {
+    async fn spawn(&self, command: Command<'_>) -> Result<RemoteProcess, SshError> {
         let channel = self.handle.channel_open_session().await?;
-        channel.exec(true, wrap_command(command, env)).await?;
+        let watchdog = command.stdin.is_empty();
+        channel
+            .exec(true, wrap_command(command.line, command.env, watchdog))
+            .await?;
         let (reader, writer) = channel.split();
         Ok(RemoteProcess {
             reader,
@@ -347,7 +346,8 @@ impl RemoteProcess {
             return Ok(StdinWriter(None));
         };
         if stdin.is_empty() {
-            writer.eof().await?;
+            // No EOF: the command reads /dev/null, and its watchdog reads
+            // this channel, whose end means the client went away.
             return Ok(StdinWriter(None));
         }
         Ok(StdinWriter(Some(tokio::spawn(async move {
@@ -477,14 +477,29 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// The remote command line: report the session id, export `env`, then run
-/// the operator's command unchanged in the same shell. A shell that does
-/// not lead a session of its own (Dropbear starts commands in its own
-/// session) first re-executes itself through `setsid`, so that stopping
-/// the session stops the command and nothing else; /proc/$$/stat is read
-/// with a builtin, so sshd's usual case costs no extra process.
-fn wrap_command(command: &str, env: &[(&str, String)]) -> String {
+/// Kills the command's process group when its connection goes away while
+/// it still runs (fleet was killed with -9, the network or the machine
+/// died): the command's input is the channel, which no one writes, so a
+/// read of it ends only then. The command itself reads /dev/null, as it
+/// would with its input closed. A command that ended normally is left
+/// alone, and so are the daemons it started. TERM first, KILL 2 s later;
+/// the watchdog ignores the TERM it sends itself.
+const WATCHDOG: &str = "exec 3<&0 </dev/null; \
+    ( read -r _ <&3; kill -0 $$ 2>/dev/null || exit 0; trap '' TERM; \
+      kill -TERM -$$; sleep 2; kill -KILL -$$ ) >/dev/null 2>&1 3<&3 & exec 3<&-; ";
+
+/// The remote command line: report the session id, start the watchdog
+/// (when the command reads no input of ours), export `env`, then run the
+/// operator's command unchanged in the same shell. A shell that does not
+/// lead a session of its own (Dropbear starts commands in its own session)
+/// first re-executes itself through `setsid`, so that stopping the session
+/// stops the command and nothing else; /proc/$$/stat is read with a
+/// builtin, so sshd's usual case costs no extra process.
+fn wrap_command(command: &str, env: &[(&str, String)], watchdog: bool) -> String {
     let mut inner = String::from("printf '\\037fleet-pid %s\\n' \"$$\" >&2; ");
+    if watchdog {
+        inner.push_str(WATCHDOG);
+    }
     for (name, value) in env {
         inner.push_str(&format!("{name}={}; export {name}; ", shell_quote(value)));
     }
@@ -577,7 +592,7 @@ mod tests {
             shell_quote("x'; touch /tmp/pwned; '"),
             r"'x'\''; touch /tmp/pwned; '\'''"
         );
-        let wrapped = wrap_command("uptime", &[("PSSH_HOST", "a'b".into())]);
+        let wrapped = wrap_command("uptime", &[("PSSH_HOST", "a'b".into())], false);
         assert!(
             wrapped.ends_with("PSSH_HOST='a'\\''b'; export PSSH_HOST; uptime"),
             "{wrapped}"

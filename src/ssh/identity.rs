@@ -87,6 +87,10 @@ fn check_key_file(path: &Path) -> Result<(), String> {
     if !metadata.is_file() {
         return Err("is not a regular file".into());
     }
+    // The largest keys (RSA 16384, with a certificate) are a few KB.
+    if metadata.len() > 1024 * 1024 {
+        return Err("is larger than 1 MiB: not a private key".into());
+    }
     // SAFETY: getuid cannot fail and touches no memory.
     let own = metadata.uid() == unsafe { libc::getuid() };
     let mode = metadata.mode() & 0o777;

@@ -44,6 +44,16 @@ pub fn parse_mode(text: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("expected an octal mode like 0644, found `{text}`"))
 }
 
+/// A user or group name for `--owner`/`--group` and `copy: {owner, group}`:
+/// letters, digits, `.`, `_` and `-` only, never shell text.
+pub fn parse_account(text: &str) -> Result<String, String> {
+    let valid = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+    match !text.is_empty() && !text.starts_with('-') && text.chars().all(valid) {
+        true => Ok(text.to_string()),
+        false => Err(format!("expected a user or group name, found `{text}`")),
+    }
+}
+
 /// What to do around the install, beyond the file contents.
 #[derive(Debug, Clone, Default)]
 pub struct InstallOptions {
@@ -120,8 +130,8 @@ impl Item {
     }
 }
 
-/// SHA-256 and length of a file, read in chunks.
-fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+/// SHA-256 (hex) and length of a file, read in chunks.
+pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1024 * 1024];
@@ -215,11 +225,12 @@ pub fn install_script(options: &InstallOptions, remote: &str, items: &[Item]) ->
             None => script.push_str(&format!("unpack {index}\n")),
         }
         if options.owner.is_some() || options.group.is_some() {
-            let owner = format!(
+            // Checked names, quoted all the same: never shell text.
+            let owner = shell_quote(&format!(
                 "{}:{}",
                 options.owner.as_deref().unwrap_or(""),
                 options.group.as_deref().unwrap_or("")
-            );
+            ));
             let recursive = if item.mode.is_none() { "-R " } else { "" };
             script.push_str(&format!("chown {recursive}{owner} \"$dir/.pcp-$token-{index}\" || fail \"cannot set the owner\"\n"));
         }
@@ -253,7 +264,9 @@ pub fn install_script(options: &InstallOptions, remote: &str, items: &[Item]) ->
 
 /// Shell functions of the install script. `hash` prefers openssl, which
 /// uses the CPU's SHA instructions (4x coreutils' sha256sum here). Temporary files are
-/// `$dir/.pcp-TOKEN-*`, removed on any exit, signal or cut connection; the
+/// `$dir/.pcp-TOKEN-*`, removed on any exit, signal or cut connection (a
+/// cut connection closes stderr, so the error message raises SIGPIPE, which
+/// must exit through the trap too, not kill the shell around it); the
 /// token holds the host's name and the shell's pid, so hosts sharing a
 /// filesystem (NFS homes) never touch each other's.
 const PREAMBLE: &str = r#"fail() { echo "pcp: $*" >&2; exit 1; }
@@ -264,7 +277,7 @@ if command -v openssl >/dev/null; then hash() { openssl dgst -sha256 -r | cut -c
 elif command -v sha256sum >/dev/null; then hash() { sha256sum | cut -c1-64; }
 else fail "neither openssl nor sha256sum is on the host"; fi
 trap 'rm -rf -- "$dir/.pcp-$token-"*' EXIT
-trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
+trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 141' PIPE
 dest() { if [ "$into" = 1 ]; then printf '%s/%s' "$dir" "$1"; else printf '%s' "$remote"; fi; }
 receive() {
   t="$dir/.pcp-$token-$1"

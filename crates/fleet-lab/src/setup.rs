@@ -3,6 +3,7 @@
 //! `status` reads the hosts' state files, `set_fault` changes a host's fault.
 
 use std::fmt::Write as _;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,7 @@ pub fn up(
     std::fs::create_dir_all(dir).map_err(io_error(dir))?;
     let layout = Layout::new(&dir.canonicalize().map_err(io_error(dir))?);
     check_not_masked(&layout.dir)?;
+    check_lab_dir(&layout)?;
     if read_pid(&layout).is_some() {
         down(&layout.dir)?;
     }
@@ -102,6 +104,23 @@ fn check_not_masked(dir: &Path) -> Result<(), LabError> {
             dir.display()
         ))),
         None => Ok(()),
+    }
+}
+
+/// The lab writes and replaces files in its directory (`bin/`, `hosts`,
+/// keys): it must be new, empty, or a lab already. `/` or a home directory
+/// given by mistake is refused before anything is touched.
+fn check_lab_dir(layout: &Layout) -> Result<(), LabError> {
+    if layout.config().exists() {
+        return Ok(());
+    }
+    let mut entries = std::fs::read_dir(&layout.dir).map_err(io_error(&layout.dir))?;
+    match entries.next() {
+        None => Ok(()),
+        Some(_) => Err(LabError::Invalid(format!(
+            "{} is not empty and holds no lab (no lab.conf): give a new or empty directory, e.g. /var/tmp/fleet-lab",
+            layout.dir.display()
+        ))),
     }
 }
 
@@ -395,10 +414,15 @@ fn signal(pid: i32, signal: i32) {
     unsafe { libc::kill(pid, signal) };
 }
 
-/// Kills every process whose command line names the lab directory: after a
-/// crashed supervisor, hosts of the old lab may still run.
+/// Kills what a crashed supervisor may have left of this lab: its hosts'
+/// init processes (ending one ends its host's PID namespace) and a
+/// supervisor of the same directory. A process is the lab's only if its
+/// arguments are exactly the lab's (`sh DIR/init.sh ...`, `fleet-lab --dir
+/// DIR supervise`); anything else naming the directory (`tail -f
+/// DIR/lab.log`, the shell that ran `up`) is left alone.
 fn kill_leftovers(dir: &Path) {
-    let needle = dir.to_string_lossy().into_owned();
+    let init = dir.join("init.sh").into_os_string().into_vec();
+    let dir = dir.as_os_str().as_bytes().to_vec();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return;
     };
@@ -411,7 +435,12 @@ fn kill_leftovers(dir: &Path) {
             continue;
         };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if pid != std::process::id() as i32 && String::from_utf8_lossy(&cmdline).contains(&needle) {
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let is_host = args.get(1) == Some(&init.as_slice());
+        let is_supervisor = args
+            .windows(3)
+            .any(|w| w[0] == b"--dir" && w[1] == dir.as_slice() && w[2] == b"supervise");
+        if pid != std::process::id() as i32 && (is_host || is_supervisor) {
             signal(pid, libc::SIGKILL);
         }
     }

@@ -1,0 +1,161 @@
+//! A local file that appears under its final name only once it is whole
+//! and on disk: pslurp's pulls and pplay's fetches. It is written unnamed
+//! (`O_TMPFILE`) where the filesystem allows it, so that a crash, a kill -9
+//! or a second Ctrl-C leaves nothing behind; elsewhere under a dot-name
+//! beside the final one, removed when the pull fails. Blocking I/O: use it
+//! from the output thread or a blocking task, never on the async runtime.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::io::{AsRawFd, FromRawFd};
+use std::path::{Path, PathBuf};
+
+/// A file being written for `final_path`.
+#[derive(Debug)]
+pub struct PartialFile {
+    file: File,
+    final_path: PathBuf,
+    /// The dot-name it is written under where it could not be unnamed.
+    named: Option<PathBuf>,
+}
+
+impl PartialFile {
+    /// Starts a file for `final_path`, whose directory must exist.
+    pub fn create(final_path: &Path) -> io::Result<PartialFile> {
+        let dir = final_path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if let Some(file) = unnamed_in(dir) {
+            return Ok(PartialFile {
+                file,
+                final_path: final_path.to_path_buf(),
+                named: None,
+            });
+        }
+        let named = temp_name(final_path);
+        Ok(PartialFile {
+            file: File::create(&named)?,
+            final_path: final_path.to_path_buf(),
+            named: Some(named),
+        })
+    }
+
+    pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all(data)
+    }
+
+    /// Flushes it to disk and gives it its final name, replacing what was
+    /// there; on an error nothing of it stays.
+    pub fn commit(self) -> io::Result<()> {
+        let result = self.file.sync_all().and_then(|()| self.link());
+        if result.is_err() {
+            self.discard();
+        }
+        result
+    }
+
+    /// Forgets the file: nothing of it stays.
+    pub fn discard(self) {
+        if let Some(named) = &self.named {
+            let _ = std::fs::remove_file(named);
+        }
+    }
+
+    /// The file as a reader from its start (to unpack an archive).
+    pub fn reader(&self) -> io::Result<File> {
+        let mut copy = self.file.try_clone()?;
+        io::Seek::seek(&mut copy, io::SeekFrom::Start(0))?;
+        Ok(copy)
+    }
+
+    fn link(&self) -> io::Result<()> {
+        let named = match &self.named {
+            Some(named) => named.clone(),
+            None => {
+                // An unnamed file gets a dot-name first (linkat cannot
+                // replace a file), then is renamed over the final one.
+                let named = temp_name(&self.final_path);
+                let source = CString::new(format!("/proc/self/fd/{}", self.file.as_raw_fd()))?;
+                let target = CString::new(named.as_os_str().as_bytes())?;
+                // SAFETY: both paths are NUL-terminated C strings we own.
+                let linked = unsafe {
+                    libc::linkat(
+                        libc::AT_FDCWD,
+                        source.as_ptr(),
+                        libc::AT_FDCWD,
+                        target.as_ptr(),
+                        libc::AT_SYMLINK_FOLLOW,
+                    )
+                };
+                if linked != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                named
+            }
+        };
+        std::fs::rename(&named, &self.final_path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&named);
+        })
+    }
+}
+
+/// An unnamed file in `dir`, where the filesystem supports them.
+fn unnamed_in(dir: &Path) -> Option<File> {
+    let dir = CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: open with a NUL-terminated path; the descriptor is owned by
+    // the File made from it, and only when it is valid.
+    let fd = unsafe {
+        libc::open(
+            dir.as_ptr(),
+            libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC,
+            0o644,
+        )
+    };
+    (fd >= 0).then(|| unsafe { File::from_raw_fd(fd) })
+}
+
+/// `.NAME.fleet-PID-N` beside `final_path`.
+fn temp_name(final_path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let unique = NEXT.fetch_add(1, Ordering::Relaxed);
+    final_path.with_file_name(format!(".{name}.fleet-{}-{unique}", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn appears_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("messages");
+        std::fs::write(&target, "old").unwrap();
+        let mut partial = PartialFile::create(&target).unwrap();
+        partial.write_all(b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "old");
+        partial.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+        let mut dropped = PartialFile::create(&target).unwrap();
+        dropped.write_all(b"half").unwrap();
+        dropped.discard();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+        assert_eq!(names(dir.path()), ["messages"]);
+    }
+}
