@@ -135,8 +135,15 @@ fn check_host_name(name: &str) -> Result<(), String> {
         ));
     }
     let valid = |c: char| c.is_ascii_alphanumeric() || "._-:%".contains(c);
-    // IPv6 addresses have colons; names have dot-separated labels, none empty.
-    let labels_ok = name.contains(':') || !name.trim_end_matches('.').split('.').any(str::is_empty);
+    // A name with colons must be an IPv6 address (with a %zone, perhaps);
+    // names have dot-separated labels, none empty.
+    let labels_ok = match name.contains(':') {
+        true => name
+            .split('%')
+            .next()
+            .is_some_and(|address| address.parse::<std::net::Ipv6Addr>().is_ok()),
+        false => !name.trim_end_matches('.').split('.').any(str::is_empty),
+    };
     if name.is_empty() || name.starts_with('-') || !name.chars().all(valid) || !labels_ok {
         return Err(format!(
             "expected a host name or address (letters, digits, '.', '-', '_'), found `{name}`"
@@ -214,6 +221,8 @@ mod tests {
             "u@[::1]:22"
         );
         assert_eq!(host("::1", None, None).to_hosts_line(), "[::1]");
+        assert!(Endpoint::parse("127.0.0.1:22:33").unwrap().host().is_err());
+        assert!(Endpoint::parse("fe80::1%eth0").unwrap().host().is_ok());
     }
 
     #[test]

@@ -77,9 +77,26 @@ pub fn decode(bytes: Vec<u8>) -> Result<String, TextError> {
     })
 }
 
+/// `text` with control characters shown as `\xNN` escapes: what a host
+/// wrote must not move this terminal's cursor or change its colours when
+/// fleet quotes it in a message.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c.is_control() {
+            true => format!("\\x{:02x}", c as u32),
+            false => c.to_string(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escapes_control_characters() {
+        assert_eq!(printable("red \u{1b}[31m\ttab"), "red \\x1b[31m\\x09tab");
+    }
 
     #[test]
     fn names_the_first_bad_byte() {

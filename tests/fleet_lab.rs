@@ -288,3 +288,37 @@ fn a_killed_supervisor_takes_its_hosts_along_and_the_next_up_recovers() {
     run(again).expect_code(0);
     assert_eq!(lab.run_on(2, "hostname").code(), 0);
 }
+
+#[test]
+fn up_refuses_a_directory_that_is_not_a_lab_and_down_kills_only_the_labs() {
+    let dir = tempfile::Builder::new()
+        .prefix("not-a-lab-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    std::fs::write(dir.path().join("precious"), "keep me").unwrap();
+    let mut up = tool("fleet-lab");
+    up.arg("--dir").arg(dir.path()).args(["up", "1"]);
+    let result = run(up);
+    result.expect_code(1);
+    assert!(result.stderr.contains("holds no lab"), "{}", result.stderr);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["precious"]);
+    // A process that only names the lab's directory is not the lab's.
+    let lab = Lab::start(1, &[]);
+    let mut watcher = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("sleep 600")
+        .arg(lab.dir().join("lab.log"))
+        .spawn()
+        .unwrap();
+    lab.lab(&["down"]);
+    assert!(
+        watcher.try_wait().unwrap().is_none(),
+        "down killed a bystander"
+    );
+    watcher.kill().unwrap();
+    watcher.wait().unwrap();
+}

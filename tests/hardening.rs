@@ -441,3 +441,114 @@ fn test_hosts_have_their_own_home_and_a_plain_shell() {
         "{stdout}"
     );
 }
+
+#[test]
+fn kill_9_of_fleet_leaves_no_remote_command_and_no_half_copied_file() {
+    let fleet = TestFleet::start(5);
+    // prun: the command dies with its connection (a watchdog reads it).
+    let sleeper = format!("sleep {}", unique());
+    let mut prun = fleet.prun_all();
+    prun.args(["-t", "0", &sleeper])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = prun.spawn().unwrap();
+    wait_until(Duration::from_secs(60), "5 hosts run the sleep", || {
+        count_processes(&sleeper) == 5
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until(Duration::from_secs(30), "the orphaned sleeps end", || {
+        count_processes(&sleeper) == 0
+    });
+    // pcp: a transfer cut by kill -9 leaves no temporary file on any host.
+    let big = fleet.dir().join("big");
+    support::random_file(&big, 300_000_000);
+    let dest = fleet.dir().join("dest");
+    std::fs::create_dir(&dest).unwrap();
+    let mut pcp = fleet.tool("pcp");
+    pcp.arg("-h").arg(fleet.hosts_file()).arg(&big).arg(&dest);
+    let mut child = pcp
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(60), "the transfer started", || {
+        std::fs::read_dir(&dest).is_ok_and(|mut d| d.next().is_some())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until(Duration::from_secs(30), "no temporary file is left", || {
+        std::fs::read_dir(&dest).is_ok_and(|mut d| d.next().is_none())
+    });
+}
+
+#[test]
+fn devices_fifos_and_huge_files_are_refused_as_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let fifo = fifo.to_string_lossy().into_owned();
+    let cases: [&[&str]; 4] = [
+        &["-F", "/dev/zero", "-H", "127.0.0.1:1", "true"],
+        &["--password-file", "/dev/zero", "-H", "127.0.0.1:1", "true"],
+        &["-h", &fifo, "true"],
+        &["-h", "/dev/zero", "true"],
+    ];
+    for args in cases {
+        let mut prun = tool("prun");
+        prun.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = prun.spawn().unwrap();
+        let mut status = None;
+        wait_until(Duration::from_secs(30), "prun refuses the input", || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        });
+        assert_eq!(status.and_then(|s| s.code()), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn gathered_identical_outputs_from_many_hosts_stay_in_little_memory() {
+    let fleet = TestFleet::start(20);
+    let mut prun = fleet.prun_all();
+    prun.args(["-p", "20", "-b", "head -c 70000000 /dev/zero | tr '\\0' x"]);
+    let result = run(prun);
+    result.expect_code(0);
+    assert!(
+        result.max_rss_kib < 100 * 1024,
+        "-b held {} KiB",
+        result.max_rss_kib
+    );
+    let stdout = result.stdout_text();
+    assert_eq!(stdout.matches("(20)").count(), 1, "one group");
+    assert!(stdout.contains("[output truncated after 64 MiB"));
+}
+
+#[test]
+fn a_reader_that_goes_away_stops_the_run() {
+    use std::io::BufRead;
+    let fleet = TestFleet::start(3);
+    let sleeper = format!("sleep {}", unique());
+    let mut prun = fleet.prun_all();
+    prun.args(["-P", "-t", "0", &format!("echo hi; {sleeper}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = prun.spawn().unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.ends_with(": hi\n"), "{first}");
+    // `| head -1`: the reader is gone; the hosts print nothing more.
+    let mut status = None;
+    wait_until(Duration::from_secs(60), "prun stops", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    assert_eq!(status.and_then(|s| s.code()), Some(3));
+    assert_eq!(count_processes(&sleeper), 0, "`{sleeper}` survived");
+}

@@ -604,6 +604,9 @@ fn bad_input_is_refused_before_any_host_is_contacted() {
         ("tasks:\n  - run: echo {{ nope }}\n", "bad.yml:2:5: task `run echo {{ nope }}`: variable `nope` is not defined for host 127.0.0.1:1"),
         ("serial: [1, lots]\ntasks: []\n", "bad.yml:1:13: expected a number of hosts or a percentage"),
         ("tasks:\n  - copy: {src: /nonexistent/x.ko, dest: /tmp/}\n", "copy src /nonexistent/x.ko: No such file"),
+        ("tasks:\n  - copy: {src: /etc/hostname, dest: /tmp/, owner: 'root; touch /tmp/x'}\n", "bad.yml:2:5: copy owner: expected a user or group name"),
+        ("tasks:\n  - kill: {pattern: x, signal: BANANA}\n", "bad.yml:2:5: kill signal: expected a signal"),
+        ("tasks:\n  - {name: a, run: x}\n  - {name: a, run: y}\n", "bad.yml:3:5: a second task named `a`"),
     ];
     for (text, expected) in cases {
         std::fs::write(dir.path().join("bad.yml"), text).unwrap();
@@ -620,11 +623,13 @@ fn bad_input_is_refused_before_any_host_is_contacted() {
         );
         assert!(!result.stderr.contains("panicked"));
     }
-    let mut command = tool("pplay");
-    command
-        .current_dir(dir.path())
-        .args(["-i", "inv.yml", "-e", "bad key=1", "bad.yml"]);
-    run(command).expect_code(2);
+    for bad in ["bad key=1", "host.name=x"] {
+        let mut command = tool("pplay");
+        command
+            .current_dir(dir.path())
+            .args(["-i", "inv.yml", "-e", bad, "bad.yml"]);
+        run(command).expect_code(2);
+    }
 }
 
 /// pplay with `text` as its playbook over the lab's inventory, journaled
@@ -781,4 +786,33 @@ fn resume_retries_the_hosts_that_failed_and_counts_every_host() {
             }
         }
     }
+}
+
+#[test]
+fn a_host_back_with_another_key_fails_at_once_and_a_resume_never_mixes_inputs() {
+    let rollout = Rollout::start(2, &[]);
+    // The fault bites at the host's next boot: the rollout's reboot.
+    rollout.lab.lab(&["fault", "lab-002", "hostkey-changed"]);
+    // Waiting would not help: without the fix this host waits ten minutes.
+    rollout.rewrite_playbook("up_timeout: 10s", "up_timeout: 10m");
+    rollout.rewrite_playbook("max_fail: 1", "max_fail: 0");
+    let result = rollout.roll();
+    result.expect_code(5);
+    let stdout = result.stdout_text();
+    assert!(
+        stdout.contains("came back, but HOST KEY CHANGED"),
+        "{stdout}"
+    );
+    // The module to send changed since the journal was started.
+    let module = rollout.work.path().join("xen-evtchn.ko");
+    std::fs::write(&module, b"another build").unwrap();
+    let resumed = resume(&rollout.journal(), &[]);
+    resumed.expect_code(2);
+    assert!(
+        resumed
+            .stderr
+            .contains("changed since the journal was started: copy src"),
+        "{}",
+        resumed.stderr
+    );
 }

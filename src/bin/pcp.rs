@@ -4,8 +4,9 @@ mod common;
 
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let interrupt = common::cancel_on_stop_signal("pcp");
-    ExitCode::from(fleet::commands::pcp::main(std::env::args_os(), interrupt).await)
+fn main() -> ExitCode {
+    common::run("pcp", || async {
+        let interrupt = common::cancel_on_stop_signal("pcp");
+        fleet::commands::pcp::main(std::env::args_os(), interrupt).await
+    })
 }

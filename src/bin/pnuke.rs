@@ -4,8 +4,9 @@ mod common;
 
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let interrupt = common::cancel_on_stop_signal("pnuke");
-    ExitCode::from(fleet::commands::pnuke::main(std::env::args_os(), interrupt).await)
+fn main() -> ExitCode {
+    common::run("pnuke", || async {
+        let interrupt = common::cancel_on_stop_signal("pnuke");
+        fleet::commands::pnuke::main(std::env::args_os(), interrupt).await
+    })
 }

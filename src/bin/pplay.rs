@@ -8,11 +8,12 @@ use tokio_util::sync::CancellationToken;
 
 use common::{exit_now, say, signal_name, StopSignals};
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let (stop, abort) = (CancellationToken::new(), CancellationToken::new());
-    tokio::spawn(escalate(StopSignals::new(), stop.clone(), abort.clone()));
-    ExitCode::from(fleet::commands::pplay::main(std::env::args_os(), stop, abort).await)
+fn main() -> ExitCode {
+    common::run("pplay", || async {
+        let (stop, abort) = (CancellationToken::new(), CancellationToken::new());
+        tokio::spawn(escalate(StopSignals::new(), stop.clone(), abort.clone()));
+        fleet::commands::pplay::main(std::env::args_os(), stop, abort).await
+    })
 }
 
 /// First stop signal (Ctrl-C, SIGTERM or SIGHUP): start no new host, let

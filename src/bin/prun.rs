@@ -4,8 +4,9 @@ mod common;
 
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let interrupt = common::cancel_on_stop_signal("prun");
-    ExitCode::from(fleet::commands::prun::main(std::env::args_os(), interrupt).await)
+fn main() -> ExitCode {
+    common::run("prun", || async {
+        let interrupt = common::cancel_on_stop_signal("prun");
+        fleet::commands::prun::main(std::env::args_os(), interrupt).await
+    })
 }

@@ -4,8 +4,9 @@ mod common;
 
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let interrupt = common::cancel_on_stop_signal("pslurp");
-    ExitCode::from(fleet::commands::pslurp::main(std::env::args_os(), interrupt).await)
+fn main() -> ExitCode {
+    common::run("pslurp", || async {
+        let interrupt = common::cancel_on_stop_signal("pslurp");
+        fleet::commands::pslurp::main(std::env::args_os(), interrupt).await
+    })
 }

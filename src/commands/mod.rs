@@ -127,22 +127,64 @@ pub fn raise_open_file_limit() -> u64 {
 /// Open files kept aside for everything but the hosts: stdio, the journal,
 /// known_hosts, the runtime's own.
 const RESERVED_FILES: u64 = 24;
+/// Below this open-files limit not even one host can run reliably.
+const MIN_OPEN_FILES: u64 = RESERVED_FILES + 8;
 
 /// Raises the open-files limit and lowers `wanted` hosts in flight to what
 /// it allows, each host holding `per_host` files (its socket, an agent
 /// socket while it authenticates, its output files), saying so once. A
-/// host must never fail for a reason of this machine's.
-pub fn parallelism_within_file_limit(tool: &str, wanted: usize, per_host: u64) -> usize {
+/// host must never fail for a reason of this machine's: a limit too low
+/// for even one is refused before any host is contacted.
+pub fn parallelism_within_file_limit(
+    tool: &str,
+    wanted: usize,
+    per_host: u64,
+) -> Result<usize, String> {
     let limit = raise_open_file_limit();
-    let allowed = (limit.saturating_sub(RESERVED_FILES) / per_host.max(1)).max(1);
+    if limit < MIN_OPEN_FILES + per_host {
+        return Err(format!(
+            "the open files limit is {limit}; {tool} needs at least {} (ulimit -n)",
+            MIN_OPEN_FILES + per_host
+        ));
+    }
+    let allowed = ((limit - RESERVED_FILES) / per_host.max(1)).max(1);
     if (wanted as u64) <= allowed {
-        return wanted;
+        return Ok(wanted);
     }
     notice(
         tool,
         &format!("-p {wanted} lowered to {allowed}: open files limit is {limit}"),
     );
-    allowed as usize
+    Ok(allowed as usize)
+}
+
+/// Cancels `token` when the reader of stdout goes away (`prun ... | head`
+/// read what it wanted and left): nobody reads any more, so the run stops
+/// and its remote commands are killed, as pssh would die of SIGPIPE. A
+/// thread waits for the pipe's end, so this holds even while the hosts
+/// print nothing. Only for pipes and sockets: a file or terminal has no
+/// such end.
+pub fn cancel_when_stdout_closes(token: CancellationToken) {
+    // SAFETY: fstat writes only the struct we own.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(libc::STDOUT_FILENO, &mut stat) } != 0 {
+        return;
+    }
+    let kind = stat.st_mode & libc::S_IFMT;
+    if kind != libc::S_IFIFO && kind != libc::S_IFSOCK {
+        return;
+    }
+    std::thread::spawn(move || {
+        let mut stdout = libc::pollfd {
+            fd: libc::STDOUT_FILENO,
+            events: 0,
+            revents: 0,
+        };
+        // SAFETY: poll reads and writes only the one pollfd we own; with no
+        // events asked, it returns only on POLLERR or POLLHUP.
+        while unsafe { libc::poll(&mut stdout, 1, -1) } < 0 {}
+        token.cancel();
+    });
 }
 
 /// One line to the operator on stderr; a closed stderr (a hung-up
@@ -173,11 +215,11 @@ pub fn reporters(
         )?));
     }
     reporters.push(stdout_printer(hosts, flags, inline));
-    if let Some(path) = &flags.failed_hosts {
-        reporters.push(Box::new(FailedHostsFile::new(path.clone())));
-    }
     if !flags.quiet {
         reporters.push(Box::new(Summary::new(std::io::stderr(), flags.summary)));
+    }
+    if let Some(path) = &flags.failed_hosts {
+        reporters.push(Box::new(FailedHostsFile::new(path.clone())?));
     }
     if output::progress_wanted(flags.quiet, flags.json) {
         let inner: Box<dyn Reporter + Send> = Box::new(reporters);
@@ -308,8 +350,9 @@ pub async fn run_tool(
     match reporters(&connected.0, output, tool_job.inline) {
         Ok(standard) => all.extend(standard),
         Err(error) => {
-            eprintln!("{tool}: {error}");
-            return exit::OTHER;
+            // An output path that cannot be used is the operator's to fix.
+            notice(tool, &error.to_string());
+            return exit::USAGE;
         }
     }
     // A socket, an agent socket while authenticating, the output files, and
@@ -320,7 +363,13 @@ pub async fn run_tool(
         + u64::from(output.outdir.is_some())
         + u64::from(output.errdir.is_some())
         + 2 * u64::from(held);
-    let parallelism = parallelism_within_file_limit(tool, tool_job.parallelism, per_host);
+    let parallelism = match parallelism_within_file_limit(tool, tool_job.parallelism, per_host) {
+        Ok(parallelism) => parallelism,
+        Err(why) => {
+            notice(tool, &why);
+            return exit::OTHER;
+        }
+    };
     run_job(tool, connected, tool_job.job, parallelism, all, interrupt).await
 }
 
@@ -334,7 +383,8 @@ async fn run_job(
     reporters: Vec<Box<dyn Reporter + Send>>,
     interrupt: CancellationToken,
 ) -> u8 {
-    let (events, printer) = spawn_output_thread(Arc::clone(&hosts), reporters);
+    cancel_when_stdout_closes(interrupt.clone());
+    let (events, printer) = spawn_output_thread(Arc::clone(&hosts), reporters, interrupt.clone());
     let run = Run {
         connector: Arc::new(connector),
         hosts,
@@ -350,16 +400,20 @@ async fn run_job(
 }
 
 /// Starts the output thread: the only writer of stdout for the whole run.
+/// A closed stdout fires `output_gone`.
 pub fn spawn_output_thread(
     hosts: Arc<[Host]>,
     mut reporter: Vec<Box<dyn Reporter + Send>>,
+    output_gone: CancellationToken,
 ) -> (
     tokio::sync::mpsc::Sender<Event>,
     std::thread::JoinHandle<std::io::Result<()>>,
 ) {
     // Bounded, so a slow terminal or disk slows the hosts instead of filling memory.
     let (sender, mut receiver) = tokio::sync::mpsc::channel(256);
-    let thread = std::thread::spawn(move || output::dispatch(&hosts, &mut receiver, &mut reporter));
+    let thread = std::thread::spawn(move || {
+        output::dispatch(&hosts, &mut receiver, &mut reporter, &output_gone)
+    });
     (sender, thread)
 }
 

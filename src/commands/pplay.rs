@@ -85,6 +85,9 @@ pub(super) struct Cli {
 
 fn parse_extra_var(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
+        Some((key, _)) if key.starts_with("host.") => Err(format!(
+            "`{key}` is a fact pplay gathers on each host; -e cannot set it"
+        )),
         Some((key, value)) if valid_name(key) => Ok((key.to_string(), value.to_string())),
         _ => Err(format!(
             "expected KEY=VALUE with KEY made of letters, digits, `_`, `-`, `.`; found `{text}`"
@@ -145,7 +148,13 @@ pub async fn main(
         }
     };
     let wanted = cli.connect.parallelism as usize;
-    cli.connect.parallelism = parallelism_within_file_limit("pplay", wanted, 2) as u32;
+    cli.connect.parallelism = match parallelism_within_file_limit("pplay", wanted, 2) {
+        Ok(parallelism) => parallelism as u32,
+        Err(why) => {
+            eprintln!("pplay: {why}");
+            return exit::OTHER;
+        }
+    };
     match cli.check {
         true => check(prepared, &cli, stop, abort).await,
         false => roll(prepared, &cli, stop, abort).await,
@@ -401,7 +410,9 @@ async fn roll(
         Err(error) => {
             eprintln!("pplay: {error}");
             return match error {
-                JournalError::InUse { .. } | JournalError::Exists { .. } => exit::USAGE,
+                JournalError::InUse { .. }
+                | JournalError::Exists { .. }
+                | JournalError::NotAFile { .. } => exit::USAGE,
                 _ => exit::OTHER,
             };
         }

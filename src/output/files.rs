@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use super::{HostRef, Reporter};
@@ -18,6 +19,21 @@ pub struct OutputFiles {
     /// File name of each host, unique within the run.
     names: Vec<String>,
     open: HashMap<(usize, Stream), File>,
+    /// Held for the run: two runs writing one directory would mix their files.
+    _locks: Vec<File>,
+}
+
+/// Takes an exclusive lock on `dir` for this run, or says it is in use.
+fn lock_dir(dir: &Path) -> io::Result<File> {
+    let handle = File::open(dir)?;
+    // SAFETY: flock on a descriptor we own; the lock lives as long as it.
+    if unsafe { libc::flock(handle.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(io::Error::other(format!(
+            "{} is in use by another run; give this one another directory",
+            dir.display()
+        )));
+    }
+    Ok(handle)
 }
 
 impl OutputFiles {
@@ -27,16 +43,27 @@ impl OutputFiles {
         stdout_dir: Option<PathBuf>,
         stderr_dir: Option<PathBuf>,
     ) -> io::Result<Self> {
+        let mut locks = Vec::new();
         for dir in stdout_dir.iter().chain(&stderr_dir) {
+            if dir.exists() && !dir.is_dir() {
+                return Err(io::Error::other(format!(
+                    "{} exists and is not a directory",
+                    dir.display()
+                )));
+            }
             std::fs::create_dir_all(dir).map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
             })?;
+            if stdout_dir.as_ref() != stderr_dir.as_ref() || locks.is_empty() {
+                locks.push(lock_dir(dir)?);
+            }
         }
         Ok(OutputFiles {
             stdout_dir,
             stderr_dir,
             names: file_names(hosts),
             open: HashMap::new(),
+            _locks: locks,
         })
     }
 

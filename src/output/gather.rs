@@ -13,8 +13,10 @@ use super::fold::fold;
 use super::{Held, HostRef, Reporter};
 use crate::engine::{HostResult, Outcome, Stream};
 
-/// What makes two hosts the same: the hash of their output and their status.
-type Key = ([u8; 32], String);
+/// What makes two hosts the same: the hashes of their stdout and stderr
+/// (each hashed whole, so how the bytes were cut into chunks on the way
+/// does not matter) and their status.
+type Key = ([u8; 32], [u8; 32], String);
 
 /// One distinct output and the hosts that produced it.
 struct Group {
@@ -27,7 +29,8 @@ struct Group {
 /// A running host's output so far: all of it hashed, the start of it held.
 #[derive(Default)]
 struct Pending {
-    hash: Sha256,
+    stdout_hash: Sha256,
+    stderr_hash: Sha256,
     stdout: Held,
     stderr: Held,
 }
@@ -62,9 +65,10 @@ impl<W: Write> Reporter for Gather<W> {
         }
         let pending = self.running.entry(host.index).or_default();
         // The stream tag keeps "a" on stdout apart from "a" on stderr.
-        pending.hash.update([stream as u8]);
-        pending.hash.update((data.len() as u64).to_le_bytes());
-        pending.hash.update(data);
+        match stream {
+            Stream::Stdout => pending.stdout_hash.update(data),
+            Stream::Stderr => pending.stderr_hash.update(data),
+        }
         match stream {
             Stream::Stdout => pending.stdout.push(data, self.limit),
             Stream::Stderr => pending.stderr.push(data, self.limit),
@@ -74,7 +78,11 @@ impl<W: Write> Reporter for Gather<W> {
 
     fn finished(&mut self, host: HostRef<'_>, result: &HostResult) -> io::Result<()> {
         let pending = self.running.remove(&host.index).unwrap_or_default();
-        let key = (pending.hash.finalize().into(), status(&result.outcome));
+        let key = (
+            pending.stdout_hash.finalize().into(),
+            pending.stderr_hash.finalize().into(),
+            status(&result.outcome),
+        );
         let group = self.groups.entry(key).or_insert_with(|| Group {
             first_host: host.index,
             hosts: Vec::new(),
@@ -89,7 +97,7 @@ impl<W: Write> Reporter for Gather<W> {
     fn run_finished(&mut self) -> io::Result<()> {
         let mut groups: Vec<(Key, Group)> = std::mem::take(&mut self.groups).into_iter().collect();
         groups.sort_by_key(|(_, g)| (std::cmp::Reverse(g.hosts.len()), g.first_host));
-        for ((_, status), mut group) in groups {
+        for ((_, _, status), mut group) in groups {
             let names: Vec<&str> = group.hosts.iter().map(String::as_str).collect();
             let mut header = format!("{} ({})", fold(&names), names.len());
             if !status.is_empty() {

@@ -19,6 +19,7 @@ mod summary;
 use std::io;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 pub use files::OutputFiles;
 pub use gather::Gather;
@@ -84,17 +85,23 @@ impl Reporter for Vec<Box<dyn Reporter + Send>> {
 }
 
 /// Feeds every event to `reporter` until the engine drops its sender. After
-/// a write error (say, a closed pipe) events are still drained, so the engine
-/// never blocks on a printer that gave up; the first error is returned.
+/// a write error events are still drained, so the engine never blocks on a
+/// printer that gave up; the first error is returned. A closed stdout
+/// (`prun ... | head`) also fires `output_gone`: nobody reads any more, so
+/// the run stops and its remote commands are killed, as pssh dies of SIGPIPE.
 pub fn dispatch(
     hosts: &[Host],
     events: &mut mpsc::Receiver<Event>,
     reporter: &mut dyn Reporter,
+    output_gone: &CancellationToken,
 ) -> io::Result<()> {
     let mut failure = None;
     while let Some(event) = events.blocking_recv() {
         if failure.is_none() {
             failure = deliver(hosts, event, reporter).err();
+            if matches!(&failure, Some(e) if e.kind() == io::ErrorKind::BrokenPipe) {
+                output_gone.cancel();
+            }
         }
     }
     match failure {

@@ -11,6 +11,8 @@ use std::time::Instant;
 use super::fold::fold;
 use super::{HostRef, Reporter};
 use crate::engine::{Category, HostResult, Outcome, Stream};
+use crate::partial_file::PartialFile;
+use crate::text::printable;
 
 /// The tail of a host's stderr kept for the summary.
 const STDERR_TAIL: usize = 1024;
@@ -92,7 +94,7 @@ impl<W: Write> Reporter for Summary<W> {
         let parts: Vec<String> = self
             .counts
             .iter()
-            .map(|(category, count)| format!("{count} {}", category_name(*category)))
+            .map(|(category, count)| format!("{count} {}", counted_name(*category, *count)))
             .collect();
         let seconds = self.started.elapsed().as_secs_f64();
         writeln!(
@@ -127,23 +129,36 @@ impl<W: Write> Reporter for Summary<W> {
 /// order of first failure).
 pub fn group_by_reason(failures: &[(String, String)]) -> Vec<(&str, Vec<&str>)> {
     let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
     for (host, reason) in failures {
-        match groups.iter_mut().find(|(r, _)| r == reason) {
-            Some((_, hosts)) => hosts.push(host),
-            None => groups.push((reason, vec![host])),
-        }
+        let at = *index.entry(reason).or_insert_with(|| {
+            groups.push((reason, Vec::new()));
+            groups.len() - 1
+        });
+        groups[at].1.push(host);
     }
     groups.sort_by_key(|(_, hosts)| std::cmp::Reverse(hosts.len()));
     groups
 }
 
-/// The last non-empty line of `bytes`, trimmed, if any.
+/// The last non-empty line of `bytes`, trimmed, if any, made printable:
+/// a host's stderr must not move this terminal's cursor or change its
+/// colours.
 fn last_line(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
     text.lines()
         .map(str::trim)
         .rfind(|line| !line.is_empty())
-        .map(String::from)
+        .map(printable)
+}
+
+/// A category's name for a count of hosts (`1 SSH error`, `2 SSH errors`).
+fn counted_name(category: Category, count: usize) -> &'static str {
+    match (category, count) {
+        (Category::SshError, 1) => "SSH error",
+        (Category::Internal, 1) => "internal error",
+        (category, _) => category_name(category),
+    }
 }
 
 fn category_name(category: Category) -> &'static str {
@@ -162,16 +177,23 @@ fn category_name(category: Category) -> &'static str {
 /// `--failed-hosts FILE`: every host that did not succeed, as hosts-file
 /// lines, written atomically when the run ends (empty when all succeeded).
 pub struct FailedHostsFile {
+    file: Option<PartialFile>,
     path: PathBuf,
     lines: Vec<String>,
 }
 
 impl FailedHostsFile {
-    pub fn new(path: PathBuf) -> Self {
-        FailedHostsFile {
+    /// Starts the file now, so that a path that cannot be written fails
+    /// before any host is contacted, not after the run.
+    pub fn new(path: PathBuf) -> io::Result<Self> {
+        let file = PartialFile::create(&path).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+        })?;
+        Ok(FailedHostsFile {
+            file: Some(file),
             path,
             lines: Vec::new(),
-        }
+        })
     }
 }
 
@@ -184,29 +206,20 @@ impl Reporter for FailedHostsFile {
     }
 
     fn run_finished(&mut self) -> io::Result<()> {
+        let Some(mut file) = self.file.take() else {
+            return Ok(());
+        };
         let mut text = self.lines.join("\n");
         if !text.is_empty() {
             text.push('\n');
         }
-        write_atomically(&self.path, text.as_bytes()).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot write {}: {e}", self.path.display()),
-            )
-        })
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.commit())
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot write {}: {e}", self.path.display()),
+                )
+            })
     }
-}
-
-/// Writes through a temporary file in the same directory and renames it
-/// into place, so the file is either the old one or the whole new one.
-pub fn write_atomically(path: &std::path::Path, data: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-    temp.write_all(data)?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }

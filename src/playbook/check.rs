@@ -48,7 +48,9 @@ async fn check_host(host: &mut HostRun, start_at: usize) -> Result<(), TaskError
             let clock = Instant::now();
             let (status, detail) = match check_task(host, phase, task).await {
                 Ok(status) => (status, String::new()),
-                Err(TaskError::Failed(message)) => (TaskStatus::Failed, message),
+                Err(error @ (TaskError::Failed(_) | TaskError::Ssh(_))) => {
+                    (TaskStatus::Failed, error.to_string())
+                }
                 Err(TaskError::Aborted) => return Err(TaskError::Aborted),
             };
             if let Some(name) = &task.register {

@@ -20,9 +20,10 @@ use crate::ssh::transfer::{
     checksum_probe, install_script, parse_account, stdin_of, InstallOptions, Item,
 };
 use crate::ssh::{
-    shell_quote, Command, Connector, Kill, Nuke, OutputSink, RemoteExit, RunEnd, Session,
+    shell_quote, Command, Connector, Kill, Nuke, OutputSink, RemoteExit, RunEnd, Session, SshError,
     StdinPiece, Stream,
 };
+use crate::text::printable;
 
 /// Most stdout kept from one command (registers, asserts, messages).
 const MAX_CAPTURE: usize = 1024 * 1024;
@@ -50,6 +51,8 @@ pub struct Context {
 /// Why a task did not succeed.
 #[derive(Debug)]
 pub enum TaskError {
+    /// The host could not be reached or SSH failed there.
+    Ssh(SshError),
     Failed(String),
     /// Ctrl-C twice: the command was killed; the task is to be run again.
     Aborted,
@@ -58,15 +61,16 @@ pub enum TaskError {
 impl std::fmt::Display for TaskError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            TaskError::Ssh(error) => write!(f, "{error}"),
             TaskError::Failed(message) => f.write_str(message),
             TaskError::Aborted => f.write_str("aborted"),
         }
     }
 }
 
-impl From<crate::ssh::SshError> for TaskError {
-    fn from(error: crate::ssh::SshError) -> Self {
-        TaskError::Failed(error.to_string())
+impl From<SshError> for TaskError {
+    fn from(error: SshError) -> Self {
+        TaskError::Ssh(error)
     }
 }
 
@@ -102,7 +106,7 @@ impl Captured {
             RemoteExit::Lost => "connection lost".to_string(),
         };
         match self.stderr.lines().rev().find(|l| !l.trim().is_empty()) {
-            Some(line) => format!("{status}: {}", line.trim()),
+            Some(line) => format!("{status}: {}", printable(line.trim())),
             None => status,
         }
     }
@@ -257,8 +261,8 @@ impl HostRun {
             match self.run_task(phase, index, task).await {
                 Ok(()) => {}
                 Err(TaskError::Aborted) => return HostEnd::Stopped,
-                Err(TaskError::Failed(message)) => {
-                    let message = format!("{}: {message}", task.name);
+                Err(error @ (TaskError::Failed(_) | TaskError::Ssh(_))) => {
+                    let message = format!("{}: {error}", task.name);
                     if phase == Phase::Tasks && !playbook.on_failure.is_empty() {
                         return self.recover(message).await;
                     }
@@ -313,7 +317,9 @@ impl HostRun {
         };
         let (status, detail) = match &result {
             Ok(status) => (status.clone(), String::new()),
-            Err(TaskError::Failed(message)) => (TaskStatus::Failed, message.clone()),
+            Err(error @ (TaskError::Failed(_) | TaskError::Ssh(_))) => {
+                (TaskStatus::Failed, error.to_string())
+            }
             Err(TaskError::Aborted) => (TaskStatus::Aborted, String::new()),
         };
         if !matches!(status, TaskStatus::Aborted) {
@@ -518,9 +524,9 @@ impl HostRun {
                 Ok(captured) if captured.code() == Some(0) => return Ok(tries),
                 Ok(captured) => captured.failure(),
                 Err(TaskError::Aborted) => return Err(TaskError::Aborted),
-                Err(TaskError::Failed(message)) => {
+                Err(error @ (TaskError::Failed(_) | TaskError::Ssh(_))) => {
                     self.session = None;
-                    message
+                    error.to_string()
                 }
             };
             if Instant::now() + interval > deadline {

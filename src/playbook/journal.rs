@@ -114,6 +114,8 @@ pub enum JournalError {
     },
     #[error("{} is in use by {holder}; wait for it to end (or stop it) before resuming", path.display())]
     InUse { path: PathBuf, holder: String },
+    #[error("journal {}: is not a regular file", path.display())]
+    NotAFile { path: PathBuf },
     #[error("journal {shown} already exists: continue it with `pplay --resume {shown}`, or choose another --journal", shown = path.display())]
     Exists { path: PathBuf },
     #[error("journal {}:{line}: {message}", path.display())]
@@ -155,6 +157,11 @@ impl Journal {
         let file = match OpenOptions::new().create_new(true).append(true).open(path) {
             Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                if !path.is_file() {
+                    return Err(JournalError::NotAFile {
+                        path: path.to_path_buf(),
+                    });
+                }
                 // Say who holds it when someone does; else how to go on.
                 Journal::reopen(path)?;
                 return Err(JournalError::Exists {
@@ -320,7 +327,12 @@ impl HostProgress {
     pub fn retry(&mut self) {
         self.finished = None;
         self.failure = None;
-        self.reboot = None;
+        let failed_here = |mark: &RebootMark| {
+            mark.phase == Phase::Tasks && Some(mark.task) == self.failed_task && !self.rolled_back
+        };
+        if !self.reboot.as_ref().is_some_and(failed_here) {
+            self.reboot = None;
+        }
         match (self.failed_task, self.rolled_back) {
             (Some(task), false) => self.next = Some((Phase::Tasks, task)),
             (Some(_), true) => self.next = Some((Phase::Tasks, 0)),
@@ -423,7 +435,16 @@ impl Replay {
                 ..
             } => {
                 let progress = self.hosts.entry(host).or_default();
-                progress.reboot = None;
+                // A reboot that was sent and then failed (the host did not
+                // come back in time) stays marked: a retry waits for the
+                // host instead of rebooting it again.
+                let sent_here = progress
+                    .reboot
+                    .as_ref()
+                    .is_some_and(|mark| mark.sent && mark.phase == phase && mark.task == task);
+                if !(sent_here && status == "failed") {
+                    progress.reboot = None;
+                }
                 progress.next = Some(match status.as_str() {
                     "failed" if phase == Phase::Tasks => {
                         progress.failed_task = Some(task);
@@ -591,6 +612,17 @@ mod tests {
                 host_end("c", false),
                 // d: a reboot started from boot B and the journal ends there.
                 task_start("d", Phase::Tasks, 3, Some("B")),
+                // e: its reboot was sent and it never came back in time.
+                task_start("e", Phase::Tasks, 1, Some("C")),
+                Entry::RebootIssued {
+                    host: "e".into(),
+                    phase: Phase::Tasks,
+                    task: 1,
+                    boot_id: "C".into(),
+                    time: now(),
+                },
+                task_end("e", Phase::Tasks, 1, "failed"),
+                host_end("e", false),
             ],
         )
         .await;
@@ -610,6 +642,16 @@ mod tests {
             boot_id: "B".into(),
             sent: false,
         };
+        assert_eq!(retried("e"), (Some((Phase::Tasks, 1)), true));
         assert_eq!(replay.hosts["d"].reboot, Some(mark));
+        let waited_for = replay.hosts["e"]
+            .reboot
+            .clone()
+            .map(|m| (m.boot_id, m.sent));
+        assert_eq!(
+            waited_for,
+            Some(("C".to_string(), true)),
+            "a retry waits, not reboots"
+        );
     }
 }

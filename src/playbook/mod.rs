@@ -339,8 +339,26 @@ fn checked_vars(
     }
 }
 
+/// A phase's tasks; names are unique within it (`--start-at-task` and
+/// `changed:` conditions name tasks).
 fn tasks(path: &Path, specs: Vec<Spanned<TaskSpec>>) -> Result<Vec<Task>, YamlError> {
-    specs.into_iter().map(|spec| task(path, spec)).collect()
+    let mut tasks: Vec<Task> = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let task = task(path, spec)?;
+        if let Some(first) = tasks.iter().find(|t| t.name == task.name) {
+            return Err(YamlError {
+                path: path.to_path_buf(),
+                line: task.line,
+                column: task.column,
+                message: format!(
+                    "a second task named `{}` (the first is at line {}); give each task its own name",
+                    task.name, first.line
+                ),
+            });
+        }
+        tasks.push(task);
+    }
+    Ok(tasks)
 }
 
 /// Turns a task as written into a [`Task`], refusing what serde cannot see.

@@ -172,8 +172,13 @@ async fn come_up(host: &mut HostRun, old: &str, timeout: Duration) -> Result<(),
         let last = match read_boot_id(host).await {
             Ok(boot_id) if boot_id != old => return Ok(()),
             Ok(_) => "still the old boot_id".to_string(),
+            // A host that answers with a changed key or refuses us will not
+            // do better by waiting: say so now, not after up_timeout.
+            Err(TaskError::Ssh(error)) if error.is_permanent() => {
+                return Err(TaskError::Failed(format!("came back, but {error}")))
+            }
             Err(TaskError::Aborted) => return Err(TaskError::Aborted),
-            Err(TaskError::Failed(message)) => message,
+            Err(error) => error.to_string(),
         };
         host.disconnect().await;
         if Instant::now() + backoff > deadline {
@@ -215,7 +220,7 @@ async fn stay_up(host: &mut HostRun, period: Duration) -> Result<(), TaskError> 
 
 fn in_phase(phase: &str, error: TaskError) -> TaskError {
     match error {
-        TaskError::Failed(message) => TaskError::Failed(format!("{phase}: {message}")),
         TaskError::Aborted => TaskError::Aborted,
+        other => TaskError::Failed(format!("{phase}: {other}")),
     }
 }

@@ -126,6 +126,18 @@ impl SshError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, SshError::ConnectTimeout(_) | SshError::Connect(_))
     }
+
+    /// True when trying again cannot help until someone changes something:
+    /// a host key known_hosts does not vouch for, or credentials refused.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            SshError::HostKeyUnknown { .. }
+                | SshError::HostKeyChanged { .. }
+                | SshError::HostKeyRevoked { .. }
+                | SshError::Auth { .. }
+        )
+    }
 }
 
 /// Defaults that apply when neither the hosts entry nor an option says otherwise.

@@ -20,14 +20,30 @@ pub struct Nuke {
     pub force: bool,
 }
 
-/// A signal name (`TERM`, `SIGTERM`, `term`) or number, as kill takes it.
+/// Linux's signal names, as `kill -l` lists them.
+const SIGNALS: &[&str] = &[
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
+    "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CLD", "CONT", "STOP", "TSTP", "TTIN",
+    "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR", "SYS",
+];
+
+/// A signal name (`TERM`, `SIGTERM`, `term`) or number (1 to 64), as kill
+/// takes it; a typo is refused here, not found on every host mid-rollout.
 pub fn parse_signal(text: &str) -> Result<String, String> {
-    let upper = text.to_ascii_uppercase();
+    let upper = text.trim().to_ascii_uppercase();
     let name = upper.trim_start_matches("SIG");
-    match !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric()) {
+    let number = name.parse::<u8>().is_ok_and(|n| (1..=64).contains(&n));
+    let realtime = ["RTMIN", "RTMAX"].iter().any(|base| {
+        name.strip_prefix(base).is_some_and(|rest| {
+            rest.is_empty()
+                || rest[1..].parse::<u8>().is_ok_and(|n| n <= 30)
+                    && (rest.starts_with('+') || rest.starts_with('-'))
+        })
+    });
+    match number || realtime || SIGNALS.contains(&name) {
         true => Ok(name.to_string()),
         false => Err(format!(
-            "expected a signal like KILL, TERM, HUP or 9, found `{text}`"
+            "expected a signal like KILL, TERM, HUP or 9 (see kill -l), found `{text}`"
         )),
     }
 }
@@ -114,6 +130,10 @@ mod tests {
         assert_eq!(parse_pattern("-9").unwrap(), "-9");
         assert_eq!(parse_signal("sigterm").unwrap(), "TERM");
         assert!(parse_signal("KILL; rm").is_err());
+        assert!(parse_signal("BANANA").is_err());
+        assert!(parse_signal("99").is_err());
+        assert_eq!(parse_signal("9").unwrap(), "9");
+        assert_eq!(parse_signal("SIGRTMIN+3").unwrap(), "RTMIN+3");
     }
 
     #[test]

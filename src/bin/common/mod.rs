@@ -6,11 +6,29 @@
 
 #![allow(dead_code)] // each binary uses the part it needs
 
+use std::future::Future;
 use std::io::Write;
+use std::process::ExitCode;
 
 use futures::future::select_all;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
+
+/// Runs a tool's async `main` on a multi-threaded runtime. A machine that
+/// will not give one (no threads, no file descriptors left) gets a line
+/// saying why and exit 1, not a panic.
+pub fn run<F: Future<Output = u8>>(tool: &str, main: impl FnOnce() -> F) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => ExitCode::from(runtime.block_on(async { main().await })),
+        Err(error) => {
+            say(&format!("{tool}: cannot start: {error}"));
+            ExitCode::from(1)
+        }
+    }
+}
 
 /// The stop signals, listened to together.
 pub struct StopSignals {
