@@ -37,7 +37,12 @@ impl PartialFile {
         }
         let named = temp_name(final_path);
         Ok(PartialFile {
-            file: File::create(&named)?,
+            file: std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&named)?,
             final_path: final_path.to_path_buf(),
             named: Some(named),
         })
@@ -110,7 +115,7 @@ fn unnamed_in(dir: &Path) -> Option<File> {
     let fd = unsafe {
         libc::open(
             dir.as_ptr(),
-            libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC,
+            libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
             0o644,
         )
     };
@@ -157,5 +162,10 @@ mod tests {
         dropped.discard();
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
         assert_eq!(names(dir.path()), ["messages"]);
+        let mut read_back = PartialFile::create(&target).unwrap();
+        read_back.write_all(b"tar").unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut read_back.reader().unwrap(), &mut text).unwrap();
+        assert_eq!(text, "tar");
     }
 }
