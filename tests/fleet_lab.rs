@@ -308,10 +308,11 @@ fn up_refuses_a_directory_that_is_not_a_lab_and_down_kills_only_the_labs() {
     assert_eq!(names, ["precious"]);
     // A process that only names the lab's directory is not the lab's.
     let lab = Lab::start(1, &[]);
-    let mut watcher = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("sleep 600")
+    let mut watcher = std::process::Command::new("tail")
+        .arg("-f")
         .arg(lab.dir().join("lab.log"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     lab.lab(&["down"]);
