@@ -130,16 +130,12 @@ const RESERVED_FILES: u64 = 24;
 /// Below this open-files limit not even one host can run reliably.
 const MIN_OPEN_FILES: u64 = RESERVED_FILES + 8;
 
-/// Raises the open-files limit and lowers `wanted` hosts in flight to what
-/// it allows, each host holding `per_host` files (its socket, an agent
-/// socket while it authenticates, its output files), saying so once. A
-/// host must never fail for a reason of this machine's: a limit too low
-/// for even one is refused before any host is contacted.
-pub fn parallelism_within_file_limit(
-    tool: &str,
-    wanted: usize,
-    per_host: u64,
-) -> Result<usize, String> {
+/// Raises the open-files limit and says how many hosts it lets be in
+/// flight at once, each holding `per_host` files (its socket, an agent
+/// socket while it authenticates, its output files). A limit too low for
+/// even one host is refused before any is contacted: no host may fail for
+/// a reason of this machine's.
+pub fn hosts_the_file_limit_allows(tool: &str, per_host: u64) -> Result<(usize, u64), String> {
     let limit = raise_open_file_limit();
     if limit < MIN_OPEN_FILES + per_host {
         return Err(format!(
@@ -148,14 +144,25 @@ pub fn parallelism_within_file_limit(
         ));
     }
     let allowed = ((limit - RESERVED_FILES) / per_host.max(1)).max(1);
-    if (wanted as u64) <= allowed {
+    Ok((usize::try_from(allowed).unwrap_or(usize::MAX), limit))
+}
+
+/// `wanted` hosts in flight (`-p`), lowered to what the open-files limit
+/// allows, saying so once.
+pub fn parallelism_within_file_limit(
+    tool: &str,
+    wanted: usize,
+    per_host: u64,
+) -> Result<usize, String> {
+    let (allowed, limit) = hosts_the_file_limit_allows(tool, per_host)?;
+    if wanted <= allowed {
         return Ok(wanted);
     }
     notice(
         tool,
         &format!("-p {wanted} lowered to {allowed}: open files limit is {limit}"),
     );
-    Ok(allowed as usize)
+    Ok(allowed)
 }
 
 /// Cancels `token` when the reader of stdout goes away (`prun ... | head`

@@ -13,14 +13,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::args::ConnectArgs;
 use super::{
-    exit, init_logging, parallelism_within_file_limit, parse_flags, stdout_color, UsageError,
+    exit, hosts_the_file_limit_allows, init_logging, parallelism_within_file_limit, parse_flags,
+    stdout_color, UsageError,
 };
 use crate::inventory::yaml::{matches_patterns, Inventory, InventoryHost};
 use crate::model::{valid_name, Vars};
 use crate::output::{progress_wanted, PlayPrinter};
 use crate::playbook::{
-    check_plan, connection_options, now, Context, Earlier, Entry, HostRun, Journal, JournalError,
-    PendingHost, PlayEvent, Playbook, Replay, Rollout, RolloutReport,
+    check_plan, connection_options, now, Asker, Context, Earlier, Entry, HostRun, Journal,
+    JournalError, PendingHost, PlayEvent, PlayReport, Playbook, Recorder, Replay, Rollout,
 };
 use crate::ssh::transfer::hash_file;
 use crate::ssh::{Connector, SshOptions};
@@ -340,13 +341,18 @@ fn context(
         connector: Arc::clone(&prepared.connector),
         playbook: Arc::clone(&prepared.playbook),
         sources: Arc::clone(&prepared.sources),
-        journal,
-        events,
+        recorder: Recorder {
+            journal,
+            events,
+            stop: stop.clone(),
+        },
         stop,
         abort,
         default_timeout: prepared.default_timeout,
-        ask: super::prompt::ask_line,
-        prompt: tokio::sync::Mutex::new(()),
+        asker: Arc::new(Asker {
+            ask: super::prompt::ask_line,
+            turn: tokio::sync::Mutex::new(()),
+        }),
     })
 }
 
@@ -426,6 +432,7 @@ async fn roll(
         hosts: pending,
         total: prepared.hosts.len(),
         parallelism: cli.connect.parallelism as usize,
+        max_in_flight: hosts_the_file_limit_allows("pplay", 2).map_or(usize::MAX, |(n, _)| n),
         start_at: prepared.start_at,
     };
     let report = rollout.run(earlier).await;
@@ -520,7 +527,7 @@ fn default_journal(playbook: &Path) -> PathBuf {
 
 /// 0 when every host is done; 3 when the operator stopped the rollout;
 /// 5 when hosts failed, in this run or (left failed) in an earlier one.
-fn exit_code(report: &RolloutReport) -> u8 {
+fn exit_code(report: &PlayReport) -> u8 {
     let failed = !report.failed.is_empty() || !report.earlier.failed.is_empty();
     let unfinished = !report.stopped.is_empty() || !report.not_started.is_empty();
     match (failed, unfinished) {

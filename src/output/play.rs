@@ -15,7 +15,7 @@ use super::fold::fold;
 use super::summary::group_by_reason;
 use crate::clock::time_of_day;
 use crate::playbook::spec::Mode;
-use crate::playbook::{Earlier, HostEnd, Phase, PlayEvent, RolloutReport, TaskStatus};
+use crate::playbook::{Earlier, HostEnd, Phase, PlayEvent, PlayReport, TaskStatus};
 
 /// Prints [`PlayEvent`]s as lines, or as JSON Lines with `--json`; owns
 /// stdout for the run. On a terminal a progress line on stderr shows hosts
@@ -289,7 +289,7 @@ impl<W: Write> PlayPrinter<W> {
     /// The closing lines: counts, failures with where, the resume command.
     pub fn summary(
         &mut self,
-        report: &RolloutReport,
+        report: &PlayReport,
         journal: Option<&std::path::Path>,
     ) -> io::Result<()> {
         if let Some(bar) = self.progress.take() {
@@ -402,7 +402,7 @@ fn event_json(event: &PlayEvent) -> Option<Value> {
     })
 }
 
-fn summary_json(report: &RolloutReport, journal: Option<&std::path::Path>) -> Value {
+fn summary_json(report: &PlayReport, journal: Option<&std::path::Path>) -> Value {
     json!({
         "type": "summary",
         "done": report.done.iter().chain(&report.earlier.done).collect::<Vec<_>>(),

@@ -1,16 +1,17 @@
 //! `--check`: connect, gather facts, run only what cannot change a host
 //! (guards, checksum probes, tasks marked `read_only`), and say what every
-//! other task would do. Nothing is written on any host, nor a journal.
+//! other task would do. Nothing is written on any host, nor a journal. A
+//! scheduler on the one fan-out, like preflight and the rolling.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
-
-use super::host::{HostRun, TaskError};
-use super::rollout::TaskStatus;
+use super::actions::{copy, Step};
+use super::error::TaskError;
+use super::event::TaskStatus;
+use super::host::HostRun;
 use super::{Action, Phase, Task};
+use crate::engine::FanOut;
 
 /// Checks every host, `parallelism` at a time; returns the hosts that
 /// could not be checked, with why.
@@ -19,21 +20,26 @@ pub async fn check_plan(
     parallelism: usize,
     start_at: usize,
 ) -> Vec<(String, String)> {
-    let slots = Arc::new(Semaphore::new(parallelism.max(1)));
-    let mut tasks = JoinSet::new();
-    for mut host in hosts {
-        let slots = Arc::clone(&slots);
-        tasks.spawn(async move {
-            let _slot = slots.acquire_owned().await;
+    let mut fanout = FanOut::new(parallelism);
+    let mut labels = Vec::with_capacity(hosts.len());
+    for (index, mut host) in hosts.into_iter().enumerate() {
+        labels.push(host.label.clone());
+        let abort = host.ctx.abort.clone();
+        let work = async move {
             let result = check_host(&mut host, start_at).await;
             host.disconnect().await;
-            (host.label.clone(), result)
-        });
+            result
+        };
+        if !fanout.start(index, &labels[index], &abort, work).await {
+            break;
+        }
     }
     let mut failures = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok((label, Err(error))) = joined {
-            failures.push((label, error.to_string()));
+    while let Some((index, joined)) = fanout.next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => failures.push((labels[index].clone(), error.to_string())),
+            Err(why) => failures.push((labels[index].clone(), why)),
         }
     }
     failures
@@ -48,10 +54,8 @@ async fn check_host(host: &mut HostRun, start_at: usize) -> Result<(), TaskError
             let clock = Instant::now();
             let (status, detail) = match check_task(host, phase, task).await {
                 Ok(status) => (status, String::new()),
-                Err(error @ (TaskError::Failed(_) | TaskError::Ssh(_))) => {
-                    (TaskStatus::Failed, error.to_string())
-                }
                 Err(TaskError::Aborted) => return Err(TaskError::Aborted),
+                Err(error) => (TaskStatus::Failed, error.to_string()),
             };
             if let Some(name) = &task.register {
                 host.vars
@@ -77,10 +81,19 @@ async fn check_task(
         return host.perform(phase, 0, task).await;
     }
     let would = match &task.action {
-        Action::Copy(copy) => match host.copy_unchanged(task, copy).await? {
-            true => return Ok(TaskStatus::Unchanged),
-            false => format!("install {}", host.expand(&copy.dest)?),
-        },
+        Action::Copy(spec) => {
+            let ctx = Arc::clone(&host.ctx);
+            let timeout = host.timeout_of(task);
+            let step = Step {
+                remote: &mut host.remote,
+                vars: &host.vars,
+                timeout,
+            };
+            match copy::unchanged(step, spec, &ctx.sources).await? {
+                true => return Ok(TaskStatus::Unchanged),
+                false => format!("install {}", host.expand(&spec.dest)?),
+            }
+        }
         Action::Run(command) => format!("run `{}`", host.expand(command)?),
         Action::Fetch(fetch) => format!("fetch {}", host.expand(&fetch.src)?),
         Action::Kill(kill) => format!(

@@ -8,11 +8,14 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use tokio_util::sync::CancellationToken;
 
+use super::event::{Events, PlayEvent};
 use super::vars::Vars;
 use super::Phase;
 
@@ -284,6 +287,30 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
     move |source| JournalError::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// How a run records into its journal (none under `--check`). A journal
+/// that cannot be written must not go unnoticed: the recorder says so and
+/// stops the run, so no host goes on unrecorded.
+#[derive(Clone)]
+pub struct Recorder {
+    pub journal: Option<Arc<Journal>>,
+    pub events: Events,
+    pub stop: CancellationToken,
+}
+
+impl Recorder {
+    pub async fn record(&self, entry: Entry) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        if let Err(error) = journal.record(&entry).await {
+            let _ = self.events.send(PlayEvent::Notice(format!(
+                "cannot write the journal, stopping: {error}"
+            )));
+            self.stop.cancel();
+        }
     }
 }
 

@@ -3,12 +3,15 @@
 //! and a journal to resume from. Everything in a playbook is checked here,
 //! for every host, before the first host is contacted.
 
+mod actions;
 mod check;
-mod fetch;
+mod error;
+mod event;
 mod host;
 mod journal;
-mod reboot;
-mod rollout;
+mod remote;
+mod rolling;
+mod schedule;
 pub mod spec;
 pub mod vars;
 
@@ -20,12 +23,14 @@ use std::time::Duration;
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
+pub use actions::pause::Asker;
 pub use check::check_plan;
-pub use host::{Context, HostEnd, HostRun};
-pub use journal::{now, Entry, HostProgress, Journal, JournalError, RebootMark, Replay};
-pub use rollout::{
-    batch_sizes, Earlier, PendingHost, PlayEvent, Rollout, RolloutReport, TaskStatus,
-};
+pub use error::TaskError;
+pub use event::{Earlier, Events, HostEnd, PlayEvent, PlayReport, TaskStatus};
+pub use host::{Context, HostRun};
+pub use journal::{now, Entry, HostProgress, Journal, JournalError, RebootMark, Recorder, Replay};
+pub use rolling::batch_sizes;
+pub use schedule::{PendingHost, Rollout};
 use spec::{
     Amount, AssertSpec, CopySpec, FetchSpec, KillSpec, Mode, Order, PauseSpec, PlaybookFile,
     RebootSpec, TaskSpec, WaitForSpec,

@@ -16,20 +16,13 @@ use crate::ssh::shell_quote;
 pub const FACTS: [&str; 4] = ["host.name", "host.hostname", "host.kernel", "host.boot_id"];
 
 /// Why a template cannot be expanded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
     /// `{{` without a matching `}}`, or an empty or ill-formed name.
+    #[error("{0}")]
     Syntax(String),
+    #[error("variable `{0}` is not defined")]
     Undefined(String),
-}
-
-impl std::fmt::Display for TemplateError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TemplateError::Syntax(why) => f.write_str(why),
-            TemplateError::Undefined(name) => write!(f, "variable `{name}` is not defined"),
-        }
-    }
 }
 
 /// One `{{ name }}` or `{{ name | quote }}` of a template.

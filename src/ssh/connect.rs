@@ -19,6 +19,7 @@ use russh::keys::{Algorithm, HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKe
 use russh::Preferred;
 use tokio::net::TcpStream;
 use tokio::sync::{Mutex, OnceCell, Semaphore};
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::config::ConfigFile;
 use super::identity::{agent_keys, load_default_identities, load_identity, Identity};
@@ -171,11 +172,13 @@ impl Connector {
     /// Connects `target` directly or through `via`, under its connect timeout.
     async fn handshake(&self, target: &Target, via: Option<&Session>) -> Result<Session, SshError> {
         let attempt = async {
+            let closed = CancellationToken::new();
             let verifier = HostKeyVerifier {
                 known_hosts: Arc::clone(&target.known_hosts),
                 host: target.address.clone(),
                 port: target.port,
                 strict: target.strict,
+                _on_close: closed.clone().drop_guard(),
             };
             let config = Arc::clone(&target.config);
             let mut handle = match via {
@@ -208,7 +211,7 @@ impl Connector {
             };
             let agent_keys = self.agent_keys.get_or_init(agent_keys).await;
             authenticate(&mut handle, target, agent_keys, self.password.as_deref()).await?;
-            Ok(Session { handle })
+            Ok(Session { handle, closed })
         };
         tokio::time::timeout(target.connect_timeout, attempt)
             .await
@@ -429,12 +432,21 @@ fn same_family(a: &Algorithm, b: &Algorithm) -> bool {
 /// One authenticated connection to a host, reused for everything done there.
 pub struct Session {
     pub(super) handle: Handle<HostKeyVerifier>,
+    /// Fires when the connection ends: russh drops its handler then.
+    closed: CancellationToken,
 }
 
 impl Session {
     /// Whether the connection has ended (the host went away or rebooted).
     pub fn is_closed(&self) -> bool {
-        self.handle.is_closed()
+        self.handle.is_closed() || self.closed.is_cancelled()
+    }
+
+    /// Waits for the connection to end: the host closed it, it rebooted,
+    /// or keepalives found it gone. No polling: russh's connection task
+    /// drops our handler when it ends.
+    pub async fn closed(&self) {
+        self.closed.cancelled().await
     }
 
     /// Says goodbye to the server; errors are moot at this point.
@@ -446,12 +458,14 @@ impl Session {
     }
 }
 
-/// russh's callback object: checks the server's key against known_hosts.
+/// russh's callback object: checks the server's key against known_hosts,
+/// and says when the connection ends (russh drops it then).
 pub(super) struct HostKeyVerifier {
     known_hosts: Arc<KnownHosts>,
     host: String,
     port: u16,
     strict: StrictHostKeyChecking,
+    _on_close: DropGuard,
 }
 
 impl client::Handler for HostKeyVerifier {

@@ -5,40 +5,38 @@
 //! through a bounded channel, never on the async runtime.
 
 use std::path::Path;
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::host::{HostRun, TaskError};
-use super::rollout::TaskStatus;
+use super::{Done, Step, TaskError, TaskStatus};
 use crate::model::file_names;
 use crate::partial_file::PartialFile;
+use crate::playbook::spec::FetchSpec;
 use crate::ssh::{shell_quote, OutputSink, RemoteExit, Stream};
 
 /// Chunks in flight between the connection and the disk.
 const CHUNKS_IN_FLIGHT: usize = 16;
 
-pub async fn fetch(
-    host: &mut HostRun,
-    src: &str,
-    dest: &str,
-    timeout: Option<Duration>,
-) -> Result<TaskStatus, TaskError> {
-    let failed = |message: String| TaskError::Failed(message);
-    let name = Path::new(src)
+pub async fn fetch(step: Step<'_>, spec: &FetchSpec) -> Done {
+    let (src, dest) = (step.expand(&spec.src)?, step.expand(&spec.dest)?);
+    let failed = |message: String| TaskError::Local(message);
+    let name = Path::new(&src)
         .file_name()
         .ok_or_else(|| failed(format!("fetch src `{src}` has no file name")))?;
-    let host_dir = file_names(std::slice::from_ref(&host.host)).remove(0);
-    let final_path = Path::new(dest).join(host_dir).join(name);
+    let host_dir = file_names(std::slice::from_ref(&step.remote.host)).remove(0);
+    let final_path = Path::new(&dest).join(host_dir).join(name);
     let (chunks, written) = mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
     let writer = tokio::task::spawn_blocking({
         let final_path = final_path.clone();
         move || write_chunks(&final_path, written)
     });
     let mut sink = ToDisk { chunks, bytes: 0 };
-    let command = format!("cat -- {}", shell_quote(src));
-    let pulled = host.exec_streaming(&command, &[], timeout, &mut sink).await;
+    let command = format!("cat -- {}", shell_quote(&src));
+    let pulled = step
+        .remote
+        .exec_into(&command, &[], step.timeout, &mut sink)
+        .await;
     let bytes = sink.bytes;
     drop(sink);
     let file = writer
@@ -47,7 +45,7 @@ pub async fn fetch(
         .map_err(|e| failed(format!("{}: {e}", final_path.display())))?;
     let finished = match pulled {
         Ok(captured) if captured.exit == RemoteExit::Code(0) => Ok(()),
-        Ok(captured) => Err(failed(captured.failure())),
+        Ok(captured) => Err(captured.failure()),
         Err(error) => Err(error),
     };
     let outcome = tokio::task::spawn_blocking(move || match finished {

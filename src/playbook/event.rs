@@ -1,0 +1,173 @@
+//! What a playbook run tells the world: events while it goes on (for the
+//! printers, the progress line and `--json`), and the report it ends with.
+//! The playbook emits them; it prints nothing.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::spec::Mode;
+use super::Phase;
+use crate::engine::Category;
+
+/// Where a run's events go.
+pub type Events = mpsc::UnboundedSender<PlayEvent>;
+
+/// How one task went on one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskStatus {
+    Running,
+    /// Done; nothing to say (an assertion held, a pause ended).
+    Ok,
+    /// Done, and it changed the host (a command ran, a file was installed).
+    Changed,
+    /// Done, with something to say (counts, reboot phase durations).
+    Done(String),
+    /// The host already was as wanted (`skip_unchanged`).
+    Unchanged,
+    /// A guard (`creates`, `unless`) said the task is not needed.
+    Skipped(String),
+    Failed,
+    /// Killed by a second Ctrl-C; the task runs again on `--resume`.
+    Aborted,
+    /// `--check`: what the task would do.
+    WouldRun(String),
+}
+
+impl TaskStatus {
+    /// The word in the journal and on the status line.
+    pub fn journal_name(&self) -> &'static str {
+        match self {
+            TaskStatus::Running => "running",
+            TaskStatus::Ok | TaskStatus::Done(_) => "ok",
+            TaskStatus::Changed => "changed",
+            TaskStatus::Unchanged => "unchanged",
+            TaskStatus::Skipped(_) => "skipped",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Aborted => "aborted",
+            TaskStatus::WouldRun(_) => "would run",
+        }
+    }
+}
+
+/// How a host left the rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostEnd {
+    Done,
+    Failed(String),
+    /// Stopped between or inside tasks; `--resume` continues it.
+    Stopped,
+}
+
+/// Something that happened during a rollout, for printers.
+#[derive(Debug, Clone)]
+pub enum PlayEvent {
+    /// Before anything runs: the hosts in the order and groups they will go.
+    Plan {
+        playbook: String,
+        batches: Vec<Vec<String>>,
+        mode: Mode,
+        max_fail: usize,
+        /// What a resumed journal shows of hosts finished before.
+        earlier: Earlier,
+        journal: Option<PathBuf>,
+    },
+    /// Preflight begins on this many hosts.
+    Preflight {
+        hosts: usize,
+    },
+    /// A batch begins (batch mode), numbered from 1.
+    Batch {
+        number: usize,
+        of: usize,
+        hosts: Vec<String>,
+    },
+    Task {
+        host: String,
+        phase: Phase,
+        task: String,
+        status: TaskStatus,
+        duration: Duration,
+        detail: String,
+    },
+    HostEnd {
+        host: String,
+        end: HostEnd,
+    },
+    /// A line for the operator (a stop, a journal that cannot be written).
+    Notice(String),
+}
+
+/// Hosts a resumed journal shows finished in an earlier run.
+#[derive(Debug, Clone, Default)]
+pub struct Earlier {
+    /// Done: not contacted again.
+    pub done: Vec<String>,
+    /// Failed and left failed (`--skip-failed`), with why.
+    pub failed: Vec<(String, String)>,
+    /// Failed, and run again now.
+    pub retried: usize,
+}
+
+/// How a run of a playbook ended; `earlier` accounts for the hosts of the
+/// play this run did not touch, so that every host is in the report.
+#[derive(Debug, Default)]
+pub struct PlayReport {
+    pub earlier: Earlier,
+    pub done: Vec<String>,
+    /// Host and where and why it failed.
+    pub failed: Vec<(String, String)>,
+    /// Stopped mid-way (Ctrl-C); `--resume` continues them.
+    pub stopped: Vec<String>,
+    pub not_started: Vec<String>,
+    /// Why no new host was started, when it came to that.
+    pub stop_reason: Option<String>,
+    /// The operator stopped the run (Ctrl-C, TERM, HUP), rather than
+    /// failures passing max_fail.
+    pub interrupted: bool,
+    /// `--check`: hosts that could not be checked, with why.
+    pub unchecked: Vec<(String, String)>,
+    /// The journal of the run (none under `--check`).
+    pub journal: Option<PathBuf>,
+    pub elapsed: Duration,
+}
+
+impl PlayReport {
+    /// Every host of the play as an outcome class, for the exit code: done
+    /// is ok; failed (now, or left failed earlier) failed; stopped or never
+    /// started is interrupted when the operator stopped the run, only a
+    /// consequence when failures did, and a local failure otherwise (a
+    /// journal that could not be written); a host `--check` could not reach
+    /// is unreachable.
+    pub fn categories(&self) -> impl Iterator<Item = Category> + '_ {
+        let no_failures = self.failed.is_empty() && self.earlier.failed.is_empty();
+        let stop = match (self.interrupted, no_failures) {
+            (true, _) => Some(Category::Interrupted),
+            (false, true) => Some(Category::Internal),
+            (false, false) => None,
+        };
+        let done = self
+            .done
+            .iter()
+            .chain(&self.earlier.done)
+            .map(|_| Category::Ok);
+        let failed = self
+            .failed
+            .iter()
+            .chain(&self.earlier.failed)
+            .map(|_| Category::Failed);
+        let stopped = self
+            .stopped
+            .iter()
+            .chain(&self.not_started)
+            .filter_map(move |_| stop);
+        let unchecked = self.unchecked.iter().map(|_| Category::Unreachable);
+        done.chain(failed).chain(stopped).chain(unchecked)
+    }
+
+    /// Whether some host is left to finish with `--resume`.
+    pub fn unfinished(&self) -> bool {
+        !self.stopped.is_empty() || !self.not_started.is_empty()
+    }
+}

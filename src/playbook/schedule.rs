@@ -1,0 +1,319 @@
+//! The schedulers of a run, all on the one bounded fan-out
+//! ([`FanOut`]): preflight on every host that has not started its tasks,
+//! then the rolling of the hosts as the [`Rolling`] policy admits them
+//! (batches or a window, stopping past max_fail or at the operator's word),
+//! and `--check`. They emit [`PlayEvent`]s and build the [`PlayReport`];
+//! they print nothing.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::event::{Earlier, HostEnd, PlayEvent, PlayReport};
+use super::host::{Context, HostRun};
+use super::journal::{now, Entry, HostProgress};
+use super::rolling::{batch_sizes, Admit, Rolling};
+use super::spec::Order;
+use super::Phase;
+use crate::engine::FanOut;
+
+/// A host still to run, as the journal (if any) left it.
+pub struct PendingHost {
+    pub run: HostRun,
+    pub progress: HostProgress,
+}
+
+/// A rollout ready to go.
+pub struct Rollout {
+    pub ctx: Arc<Context>,
+    pub hosts: Vec<PendingHost>,
+    /// Hosts of the play, finished ones included: what percentages are of.
+    pub total: usize,
+    /// Most hosts in preflight at once (`-p`).
+    pub parallelism: usize,
+    /// Most hosts in flight at all, whatever `serial` says: what the
+    /// machine's open-files limit allows.
+    pub max_in_flight: usize,
+    /// `--start-at-task`: hosts that have not started begin here.
+    pub start_at: usize,
+}
+
+impl Rollout {
+    pub async fn run(mut self, earlier: Earlier) -> PlayReport {
+        let clock = Instant::now();
+        let playbook = Arc::clone(&self.ctx.playbook);
+        order_hosts(&mut self.hosts, playbook.order);
+        let max_fail = playbook.max_fail.of(self.total);
+        self.emit_plan(max_fail, &earlier);
+        let mut report = PlayReport {
+            earlier,
+            journal: self
+                .ctx
+                .recorder
+                .journal
+                .as_ref()
+                .map(|j| j.path().to_path_buf()),
+            ..PlayReport::default()
+        };
+        let hosts = self.preflight(&mut report).await;
+        let mut rolling = Rolling::new(
+            playbook.mode,
+            &playbook.serial,
+            self.total,
+            hosts.len(),
+            max_fail,
+            report.failed.len(),
+        );
+        if rolling.is_stopped() && report.stop_reason.is_none() {
+            let reason = format!(
+                "preflight failed on {} host(s), more than max_fail ({max_fail}); no host was changed",
+                report.failed.len()
+            );
+            self.stop(&mut report, reason).await;
+        }
+        self.roll(hosts, &mut rolling, max_fail, &mut report).await;
+        report.elapsed = clock.elapsed();
+        report
+    }
+
+    /// The hosts in the order and batches they are meant to go.
+    fn emit_plan(&self, max_fail: usize, earlier: &Earlier) {
+        let playbook = &self.ctx.playbook;
+        let sizes = batch_sizes(&playbook.serial, self.total, self.hosts.len());
+        let mut labels = self.hosts.iter().map(|h| h.run.label.clone());
+        let batches = sizes
+            .iter()
+            .map(|&size| labels.by_ref().take(size).collect())
+            .collect();
+        self.emit(PlayEvent::Plan {
+            playbook: playbook.name.clone(),
+            batches,
+            mode: playbook.mode,
+            max_fail,
+            earlier: earlier.clone(),
+            journal: self
+                .ctx
+                .recorder
+                .journal
+                .as_ref()
+                .map(|j| j.path().to_path_buf()),
+        });
+    }
+
+    /// Facts and preflight on every host that has not started its tasks,
+    /// `parallelism` at a time. Returns the hosts that may go on, in order.
+    async fn preflight(&mut self, report: &mut PlayReport) -> Vec<PendingHost> {
+        let (fresh, resumed): (Vec<_>, Vec<_>) = std::mem::take(&mut self.hosts)
+            .into_iter()
+            .partition(|h| !h.progress.started_tasks);
+        self.emit(PlayEvent::Preflight { hosts: fresh.len() });
+        let mut fanout = FanOut::new(self.parallelism);
+        let mut ready: Vec<Option<PendingHost>> = Vec::new();
+        let mut interrupted = false;
+        for (position, mut pending) in fresh.into_iter().enumerate() {
+            ready.push(None);
+            let label = pending.run.label.clone();
+            let stop = self.ctx.stop.clone();
+            let work = async move {
+                let end = match stop.is_cancelled() {
+                    true => HostEnd::Stopped,
+                    false => match pending.run.gather_facts().await {
+                        Ok(()) => pending.run.run_phase(Phase::Preflight, 0).await,
+                        Err(error) => HostEnd::Failed(format!("facts: {error}")),
+                    },
+                };
+                (pending, end)
+            };
+            if !fanout.start(position, &label, &self.ctx.stop, work).await {
+                interrupted = true;
+                report.not_started.push(label);
+            }
+        }
+        while let Some((position, joined)) = fanout.next().await {
+            let Ok((mut pending, end)) = joined else {
+                continue;
+            };
+            match end {
+                HostEnd::Done => ready[position] = Some(pending),
+                HostEnd::Stopped => {
+                    interrupted = true;
+                    report.not_started.push(pending.run.label.clone());
+                }
+                HostEnd::Failed(_) => self.finish(&mut pending.run, end, report).await,
+            }
+        }
+        let ready = ready.into_iter().flatten();
+        if interrupted {
+            report
+                .not_started
+                .extend(ready.map(|h| h.run.label.clone()));
+            report
+                .not_started
+                .extend(resumed.iter().map(|h| h.run.label.clone()));
+            self.stop(
+                report,
+                "interrupted during preflight; no host was changed".into(),
+            )
+            .await;
+            report.interrupted = true;
+            return Vec::new();
+        }
+        resumed.into_iter().chain(ready).collect()
+    }
+
+    /// The rolling part: whatever the policy admits, until it is done.
+    async fn roll(
+        &self,
+        hosts: Vec<PendingHost>,
+        rolling: &mut Rolling,
+        max_fail: usize,
+        report: &mut PlayReport,
+    ) {
+        let limit = rolling.batch_sizes().iter().copied().max().unwrap_or(1);
+        let mut fanout = FanOut::new(limit.min(self.max_in_flight));
+        let labels: Vec<String> = hosts.iter().map(|h| h.run.label.clone()).collect();
+        let mut queue = hosts.into_iter().map(Some).collect::<Vec<_>>();
+        loop {
+            if self.ctx.stop.is_cancelled() {
+                rolling.stop();
+            }
+            match rolling.admit() {
+                Admit::Start { hosts, batch } => {
+                    if let Some((number, of)) = batch {
+                        let names = labels[hosts.clone()].to_vec();
+                        self.emit(PlayEvent::Batch {
+                            number,
+                            of,
+                            hosts: names,
+                        });
+                    }
+                    for position in hosts {
+                        let Some(pending) = queue[position].take() else {
+                            continue;
+                        };
+                        let work = run_host(pending, self.start_at);
+                        let label = &labels[position];
+                        if !fanout.start(position, label, &self.ctx.stop, work).await {
+                            report.not_started.push(label.clone());
+                            rolling.ended(false);
+                        }
+                    }
+                    continue;
+                }
+                Admit::Done => break,
+                Admit::Wait => {}
+            }
+            let Some((_, joined)) = fanout.next().await else {
+                break;
+            };
+            let failed = match joined {
+                Ok((mut run, end)) => {
+                    let failed = matches!(end, HostEnd::Failed(_));
+                    self.finish(&mut run, end, report).await;
+                    failed
+                }
+                Err(_) => true,
+            };
+            if rolling.ended(failed) {
+                let names: Vec<_> = report.failed.iter().map(|(h, _)| h.as_str()).collect();
+                let reason = format!(
+                    "{} host(s) failed, more than max_fail ({max_fail}): {}",
+                    report.failed.len(),
+                    names.join(", ")
+                );
+                self.stop(report, reason).await;
+            }
+        }
+        let never: Vec<String> = rolling.never_started().map(|p| labels[p].clone()).collect();
+        report.not_started.extend(never);
+        if self.ctx.stop.is_cancelled() && report.stop_reason.is_none() {
+            report.stop_reason = Some("interrupted".into());
+            report.interrupted = true;
+        }
+    }
+
+    /// Records how a host ended.
+    async fn finish(&self, run: &mut HostRun, end: HostEnd, report: &mut PlayReport) {
+        run.disconnect().await;
+        let label = run.label.clone();
+        match &end {
+            HostEnd::Done => report.done.push(label.clone()),
+            HostEnd::Failed(why) => report.failed.push((label.clone(), why.clone())),
+            HostEnd::Stopped => report.stopped.push(label.clone()),
+        }
+        if end != HostEnd::Stopped {
+            run.record(Entry::HostEnd {
+                host: label.clone(),
+                ok: end == HostEnd::Done,
+                message: match &end {
+                    HostEnd::Failed(why) => Some(why.clone()),
+                    _ => None,
+                },
+                time: now(),
+            })
+            .await;
+        }
+        self.emit(PlayEvent::HostEnd { host: label, end });
+    }
+
+    /// No host starts any more, and why.
+    async fn stop(&self, report: &mut PlayReport, reason: String) {
+        self.ctx.stop.cancel();
+        self.ctx
+            .recorder
+            .record(Entry::Stop {
+                reason: reason.clone(),
+                time: now(),
+            })
+            .await;
+        self.emit(PlayEvent::Notice(format!("stopping: {reason}")));
+        report.stop_reason = Some(reason);
+    }
+
+    fn emit(&self, event: PlayEvent) {
+        let _ = self.ctx.events().send(event);
+    }
+}
+
+/// One host's rolling part: from where its journal left it, or the start.
+async fn run_host(mut pending: PendingHost, start_at: usize) -> (HostRun, HostEnd) {
+    let run = &mut pending.run;
+    let resumed = pending.progress.started_tasks;
+    // A host in the middle of a reboot may be down; the reboot gathers its
+    // facts once the host is back.
+    if resumed && pending.progress.reboot.is_none() {
+        if let Err(error) = run.gather_facts().await {
+            return (pending.run, HostEnd::Failed(format!("facts: {error}")));
+        }
+    }
+    run.reboot_mark = pending.progress.reboot.clone();
+    let end = match pending.progress.next {
+        Some((Phase::OnFailure, first)) if resumed => {
+            match Box::pin(run.run_phase(Phase::OnFailure, first)).await {
+                HostEnd::Done => {
+                    HostEnd::Failed("a task failed before the resume (on_failure ran)".into())
+                }
+                other => other,
+            }
+        }
+        Some((Phase::Tasks, first)) if resumed => run.run_phase(Phase::Tasks, first).await,
+        _ => run.run_phase(Phase::Tasks, start_at).await,
+    };
+    (pending.run, end)
+}
+
+fn order_hosts(hosts: &mut [PendingHost], order: Order) {
+    match order {
+        Order::Inventory => {}
+        Order::Sorted => hosts.sort_by(|a, b| a.run.label.cmp(&b.run.label)),
+        Order::Shuffle => {
+            // xorshift seeded by the clock: no need for a crate to deal cards.
+            let mut seed = (now() * 1e6) as u64 | 1;
+            for i in (1..hosts.len()).rev() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                hosts.swap(i, (seed % (i as u64 + 1)) as usize);
+            }
+        }
+    }
+}
