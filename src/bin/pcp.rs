@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     common::run("pcp", || async {
-        let interrupt = common::cancel_on_stop_signal("pcp");
-        fleet::commands::pcp::main(std::env::args_os(), interrupt).await
+        let stop = common::stop_on_signals();
+        fleet::commands::pcp::main(std::env::args_os(), stop).await
     })
 }

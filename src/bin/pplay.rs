@@ -4,13 +4,13 @@ mod common;
 
 use std::process::ExitCode;
 
-use tokio_util::sync::CancellationToken;
+use fleet::engine::Stop;
 
-use common::{exit_now, say, signal_name, StopSignals};
+use common::{exit_now, signal_name, StopSignals};
 
 fn main() -> ExitCode {
     common::run("pplay", || async {
-        let (stop, abort) = (CancellationToken::new(), CancellationToken::new());
+        let (stop, abort) = (Stop::new(), Stop::new());
         tokio::spawn(escalate(StopSignals::new(), stop.clone(), abort.clone()));
         fleet::commands::pplay::main(std::env::args_os(), stop, abort).await
     })
@@ -20,18 +20,16 @@ fn main() -> ExitCode {
 /// running tasks finish; the closing summary gives the resume command.
 /// Second: kill the running commands (they run again on --resume). Third:
 /// exit now.
-async fn escalate(mut signals: StopSignals, stop: CancellationToken, abort: CancellationToken) {
+async fn escalate(mut signals: StopSignals, stop: Stop, abort: Stop) {
     let first = signals.next().await;
-    say(&format!(
-        "pplay: {}: running tasks finish, no new host starts (once more to kill them)",
+    stop.request(format!(
+        "{}: running tasks finish, no new host starts (once more to kill them)",
         signal_name(first)
     ));
-    stop.cancel();
     let second = signals.next().await;
-    say(&format!(
-        "pplay: {}: killing the running tasks (once more to quit at once)",
+    abort.request(format!(
+        "{}: killing the running tasks (once more to quit at once)",
         signal_name(second)
     ));
-    abort.cancel();
     exit_now(signals.next().await);
 }

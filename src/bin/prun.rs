@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     common::run("prun", || async {
-        let interrupt = common::cancel_on_stop_signal("prun");
-        fleet::commands::prun::main(std::env::args_os(), interrupt).await
+        let stop = common::stop_on_signals();
+        fleet::commands::prun::main(std::env::args_os(), stop).await
     })
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     common::run("pslurp", || async {
-        let interrupt = common::cancel_on_stop_signal("pslurp");
-        fleet::commands::pslurp::main(std::env::args_os(), interrupt).await
+        let stop = common::stop_on_signals();
+        fleet::commands::pslurp::main(std::env::args_os(), stop).await
     })
 }

@@ -1,7 +1,7 @@
 //! The flags shared by the pssh-style tools, as clap definitions, and their
 //! conversion into validated settings before any host is contacted.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::builder::FalseyValueParser;
@@ -201,6 +201,25 @@ impl TargetArgs {
 }
 
 impl ConnectArgs {
+    /// Makes the relative paths of these flags relative to `base` (a
+    /// resumed run's directory): keys, ssh_config, secret files.
+    pub fn resolve_against(&mut self, base: &Path) {
+        for path in self.identities.iter_mut() {
+            *path = base.join(&*path);
+        }
+        for path in [&mut self.password_file, &mut self.passphrase_file]
+            .into_iter()
+            .flatten()
+        {
+            *path = base.join(&*path);
+        }
+        if let Some(config) = &mut self.ssh_config {
+            if config.as_os_str() != "none" {
+                *config = base.join(&*config);
+            }
+        }
+    }
+
     /// Folds `-l`, `-J`, `--identity`, `-O`, `-x` and `-X` into SSH options, in that
     /// order of precedence (the first value given for a keyword wins).
     pub fn ssh_options(&self, user: Option<&str>) -> Result<SshOptions, UsageError> {

@@ -5,11 +5,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 use super::args::CommonArgs;
 use super::{parse_flags, run_tool, ToolJob, UsageError};
-use crate::engine::{Job, Probe};
+use crate::engine::{Job, Probe, Stop};
 use crate::output::Inline;
 use crate::ssh::transfer::{
     checksum_probe, install_script, parse_account, parse_mode, stdin_of, InstallOptions, Item,
@@ -61,12 +60,12 @@ fn parse_suffix(text: &str) -> Result<String, String> {
     }
 }
 
-pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: CancellationToken) -> u8 {
+pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
     let cli: Cli = match parse_flags(args) {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    run_tool("pcp", &cli.common, interrupt, |_| {
+    run_tool("pcp", &cli.common, stop, |_| {
         let items = load_items(&cli)?;
         let remote = cli.paths[cli.paths.len() - 1]
             .to_string_lossy()

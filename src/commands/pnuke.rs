@@ -5,11 +5,10 @@
 use std::ffi::OsString;
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 use super::args::CommonArgs;
 use super::{parse_flags, run_tool, ToolJob};
-use crate::engine::Job;
+use crate::engine::{Job, Stop};
 use crate::output::Inline;
 use crate::ssh::{parse_pattern, parse_signal, Nuke};
 
@@ -38,12 +37,12 @@ pub(super) struct Cli {
     pattern: String,
 }
 
-pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: CancellationToken) -> u8 {
+pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
     let cli: Cli = match parse_flags(args) {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    run_tool("pnuke", &cli.common, interrupt, |_| {
+    run_tool("pnuke", &cli.common, stop, |_| {
         Ok(ToolJob {
             job: Job {
                 command: Nuke {

@@ -6,11 +6,10 @@ use std::ffi::OsString;
 use bytes::Bytes;
 use clap::Parser;
 use tokio::io::AsyncReadExt;
-use tokio_util::sync::CancellationToken;
 
 use super::args::CommonArgs;
 use super::{exit, parse_flags, run_tool, ToolJob};
-use crate::engine::Job;
+use crate::engine::{Job, Stop};
 use crate::output::Inline;
 use crate::ssh::StdinPiece;
 
@@ -34,8 +33,8 @@ pub(super) struct Cli {
 }
 
 /// Runs prun with `args` (including the program name); returns the exit code.
-/// `interrupt` firing means Ctrl-C: running commands are killed on their hosts.
-pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: CancellationToken) -> u8 {
+/// `stop` requested means Ctrl-C (or TERM, HUP): running commands are killed on their hosts.
+pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
     let cli: Cli = match parse_flags(args) {
         Ok(cli) => cli,
         Err(code) => return code,
@@ -50,7 +49,7 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: Cancellat
         },
         false => Vec::new(),
     };
-    run_tool("prun", &cli.common, interrupt, |_| {
+    run_tool("prun", &cli.common, stop, |_| {
         Ok(ToolJob {
             job: Job {
                 command: cli.command.join(" "),

@@ -6,11 +6,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 use super::args::CommonArgs;
 use super::{parse_flags, run_tool, ToolJob};
-use crate::engine::Job;
+use crate::engine::{Job, Stop};
 use crate::output::{Inline, SlurpFiles};
 use crate::ssh::shell_quote;
 
@@ -52,12 +51,12 @@ fn parse_local_name(text: &str) -> Result<String, String> {
     }
 }
 
-pub async fn main(args: impl IntoIterator<Item = OsString>, interrupt: CancellationToken) -> u8 {
+pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
     let cli: Cli = match parse_flags(args) {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    run_tool("pslurp", &cli.common, interrupt, |hosts| {
+    run_tool("pslurp", &cli.common, stop, |hosts| {
         let files = SlurpFiles::new(
             hosts,
             cli.local_dir.clone(),

@@ -1,10 +1,12 @@
-//! The fan-out: runs one job on many hosts with at most `parallelism` at
-//! once, per-host connect and command timeouts, and cancellation from outside.
-//! It emits [`Event`]s on a channel and returns every host's result; it never
-//! prints and never exits the process.
+//! Running many hosts: the one bounded [`FanOut`] every tool's hosts go
+//! through, and [`Run`], the pssh-style job on it (one command per host,
+//! per-host connect and command timeouts, cancellation from outside). A run
+//! emits [`Event`]s into whatever channel its caller gives and returns every
+//! host's result; it never prints and never exits the process.
 
 mod event;
 mod fanout;
+mod stop;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -15,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use event::{Category, Event, HostResult, Outcome, Stream};
 pub use fanout::FanOut;
+pub use stop::Stop;
 
 use crate::model::Host;
 use crate::ssh::{
@@ -61,9 +64,9 @@ impl Run {
     /// Runs the job everywhere. When `cancel` fires, no new host starts,
     /// running commands are killed on their hosts and report Interrupted, and
     /// hosts never started report Cancelled. Results are indexed like `hosts`.
-    pub async fn execute(
+    pub async fn execute<E: From<Event> + Send + 'static>(
         self,
-        events: mpsc::Sender<Event>,
+        events: mpsc::Sender<E>,
         cancel: CancellationToken,
     ) -> Vec<Arc<HostResult>> {
         let run = Arc::new(self);
@@ -101,14 +104,14 @@ impl Run {
 }
 
 /// One host's task: connect, run, supervise, report.
-struct HostWorker {
+struct HostWorker<E> {
     run: Arc<Run>,
     index: usize,
-    events: mpsc::Sender<Event>,
+    events: mpsc::Sender<E>,
     cancel: CancellationToken,
 }
 
-impl HostWorker {
+impl<E: From<Event> + Send + 'static> HostWorker<E> {
     async fn run(self) -> Arc<HostResult> {
         let started_at = SystemTime::now();
         let clock = Instant::now();
@@ -207,14 +210,14 @@ impl HostWorker {
 
     async fn emit(&self, event: Event) {
         // A closed receiver means nobody is listening any more; the run goes on.
-        let _ = self.events.send(event).await;
+        let _ = self.events.send(E::from(event)).await;
     }
 }
 
 /// Reports the result of a host whose task never produced one (it was never
 /// started, or it crashed), so printers hear of every host exactly once.
-async fn report_unrun(
-    events: &mpsc::Sender<Event>,
+async fn report_unrun<E: From<Event>>(
+    events: &mpsc::Sender<E>,
     host: usize,
     outcome: Outcome,
 ) -> Arc<HostResult> {
@@ -224,10 +227,10 @@ async fn report_unrun(
         duration: Duration::ZERO,
     });
     let _ = events
-        .send(Event::Finished {
+        .send(E::from(Event::Finished {
             host,
             result: Arc::clone(&result),
-        })
+        }))
         .await;
     result
 }
@@ -245,33 +248,33 @@ fn end_outcome(end: RunEnd) -> Outcome {
 }
 
 /// Hands a host's output to the printers as events.
-struct EventSink<'a> {
+struct EventSink<'a, E> {
     host: usize,
-    events: &'a mpsc::Sender<Event>,
+    events: &'a mpsc::Sender<E>,
 }
 
-impl OutputSink for EventSink<'_> {
+impl<E: From<Event> + Send> OutputSink for EventSink<'_, E> {
     async fn output(&mut self, stream: Stream, data: Bytes) -> std::io::Result<()> {
         // A closed receiver means nobody is listening any more; the run goes on.
         let _ = self
             .events
-            .send(Event::Output {
+            .send(E::from(Event::Output {
                 host: self.host,
                 stream,
                 data,
-            })
+            }))
             .await;
         Ok(())
     }
 }
 
 /// Keeps a probe's stdout (what it decides by) and shows its stderr.
-struct ProbeSink<'a> {
+struct ProbeSink<'a, E> {
     stdout: Vec<u8>,
-    stderr: EventSink<'a>,
+    stderr: EventSink<'a, E>,
 }
 
-impl OutputSink for ProbeSink<'_> {
+impl<E: From<Event> + Send> OutputSink for ProbeSink<'_, E> {
     async fn output(&mut self, stream: Stream, data: Bytes) -> std::io::Result<()> {
         match stream {
             // Beyond the limit the output cannot match anyway; it is dropped, not printed.

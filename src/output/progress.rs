@@ -1,7 +1,9 @@
 //! A progress line on stderr (indicatif): done/total, failed, running,
-//! elapsed, ETA, and the hosts still running once the run stalls. It wraps
-//! the other printers and hides itself while they write, so it never tears
-//! an output line. Only drawn on a terminal, and never with --json or -q.
+//! elapsed, ETA, for pplay the batch and what the hosts are doing, and the
+//! hosts still running once the run stalls. It wraps the other printers and
+//! hides itself while they write, so it never tears an output line. Only
+//! drawn on a terminal, and never with --json, -q or -v (log lines would
+//! cut through it).
 
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal};
@@ -12,23 +14,27 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use super::{HostRef, Reporter};
 use crate::engine::{HostResult, Stream};
+use crate::playbook::{HostEnd, PlayEvent, PlayReport, TaskStatus};
 
 /// No host finished for this long: the line lists the hosts still running.
 const STALL: Duration = Duration::from_secs(5);
-/// Most running hosts named on a stalled line.
+/// Most running hosts named on the line.
 const NAMED: usize = 5;
 
-/// Whether to draw progress: stderr is a terminal and nothing asked for quiet.
-pub fn wanted(quiet: bool, json: bool) -> bool {
+/// Whether to draw progress: stderr is a terminal and nothing asked for
+/// quiet, JSON or logs.
+pub fn wanted(quiet: bool, json: bool, verbose: u8) -> bool {
     !quiet
         && !json
+        && verbose == 0
         && io::stderr().is_terminal()
         && std::env::var_os("TERM").is_some_and(|t| t != "dumb")
 }
 
-/// What the bar's stall note needs, shared with indicatif's draw thread.
+/// What the line says, shared with indicatif's draw thread.
 struct Running {
-    hosts: BTreeMap<usize, String>,
+    /// Each running host and what it is doing (a task's name, for pplay).
+    hosts: BTreeMap<String, String>,
     last_finish: Instant,
 }
 
@@ -38,9 +44,12 @@ pub struct Progress {
     inner: Box<dyn Reporter + Send>,
     running: Arc<Mutex<Running>>,
     failed: usize,
+    /// `, batch 3/11` while a playbook rolls in batches.
+    batch: String,
 }
 
 impl Progress {
+    /// `total` hosts (0 for a playbook: its plan says how many).
     pub fn new(total: usize, inner: Box<dyn Reporter + Send>) -> Self {
         let running = Arc::new(Mutex::new(Running {
             hosts: BTreeMap::new(),
@@ -66,13 +75,68 @@ impl Progress {
             inner,
             running,
             failed: 0,
+            batch: String::new(),
         }
     }
 
+    fn begin(&mut self, host: String, doing: String) {
+        if let Ok(mut running) = self.running.lock() {
+            running.hosts.insert(host, doing);
+        }
+        self.note();
+    }
+
+    fn end(&mut self, host: &str, failed: bool) {
+        if let Ok(mut running) = self.running.lock() {
+            running.hosts.remove(host);
+            running.last_finish = Instant::now();
+        }
+        self.failed += usize::from(failed);
+        self.bar.inc(1);
+        self.note();
+    }
+
     fn note(&self) {
-        let running = self.running.lock().map_or(0, |r| r.hosts.len());
-        self.bar
-            .set_message(format!("{} failed, {running} running", self.failed));
+        let (count, doing) = self.running.lock().map_or((0, String::new()), |r| {
+            let doing: Vec<String> = r
+                .hosts
+                .iter()
+                .filter(|(_, task)| !task.is_empty())
+                .take(3)
+                .map(|(host, task)| format!("{host}: {task}"))
+                .collect();
+            (r.hosts.len(), doing.join(", "))
+        });
+        let doing = match doing.is_empty() {
+            true => String::new(),
+            false => format!(" — {doing}"),
+        };
+        self.bar.set_message(format!(
+            "{} failed, {count} running{}{doing}",
+            self.failed, self.batch
+        ));
+    }
+
+    /// Keeps the line's counts for a playbook's event.
+    fn track(&mut self, event: &PlayEvent) {
+        match event {
+            PlayEvent::Plan { batches, .. } => {
+                self.bar
+                    .set_length(batches.iter().map(Vec::len).sum::<usize>() as u64);
+            }
+            PlayEvent::Batch { number, of, .. } => {
+                self.batch = format!(", batch {number}/{of}");
+                self.note();
+            }
+            PlayEvent::Task {
+                host,
+                task,
+                status: TaskStatus::Running,
+                ..
+            } => self.begin(host.clone(), task.clone()),
+            PlayEvent::HostEnd { host, end } => self.end(host, matches!(end, HostEnd::Failed(_))),
+            _ => {}
+        }
     }
 }
 
@@ -86,7 +150,7 @@ fn stall_note(running: &Mutex<Running>) -> String {
     }
     let names: Vec<&str> = running
         .hosts
-        .values()
+        .keys()
         .take(NAMED)
         .map(String::as_str)
         .collect();
@@ -101,10 +165,7 @@ fn stall_note(running: &Mutex<Running>) -> String {
 
 impl Reporter for Progress {
     fn started(&mut self, host: HostRef<'_>) -> io::Result<()> {
-        if let Ok(mut running) = self.running.lock() {
-            running.hosts.insert(host.index, host.host.label());
-        }
-        self.note();
+        self.begin(host.host.label(), String::new());
         let inner = &mut self.inner;
         self.bar.suspend(|| inner.started(host))
     }
@@ -115,17 +176,25 @@ impl Reporter for Progress {
     }
 
     fn finished(&mut self, host: HostRef<'_>, result: &HostResult) -> io::Result<()> {
-        if let Ok(mut running) = self.running.lock() {
-            running.hosts.remove(&host.index);
-            running.last_finish = Instant::now();
-        }
-        if !result.outcome.category().is_success() {
-            self.failed += 1;
-        }
-        self.bar.inc(1);
-        self.note();
+        self.end(&host.host.label(), !result.outcome.category().is_success());
         let inner = &mut self.inner;
         self.bar.suspend(|| inner.finished(host, result))
+    }
+
+    fn play(&mut self, event: &PlayEvent) -> io::Result<()> {
+        self.track(event);
+        let inner = &mut self.inner;
+        self.bar.suspend(|| inner.play(event))
+    }
+
+    fn report(&mut self, report: &PlayReport) -> io::Result<()> {
+        self.bar.finish_and_clear();
+        self.inner.report(report)
+    }
+
+    fn notice(&mut self, text: &str) -> io::Result<()> {
+        let inner = &mut self.inner;
+        self.bar.suspend(|| inner.notice(text))
     }
 
     fn run_finished(&mut self) -> io::Result<()> {

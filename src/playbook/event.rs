@@ -5,14 +5,21 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use std::sync::Arc;
 
 use super::spec::Mode;
 use super::Phase;
 use crate::engine::Category;
 
-/// Where a run's events go.
-pub type Events = mpsc::UnboundedSender<PlayEvent>;
+/// Where a playbook run's events go: the output thread's channel, which
+/// the output layer (above this one) provides.
+pub trait PlaySink: Send + Sync {
+    /// Hands over one event; an event nobody listens to any more is dropped.
+    fn emit(&self, event: PlayEvent);
+}
+
+/// A run's sink for its events, shared by every host.
+pub type Events = Arc<dyn PlaySink>;
 
 /// How one task went on one host.
 #[derive(Debug, Clone, PartialEq, Eq)]

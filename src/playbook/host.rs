@@ -35,6 +35,8 @@ pub struct Context {
     pub default_timeout: Option<Duration>,
     /// How `pause: {prompt}` asks the operator.
     pub asker: Arc<Asker>,
+    /// Where relative local paths (`fetch` destinations) are.
+    pub base: std::path::PathBuf,
 }
 
 impl Context {
@@ -203,7 +205,7 @@ impl HostRun {
                 Ok(status)
             }
             Action::Copy(spec) => actions::copy::copy(step, spec, &ctx.sources).await,
-            Action::Fetch(spec) => actions::fetch::fetch(step, spec).await,
+            Action::Fetch(spec) => actions::fetch::fetch(step, spec, &ctx.base).await,
             Action::Kill(spec) => actions::kill::kill(step, spec).await,
             Action::WaitFor(spec) => actions::wait_for::wait_for(step, spec).await,
             Action::Assert(spec) => actions::assert::assert(step, spec).await,
@@ -261,7 +263,7 @@ impl HostRun {
         took: Duration,
         detail: String,
     ) {
-        let _ = self.ctx.events().send(PlayEvent::Task {
+        self.ctx.events().emit(PlayEvent::Task {
             host: self.label.clone(),
             phase,
             task: task.name.clone(),

@@ -306,7 +306,7 @@ impl Recorder {
             return;
         };
         if let Err(error) = journal.record(&entry).await {
-            let _ = self.events.send(PlayEvent::Notice(format!(
+            self.events.emit(PlayEvent::Notice(format!(
                 "cannot write the journal, stopping: {error}"
             )));
             self.stop.cancel();
@@ -370,7 +370,7 @@ impl HostProgress {
 }
 
 /// What a journal says, for `--resume`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Replay {
     pub argv: Vec<String>,
     pub cwd: PathBuf,

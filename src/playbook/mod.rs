@@ -9,6 +9,8 @@ mod error;
 mod event;
 mod host;
 mod journal;
+mod load;
+mod play;
 mod remote;
 mod rolling;
 mod schedule;
@@ -16,32 +18,21 @@ pub mod spec;
 pub mod vars;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_saphyr::Spanned;
-use sha2::{Digest, Sha256};
-
-pub use actions::pause::Asker;
-pub use check::check_plan;
+use crate::ssh::transfer::Item;
+pub use actions::pause::{Ask, Asker};
 pub use error::TaskError;
-pub use event::{Earlier, Events, HostEnd, PlayEvent, PlayReport, TaskStatus};
-pub use host::{Context, HostRun};
-pub use journal::{now, Entry, HostProgress, Journal, JournalError, RebootMark, Recorder, Replay};
-pub use rolling::batch_sizes;
-pub use schedule::{PendingHost, Rollout};
+pub use event::{Earlier, Events, HostEnd, PlayEvent, PlayReport, PlaySink, TaskStatus};
+pub use journal::{now, Entry, HostProgress, Journal, JournalError, RebootMark, Replay};
+pub use play::{connection_options, reopen, Play, PlayError, PlayRequest, Resume, RunLimits};
 use spec::{
-    Amount, AssertSpec, CopySpec, FetchSpec, KillSpec, Mode, Order, PauseSpec, PlaybookFile,
-    RebootSpec, TaskSpec, WaitForSpec,
+    Amount, AssertSpec, CopySpec, FetchSpec, KillSpec, Mode, Order, PauseSpec, RebootSpec,
+    WaitForSpec,
 };
-use vars::{references, valid_name, Vars, FACTS};
-
-use crate::inventory::yaml::InventoryHost;
-use crate::ssh::transfer::{parse_account, parse_mode, Item};
-use crate::ssh::{expand_tilde, parse_pattern, parse_signal, SshOptions};
-use crate::text::{decode, read_bounded, MAX_TEXT_FILE};
-use crate::yaml::{self, YamlError};
+use vars::Vars;
 
 /// A playbook that passed every check that needs no host.
 #[derive(Debug)]
@@ -146,49 +137,6 @@ impl Task {
 }
 
 impl Playbook {
-    /// Reads and checks a playbook file.
-    pub fn load(path: &Path) -> Result<Playbook, YamlError> {
-        let bytes =
-            read_bounded(path, MAX_TEXT_FILE).map_err(|error| YamlError::reading(path, error))?;
-        let sha256 = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let text = decode(bytes).map_err(|error| YamlError::reading(path, error))?;
-        let file: PlaybookFile = yaml::parse(&text, path)?;
-        let at_top = |message: String| YamlError {
-            path: path.to_path_buf(),
-            line: 1,
-            column: 1,
-            message,
-        };
-        let serial = file.serial.map_or(vec![Amount::Percent(100.0)], |s| s.0);
-        if serial.is_empty() || serial.contains(&Amount::Count(0)) {
-            return Err(at_top(
-                "serial: expected a positive number of hosts or percentage, or a list of them"
-                    .into(),
-            ));
-        }
-        let vars = match &file.vars {
-            Some(vars) => checked_vars(path, vars)?,
-            None => Vars::new(),
-        };
-        Ok(Playbook {
-            path: path.to_path_buf(),
-            name: file.name.unwrap_or_else(|| path.display().to_string()),
-            hosts: file.hosts.unwrap_or_else(|| "all".into()),
-            serial,
-            max_fail: file.max_fail.unwrap_or(Amount::Count(0)),
-            mode: file.mode,
-            order: file.order,
-            vars,
-            preflight: tasks(path, file.preflight)?,
-            tasks: tasks(path, file.tasks)?,
-            on_failure: tasks(path, file.on_failure)?,
-            sha256,
-        })
-    }
-
     /// The tasks of a phase.
     pub fn phase(&self, phase: Phase) -> &[Task] {
         match phase {
@@ -211,339 +159,7 @@ impl Playbook {
                 )
             })
     }
-
-    /// Checks every task against every host's variables and loads the
-    /// files `copy` sends, so nothing undefined or unreadable is found
-    /// halfway through a rollout. Returns each host's starting variables
-    /// and the copy sources by their expanded path.
-    pub fn prepare(
-        &self,
-        hosts: &[InventoryHost],
-        extra: &Vars,
-    ) -> Result<(Vec<Vars>, Sources), YamlError> {
-        let mut sources = Sources::new();
-        let mut all_vars = Vec::with_capacity(hosts.len());
-        for host in hosts {
-            // Playbook vars are defaults; the inventory refines them per
-            // group and host; -e overrides everything.
-            let mut vars = self.vars.clone();
-            vars.extend(host.vars.clone());
-            vars.extend(extra.clone());
-            let mut known: Vec<String> = vars.keys().cloned().collect();
-            known.extend(FACTS.iter().map(|f| f.to_string()));
-            let after_preflight =
-                self.check_phase(&self.preflight, host, &known, &vars, &mut sources)?;
-            self.check_phase(&self.tasks, host, &after_preflight, &vars, &mut sources)?;
-            self.check_phase(
-                &self.on_failure,
-                host,
-                &after_preflight,
-                &vars,
-                &mut sources,
-            )?;
-            all_vars.push(vars);
-        }
-        Ok((all_vars, sources))
-    }
-
-    /// Checks one phase; returns the names known after it (with its registers).
-    fn check_phase(
-        &self,
-        tasks: &[Task],
-        host: &InventoryHost,
-        known: &[String],
-        vars: &Vars,
-        sources: &mut Sources,
-    ) -> Result<Vec<String>, YamlError> {
-        let mut known = known.to_vec();
-        for task in tasks {
-            let error = |message: String| YamlError {
-                path: self.path.clone(),
-                line: task.line,
-                column: task.column,
-                message: format!("task `{}`: {message}", task.name),
-            };
-            for field in task.templates() {
-                for name in references(field).map_err(|e| error(e.to_string()))? {
-                    if !known.contains(&name) {
-                        return Err(error(format!(
-                            "variable `{name}` is not defined for host {} \
-                             (set it in the inventory, under vars:, with -e, or register it in an earlier task)",
-                            host.host.label()
-                        )));
-                    }
-                }
-            }
-            if let Action::Copy(copy) = &task.action {
-                // Facts and registers are known only on the host; sources may not use them.
-                let src = vars::expand(&copy.src, vars).map_err(|e| {
-                    error(format!(
-                        "copy src may use only inventory, playbook and -e variables: {e}"
-                    ))
-                })?;
-                load_source(&src, copy, &mut *sources).map_err(error)?;
-            }
-            known.extend(task.register.clone());
-        }
-        Ok(known)
-    }
-}
-
-/// The connection settings a host's inventory variables give (`identity_file`,
-/// `known_hosts_file`, `proxy_jump`), ranked like its hosts entry.
-pub fn connection_options(vars: &Vars) -> SshOptions {
-    SshOptions {
-        identity_files: vars
-            .get("identity_file")
-            .map(|path| vec![expand_tilde(path)])
-            .unwrap_or_default(),
-        user_known_hosts_files: vars
-            .get("known_hosts_file")
-            .map(|path| vec![expand_tilde(path)]),
-        proxy_jump: vars
-            .get("proxy_jump")
-            .map(|jumps| jumps.split(',').map(str::to_string).collect()),
-        ..SshOptions::default()
-    }
 }
 
 /// Files `copy` sends, read and hashed once, by expanded source path.
 pub type Sources = HashMap<String, Arc<Item>>;
-
-fn load_source(src: &str, copy: &CopySpec, sources: &mut Sources) -> Result<(), String> {
-    if sources.contains_key(src) {
-        return Ok(());
-    }
-    let mode = copy
-        .mode
-        .as_deref()
-        .map(parse_mode)
-        .transpose()
-        .map_err(|why| format!("mode: {why}"))?;
-    let item =
-        Item::load(Path::new(src), false, mode).map_err(|why| format!("copy src {src}: {why}"))?;
-    sources.insert(src.to_string(), Arc::new(item));
-    Ok(())
-}
-
-fn checked_vars(
-    path: &Path,
-    vars: &Spanned<std::collections::BTreeMap<String, yaml::Scalar>>,
-) -> Result<Vars, YamlError> {
-    match vars.value.keys().find(|name| !valid_name(name)) {
-        Some(name) => Err(YamlError::at(
-            path,
-            vars.referenced,
-            format!("`{name}` is not a variable name (letters, digits, `_`, `-`, `.`)"),
-        )),
-        None => Ok(vars
-            .value
-            .iter()
-            .map(|(k, v)| (k.clone(), v.0.clone()))
-            .collect()),
-    }
-}
-
-/// A phase's tasks; names are unique within it (`--start-at-task` and
-/// `changed:` conditions name tasks).
-fn tasks(path: &Path, specs: Vec<Spanned<TaskSpec>>) -> Result<Vec<Task>, YamlError> {
-    let mut tasks: Vec<Task> = Vec::with_capacity(specs.len());
-    for spec in specs {
-        let task = task(path, spec)?;
-        if let Some(first) = tasks.iter().find(|t| t.name == task.name) {
-            return Err(YamlError {
-                path: path.to_path_buf(),
-                line: task.line,
-                column: task.column,
-                message: format!(
-                    "a second task named `{}` (the first is at line {}); give each task its own name",
-                    task.name, first.line
-                ),
-            });
-        }
-        tasks.push(task);
-    }
-    Ok(tasks)
-}
-
-/// Turns a task as written into a [`Task`], refusing what serde cannot see.
-fn task(path: &Path, spec: Spanned<TaskSpec>) -> Result<Task, YamlError> {
-    let location = spec.referenced;
-    let error = |message: String| YamlError::at(path, location, message);
-    let spec = spec.value;
-    let mut actions: Vec<(&str, Action)> = Vec::new();
-    if let Some(command) = spec.run {
-        actions.push(("run", Action::Run(command)));
-    }
-    if let Some(copy) = spec.copy {
-        if let Some(mode) = &copy.mode {
-            parse_mode(mode).map_err(|why| error(format!("copy mode: {why}")))?;
-        }
-        for (field, name) in [("owner", &copy.owner), ("group", &copy.group)] {
-            // A templated name is checked once expanded, on the host.
-            match name.as_deref() {
-                Some(name) if !name.contains("{{") => {
-                    parse_account(name).map_err(|why| error(format!("copy {field}: {why}")))?;
-                }
-                _ => {}
-            }
-        }
-        actions.push(("copy", Action::Copy(copy)));
-    }
-    if let Some(fetch) = spec.fetch {
-        actions.push(("fetch", Action::Fetch(fetch)));
-    }
-    if let Some(mut kill) = spec.kill {
-        kill.signal =
-            parse_signal(&kill.signal).map_err(|why| error(format!("kill signal: {why}")))?;
-        parse_pattern(&kill.pattern).map_err(|why| error(format!("kill pattern: {why}")))?;
-        actions.push(("kill", Action::Kill(kill)));
-    }
-    if let Some(reboot) = spec.reboot {
-        actions.push(("reboot", Action::Reboot(reboot)));
-    }
-    if let Some(wait) = spec.wait_for {
-        actions.push(("wait_for", Action::WaitFor(wait)));
-    }
-    if let Some(assert) = spec.assertion {
-        if assert.equals.is_some() == assert.matches.is_some() {
-            return Err(error(
-                "assert: expected exactly one of `equals` or `matches`".into(),
-            ));
-        }
-        actions.push(("assert", Action::Assert(assert)));
-    }
-    if let Some(pause) = spec.pause {
-        if pause.duration.is_some() == pause.prompt.is_some() {
-            return Err(error(
-                "pause: expected exactly one of `duration` or `prompt`".into(),
-            ));
-        }
-        actions.push(("pause", Action::Pause(pause)));
-    }
-    let (kind, action) = match (actions.pop(), actions.is_empty()) {
-        (Some(one), true) => one,
-        (None, _) => {
-            return Err(error(format!(
-                "a task needs one action; expected one of: {ACTIONS}"
-            )))
-        }
-        (Some((kind, _)), false) => {
-            return Err(error(format!(
-                "a task has one action, this one has `{}` and `{kind}`; split it into two tasks",
-                actions[0].0
-            )))
-        }
-    };
-    if let Some(register) = &spec.register {
-        if kind != "run" || !valid_name(register) {
-            return Err(error(format!(
-                "register: expected a variable name on a `run` task, found `{register}` on `{kind}`"
-            )));
-        }
-    }
-    if spec.ok_codes.is_some() && kind != "run" {
-        return Err(error(format!(
-            "ok_codes: only a `run` task has exit codes, this is `{kind}`"
-        )));
-    }
-    Ok(Task {
-        name: spec.name.unwrap_or_else(|| default_name(kind, &action)),
-        action,
-        register: spec.register,
-        ok_codes: spec.ok_codes.unwrap_or_else(|| vec![0]),
-        creates: spec.creates,
-        unless: spec.unless,
-        timeout: spec.timeout.map(|t| t.0),
-        read_only: spec.read_only,
-        line: location.line(),
-        column: location.column(),
-    })
-}
-
-/// A name for an unnamed task: its action and the start of its argument.
-fn default_name(kind: &str, action: &Action) -> String {
-    let detail = match action {
-        Action::Run(command) => command.lines().next().unwrap_or_default().to_string(),
-        Action::Copy(copy) => copy.dest.clone(),
-        Action::Fetch(fetch) => fetch.src.clone(),
-        Action::Kill(kill) => kill.pattern.clone(),
-        Action::WaitFor(wait) => wait.command.clone(),
-        Action::Assert(assert) => assert.command.clone(),
-        Action::Reboot(_) | Action::Pause(_) => String::new(),
-    };
-    let detail: String = detail.chars().take(40).collect();
-    match detail.is_empty() {
-        true => kind.to_string(),
-        false => format!("{kind} {detail}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load(text: &str) -> Result<Playbook, YamlError> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("play.yml");
-        std::fs::write(&path, text).unwrap();
-        let result = Playbook::load(&path);
-        result.map_err(|mut e| {
-            e.path = PathBuf::from("play.yml");
-            e
-        })
-    }
-
-    #[test]
-    fn reads_a_playbook() {
-        let play = load(
-            "name: t\nserial: [1, \"10%\"]\nmax_fail: 1\nmode: window\n\
-             tasks:\n  - run: uname -r\n    register: kernel\n  - name: boot\n    reboot: {stable_for: 2s}\n",
-        )
-        .unwrap();
-        assert_eq!(play.serial, [Amount::Count(1), Amount::Percent(10.0)]);
-        assert_eq!(play.mode, Mode::Window);
-        assert_eq!(play.tasks[0].name, "run uname -r");
-        assert_eq!(play.tasks[1].line, 8);
-        assert!(
-            matches!(&play.tasks[1].action, Action::Reboot(r) if r.stable_for.0 == Duration::from_secs(2))
-        );
-    }
-
-    #[test]
-    fn errors_have_file_line_column_and_choices() {
-        let cases = [
-            (
-                "tasks:\n  - run: x\n    regster: y\n",
-                "play.yml:3:5",
-                "expected one of",
-            ),
-            (
-                "tasks:\n  - run: x\n    copy: {src: a, dest: b}\n",
-                "play.yml:2:5",
-                "split it",
-            ),
-            (
-                "tasks:\n  - name: nothing\n",
-                "play.yml:2:5",
-                "expected one of: run, copy",
-            ),
-            ("mode: rolling\ntasks: []\n", "play.yml:1:7", "batch"),
-            ("serial: lots\ntasks: []\n", "play.yml:1:9", "percentage"),
-            ("tasks: []\ntasks: []\n", "play.yml:2:1", "duplicate"),
-            (
-                "tasks:\n  - run: x\n    timeout: soon\n",
-                "play.yml:3:14",
-                "duration",
-            ),
-        ];
-        for (text, position, words) in cases {
-            let message = load(text).unwrap_err().to_string();
-            assert!(message.starts_with(position), "{text:?} gave {message}");
-            assert!(
-                message.to_lowercase().contains(words),
-                "{text:?} gave {message}"
-            );
-        }
-    }
-}

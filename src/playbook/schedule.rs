@@ -270,7 +270,7 @@ impl Rollout {
     }
 
     fn emit(&self, event: PlayEvent) {
-        let _ = self.ctx.events().send(event);
+        self.ctx.events().emit(event);
     }
 }
 

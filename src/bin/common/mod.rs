@@ -10,9 +10,9 @@ use std::future::Future;
 use std::io::Write;
 use std::process::ExitCode;
 
+use fleet::engine::Stop;
 use futures::future::select_all;
 use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio_util::sync::CancellationToken;
 
 /// Runs a tool's async `main` on a multi-threaded runtime. A machine that
 /// will not give one (no threads, no file descriptors left) gets a line
@@ -86,20 +86,20 @@ pub fn say(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-/// The token the pssh-style tools run under: cancelled by the first stop
-/// signal; the second exits at once.
-pub fn cancel_on_stop_signal(tool: &'static str) -> CancellationToken {
-    let token = CancellationToken::new();
-    let trigger = token.clone();
+/// The stop the pssh-style tools run under: requested by the first stop
+/// signal (its words become a notice in the run's output, above the
+/// progress line); the second exits at once.
+pub fn stop_on_signals() -> Stop {
+    let stop = Stop::new();
+    let trigger = stop.clone();
     let mut signals = StopSignals::new();
     tokio::spawn(async move {
         let first = signals.next().await;
-        say(&format!(
-            "{tool}: {}: stopping the commands on the hosts (once more to quit at once)",
+        trigger.request(format!(
+            "{}: stopping the commands on the hosts (once more to quit at once)",
             signal_name(first)
         ));
-        trigger.cancel();
         exit_now(signals.next().await);
     });
-    token
+    stop
 }

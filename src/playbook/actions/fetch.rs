@@ -18,14 +18,15 @@ use crate::ssh::{shell_quote, OutputSink, RemoteExit, Stream};
 /// Chunks in flight between the connection and the disk.
 const CHUNKS_IN_FLIGHT: usize = 16;
 
-pub async fn fetch(step: Step<'_>, spec: &FetchSpec) -> Done {
+/// Pulls the file into `base`/DEST/HOST/NAME (DEST may be absolute).
+pub async fn fetch(step: Step<'_>, spec: &FetchSpec, base: &Path) -> Done {
     let (src, dest) = (step.expand(&spec.src)?, step.expand(&spec.dest)?);
     let failed = |message: String| TaskError::Local(message);
     let name = Path::new(&src)
         .file_name()
         .ok_or_else(|| failed(format!("fetch src `{src}` has no file name")))?;
     let host_dir = file_names(std::slice::from_ref(&step.remote.host)).remove(0);
-    let final_path = Path::new(&dest).join(host_dir).join(name);
+    let final_path = base.join(&dest).join(host_dir).join(name);
     let (chunks, written) = mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
     let writer = tokio::task::spawn_blocking({
         let final_path = final_path.clone();

@@ -1,0 +1,244 @@
+//! pplay's text: the plan, one line per finished task per host, batch
+//! headers, the playbook's notices, and the closing summary with the resume
+//! command.
+
+use std::io::{self, Write};
+use std::time::SystemTime;
+
+use console::Style;
+
+use super::fold::fold;
+use super::summary::group_by_reason;
+use super::Reporter;
+use crate::clock::time_of_day;
+use crate::playbook::spec::Mode;
+use crate::playbook::{Earlier, HostEnd, Phase, PlayEvent, PlayReport, TaskStatus};
+
+/// Prints a playbook run's events as lines on `out` (stdout), and its
+/// report as the closing summary.
+pub struct PlayText<W: Write> {
+    out: W,
+    color: bool,
+}
+
+impl<W: Write> PlayText<W> {
+    pub fn new(out: W, color: bool) -> Self {
+        PlayText { out, color }
+    }
+
+    fn paint(&self, style: Style, text: &str) -> String {
+        match self.color {
+            true => style.apply_to(text).to_string(),
+            false => text.to_string(),
+        }
+    }
+
+    fn write_event(&mut self, event: &PlayEvent) -> io::Result<()> {
+        match event {
+            PlayEvent::Plan {
+                playbook,
+                batches,
+                mode,
+                max_fail,
+                earlier,
+                journal,
+            } => self.plan(
+                playbook,
+                batches,
+                *mode,
+                *max_fail,
+                earlier,
+                journal.as_deref(),
+            ),
+            PlayEvent::Preflight { hosts } => {
+                writeln!(
+                    self.out,
+                    "{}",
+                    self.paint(
+                        Style::new().bold(),
+                        &format!("== preflight on {hosts} host(s)")
+                    )
+                )
+            }
+            PlayEvent::Batch { number, of, hosts } => writeln!(
+                self.out,
+                "{}",
+                self.paint(
+                    Style::new().bold(),
+                    &format!("== batch {number}/{of}: {}", hosts.join(" "))
+                )
+            ),
+            PlayEvent::Task {
+                host,
+                phase,
+                task,
+                status,
+                duration,
+                detail,
+            } => self.task(host, *phase, task, status, duration.as_secs_f64(), detail),
+            PlayEvent::HostEnd { host, end } => match end {
+                HostEnd::Done => writeln!(
+                    self.out,
+                    "[{}] {host} {}",
+                    time_of_day(SystemTime::now()),
+                    self.paint(Style::new().green(), "DONE")
+                ),
+                HostEnd::Failed(why) => writeln!(
+                    self.out,
+                    "[{}] {host} {} {why}",
+                    time_of_day(SystemTime::now()),
+                    self.paint(Style::new().red().bold(), "FAILED")
+                ),
+                HostEnd::Stopped => writeln!(
+                    self.out,
+                    "[{}] {host} stopped; --resume continues it",
+                    time_of_day(SystemTime::now())
+                ),
+            },
+            PlayEvent::Notice(text) => writeln!(self.out, "pplay: {text}"),
+        }
+    }
+
+    fn plan(
+        &mut self,
+        playbook: &str,
+        batches: &[Vec<String>],
+        mode: Mode,
+        max_fail: usize,
+        earlier: &Earlier,
+        journal: Option<&std::path::Path>,
+    ) -> io::Result<()> {
+        let hosts: usize = batches.iter().map(Vec::len).sum();
+        let sizes: Vec<String> = batches.iter().map(|b| b.len().to_string()).collect();
+        let mode = match mode {
+            Mode::Batch => "batches",
+            Mode::Window => "a window growing",
+        };
+        writeln!(
+            self.out,
+            "pplay: {playbook}: {hosts} host(s), {mode} of {}; max_fail {max_fail}",
+            sizes.join(", ")
+        )?;
+        if !earlier.done.is_empty() {
+            writeln!(
+                self.out,
+                "pplay: {} host(s) finished earlier are left alone",
+                earlier.done.len()
+            )?;
+        }
+        if earlier.retried > 0 {
+            writeln!(
+                self.out,
+                "pplay: {} host(s) that failed earlier go again (--skip-failed leaves them)",
+                earlier.retried
+            )?;
+        }
+        if !earlier.failed.is_empty() {
+            writeln!(
+                self.out,
+                "pplay: {} host(s) that failed earlier stay failed (--skip-failed)",
+                earlier.failed.len()
+            )?;
+        }
+        if let Some(journal) = journal {
+            writeln!(self.out, "pplay: journal {}", journal.display())?;
+        }
+        Ok(())
+    }
+
+    fn task(
+        &mut self,
+        host: &str,
+        phase: Phase,
+        task: &str,
+        status: &TaskStatus,
+        seconds: f64,
+        detail: &str,
+    ) -> io::Result<()> {
+        let (word, style, note) = match status {
+            TaskStatus::Running => return Ok(()),
+            TaskStatus::Ok => ("ok", Style::new().green(), String::new()),
+            TaskStatus::Changed => ("changed", Style::new().yellow(), String::new()),
+            TaskStatus::Done(note) => ("ok", Style::new().green(), note.clone()),
+            TaskStatus::Unchanged => ("unchanged", Style::new().green(), String::new()),
+            TaskStatus::Skipped(why) => ("skipped", Style::new().cyan(), why.clone()),
+            TaskStatus::Failed => ("failed", Style::new().red().bold(), detail.to_string()),
+            TaskStatus::Aborted => ("aborted", Style::new().red(), String::new()),
+            TaskStatus::WouldRun(what) => ("would", Style::new().yellow(), what.clone()),
+        };
+        let phase = match phase {
+            Phase::Preflight => "preflight: ",
+            Phase::Tasks => "",
+            Phase::OnFailure => "on_failure: ",
+        };
+        let note = match note.is_empty() {
+            true => String::new(),
+            false => format!(" ({note})"),
+        };
+        writeln!(
+            self.out,
+            "[{}] {host} {phase}{task}: {}{note} {seconds:.1}s",
+            time_of_day(SystemTime::now()),
+            self.paint(style, word)
+        )
+    }
+
+    /// The closing lines: counts, failures with where, the resume command.
+    fn summary(&mut self, report: &PlayReport) -> io::Result<()> {
+        let earlier = &report.earlier;
+        let (done, failed) = (
+            counted(report.done.len(), earlier.done.len(), "done"),
+            counted(report.failed.len(), earlier.failed.len(), "failed"),
+        );
+        writeln!(
+            self.out,
+            "pplay: {done}, {failed}, {} stopped, {} not started in {:.1}s",
+            report.stopped.len(),
+            report.not_started.len(),
+            report.elapsed.as_secs_f64()
+        )?;
+        let all_failed: Vec<(String, String)> = report
+            .failed
+            .iter()
+            .chain(&earlier.failed)
+            .cloned()
+            .collect();
+        for (why, hosts) in group_by_reason(&all_failed) {
+            writeln!(
+                self.out,
+                "pplay: failed ({}): {why}: {}",
+                hosts.len(),
+                fold(&hosts)
+            )?;
+        }
+        if let Some(reason) = &report.stop_reason {
+            writeln!(self.out, "pplay: stopped: {reason}")?;
+        }
+        if let (true, Some(journal)) = (report.unfinished(), &report.journal) {
+            writeln!(
+                self.out,
+                "pplay: resume with: pplay --resume {}",
+                journal.display()
+            )?;
+        }
+        self.out.flush()
+    }
+}
+
+/// `8 done`, or `8 done (4 earlier)` when some ended in an earlier run.
+fn counted(now: usize, earlier: usize, word: &str) -> String {
+    match earlier {
+        0 => format!("{now} {word}"),
+        _ => format!("{} {word} ({earlier} earlier)", now + earlier),
+    }
+}
+
+impl<W: Write> Reporter for PlayText<W> {
+    fn play(&mut self, event: &PlayEvent) -> io::Result<()> {
+        self.write_event(event)
+    }
+
+    fn report(&mut self, report: &PlayReport) -> io::Result<()> {
+        self.summary(report)
+    }
+}
