@@ -411,6 +411,13 @@ fn small_things_operators_trip_over() {
     assert_eq!(host["stdout_encoding"], "utf-8");
     assert_eq!(host["stdout_truncated"], true);
     assert_eq!(host["stdout"].as_str().unwrap().len(), 1_048_575);
+    // A bare `wait` waits for the command's jobs, not for fleet's watchdog.
+    let mut prun = fleet.prun();
+    prun.args(["-H", &fleet.host(0), "-t", "120", "-i"])
+        .arg("sleep 1 & wait; echo waited");
+    let result = run(prun);
+    result.expect_code(0);
+    assert!(result.stdout_text().contains("waited"), "{}", result.stdout_text());
     // A failed pull leaves no empty directory behind.
     let local = fleet.dir().join("pulled");
     let mut pslurp = fleet.tool("pslurp");
@@ -445,15 +452,17 @@ fn test_hosts_have_their_own_home_and_a_plain_shell() {
 #[test]
 fn kill_9_of_fleet_leaves_no_remote_command_and_no_half_copied_file() {
     let fleet = TestFleet::start(5);
-    // prun: the command dies with its connection (a watchdog reads it).
+    // prun: the command dies with its connection (a watchdog reads it),
+    // with the jobs it put in process groups of their own.
     let sleeper = format!("sleep {}", unique());
     let mut prun = fleet.prun_all();
-    prun.args(["-t", "0", &sleeper])
+    prun.args(["-t", "0"])
+        .arg(format!("bash -c 'set -m; {sleeper} & {sleeper}'"))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = prun.spawn().unwrap();
-    wait_until(Duration::from_secs(60), "5 hosts run the sleep", || {
-        count_processes(&sleeper) == 5
+    wait_until(Duration::from_secs(60), "5 hosts run two sleeps", || {
+        count_processes(&sleeper) == 10
     });
     child.kill().unwrap();
     child.wait().unwrap();

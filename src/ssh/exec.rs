@@ -477,16 +477,27 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Kills the command's process group when its connection goes away while
-/// it still runs (fleet was killed with -9, the network or the machine
-/// died): the command's input is the channel, which no one writes, so a
-/// read of it ends only then. The command itself reads /dev/null, as it
-/// would with its input closed. A command that ended normally is left
-/// alone, and so are the daemons it started. TERM first, KILL 2 s later;
-/// the watchdog ignores the TERM it sends itself.
-const WATCHDOG: &str = "exec 3<&0 </dev/null; \
-    ( read -r _ <&3; kill -0 $$ 2>/dev/null || exit 0; trap '' TERM; \
-      kill -TERM -$$; sleep 2; kill -KILL -$$ ) >/dev/null 2>&1 3<&3 & exec 3<&-; ";
+/// Stops the command's session when its connection goes away while the
+/// command still runs (fleet was killed with -9, the network or the
+/// machine died): the command's input is the channel, which no one writes,
+/// so a read of it ends only then. The command itself reads /dev/null, as
+/// it would with its input closed. A command that ended normally is left
+/// alone, and so are the daemons it started. The watchdog is forked twice,
+/// so that it is no job of the command's shell (a bare `wait` in the
+/// command does not wait for it), and it stops the session with the same
+/// [`KILL_SCRIPT`] a deadline uses, from a session of its own so that it
+/// does not kill itself; without `setsid` it falls back to signalling the
+/// process group.
+fn watchdog_script() -> String {
+    let kill = shell_quote(&KILL_SCRIPT.replace("__PID__", "$1"));
+    format!(
+        "exec 3<&0 </dev/null; \
+         ( ( read -r _ <&3; kill -0 $$ 2>/dev/null || exit 0; \
+           command -v setsid >/dev/null 2>&1 && exec setsid /bin/sh -c {kill} fleet-kill $$; \
+           trap '' TERM; kill -TERM -$$; sleep 2; kill -KILL -$$ ) >/dev/null 2>&1 3<&3 & ); \
+         exec 3<&-; "
+    )
+}
 
 /// The remote command line: report the session id, start the watchdog
 /// (when the command reads no input of ours), export `env`, then run the
@@ -498,7 +509,7 @@ const WATCHDOG: &str = "exec 3<&0 </dev/null; \
 fn wrap_command(command: &str, env: &[(&str, String)], watchdog: bool) -> String {
     let mut inner = String::from("printf '\\037fleet-pid %s\\n' \"$$\" >&2; ");
     if watchdog {
-        inner.push_str(WATCHDOG);
+        inner.push_str(&watchdog_script());
     }
     for (name, value) in env {
         inner.push_str(&format!("{name}={}; export {name}; ", shell_quote(value)));
