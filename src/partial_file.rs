@@ -22,8 +22,12 @@ pub struct PartialFile {
 }
 
 impl PartialFile {
-    /// Starts a file for `final_path`, whose directory must exist.
+    /// Starts a file for `final_path`, whose directory must exist. A
+    /// symbolic link is followed, so that its target is replaced and the
+    /// link stays; anything there that is not a regular file (a device, a
+    /// FIFO, a directory) is refused rather than replaced.
     pub fn create(final_path: &Path) -> io::Result<PartialFile> {
+        let final_path = &regular_target(final_path)?;
         let dir = final_path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -107,6 +111,34 @@ impl PartialFile {
     }
 }
 
+/// Where writing `path` lands: the path itself, or what its symbolic
+/// links lead to, which must be a regular file or nothing yet.
+fn regular_target(path: &Path) -> io::Result<PathBuf> {
+    let mut path = path.to_path_buf();
+    // The kernel's own limit on links followed in one lookup.
+    for _ in 0..40 {
+        let metadata = match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(path),
+            other => other?,
+        };
+        if metadata.is_file() {
+            return Ok(path);
+        }
+        if !metadata.file_type().is_symlink() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "is not a regular file",
+            ));
+        }
+        let target = std::fs::read_link(&path)?;
+        path = match path.parent() {
+            Some(dir) => dir.join(target),
+            None => target,
+        };
+    }
+    Err(io::Error::other("too many levels of symbolic links"))
+}
+
 /// An unnamed file in `dir`, where the filesystem supports them.
 fn unnamed_in(dir: &Path) -> Option<File> {
     let dir = CString::new(dir.as_os_str().as_bytes()).ok()?;
@@ -137,6 +169,7 @@ fn temp_name(final_path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileTypeExt;
 
     fn names(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -167,5 +200,26 @@ mod tests {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut read_back.reader().unwrap(), &mut text).unwrap();
         assert_eq!(text, "tar");
+    }
+
+    #[test]
+    fn a_link_is_followed_and_what_is_not_a_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("target", &link).unwrap();
+        let mut partial = PartialFile::create(&link).unwrap();
+        partial.write_all(b"through").unwrap();
+        partial.commit().unwrap();
+        assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "through");
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        for refused in [fifo.as_path(), dir.path()] {
+            let error = PartialFile::create(refused).unwrap_err();
+            assert_eq!(error.to_string(), "is not a regular file");
+        }
+        assert!(fifo.symlink_metadata().unwrap().file_type().is_fifo());
     }
 }
