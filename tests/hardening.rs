@@ -417,7 +417,11 @@ fn small_things_operators_trip_over() {
         .arg("sleep 1 & wait; echo waited");
     let result = run(prun);
     result.expect_code(0);
-    assert!(result.stdout_text().contains("waited"), "{}", result.stdout_text());
+    assert!(
+        result.stdout_text().contains("waited"),
+        "{}",
+        result.stdout_text()
+    );
     // A failed pull leaves no empty directory behind.
     let local = fleet.dir().join("pulled");
     let mut pslurp = fleet.tool("pslurp");
@@ -560,4 +564,48 @@ fn a_reader_that_goes_away_stops_the_run() {
     });
     assert_eq!(status.and_then(|s| s.code()), Some(3));
     assert_eq!(count_processes(&sleeper), 0, "`{sleeper}` survived");
+}
+
+#[test]
+fn a_stop_signal_at_a_prompt_ends_the_process_with_echo_back_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let transcript = dir.path().join("transcript");
+    // A terminal for the prompt (script), whose input stays open (sleep).
+    let session = format!(
+        "{} -A -H 127.0.0.1:1 true & echo pid=$!; wait $!; echo rc=$?; stty -a",
+        env!("CARGO_BIN_EXE_prun")
+    );
+    let mut terminal = Command::new("sh")
+        .arg("-c")
+        .arg(r#"sleep 60 | script -qec "$0" /dev/null > "$1""#)
+        .arg(&session)
+        .arg(&transcript)
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let text = || std::fs::read_to_string(&transcript).unwrap_or_default();
+    wait_until(Duration::from_secs(60), "the password prompt", || {
+        text().contains("Password:")
+    });
+    let pid: libc::pid_t = text()
+        .split("pid=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .expect("prun's pid");
+    // SAFETY: signalling the prun this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    wait_until(Duration::from_secs(60), "prun ends", || {
+        text().contains("rc=")
+    });
+    // SAFETY: ending the process group this test started (the sleep).
+    unsafe { libc::killpg(terminal.id() as libc::pid_t, libc::SIGKILL) };
+    let _ = terminal.wait();
+    let text = text();
+    assert!(text.contains("rc=143"), "{text}");
+    assert!(
+        text.contains(" echo ") && !text.contains("-echo "),
+        "{text}"
+    );
 }

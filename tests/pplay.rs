@@ -607,6 +607,9 @@ fn bad_input_is_refused_before_any_host_is_contacted() {
         ("tasks:\n  - copy: {src: /etc/hostname, dest: /tmp/, owner: 'root; touch /tmp/x'}\n", "bad.yml:2:5: copy owner: expected a user or group name"),
         ("tasks:\n  - kill: {pattern: x, signal: BANANA}\n", "bad.yml:2:5: kill signal: expected a signal"),
         ("tasks:\n  - {name: a, run: x}\n  - {name: a, run: y}\n", "bad.yml:3:5: a second task named `a`"),
+        ("tasks:\n  - fetch: {src: '', dest: out}\n", "bad.yml:2:5: fetch: expected a non-empty `src` and `dest`"),
+        ("tasks:\n  - {run: x, ok_codes: [0, 300]}\n", "bad.yml:2:5: ok_codes: expected exit codes from 0 to 255, found 300"),
+        ("tasks:\n  - wait_for: {command: x, interval: 0}\n", "bad.yml:2:5: wait_for interval: expected at least 0.1 s"),
     ];
     for (text, expected) in cases {
         std::fs::write(dir.path().join("bad.yml"), text).unwrap();
@@ -622,6 +625,24 @@ fn bad_input_is_refused_before_any_host_is_contacted() {
             result.stderr
         );
         assert!(!result.stderr.contains("panicked"));
+    }
+    // A journal to resume must be a journal: not a device, a FIFO or binary.
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let binary = dir.path().join("binary");
+    std::fs::write(&binary, b"{\"event\":\"start\xff\"}\n").unwrap();
+    for (journal, expected) in [
+        (Path::new("/dev/zero"), "/dev/zero: is not a regular file"),
+        (fifo.as_path(), "fifo: is not a regular file"),
+        (binary.as_path(), "binary:1: column 16: not UTF-8"),
+    ] {
+        let result = resume(journal, &[]);
+        result.expect_code(2);
+        assert!(result.stderr.contains(expected), "{}", result.stderr);
     }
     for bad in ["bad key=1", "host.name=x"] {
         let mut command = tool("pplay");

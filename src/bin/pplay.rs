@@ -16,12 +16,16 @@ fn main() -> ExitCode {
     })
 }
 
-/// First stop signal (Ctrl-C, SIGTERM or SIGHUP): start no new host, let
+/// A stop signal before the play begins ends pplay at once. Once it runs,
+/// the first stop signal (Ctrl-C, SIGTERM or SIGHUP): start no new host, let
 /// running tasks finish; the closing summary gives the resume command.
 /// Second: kill the running commands (they run again on --resume). Third:
 /// exit now.
 async fn escalate(mut signals: StopSignals, stop: Stop, abort: Stop) {
     let first = signals.next().await;
+    if !stop.is_engaged() {
+        exit_now(first);
+    }
     stop.request(format!(
         "{}: running tasks finish, no new host starts (once more to kill them)",
         signal_name(first)

@@ -6,9 +6,23 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
+use std::sync::Mutex;
 
 use super::UsageError;
 use crate::text::read_bounded;
+
+/// The terminal and its settings while a prompt has its echo off.
+static ECHO_OFF: Mutex<Option<(libc::c_int, libc::termios)>> = Mutex::new(None);
+
+/// Turns the terminal's echo back on if a prompt turned it off: for a
+/// process about to exit in the middle of a prompt.
+pub fn restore_terminal() {
+    let saved = ECHO_OFF.lock().map(|mut saved| saved.take());
+    if let Ok(Some((fd, termios))) = saved {
+        // SAFETY: the prompt's descriptor is open while it is recorded here.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &termios) };
+    }
+}
 
 /// Asks `prompt` on /dev/tty and reads one line without echoing it; `None`
 /// when there is no terminal.
@@ -29,10 +43,13 @@ pub fn ask_hidden(prompt: &str) -> Option<String> {
     silent.c_lflag |= libc::ECHONL;
     let _ = tty.write_all(prompt.as_bytes());
     let _ = tty.flush();
+    if let Ok(mut echo_off) = ECHO_OFF.lock() {
+        *echo_off = Some((fd, saved));
+    }
     unsafe { libc::tcsetattr(fd, libc::TCSANOW, &silent) };
     let mut line = String::new();
     let read = BufReader::new(&tty).read_line(&mut line);
-    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+    restore_terminal();
     read.ok()?;
     Some(line.trim_end_matches(['\r', '\n']).to_string())
 }

@@ -98,7 +98,8 @@ pub async fn run_tool(
 /// Runs `work` with the output thread printing what it sends, and the
 /// operator's words when a stop is requested (`stops`: the first one also
 /// fires when stdout's reader goes away) fed into the same stream; `Err`
-/// carries the exit code when the output failed.
+/// carries the exit code when the output failed. The stops are engaged
+/// here: from now on a stop signal stops the run instead of the process.
 pub async fn with_output<S, F, T>(
     tool: &str,
     hosts: Arc<[Host]>,
@@ -112,6 +113,9 @@ where
     S: NoticeSender + Clone + Send + Sync + 'static,
     F: Future<Output = T>,
 {
+    for stop in stops {
+        stop.engage();
+    }
     let first = stops
         .first()
         .map(|stop| stop.token().clone())

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +19,11 @@ use tokio_util::sync::CancellationToken;
 use super::event::{Events, PlayEvent};
 use super::vars::Vars;
 use super::Phase;
+use crate::text::{decode, read_bounded, TextError};
+
+/// The largest journal a resume reads: far beyond the 60 MB or so of
+/// twenty tasks on ten thousand hosts, and still a bound on memory.
+const MAX_JOURNAL: u64 = 1024 * 1024 * 1024;
 
 /// One line of the journal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,6 +125,8 @@ pub enum JournalError {
     InUse { path: PathBuf, holder: String },
     #[error("journal {}: is not a regular file", path.display())]
     NotAFile { path: PathBuf },
+    #[error("journal {}: {source}", path.display())]
+    Unreadable { path: PathBuf, source: TextError },
     #[error("journal {shown} already exists: continue it with `pplay --resume {shown}`, or choose another --journal", shown = path.display())]
     Exists { path: PathBuf },
     #[error("journal {}:{line}: {message}", path.display())]
@@ -182,10 +190,21 @@ impl Journal {
     /// task twice. The lock dies with its process, so a killed run never
     /// blocks a resume.
     pub fn reopen(path: &Path) -> Result<Journal, JournalError> {
-        let file = OpenOptions::new()
+        let not_a_file = || JournalError::NotAFile {
+            path: path.to_path_buf(),
+        };
+        // Without blocking: opening a FIFO to write waits for a reader.
+        let file = match OpenOptions::new()
             .append(true)
+            .custom_flags(libc::O_NONBLOCK)
             .open(path)
-            .map_err(io(path))?;
+        {
+            Err(error) if error.raw_os_error() == Some(libc::ENXIO) => return Err(not_a_file()),
+            other => other.map_err(io(path))?,
+        };
+        if !file.metadata().map_err(io(path))?.is_file() {
+            return Err(not_a_file());
+        }
         lock(path, &file)?;
         Ok(Journal::start(path, file))
     }
@@ -382,7 +401,20 @@ pub struct Replay {
 impl Replay {
     /// Reads a journal from its start.
     pub fn read(path: &Path) -> Result<Replay, JournalError> {
-        let text = std::fs::read_to_string(path).map_err(io(path))?;
+        let text =
+            read_bounded(path, MAX_JOURNAL)
+                .and_then(decode)
+                .map_err(|error| match error {
+                    TextError::NotUtf8 { line, column } => JournalError::Corrupt {
+                        path: path.to_path_buf(),
+                        line,
+                        message: format!("column {column}: not UTF-8"),
+                    },
+                    other => JournalError::Unreadable {
+                        path: path.to_path_buf(),
+                        source: other,
+                    },
+                })?;
         let lines: Vec<&str> = text.lines().collect();
         let mut replay: Option<Replay> = None;
         for (index, line) in lines.iter().enumerate() {
@@ -447,12 +479,20 @@ impl Replay {
                     Phase::OnFailure => progress.rolled_back = true,
                     Phase::Preflight => {}
                 }
-                progress.reboot = boot_id.map(|boot_id| RebootMark {
-                    phase,
-                    task,
-                    boot_id,
-                    sent: false,
-                });
+                // A retry of a reboot that was sent keeps that mark: however
+                // often it is retried, the host is waited for, not rebooted.
+                let sent_here = progress
+                    .reboot
+                    .as_ref()
+                    .is_some_and(|mark| mark.sent && mark.phase == phase && mark.task == task);
+                if !sent_here {
+                    progress.reboot = boot_id.map(|boot_id| RebootMark {
+                        phase,
+                        task,
+                        boot_id,
+                        sent: false,
+                    });
+                }
             }
             Entry::TaskEnd {
                 host,
@@ -650,6 +690,20 @@ mod tests {
                 },
                 task_end("e", Phase::Tasks, 1, "failed"),
                 host_end("e", false),
+                // f: like e, then a retry that came up with boot E and failed its test.
+                task_start("f", Phase::Tasks, 1, Some("D")),
+                Entry::RebootIssued {
+                    host: "f".into(),
+                    phase: Phase::Tasks,
+                    task: 1,
+                    boot_id: "D".into(),
+                    time: now(),
+                },
+                task_end("f", Phase::Tasks, 1, "failed"),
+                host_end("f", false),
+                task_start("f", Phase::Tasks, 1, Some("E")),
+                task_end("f", Phase::Tasks, 1, "failed"),
+                host_end("f", false),
             ],
         )
         .await;
@@ -679,6 +733,15 @@ mod tests {
             waited_for,
             Some(("C".to_string(), true)),
             "a retry waits, not reboots"
+        );
+        let second_retry = replay.hosts["f"]
+            .reboot
+            .clone()
+            .map(|m| (m.boot_id, m.sent));
+        assert_eq!(
+            second_retry,
+            Some(("D".to_string(), true)),
+            "a second retry waits too"
         );
     }
 }

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
@@ -17,6 +18,9 @@ use crate::ssh::transfer::{parse_account, parse_mode, Item};
 use crate::ssh::{parse_pattern, parse_signal};
 use crate::text::{decode, read_bounded, MAX_TEXT_FILE};
 use crate::yaml::{self, YamlError};
+
+/// The shortest `wait_for` interval: a poll of the host, not a busy loop.
+const MIN_WAIT_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Playbook {
     /// Reads and checks a playbook file.
@@ -213,71 +217,8 @@ fn tasks(path: &Path, specs: Vec<Spanned<TaskSpec>>) -> Result<Vec<Task>, YamlEr
 fn task(path: &Path, spec: Spanned<TaskSpec>) -> Result<Task, YamlError> {
     let location = spec.referenced;
     let error = |message: String| YamlError::at(path, location, message);
-    let spec = spec.value;
-    let mut actions: Vec<(&str, Action)> = Vec::new();
-    if let Some(command) = spec.run {
-        actions.push(("run", Action::Run(command)));
-    }
-    if let Some(copy) = spec.copy {
-        if let Some(mode) = &copy.mode {
-            parse_mode(mode).map_err(|why| error(format!("copy mode: {why}")))?;
-        }
-        for (field, name) in [("owner", &copy.owner), ("group", &copy.group)] {
-            // A templated name is checked once expanded, on the host.
-            match name.as_deref() {
-                Some(name) if !name.contains("{{") => {
-                    parse_account(name).map_err(|why| error(format!("copy {field}: {why}")))?;
-                }
-                _ => {}
-            }
-        }
-        actions.push(("copy", Action::Copy(copy)));
-    }
-    if let Some(fetch) = spec.fetch {
-        actions.push(("fetch", Action::Fetch(fetch)));
-    }
-    if let Some(mut kill) = spec.kill {
-        kill.signal =
-            parse_signal(&kill.signal).map_err(|why| error(format!("kill signal: {why}")))?;
-        parse_pattern(&kill.pattern).map_err(|why| error(format!("kill pattern: {why}")))?;
-        actions.push(("kill", Action::Kill(kill)));
-    }
-    if let Some(reboot) = spec.reboot {
-        actions.push(("reboot", Action::Reboot(reboot)));
-    }
-    if let Some(wait) = spec.wait_for {
-        actions.push(("wait_for", Action::WaitFor(wait)));
-    }
-    if let Some(assert) = spec.assertion {
-        if assert.equals.is_some() == assert.matches.is_some() {
-            return Err(error(
-                "assert: expected exactly one of `equals` or `matches`".into(),
-            ));
-        }
-        actions.push(("assert", Action::Assert(assert)));
-    }
-    if let Some(pause) = spec.pause {
-        if pause.duration.is_some() == pause.prompt.is_some() {
-            return Err(error(
-                "pause: expected exactly one of `duration` or `prompt`".into(),
-            ));
-        }
-        actions.push(("pause", Action::Pause(pause)));
-    }
-    let (kind, action) = match (actions.pop(), actions.is_empty()) {
-        (Some(one), true) => one,
-        (None, _) => {
-            return Err(error(format!(
-                "a task needs one action; expected one of: {ACTIONS}"
-            )))
-        }
-        (Some((kind, _)), false) => {
-            return Err(error(format!(
-                "a task has one action, this one has `{}` and `{kind}`; split it into two tasks",
-                actions[0].0
-            )))
-        }
-    };
+    let mut spec = spec.value;
+    let (kind, action) = the_action(&mut spec).map_err(error)?;
     if let Some(register) = &spec.register {
         if kind != "run" || !valid_name(register) {
             return Err(error(format!(
@@ -288,6 +229,11 @@ fn task(path: &Path, spec: Spanned<TaskSpec>) -> Result<Task, YamlError> {
     if spec.ok_codes.is_some() && kind != "run" {
         return Err(error(format!(
             "ok_codes: only a `run` task has exit codes, this is `{kind}`"
+        )));
+    }
+    if let Some(code) = spec.ok_codes.iter().flatten().find(|&&code| code > 255) {
+        return Err(error(format!(
+            "ok_codes: expected exit codes from 0 to 255, found {code}"
         )));
     }
     Ok(Task {
@@ -302,6 +248,83 @@ fn task(path: &Path, spec: Spanned<TaskSpec>) -> Result<Task, YamlError> {
         line: location.line(),
         column: location.column(),
     })
+}
+
+/// The one action of a task, checked; taken out of `spec`.
+fn the_action(spec: &mut TaskSpec) -> Result<(&'static str, Action), String> {
+    let mut actions: Vec<(&'static str, Action)> = Vec::new();
+    if let Some(command) = spec.run.take() {
+        actions.push(("run", Action::Run(command)));
+    }
+    if let Some(copy) = spec.copy.take() {
+        check_copy(&copy)?;
+        actions.push(("copy", Action::Copy(copy)));
+    }
+    if let Some(fetch) = spec.fetch.take() {
+        if fetch.src.is_empty() || fetch.dest.is_empty() {
+            return Err("fetch: expected a non-empty `src` and `dest`".into());
+        }
+        actions.push(("fetch", Action::Fetch(fetch)));
+    }
+    if let Some(mut kill) = spec.kill.take() {
+        kill.signal = parse_signal(&kill.signal).map_err(|why| format!("kill signal: {why}"))?;
+        parse_pattern(&kill.pattern).map_err(|why| format!("kill pattern: {why}"))?;
+        actions.push(("kill", Action::Kill(kill)));
+    }
+    if let Some(reboot) = spec.reboot.take() {
+        actions.push(("reboot", Action::Reboot(reboot)));
+    }
+    if let Some(wait) = spec.wait_for.take() {
+        if wait.interval.0 < MIN_WAIT_INTERVAL {
+            return Err(format!(
+                "wait_for interval: expected at least {} s, so that a host is not polled in a busy loop",
+                MIN_WAIT_INTERVAL.as_secs_f64()
+            ));
+        }
+        actions.push(("wait_for", Action::WaitFor(wait)));
+    }
+    if let Some(assert) = spec.assertion.take() {
+        if assert.equals.is_some() == assert.matches.is_some() {
+            return Err("assert: expected exactly one of `equals` or `matches`".into());
+        }
+        actions.push(("assert", Action::Assert(assert)));
+    }
+    if let Some(pause) = spec.pause.take() {
+        if pause.duration.is_some() == pause.prompt.is_some() {
+            return Err("pause: expected exactly one of `duration` or `prompt`".into());
+        }
+        actions.push(("pause", Action::Pause(pause)));
+    }
+    match (actions.pop(), actions.first()) {
+        (Some(one), None) => Ok(one),
+        (None, _) => Err(format!(
+            "a task needs one action; expected one of: {ACTIONS}"
+        )),
+        (Some((kind, _)), Some((first, _))) => Err(format!(
+            "a task has one action, this one has `{first}` and `{kind}`; split it into two tasks"
+        )),
+    }
+}
+
+/// What can be checked of a `copy` before any host: its paths, mode and
+/// (untemplated) owner and group.
+fn check_copy(copy: &CopySpec) -> Result<(), String> {
+    if copy.src.is_empty() || copy.dest.is_empty() {
+        return Err("copy: expected a non-empty `src` and `dest`".into());
+    }
+    if let Some(mode) = &copy.mode {
+        parse_mode(mode).map_err(|why| format!("copy mode: {why}"))?;
+    }
+    for (field, name) in [("owner", &copy.owner), ("group", &copy.group)] {
+        // A templated name is checked once expanded, on the host.
+        match name.as_deref() {
+            Some(name) if !name.contains("{{") => {
+                parse_account(name).map_err(|why| format!("copy {field}: {why}"))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A name for an unnamed task: its action and the start of its argument.

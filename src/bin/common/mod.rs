@@ -76,8 +76,10 @@ pub fn signal_name(number: i32) -> &'static str {
     }
 }
 
-/// Exits as a process killed by `number` is reported by shells (128 + N).
+/// Exits as a process killed by `number` is reported by shells (128 + N),
+/// with the terminal's echo back on if a prompt had turned it off.
 pub fn exit_now(number: i32) -> ! {
+    fleet::commands::prompt::restore_terminal();
     std::process::exit(128 + number)
 }
 
@@ -88,13 +90,17 @@ pub fn say(line: &str) {
 
 /// The stop the pssh-style tools run under: requested by the first stop
 /// signal (its words become a notice in the run's output, above the
-/// progress line); the second exits at once.
+/// progress line); the second exits at once, and so does the first while
+/// the run has not begun (files read, the operator prompted).
 pub fn stop_on_signals() -> Stop {
     let stop = Stop::new();
     let trigger = stop.clone();
     let mut signals = StopSignals::new();
     tokio::spawn(async move {
         let first = signals.next().await;
+        if !trigger.is_engaged() {
+            exit_now(first);
+        }
         trigger.request(format!(
             "{}: stopping the commands on the hosts (once more to quit at once)",
             signal_name(first)
