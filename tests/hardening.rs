@@ -422,6 +422,22 @@ fn small_things_operators_trip_over() {
         "{}",
         result.stdout_text()
     );
+    // A file is never pushed into a directory that has its name.
+    let conf = fleet.dir().join("app.conf");
+    std::fs::write(&conf, "x=1\n").unwrap();
+    let remote = fleet.dir().join("etc");
+    std::fs::create_dir_all(remote.join("app.conf")).unwrap();
+    let mut pcp = fleet.tool("pcp");
+    pcp.args(["-H", &fleet.host(0)]).arg(&conf).arg(&remote);
+    let result = run(pcp);
+    result.expect_code(5);
+    assert!(
+        result.stderr.contains("app.conf is a directory"),
+        "{}",
+        result.stderr
+    );
+    let inside = std::fs::read_dir(remote.join("app.conf")).unwrap().count();
+    assert_eq!(inside, 0, "the file went into the directory");
     // A failed pull leaves no empty directory behind.
     let local = fleet.dir().join("pulled");
     let mut pslurp = fleet.tool("pslurp");

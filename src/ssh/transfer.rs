@@ -295,6 +295,9 @@ unpack() {
 }
 install_file() {
   d=$(dest "$2")
+  # mv would put the file inside a directory of that name and say nothing.
+  [ ! -d "$d" ] || fail "$d is a directory"
+  [ -z "$backup" ] || [ ! -d "$d$backup" ] || fail "$d$backup is a directory"
   if [ -n "$backup" ] && [ -e "$d" ]; then
     cp -pP -- "$d" "$dir/.pcp-$token-b$1" && mv -f -- "$dir/.pcp-$token-b$1" "$d$backup" || fail "cannot back up $d"
   fi
