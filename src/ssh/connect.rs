@@ -38,6 +38,14 @@ use crate::model::{Endpoint, Host};
 /// (about 100 KB each) meanwhile, and risk spurious connect timeouts.
 pub const MAX_HANDSHAKES: usize = 256;
 
+/// Output packets (up to 32 KiB each) a channel holds that its reader has
+/// not taken yet; past them the connection stops reading its socket, and
+/// the kernel's flow control slows the host. russh opens the window as
+/// packets arrive, not as they are read, so this, not the window, bounds
+/// the memory a host with a lot of output costs: 512 KiB here instead of
+/// russh's default 3 MiB, the same throughput (the reader keeps up).
+const CHANNEL_BUFFER_PACKETS: usize = 16;
+
 /// A shared bastion connection, or why it could not be made.
 type BastionCell = Arc<OnceCell<Result<Arc<Session>, String>>>;
 
@@ -412,6 +420,7 @@ impl<'a> Resolver<'a> {
         let key = format!("{keepalive_interval:?} {keepalive_max} {preferred:?}");
         let config = self.russh_configs.entry(key).or_insert_with(|| {
             Arc::new(client::Config {
+                channel_buffer_size: CHANNEL_BUFFER_PACKETS,
                 keepalive_interval,
                 keepalive_max,
                 preferred: Preferred {
