@@ -27,19 +27,22 @@ impl PartialFile {
     /// link stays; anything there that is not a regular file (a device, a
     /// FIFO, a directory) is refused rather than replaced.
     pub fn create(final_path: &Path) -> io::Result<PartialFile> {
+        PartialFile::create_in(parent_of(final_path), final_path)
+    }
+
+    /// The same, written in `staging` (an existing directory on the same
+    /// filesystem); the final directory is made only on commit, so that a
+    /// pull that fails or is killed leaves no empty directory either.
+    pub fn create_in(staging: &Path, final_path: &Path) -> io::Result<PartialFile> {
         let final_path = &regular_target(final_path)?;
-        let dir = final_path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if let Some(file) = unnamed_in(dir) {
+        if let Some(file) = unnamed_in(staging) {
             return Ok(PartialFile {
                 file,
                 final_path: final_path.to_path_buf(),
                 named: None,
             });
         }
-        let named = temp_name(final_path);
+        let named = temp_name(staging, final_path);
         Ok(PartialFile {
             file: std::fs::OpenOptions::new()
                 .read(true)
@@ -56,10 +59,15 @@ impl PartialFile {
         self.file.write_all(data)
     }
 
-    /// Flushes it to disk and gives it its final name, replacing what was
-    /// there; on an error nothing of it stays.
+    /// Flushes it to disk and gives it its final name (making its
+    /// directory if need be), replacing what was there; on an error
+    /// nothing of it stays.
     pub fn commit(self) -> io::Result<()> {
-        let result = self.file.sync_all().and_then(|()| self.link());
+        let result = self
+            .file
+            .sync_all()
+            .and_then(|()| std::fs::create_dir_all(parent_of(&self.final_path)))
+            .and_then(|()| self.link());
         if result.is_err() {
             self.discard();
         }
@@ -86,7 +94,7 @@ impl PartialFile {
             None => {
                 // An unnamed file gets a dot-name first (linkat cannot
                 // replace a file), then is renamed over the final one.
-                let named = temp_name(&self.final_path);
+                let named = temp_name(parent_of(&self.final_path), &self.final_path);
                 let source = CString::new(format!("/proc/self/fd/{}", self.file.as_raw_fd()))?;
                 let target = CString::new(named.as_os_str().as_bytes())?;
                 // SAFETY: both paths are NUL-terminated C strings we own.
@@ -154,8 +162,15 @@ fn unnamed_in(dir: &Path) -> Option<File> {
     (fd >= 0).then(|| unsafe { File::from_raw_fd(fd) })
 }
 
-/// `.NAME.fleet-PID-N` beside `final_path`.
-fn temp_name(final_path: &Path) -> PathBuf {
+/// The directory `path` is in.
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// `.NAME.fleet-PID-N` in `dir`, NAME being `final_path`'s.
+fn temp_name(dir: &Path, final_path: &Path) -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let name = final_path
@@ -163,7 +178,7 @@ fn temp_name(final_path: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let unique = NEXT.fetch_add(1, Ordering::Relaxed);
-    final_path.with_file_name(format!(".{name}.fleet-{}-{unique}", std::process::id()))
+    dir.join(format!(".{name}.fleet-{}-{unique}", std::process::id()))
 }
 
 #[cfg(test)]
@@ -200,6 +215,20 @@ mod tests {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut read_back.reader().unwrap(), &mut text).unwrap();
         assert_eq!(text, "tar");
+    }
+
+    #[test]
+    fn its_directory_is_made_only_when_it_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("host").join("messages");
+        let dropped = PartialFile::create_in(dir.path(), &target).unwrap();
+        dropped.discard();
+        assert!(names(dir.path()).is_empty());
+        let mut kept = PartialFile::create_in(dir.path(), &target).unwrap();
+        kept.write_all(b"kept").unwrap();
+        kept.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "kept");
+        assert_eq!(names(dir.path()), ["host"]);
     }
 
     #[test]

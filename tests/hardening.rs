@@ -509,6 +509,67 @@ fn kill_9_of_fleet_leaves_no_remote_command_and_no_half_copied_file() {
     wait_until(Duration::from_secs(30), "no temporary file is left", || {
         std::fs::read_dir(&dest).is_ok_and(|mut d| d.next().is_none())
     });
+    // pcp -r spools its archive, pslurp writes its pulls: a kill -9 in the
+    // middle leaves neither a spool nor an empty host directory.
+    let tree = fleet.dir().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    std::fs::rename(&big, tree.join("big")).unwrap();
+    let spools = fleet.dir().join("tmp");
+    std::fs::create_dir(&spools).unwrap();
+    let mut pcp = fleet.tool("pcp");
+    pcp.env("TMPDIR", &spools)
+        .arg("-h")
+        .arg(fleet.hosts_file())
+        .arg("-r")
+        .arg(&tree)
+        .arg(&dest);
+    kill_9_once_it_writes(pcp, &dest);
+    assert_eq!(entries(&spools), Vec::<String>::new(), "a spool was left");
+    let pulled = fleet.dir().join("pulled");
+    let mut pslurp = fleet.tool("pslurp");
+    pslurp
+        .arg("-h")
+        .arg(fleet.hosts_file())
+        .arg("-L")
+        .arg(&pulled)
+        .arg(tree.join("big"))
+        .arg("big");
+    kill_9_once_it_writes(pslurp, &pulled);
+    assert_eq!(entries(&pulled), Vec::<String>::new(), "pslurp left files");
+}
+
+/// The names in `dir`.
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Starts `command` and kills it with -9 once it has a file open under
+/// `dir` (named or not) or has put one there.
+fn kill_9_once_it_writes(mut command: Command, dir: &Path) {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let fds = format!("/proc/{}/fd", child.id());
+    wait_until(Duration::from_secs(60), "a file is being written", || {
+        let open = std::fs::read_dir(&fds).into_iter().flatten().flatten();
+        open.filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .any(|target| target.starts_with(dir))
+            || !entries(dir).is_empty()
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "nothing is left in the way",
+        || entries(dir).iter().all(|name| !name.starts_with('.')),
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use super::args::CommonArgs;
-use super::{parse_flags, run_tool, ToolJob};
+use super::{parse_flags, run_tool, ToolJob, UsageError};
 use crate::engine::{Job, Stop};
 use crate::output::{Inline, SlurpFiles};
 use crate::ssh::shell_quote;
@@ -62,7 +62,8 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
             cli.local_dir.clone(),
             cli.local_name.clone(),
             cli.recursive,
-        );
+        )
+        .map_err(|e| UsageError::Invalid(format!("-L {}: {e}", cli.local_dir.display())))?;
         Ok(ToolJob {
             job: Job {
                 command: pull_command(&cli),

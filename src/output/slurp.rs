@@ -20,25 +20,27 @@ pub struct SlurpFiles {
     unpack: bool,
     /// Directory name of each host, safe on disk and unique within the run.
     names: Vec<String>,
-    open: HashMap<usize, Pull>,
-}
-
-/// A pull in progress: its file, and whether its host directory is new (a
-/// failed pull then leaves no empty directory behind).
-struct Pull {
-    file: PartialFile,
-    created: bool,
+    /// Pulls in progress, written unnamed in the root until they succeed.
+    open: HashMap<usize, PartialFile>,
 }
 
 impl SlurpFiles {
-    pub fn new(hosts: &[Host], root: PathBuf, local_name: String, unpack: bool) -> Self {
-        SlurpFiles {
+    /// Makes `root` now, so that a directory that cannot be made fails
+    /// before any host is contacted.
+    pub fn new(
+        hosts: &[Host],
+        root: PathBuf,
+        local_name: String,
+        unpack: bool,
+    ) -> io::Result<Self> {
+        std::fs::create_dir_all(&root)?;
+        Ok(SlurpFiles {
             root,
             local_name,
             unpack,
             names: file_names(hosts),
             open: HashMap::new(),
-        }
+        })
     }
 
     fn host_dir(&self, index: usize) -> PathBuf {
@@ -52,36 +54,33 @@ fn with_path(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
 
 impl Reporter for SlurpFiles {
     fn started(&mut self, host: HostRef<'_>) -> io::Result<()> {
-        let dir = self.host_dir(host.index);
-        let created = !dir.exists();
-        std::fs::create_dir_all(&dir).map_err(with_path(&dir))?;
-        let final_path = dir.join(&self.local_name);
-        let file = PartialFile::create(&final_path).map_err(with_path(&final_path))?;
-        self.open.insert(host.index, Pull { file, created });
+        let final_path = self.host_dir(host.index).join(&self.local_name);
+        let file =
+            PartialFile::create_in(&self.root, &final_path).map_err(with_path(&final_path))?;
+        self.open.insert(host.index, file);
         Ok(())
     }
 
     fn output(&mut self, host: HostRef<'_>, stream: Stream, data: &[u8]) -> io::Result<()> {
         match (stream, self.open.get_mut(&host.index)) {
-            (Stream::Stdout, Some(pull)) => pull.file.write_all(data),
+            (Stream::Stdout, Some(file)) => file.write_all(data),
             _ => Ok(()),
         }
     }
 
     fn finished(&mut self, host: HostRef<'_>, result: &HostResult) -> io::Result<()> {
-        let Some(pull) = self.open.remove(&host.index) else {
+        let Some(file) = self.open.remove(&host.index) else {
             return Ok(());
         };
         let dir = self.host_dir(host.index);
         let final_path = dir.join(&self.local_name);
-        let kept = match result.outcome.category().is_success() {
-            true => self.put_in_place(pull.file, &final_path),
-            false => {
-                pull.file.discard();
-                Ok(())
-            }
-        };
-        if pull.created && !final_path.exists() {
+        if !result.outcome.category().is_success() {
+            file.discard();
+            return Ok(());
+        }
+        let created = !dir.exists();
+        let kept = self.put_in_place(file, &final_path);
+        if kept.is_err() && created {
             // Fails, as it should, when the directory is not empty.
             let _ = std::fs::remove_dir(&dir);
         }

@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use russh::ChannelMsg;
-use tempfile::TempPath;
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -141,10 +140,11 @@ pub enum StdinPiece {
         path: PathBuf,
         len: u64,
     },
-    /// The same from a temporary file (a spooled archive), removed once
-    /// nothing is left to send it.
+    /// The same from a temporary file (a spooled archive) that has no
+    /// name, so that nothing of it outlives the process, even a kill -9;
+    /// gone once nothing is left to send it.
     Spool {
-        file: Arc<TempPath>,
+        file: Arc<std::fs::File>,
         len: u64,
     },
 }
@@ -355,7 +355,9 @@ impl RemoteProcess {
                 let sent = match piece {
                     StdinPiece::Bytes(data) => writer.data_bytes(data).await.is_ok(),
                     StdinPiece::File { path, len } => send_file(&writer, &path, len).await,
-                    StdinPiece::Spool { file, len } => send_file(&writer, &file, len).await,
+                    StdinPiece::Spool { file, len } => {
+                        send_file(&writer, &spool_path(&file), len).await
+                    }
                 };
                 if !sent {
                     // The command sees its input end early and fails its checks.
@@ -437,6 +439,12 @@ impl RemoteProcess {
 }
 
 /// Sends `len` bytes of the file at `path`; false when that failed.
+/// A path that opens the unnamed `spool` afresh, at its start.
+pub fn spool_path(spool: &std::fs::File) -> PathBuf {
+    use std::os::unix::io::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}", spool.as_raw_fd()))
+}
+
 async fn send_file(
     writer: &russh::ChannelWriteHalf<russh::client::Msg>,
     path: &Path,

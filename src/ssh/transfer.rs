@@ -15,8 +15,8 @@ use std::io::Read;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use tempfile::NamedTempFile;
 
+use super::exec::spool_path;
 use super::{shell_quote, StdinPiece};
 
 /// One thing to install: a file, or a directory sent as a tar archive.
@@ -112,11 +112,11 @@ impl Item {
         })
     }
 
-    /// The directory as a tar archive spooled to a temporary file (removed
-    /// when the last host has been sent it).
+    /// The directory as a tar archive spooled to an unnamed temporary file
+    /// (gone when the last host has been sent it, or with the process).
     fn tree(path: &Path, name: String) -> Result<Item, String> {
-        let spool = tar(path)?.into_temp_path();
-        let (sha256, len) = hash_file(&spool).map_err(|e| e.to_string())?;
+        let spool = tar(path)?;
+        let (sha256, len) = hash_file(&spool_path(&spool)).map_err(|e| e.to_string())?;
         Ok(Item {
             name,
             content: StdinPiece::Spool {
@@ -151,20 +151,20 @@ fn hex(digest: &[u8]) -> String {
 }
 
 /// The directory as a tar archive whose top entry is the directory's name.
-fn tar(path: &Path) -> Result<NamedTempFile, String> {
+fn tar(path: &Path) -> Result<std::fs::File, String> {
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let name = path.file_name().ok_or("has no name")?;
-    let spool = NamedTempFile::new().map_err(|e| format!("cannot make a temporary file: {e}"))?;
+    let spool = tempfile::tempfile().map_err(|e| format!("cannot make a temporary file: {e}"))?;
     let output = std::process::Command::new("tar")
         .arg("-C")
         .arg(parent)
         .arg("-cf")
         .arg("-")
         .arg(name)
-        .stdout(spool.reopen().map_err(|e| e.to_string())?)
+        .stdout(spool.try_clone().map_err(|e| e.to_string())?)
         .stderr(std::process::Stdio::piped())
         .output()
         .map_err(|e| format!("cannot run tar: {e}"))?;

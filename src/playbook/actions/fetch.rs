@@ -26,11 +26,12 @@ pub async fn fetch(step: Step<'_>, spec: &FetchSpec, base: &Path) -> Done {
         .file_name()
         .ok_or_else(|| failed(format!("fetch src `{src}` has no file name")))?;
     let host_dir = file_names(std::slice::from_ref(&step.remote.host)).remove(0);
-    let final_path = base.join(&dest).join(host_dir).join(name);
+    let dest = base.join(&dest);
+    let final_path = dest.join(host_dir).join(name);
     let (chunks, written) = mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
     let writer = tokio::task::spawn_blocking({
         let final_path = final_path.clone();
-        move || write_chunks(&final_path, written)
+        move || write_chunks(&dest, &final_path, written)
     });
     let mut sink = ToDisk { chunks, bytes: 0 };
     let command = format!("cat -- {}", shell_quote(&src));
@@ -77,16 +78,16 @@ impl OutputSink for ToDisk {
     }
 }
 
-/// The blocking side: makes the host's directory and writes every chunk;
-/// hands the file back, not named yet, once the chunks end.
+/// The blocking side: makes DEST and writes every chunk there, unnamed;
+/// hands the file back once the chunks end. The host's directory is made
+/// only when the file is kept.
 fn write_chunks(
+    dest: &Path,
     final_path: &Path,
     mut chunks: mpsc::Receiver<Bytes>,
 ) -> std::io::Result<PartialFile> {
-    if let Some(dir) = final_path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut file = PartialFile::create(final_path)?;
+    std::fs::create_dir_all(dest)?;
+    let mut file = PartialFile::create_in(dest, final_path)?;
     while let Some(chunk) = chunks.blocking_recv() {
         if let Err(error) = file.write_all(&chunk) {
             file.discard();
