@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ssh2_config::{ParseRule, SshConfig};
 
-use super::options::{expand_tilde, SshOptions};
+use super::options::{expand_tilde, SshOptions, SUPPORTED_KEYWORDS};
 use super::SetupError;
 use crate::duration::MAX_DURATION;
 use crate::text::{read_utf8, TextError};
@@ -24,6 +24,16 @@ const NOWHERE: &str = "Host !*";
 pub struct ConfigFile {
     path: PathBuf,
     parsed: SshConfig,
+    /// Every line parsed, with the file and line it came from, to say
+    /// where a bad value is.
+    lines: Vec<Line>,
+}
+
+/// One line of the flattened config and where it was written.
+struct Line {
+    text: String,
+    path: PathBuf,
+    number: usize,
 }
 
 impl ConfigFile {
@@ -40,14 +50,15 @@ impl ConfigFile {
     pub fn load(path: &Path) -> Result<Self, SetupError> {
         let mut flattener = Flattener::default();
         flattener.read(path, 0)?;
-        let mut reader = BufReader::new(flattener.text.as_bytes());
-        let rules = ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS;
-        let parsed = SshConfig::default()
-            .parse(&mut reader, rules)
-            .map_err(|e| config_error(path, e.to_string()))?;
+        let lines = flattener.lines;
+        let parsed = parse(&lines).map_err(|message| match first_bad_line(&lines) {
+            Some(line) => config_error_at(line, message),
+            None => config_error(path, message),
+        })?;
         Ok(ConfigFile {
             path: path.to_path_buf(),
             parsed,
+            lines,
         })
     }
 
@@ -56,12 +67,11 @@ impl ConfigFile {
     pub fn options_for(&self, host: &str) -> Result<SshOptions, SetupError> {
         let params = self.parsed.query(host);
         let mut options = SshOptions::default();
-        let bad = |e: super::OptionError| config_error(&self.path, format!("for host {host}: {e}"));
         if let Some(name) = &params.host_name {
             options.host_name = Some(name.replace("%h", host).replace("%%", "%"));
         }
         if let Some(user) = &params.user {
-            options.set("User", user).map_err(bad)?;
+            self.set(&mut options, host, "User", user)?;
         }
         if let Some(port) = params.port {
             options.port = Some(port);
@@ -71,16 +81,17 @@ impl ConfigFile {
         options.server_alive_interval =
             self.bounded(host, "ServerAliveInterval", params.server_alive_interval)?;
         if let Some(jumps) = &params.proxy_jump {
-            options.set("ProxyJump", &jumps.join(",")).map_err(bad)?;
+            self.set(&mut options, host, "ProxyJump", &jumps.join(","))?;
         }
         for (keyword, values) in &params.unsupported_fields {
-            let value = values.join(" ");
-            match options.set(keyword, &value) {
-                Err(super::OptionError::UnknownKeyword(_)) => {
-                    tracing::debug!(%host, "{}: ignoring {keyword}", self.path.display())
-                }
-                other => other.map_err(bad)?,
+            if !SUPPORTED_KEYWORDS
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(keyword))
+            {
+                tracing::debug!(%host, "{}: ignoring {keyword}", self.path.display());
+                continue;
             }
+            self.set(&mut options, host, keyword, &values.join(" "))?;
         }
         for keyword in params.ignored_fields.keys() {
             tracing::debug!(%host, "{}: ignoring unknown keyword {keyword}", self.path.display());
@@ -90,6 +101,32 @@ impl ConfigFile {
 }
 
 impl ConfigFile {
+    /// Sets `keyword` as -O would; a bad value is an error at the line
+    /// that holds it.
+    fn set(
+        &self,
+        options: &mut SshOptions,
+        host: &str,
+        keyword: &str,
+        value: &str,
+    ) -> Result<(), SetupError> {
+        options.set(keyword, value).map_err(|error| {
+            let message = format!("for host {host}: {error}");
+            match self.line_refusing(keyword) {
+                Some(line) => config_error_at(line, message),
+                None => config_error(&self.path, message),
+            }
+        })
+    }
+
+    /// The first line that sets `keyword` to a value -O would refuse.
+    fn line_refusing(&self, keyword: &str) -> Option<&Line> {
+        self.lines.iter().find(|line| {
+            let (word, value) = keyword_and_arguments(&line.text);
+            word.eq_ignore_ascii_case(keyword) && SshOptions::default().set(keyword, value).is_err()
+        })
+    }
+
     /// A duration from the file, refused when longer than fleet allows.
     fn bounded(
         &self,
@@ -110,6 +147,54 @@ impl ConfigFile {
     }
 }
 
+/// Parses the flattened lines with ssh2-config.
+fn parse(lines: &[Line]) -> Result<SshConfig, String> {
+    let text: String = lines
+        .iter()
+        .map(|line| format!("{}\n", line.text))
+        .collect();
+    let rules = ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS;
+    SshConfig::default()
+        .parse(&mut BufReader::new(text.as_bytes()), rules)
+        .map_err(|e| e.to_string())
+}
+
+/// The line where `lines` stop parsing, found by bisecting prefixes:
+/// ssh2-config's errors do not say where they are.
+fn first_bad_line(lines: &[Line]) -> Option<&Line> {
+    // Invariant: the first `good` lines parse, the first `bad` do not.
+    let (mut good, mut bad) = (0, lines.len());
+    while bad - good > 1 {
+        let middle = (good + bad) / 2;
+        match parse(&lines[..middle]) {
+            Ok(_) => good = middle,
+            Err(_) => bad = middle,
+        }
+    }
+    lines.get(bad.checked_sub(1)?)
+}
+
+/// A line's keyword and the rest, split as OpenSSH does (space or `=`).
+fn keyword_and_arguments(line: &str) -> (&str, &str) {
+    let trimmed = line.trim_start();
+    let keyword_end = trimmed
+        .find(|c: char| c.is_whitespace() || c == '=')
+        .unwrap_or(trimmed.len());
+    let (keyword, rest) = trimmed.split_at(keyword_end);
+    (
+        keyword,
+        rest.trim_start_matches(|c: char| c.is_whitespace() || c == '='),
+    )
+}
+
+fn config_error_at(line: &Line, message: String) -> SetupError {
+    SetupError::ConfigLine {
+        path: line.path.clone(),
+        line: line.number,
+        message,
+    }
+}
+
 fn config_error(path: &Path, message: String) -> SetupError {
     SetupError::Config {
         path: path.to_path_buf(),
@@ -120,7 +205,7 @@ fn config_error(path: &Path, message: String) -> SetupError {
 /// Builds one text from a config file and everything it includes.
 #[derive(Default)]
 struct Flattener {
-    text: String,
+    lines: Vec<Line>,
     /// The Host line in force, to restore after an Include.
     current_host: Option<String>,
     warned_about_match: bool,
@@ -140,32 +225,28 @@ impl Flattener {
             }
             other => config_error(path, other.to_string()),
         })?;
-        for (number, line) in content.lines().enumerate() {
-            let trimmed = line.trim_start();
-            let keyword_end = trimmed
-                .find(|c: char| c.is_whitespace() || c == '=')
-                .unwrap_or(trimmed.len());
-            let (keyword, rest) = trimmed.split_at(keyword_end);
-            let arguments = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '=');
+        for (index, line) in content.lines().enumerate() {
+            let (keyword, arguments) = keyword_and_arguments(line);
+            let at = (path, index + 1);
             match keyword.to_ascii_lowercase().as_str() {
                 "host" => {
                     self.current_host = Some(line.to_string());
-                    self.push(line);
+                    self.push(line, at);
                 }
                 "match" => {
                     if !self.warned_about_match {
                         tracing::warn!(
                             "{}:{}: Match blocks are not supported; skipping them",
                             path.display(),
-                            number + 1
+                            index + 1
                         );
                         self.warned_about_match = true;
                     }
                     self.current_host = Some(NOWHERE.to_string());
-                    self.push(NOWHERE);
+                    self.push(NOWHERE, at);
                 }
-                "include" => self.include(path, arguments, depth)?,
-                _ => self.push(line),
+                "include" => self.include(at, arguments, depth)?,
+                _ => self.push(line, at),
             }
         }
         Ok(())
@@ -173,7 +254,12 @@ impl Flattener {
 
     /// Inlines every file an `Include` names (globs, `~`, paths relative to
     /// ~/.ssh), then reopens the Host block that was in force.
-    fn include(&mut self, from: &Path, arguments: &str, depth: usize) -> Result<(), SetupError> {
+    fn include(
+        &mut self,
+        (from, number): (&Path, usize),
+        arguments: &str,
+        depth: usize,
+    ) -> Result<(), SetupError> {
         let saved = self.current_host.clone();
         for argument in arguments.split_whitespace() {
             let pattern = match expand_tilde(argument) {
@@ -192,14 +278,17 @@ impl Flattener {
             }
         }
         let restore = saved.clone().unwrap_or_else(|| "Host *".to_string());
-        self.push(&restore);
+        self.push(&restore, (from, number));
         self.current_host = saved;
         Ok(())
     }
 
-    fn push(&mut self, line: &str) {
-        self.text.push_str(line);
-        self.text.push('\n');
+    fn push(&mut self, text: &str, (path, number): (&Path, usize)) {
+        self.lines.push(Line {
+            text: text.to_string(),
+            path: path.to_path_buf(),
+            number,
+        });
     }
 }
 
@@ -281,12 +370,12 @@ mod tests {
     }
 
     #[test]
-    fn bad_values_name_the_file() {
+    fn bad_values_name_the_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = write_config(
             dir.path(),
             "config",
-            "Host *\n  StrictHostKeyChecking maybe\n",
+            "Host *\n  User root\n\n  StrictHostKeyChecking maybe\n",
         );
         let error = ConfigFile::load(&path)
             .unwrap()
@@ -294,8 +383,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            error.contains("/config: for host x: bad value `maybe` for stricthostkeychecking"),
+            error.contains("/config:4: for host x: bad value `maybe` for stricthostkeychecking"),
             "{error}"
         );
+        let included = write_config(dir.path(), "extra", "# ports\nPort 22\nPort abc\n");
+        let path = write_config(
+            dir.path(),
+            "config",
+            &format!("Host a\n  User a\nInclude {}\n", included.display()),
+        );
+        let error = ConfigFile::load(&path).err().unwrap().to_string();
+        assert!(error.ends_with("/extra:3: expected port number"), "{error}");
     }
 }

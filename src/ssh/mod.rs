@@ -39,6 +39,12 @@ pub enum SetupError {
     WrongPassphrase(PathBuf),
     #[error("{}: {message}", path.display())]
     Config { path: PathBuf, message: String },
+    #[error("{}:{line}: {message}", path.display())]
+    ConfigLine {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error("bad ProxyJump `{jump}`: {message}")]
     Jump { jump: String, message: String },
 }
