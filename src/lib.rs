@@ -1,26 +1,31 @@
 //! fleet: parallel SSH for Linux fleets.
 //!
-//! The crate is layered so that each part knows only the ones above it:
+//! The crate is layered so that each part knows only the ones above it,
+//! and every tool, pplay included, runs on the same parts: one remote
+//! command ([`ssh::Session::run`]), one fan-out ([`engine::FanOut`]), one
+//! event stream into reporters ([`output::Event`], [`output::Reporter`]),
+//! one map from outcomes to exit codes ([`commands::exit_code`]).
 //!
 //! - [`model`]: a host as named, its entry's grammar, its file names, its
 //!   variables; shared by every layer, knowing none.
 //! - [`inventory`]: which hosts (pssh hosts files, `-H`, ranges, `-g`, and
-//!   YAML inventories with groups and variables).
-//! - [`ssh`]: options, known_hosts, keys, connecting, killable remote commands.
-//! - [`engine`]: fan-out with a concurrency limit, timeouts and cancellation;
-//!   emits per-host [`engine::Event`]s, never prints, never exits.
-//! - [`output`]: printers that consume events (pssh status lines, inline,
-//!   streaming, per-host files, summary); one thread owns stdout.
+//!   YAML inventories with groups and variables); knows nothing of SSH.
+//! - [`ssh`]: options, ssh_config, known_hosts, keys, connecting, killable
+//!   remote commands, pnuke's and pcp's remote scripts.
+//! - [`engine`]: fan-out with a concurrency limit, timeouts and the
+//!   operator's stop; emits per-host events, never prints, never exits.
+//! - [`output`]: reporters that consume events (pssh status lines, inline,
+//!   streaming, gathered, JSON, per-host files, summary, pplay's text and
+//!   JSON, progress); one thread owns stdout.
 //! - [`playbook`]: pplay's rolling rollouts (tasks, verified reboots,
-//!   max_fail, journal and resume); emits its own events, never prints.
-//! - [`yaml`]: reading YAML with FILE:LINE:COLUMN errors.
-//! - [`clock`]: local wall-clock times for status lines and messages.
-//! - [`partial_file`]: local files that appear only whole (pulls, fetches).
-//! - [`text`]: reading operator-written files strictly as UTF-8.
-//! - [`duration`]: the durations operators write, bounded so that no
-//!   deadline arithmetic can overflow.
+//!   max_fail, journal and resume) on the same connection, fan-out and
+//!   events; returns a typed report, never prints.
 //! - [`commands`]: the command-line tools, kept out of the binaries so the
 //!   binaries stay a few lines each.
+//! - Leaves: [`yaml`] (FILE:LINE:COLUMN errors), [`text`] (operator files,
+//!   bounded and strictly UTF-8), [`duration`] (bounded durations),
+//!   [`partial_file`] (local files that appear only whole), [`pattern`]
+//!   (shell-style wildcards), [`clock`] (local times for messages).
 
 pub mod clock;
 pub mod commands;

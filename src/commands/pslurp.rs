@@ -1,5 +1,5 @@
 //! `pslurp`: pssh's `parallel-slurp`. Pulls a file (or, with -r, a
-//! directory) from every host into LOCALDIR/<host>/LOCALNAME, streamed to
+//! directory) from every host into `LOCALDIR/<host>/LOCALNAME`, streamed to
 //! disk with bounded memory; a failed pull leaves no partial file.
 
 use std::ffi::OsString;

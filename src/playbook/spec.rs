@@ -1,6 +1,6 @@
 //! What a playbook file says, as serde reads it. Unknown keys, wrong types
 //! and duplicate keys are refused by serde-saphyr with their position;
-//! [`super::load`] then checks what serde cannot (one action per task,
+//! `load.rs` then checks what serde cannot (one action per task,
 //! variables defined, sources readable).
 
 use std::collections::BTreeMap;
