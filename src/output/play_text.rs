@@ -51,23 +51,11 @@ impl<W: Write> PlayText<W> {
                 journal.as_deref(),
             ),
             PlayEvent::Preflight { hosts } => {
-                writeln!(
-                    self.out,
-                    "{}",
-                    self.paint(
-                        Style::new().bold(),
-                        &format!("== preflight on {hosts} host(s)")
-                    )
-                )
+                self.heading(&format!("== preflight on {hosts} host(s)"))
             }
-            PlayEvent::Batch { number, of, hosts } => writeln!(
-                self.out,
-                "{}",
-                self.paint(
-                    Style::new().bold(),
-                    &format!("== batch {number}/{of}: {}", hosts.join(" "))
-                )
-            ),
+            PlayEvent::Batch { number, of, hosts } => {
+                self.heading(&format!("== batch {number}/{of}: {}", hosts.join(" ")))
+            }
             PlayEvent::Task {
                 host,
                 phase,
@@ -76,26 +64,29 @@ impl<W: Write> PlayText<W> {
                 duration,
                 detail,
             } => self.task(host, *phase, task, status, duration.as_secs_f64(), detail),
-            PlayEvent::HostEnd { host, end } => match end {
-                HostEnd::Done => writeln!(
-                    self.out,
-                    "[{}] {host} {}",
-                    time_of_day(SystemTime::now()),
-                    self.paint(Style::new().green(), "DONE")
-                ),
-                HostEnd::Failed(why) => writeln!(
-                    self.out,
-                    "[{}] {host} {} {why}",
-                    time_of_day(SystemTime::now()),
-                    self.paint(Style::new().red().bold(), "FAILED")
-                ),
-                HostEnd::Stopped => writeln!(
-                    self.out,
-                    "[{}] {host} stopped; --resume continues it",
-                    time_of_day(SystemTime::now())
-                ),
-            },
+            PlayEvent::HostEnd { host, end } => self.host_end(host, end),
             PlayEvent::Notice(text) => writeln!(self.out, "pplay: {text}"),
+        }
+    }
+
+    fn heading(&mut self, text: &str) -> io::Result<()> {
+        writeln!(self.out, "{}", self.paint(Style::new().bold(), text))
+    }
+
+    fn host_end(&mut self, host: &str, end: &HostEnd) -> io::Result<()> {
+        let now = time_of_day(SystemTime::now());
+        match end {
+            HostEnd::Done => writeln!(
+                self.out,
+                "[{now}] {host} {}",
+                self.paint(Style::new().green(), "DONE")
+            ),
+            HostEnd::Failed(why) => writeln!(
+                self.out,
+                "[{now}] {host} {} {why}",
+                self.paint(Style::new().red().bold(), "FAILED")
+            ),
+            HostEnd::Stopped => writeln!(self.out, "[{now}] {host} stopped; --resume continues it"),
         }
     }
 

@@ -467,66 +467,16 @@ impl Replay {
                 task,
                 boot_id,
                 ..
-            } => {
-                let progress = self.hosts.entry(host).or_default();
-                progress.next = Some((phase, task));
-                match phase {
-                    Phase::Tasks => {
-                        progress.started_tasks = true;
-                        progress.failed_task = None;
-                        progress.rolled_back = false;
-                    }
-                    Phase::OnFailure => progress.rolled_back = true,
-                    Phase::Preflight => {}
-                }
-                // A retry of a reboot that was sent keeps that mark: however
-                // often it is retried, the host is waited for, not rebooted.
-                let sent_here = progress
-                    .reboot
-                    .as_ref()
-                    .is_some_and(|mark| mark.sent && mark.phase == phase && mark.task == task);
-                if !sent_here {
-                    progress.reboot = boot_id.map(|boot_id| RebootMark {
-                        phase,
-                        task,
-                        boot_id,
-                        sent: false,
-                    });
-                }
-            }
+            } => self.progress(host).task_started(phase, task, boot_id),
             Entry::TaskEnd {
                 host,
                 phase,
                 task,
                 status,
                 ..
-            } => {
-                let progress = self.hosts.entry(host).or_default();
-                // A reboot that was sent and then failed (the host did not
-                // come back in time) stays marked: a retry waits for the
-                // host instead of rebooting it again.
-                let sent_here = progress
-                    .reboot
-                    .as_ref()
-                    .is_some_and(|mark| mark.sent && mark.phase == phase && mark.task == task);
-                if !(sent_here && status == "failed") {
-                    progress.reboot = None;
-                }
-                progress.next = Some(match status.as_str() {
-                    "failed" if phase == Phase::Tasks => {
-                        progress.failed_task = Some(task);
-                        (Phase::OnFailure, 0)
-                    }
-                    "failed" => (phase, task),
-                    _ => (phase, task + 1),
-                });
-            }
+            } => self.progress(host).task_ended(phase, task, &status),
             Entry::Register { host, name, value } => {
-                self.hosts
-                    .entry(host)
-                    .or_default()
-                    .registers
-                    .insert(name, value);
+                self.progress(host).registers.insert(name, value);
             }
             Entry::RebootIssued {
                 host,
@@ -535,7 +485,7 @@ impl Replay {
                 boot_id,
                 ..
             } => {
-                self.hosts.entry(host).or_default().reboot = Some(RebootMark {
+                self.progress(host).reboot = Some(RebootMark {
                     phase,
                     task,
                     boot_id,
@@ -545,7 +495,7 @@ impl Replay {
             Entry::HostEnd {
                 host, ok, message, ..
             } => {
-                let progress = self.hosts.entry(host).or_default();
+                let progress = self.progress(host);
                 progress.finished = Some(ok);
                 progress.failure = message;
             }
@@ -554,6 +504,58 @@ impl Replay {
             | Entry::Resume { .. }
             | Entry::Stop { .. } => {}
         }
+    }
+
+    fn progress(&mut self, host: String) -> &mut HostProgress {
+        self.hosts.entry(host).or_default()
+    }
+}
+
+impl HostProgress {
+    fn task_started(&mut self, phase: Phase, task: usize, boot_id: Option<String>) {
+        self.next = Some((phase, task));
+        match phase {
+            Phase::Tasks => {
+                self.started_tasks = true;
+                self.failed_task = None;
+                self.rolled_back = false;
+            }
+            Phase::OnFailure => self.rolled_back = true,
+            Phase::Preflight => {}
+        }
+        // A retry of a reboot that was sent keeps that mark: however often
+        // it is retried, the host is waited for, not rebooted.
+        if !self.reboot_sent_by(phase, task) {
+            self.reboot = boot_id.map(|boot_id| RebootMark {
+                phase,
+                task,
+                boot_id,
+                sent: false,
+            });
+        }
+    }
+
+    fn task_ended(&mut self, phase: Phase, task: usize, status: &str) {
+        // A reboot that was sent and then failed (the host did not come
+        // back in time) stays marked: a retry waits for the host instead
+        // of rebooting it again.
+        if !(self.reboot_sent_by(phase, task) && status == "failed") {
+            self.reboot = None;
+        }
+        self.next = Some(match status {
+            "failed" if phase == Phase::Tasks => {
+                self.failed_task = Some(task);
+                (Phase::OnFailure, 0)
+            }
+            "failed" => (phase, task),
+            _ => (phase, task + 1),
+        });
+    }
+
+    fn reboot_sent_by(&self, phase: Phase, task: usize) -> bool {
+        self.reboot
+            .as_ref()
+            .is_some_and(|mark| mark.sent && mark.phase == phase && mark.task == task)
     }
 }
 

@@ -214,13 +214,7 @@ impl Rollout {
                 Err(_) => true,
             };
             if rolling.ended(failed) {
-                let names: Vec<_> = report.failed.iter().map(|(h, _)| h.as_str()).collect();
-                let reason = format!(
-                    "{} host(s) failed, more than max_fail ({max_fail}): {}",
-                    report.failed.len(),
-                    names.join(", ")
-                );
-                self.stop(report, reason).await;
+                self.stop(report, over_max_fail(report, max_fail)).await;
             }
         }
         let never: Vec<String> = rolling.never_started().map(|p| labels[p].clone()).collect();
@@ -316,4 +310,14 @@ fn order_hosts(hosts: &mut [PendingHost], order: Order) {
             }
         }
     }
+}
+
+/// Why the rollout stops when failures pass `max_fail`, naming the hosts.
+fn over_max_fail(report: &PlayReport, max_fail: usize) -> String {
+    let names: Vec<_> = report.failed.iter().map(|(h, _)| h.as_str()).collect();
+    format!(
+        "{} host(s) failed, more than max_fail ({max_fail}): {}",
+        report.failed.len(),
+        names.join(", ")
+    )
 }

@@ -3,6 +3,7 @@
 //! [`Connector`] per run holds what all hosts share; it knows nothing of
 //! output or of how many hosts run at once.
 
+mod auth;
 mod config;
 mod connect;
 mod exec;
@@ -10,6 +11,7 @@ mod identity;
 mod known_hosts;
 mod nuke;
 mod options;
+mod resolve;
 pub mod transfer;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,146 @@
+//! Authentication, in OpenSSH's order: ssh-agent's keys, key files, then
+//! keyboard-interactive and password when `-A` gave one.
+
+use std::sync::Arc;
+
+use russh::client::{Handle, KeyboardInteractiveAuthResponse};
+use russh::keys::agent::client::AgentClient;
+use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
+
+use super::connect::HostKeyVerifier;
+use super::resolve::Target;
+use super::SshError;
+
+/// Authenticates in OpenSSH's order: ssh-agent's keys, then key files (those
+/// the agent did not already offer), then keyboard-interactive and password
+/// when `-A` gave one. The error names every method tried.
+pub(super) async fn authenticate(
+    handle: &mut Handle<HostKeyVerifier>,
+    target: &Target,
+    agent_keys: &[PublicKey],
+    password: Option<&str>,
+) -> Result<(), SshError> {
+    let user = target.user.as_str();
+    let mut tried = Vec::new();
+    let use_agent = !agent_keys.is_empty() && !target.identities_only;
+    if use_agent && authenticate_with_agent(handle, user, agent_keys, &mut tried).await? {
+        return Ok(());
+    }
+    for identity in &target.identities {
+        let public = identity.key.public_key();
+        if use_agent && agent_keys.iter().any(|k| k.key_data() == public.key_data()) {
+            continue;
+        }
+        let hash = rsa_hash(handle, public).await?;
+        let key = PrivateKeyWithHashAlg::new(Arc::clone(&identity.key), hash);
+        if handle.authenticate_publickey(user, key).await?.success() {
+            return Ok(());
+        }
+        tried.push(format!("publickey {}", identity.path.display()));
+    }
+    if let Some(password) = password {
+        if keyboard_interactive(handle, user, password).await? {
+            return Ok(());
+        }
+        tried.push("keyboard-interactive".into());
+        if handle
+            .authenticate_password(user, password)
+            .await?
+            .success()
+        {
+            return Ok(());
+        }
+        tried.push("password".into());
+    }
+    if tried.is_empty() {
+        tried.push("nothing: no agent, no key in ~/.ssh or given with --identity, -O IdentityFile or ssh_config, and no -A".into());
+    }
+    Err(SshError::Auth {
+        user: user.to_string(),
+        tried: tried.join(", "),
+    })
+}
+
+/// OpenSSH 8.8+ refuses SHA-1 RSA signatures; ask the server what it takes.
+async fn rsa_hash(
+    handle: &Handle<HostKeyVerifier>,
+    key: &PublicKey,
+) -> Result<Option<HashAlg>, SshError> {
+    match key.algorithm().is_rsa() {
+        true => Ok(handle
+            .best_supported_rsa_hash()
+            .await?
+            .flatten()
+            .or(Some(HashAlg::Sha256))),
+        false => Ok(None),
+    }
+}
+
+/// Offers each agent key; true once one is accepted.
+async fn authenticate_with_agent(
+    handle: &mut Handle<HostKeyVerifier>,
+    user: &str,
+    keys: &[PublicKey],
+    tried: &mut Vec<String>,
+) -> Result<bool, SshError> {
+    let mut agent = match AgentClient::connect_env().await {
+        Ok(agent) => agent,
+        Err(error) => {
+            tracing::debug!("ssh-agent unreachable: {error}");
+            return Ok(false);
+        }
+    };
+    for key in keys {
+        let hash = rsa_hash(handle, key).await?;
+        match handle
+            .authenticate_publickey_with(user, key.clone(), hash, &mut agent)
+            .await
+        {
+            Ok(result) if result.success() => return Ok(true),
+            Ok(_) => {}
+            Err(error) => tracing::debug!("ssh-agent could not sign: {error:?}"),
+        }
+        tried.push(format!(
+            "publickey {} from ssh-agent",
+            key.fingerprint(HashAlg::Sha256)
+        ));
+    }
+    Ok(false)
+}
+
+/// Rounds of keyboard-interactive prompts answered before giving up.
+const MAX_PROMPT_ROUNDS: usize = 8;
+
+/// Answers every hidden prompt PAM sends with the password; visible prompts
+/// (a one-time code, say) cannot be answered unattended and get nothing.
+async fn keyboard_interactive(
+    handle: &mut Handle<HostKeyVerifier>,
+    user: &str,
+    password: &str,
+) -> Result<bool, SshError> {
+    let mut response = handle
+        .authenticate_keyboard_interactive_start(user, None::<String>)
+        .await?;
+    for _ in 0..MAX_PROMPT_ROUNDS {
+        response = match response {
+            KeyboardInteractiveAuthResponse::Success => return Ok(true),
+            KeyboardInteractiveAuthResponse::Failure { .. } => return Ok(false),
+            KeyboardInteractiveAuthResponse::InfoRequest { prompts, .. } => {
+                let answers = prompts
+                    .iter()
+                    .map(|p| {
+                        if p.echo {
+                            String::new()
+                        } else {
+                            password.to_string()
+                        }
+                    })
+                    .collect();
+                handle
+                    .authenticate_keyboard_interactive_respond(answers)
+                    .await?
+            }
+        };
+    }
+    Ok(false)
+}

@@ -1,0 +1,282 @@
+//! Resolving each host's settings before the run, in OpenSSH's order: the
+//! hosts entry, then `-l`/`-J`/`-O`/`-x`, then ssh_config, then defaults.
+//! Every key file, known_hosts set and russh configuration is loaded once,
+//! however many hosts share it.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::client;
+use russh::keys::Algorithm;
+use russh::Preferred;
+
+use super::config::ConfigFile;
+use super::identity::{load_default_identities, load_identity, Identity};
+use super::known_hosts::KnownHosts;
+use super::options::{expand_tilde, SshOptions, StrictHostKeyChecking};
+use super::{
+    Secrets, SetupError, DEFAULT_ALIVE_COUNT_MAX, DEFAULT_ALIVE_INTERVAL, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_PORT,
+};
+use crate::model::{Endpoint, Host};
+
+/// Output packets (up to 32 KiB each) a channel holds that its reader has
+/// not taken yet; past them the connection stops reading its socket, and
+/// the kernel's flow control slows the host. russh opens the window as
+/// packets arrive, not as they are read, so this, not the window, bounds
+/// the memory a host with a lot of output costs: 512 KiB here instead of
+/// russh's default 3 MiB, the same throughput (the reader keeps up).
+const CHANNEL_BUFFER_PACKETS: usize = 16;
+
+/// Everything needed to reach one host, resolved before the run.
+#[derive(Debug)]
+pub(super) struct Target {
+    /// How the operator named the host (for messages).
+    pub(super) label: String,
+    /// What to connect to: HostName, or the name itself.
+    pub(super) address: String,
+    pub(super) port: u16,
+    pub(super) user: String,
+    pub(super) identities: Vec<Identity>,
+    /// Offer only `identities`, not every key of the agent.
+    pub(super) identities_only: bool,
+    pub(super) known_hosts: Arc<KnownHosts>,
+    pub(super) strict: StrictHostKeyChecking,
+    pub(super) connect_timeout: Duration,
+    pub(super) config: Arc<client::Config>,
+    /// Bastions, first to last.
+    pub(super) jumps: Vec<Arc<Target>>,
+}
+
+/// Builds targets, loading each key file, known_hosts set and russh
+/// configuration once, however many hosts share it.
+pub(super) struct Resolver<'a> {
+    command_line: &'a SshOptions,
+    config: Option<&'a ConfigFile>,
+    secrets: &'a Secrets,
+    /// Every key file tried so far; `None` for one that could not be used.
+    identities: HashMap<PathBuf, Option<Identity>>,
+    defaults: Option<Vec<Identity>>,
+    known_hosts: HashMap<(Vec<PathBuf>, Vec<PathBuf>), Arc<KnownHosts>>,
+    russh_configs: HashMap<String, Arc<client::Config>>,
+}
+
+impl<'a> Resolver<'a> {
+    pub(super) fn new(
+        command_line: &'a SshOptions,
+        config: Option<&'a ConfigFile>,
+        secrets: &'a Secrets,
+    ) -> Result<Self, SetupError> {
+        let mut resolver = Resolver {
+            command_line,
+            config,
+            secrets,
+            identities: HashMap::new(),
+            defaults: None,
+            known_hosts: HashMap::new(),
+            russh_configs: HashMap::new(),
+        };
+        // Keys named on the command line must load; ssh_config's may be absent.
+        for path in &command_line.identity_files {
+            let identity = load_identity(path, secrets)?;
+            resolver.identities.insert(path.clone(), Some(identity));
+        }
+        Ok(resolver)
+    }
+
+    pub(super) fn resolve(&mut self, host: &Host, own: &SshOptions) -> Result<Target, SetupError> {
+        for path in &own.identity_files {
+            if !matches!(self.identities.get(path), Some(Some(_))) {
+                let identity = load_identity(path, self.secrets)?;
+                self.identities.insert(path.clone(), Some(identity));
+            }
+        }
+        let mut options = SshOptions {
+            user: host.user.clone(),
+            port: host.port,
+            ..SshOptions::default()
+        };
+        options.fill_from(own.clone());
+        options.fill_from(self.command_line.clone());
+        if let Some(config) = self.config {
+            options.fill_from(config.options_for(&host.name)?);
+        }
+        let jumps = self.jumps(options.proxy_jump.as_deref().unwrap_or_default())?;
+        self.target(host.label(), &host.name, options, jumps)
+    }
+
+    /// Resolves each bastion of a ProxyJump list like a host (ssh_config
+    /// applies to it too), except that its own ProxyJump is not followed:
+    /// the list already names the whole chain.
+    fn jumps(&mut self, specs: &[String]) -> Result<Vec<Arc<Target>>, SetupError> {
+        let mut jumps = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let bad = |message: String| SetupError::Jump {
+                jump: spec.clone(),
+                message,
+            };
+            let host = Endpoint::parse(spec)
+                .and_then(|endpoint| endpoint.host())
+                .map_err(bad)?;
+            let mut options = SshOptions {
+                user: host.user.clone(),
+                port: host.port,
+                ..SshOptions::default()
+            };
+            let mut inherited = self.command_line.clone();
+            inherited.host_name = None;
+            options.fill_from(inherited);
+            if let Some(config) = self.config {
+                options.fill_from(config.options_for(&host.name)?);
+            }
+            jumps.push(Arc::new(self.target(
+                host.label(),
+                &host.name,
+                options,
+                Vec::new(),
+            )?));
+        }
+        Ok(jumps)
+    }
+
+    fn target(
+        &mut self,
+        label: String,
+        name: &str,
+        options: SshOptions,
+        jumps: Vec<Arc<Target>>,
+    ) -> Result<Target, SetupError> {
+        let address = options
+            .host_name
+            .clone()
+            .unwrap_or_else(|| name.to_string());
+        let port = options.port.unwrap_or(DEFAULT_PORT);
+        let known_hosts = self.known_hosts_for(&options);
+        let config = self.russh_config(&options, &known_hosts.known_algorithms(&address, port));
+        Ok(Target {
+            label,
+            port,
+            user: options.user.clone().unwrap_or_else(local_user_name),
+            identities: self.identities_for(&options)?,
+            identities_only: options.identities_only.unwrap_or(false),
+            known_hosts,
+            strict: options
+                .strict_host_key_checking
+                .unwrap_or(StrictHostKeyChecking::Yes),
+            connect_timeout: options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            config,
+            jumps,
+            address,
+        })
+    }
+
+    /// The named key files that can be used, or OpenSSH's default ones when
+    /// none is named. A broken file from ssh_config is warned about once.
+    fn identities_for(&mut self, options: &SshOptions) -> Result<Vec<Identity>, SetupError> {
+        if options.identity_files.is_empty() {
+            if self.defaults.is_none() {
+                self.defaults = Some(load_default_identities());
+            }
+            return Ok(self.defaults.clone().unwrap_or_default());
+        }
+        let mut identities = Vec::new();
+        for path in &options.identity_files {
+            let loaded =
+                self.identities.entry(path.clone()).or_insert_with(|| {
+                    match load_identity(path, self.secrets) {
+                        Ok(identity) => Some(identity),
+                        Err(error) => {
+                            tracing::warn!("skipping a key named in ssh_config: {error}");
+                            None
+                        }
+                    }
+                });
+            identities.extend(loaded.clone());
+        }
+        Ok(identities)
+    }
+
+    fn known_hosts_for(&mut self, options: &SshOptions) -> Arc<KnownHosts> {
+        let user_files = options.user_known_hosts_files.clone().unwrap_or_else(|| {
+            vec![
+                expand_tilde("~/.ssh/known_hosts"),
+                expand_tilde("~/.ssh/known_hosts2"),
+            ]
+        });
+        let global_files = options.global_known_hosts_files.clone().unwrap_or_else(|| {
+            vec![
+                "/etc/ssh/ssh_known_hosts".into(),
+                "/etc/ssh/ssh_known_hosts2".into(),
+            ]
+        });
+        let key = (user_files, global_files);
+        let loaded =
+            self.known_hosts
+                .entry(key)
+                .or_insert_with_key(|(user_files, global_files)| {
+                    let all: Vec<PathBuf> =
+                        user_files.iter().chain(global_files).cloned().collect();
+                    Arc::new(KnownHosts::load(&all, user_files.first().cloned()))
+                });
+        Arc::clone(loaded)
+    }
+
+    /// Keepalives as configured, and the server asked first for a host-key
+    /// type known_hosts already has for it, as OpenSSH does; otherwise a host
+    /// with only an ECDSA entry would offer ed25519 and be refused as unknown.
+    fn russh_config(&mut self, options: &SshOptions, known: &[Algorithm]) -> Arc<client::Config> {
+        let interval = options
+            .server_alive_interval
+            .unwrap_or(DEFAULT_ALIVE_INTERVAL);
+        let keepalive_interval = (!interval.is_zero()).then_some(interval);
+        let keepalive_max = options
+            .server_alive_count_max
+            .unwrap_or(DEFAULT_ALIVE_COUNT_MAX);
+        let default = Preferred::DEFAULT.key;
+        let (mut preferred, rest): (Vec<Algorithm>, Vec<Algorithm>) = default
+            .iter()
+            .cloned()
+            .partition(|a| known.iter().any(|k| same_family(a, k)));
+        preferred.extend(rest);
+        let key = format!("{keepalive_interval:?} {keepalive_max} {preferred:?}");
+        let config = self.russh_configs.entry(key).or_insert_with(|| {
+            Arc::new(client::Config {
+                channel_buffer_size: CHANNEL_BUFFER_PACKETS,
+                keepalive_interval,
+                keepalive_max,
+                preferred: Preferred {
+                    key: Cow::Owned(preferred),
+                    ..Preferred::DEFAULT
+                },
+                ..Default::default()
+            })
+        });
+        Arc::clone(config)
+    }
+}
+
+fn same_family(a: &Algorithm, b: &Algorithm) -> bool {
+    matches!((a, b), (Algorithm::Rsa { .. }, Algorithm::Rsa { .. })) || a == b
+}
+
+/// The local login name, the default remote user as for ssh.
+fn local_user_name() -> String {
+    if let Some(name) = std::env::var_os("USER").or_else(|| std::env::var_os("LOGNAME")) {
+        return name.to_string_lossy().into_owned();
+    }
+    // SAFETY: getpwuid returns a pointer into static storage or null; we copy
+    // the name out immediately and never keep the pointer.
+    unsafe {
+        let uid = libc::getuid();
+        let entry = libc::getpwuid(uid);
+        if entry.is_null() {
+            return uid.to_string();
+        }
+        std::ffi::CStr::from_ptr((*entry).pw_name)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
