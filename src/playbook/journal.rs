@@ -320,6 +320,11 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// Where the run is journaled, if it is.
+    pub fn journal_path(&self) -> Option<PathBuf> {
+        self.journal.as_ref().map(|j| j.path().to_path_buf())
+    }
+
     pub async fn record(&self, entry: Entry) {
         let Some(journal) = &self.journal else {
             return;

@@ -46,12 +46,7 @@ impl Rollout {
         self.emit_plan(max_fail, &earlier);
         let mut report = PlayReport {
             earlier,
-            journal: self
-                .ctx
-                .recorder
-                .journal
-                .as_ref()
-                .map(|j| j.path().to_path_buf()),
+            journal: self.ctx.recorder.journal_path(),
             ..PlayReport::default()
         };
         let hosts = self.preflight(&mut report).await;
@@ -90,12 +85,7 @@ impl Rollout {
             mode: playbook.mode,
             max_fail,
             earlier: earlier.clone(),
-            journal: self
-                .ctx
-                .recorder
-                .journal
-                .as_ref()
-                .map(|j| j.path().to_path_buf()),
+            journal: self.ctx.recorder.journal_path(),
         });
     }
 

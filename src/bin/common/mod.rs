@@ -94,18 +94,28 @@ pub fn say(line: &str) {
 /// the run has not begun (files read, the operator prompted).
 pub fn stop_on_signals() -> Stop {
     let stop = Stop::new();
-    let trigger = stop.clone();
+    escalate(vec![(
+        stop.clone(),
+        "stopping the commands on the hosts (once more to quit at once)",
+    )]);
+    stop
+}
+
+/// Each stop signal requests the next of `stages`, telling the operator
+/// its words; one signal more than there are stages exits at once. A
+/// signal before the run has begun (the first stage not engaged yet)
+/// exits at once too: there is nothing to stop gracefully.
+pub fn escalate(stages: Vec<(Stop, &'static str)>) {
     let mut signals = StopSignals::new();
     tokio::spawn(async move {
-        let first = signals.next().await;
-        if !trigger.is_engaged() {
-            exit_now(first);
+        let engaged = stages.first().map(|(stop, _)| stop.clone());
+        for (stop, words) in stages {
+            let signal = signals.next().await;
+            if engaged.as_ref().is_some_and(|first| !first.is_engaged()) {
+                exit_now(signal);
+            }
+            stop.request(format!("{}: {words}", signal_name(signal)));
         }
-        trigger.request(format!(
-            "{}: stopping the commands on the hosts (once more to quit at once)",
-            signal_name(first)
-        ));
         exit_now(signals.next().await);
     });
-    stop
 }
