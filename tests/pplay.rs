@@ -837,3 +837,46 @@ fn a_host_back_with_another_key_fails_at_once_and_a_resume_never_mixes_inputs() 
         resumed.stderr
     );
 }
+
+#[test]
+fn a_reboot_journaled_as_sent_that_never_reached_the_host_is_sent_on_resume() {
+    let rollout = Rollout::start(2, &[]);
+    // The reboot command takes a while to reboot, so pplay can die after
+    // journaling it and before the host goes down; the command dies with
+    // the connection, and the host never reboots.
+    rollout.rewrite_playbook(
+        "    reboot:\n      down_timeout: 10s",
+        "    reboot:\n      command: sleep 3; reboot\n      down_timeout: 10s",
+    );
+    let booted = rollout.boot_id(0);
+    let mut command = rollout.rollout_command(&[]);
+    command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut first = command.spawn().unwrap();
+    wait_until(
+        Duration::from_secs(120),
+        "the canary's reboot is sent",
+        || {
+            rollout
+                .entries()
+                .iter()
+                .any(|e| e["event"] == "reboot_issued")
+        },
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(rollout.boot_id(0), booted, "the reboot went through");
+    let result = resume(&rollout.journal(), &[]);
+    result.expect_code(0);
+    let stdout = result.stdout_text();
+    assert!(
+        stdout.contains("it never reached the host; sent now"),
+        "{stdout}"
+    );
+    assert_ne!(rollout.boot_id(0), booted);
+    for index in 0..2 {
+        assert!(rollout.loaded(index).contains(&rollout.new_sha));
+    }
+}

@@ -262,10 +262,12 @@ impl Rollout {
 async fn run_host(mut pending: PendingHost, start_at: usize) -> (HostRun, HostEnd) {
     let run = &mut pending.run;
     let resumed = pending.progress.started_tasks;
-    // A host in the middle of a reboot may be down; the reboot gathers its
-    // facts once the host is back.
-    if resumed && pending.progress.reboot.is_none() {
-        if let Err(error) = run.gather_facts().await {
+    // A host in the middle of a reboot may be down: its facts are wanted
+    // (on_failure may need them) but not required; the reboot gathers
+    // them again once the host is back.
+    if resumed {
+        let facts = run.gather_facts().await;
+        if let (Err(error), None) = (facts, &pending.progress.reboot) {
             return (pending.run, HostEnd::Failed(format!("facts: {error}")));
         }
     }

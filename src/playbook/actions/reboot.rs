@@ -47,6 +47,13 @@ pub async fn reboot(
     let old = match mark {
         Some(mark) if mark.sent => {
             report.push("resumed after the reboot was sent".to_string());
+            if !reboot_under_way(step.remote, &mark.boot_id, spec.down_timeout.0).await {
+                // The journal says sent, the host says not: fleet was killed
+                // between the two. The boot_id proves it never rebooted.
+                report.push("it never reached the host; sent now".to_string());
+                let down = send(&mut step, spec, &mark.boot_id, &at).await?;
+                report.push(format!("down {:.1}s", down.as_secs_f64()));
+            }
             mark.boot_id
         }
         mark => {
@@ -141,6 +148,19 @@ async fn go_down(step: &mut Step<'_>, spec: &RebootSpec) -> Result<(), TaskError
     }
     remote.disconnect().await;
     Ok(())
+}
+
+/// After a resume, whether a reboot journaled as sent is happening or has
+/// happened: the host is unreachable, answers with another boot_id, or
+/// goes away within `down_timeout`. A host still up on the `old` boot
+/// after that never got the reboot.
+async fn reboot_under_way(remote: &mut Remote, old: &str, down_timeout: Duration) -> bool {
+    match remote.boot_id().await {
+        Ok(booted) if booted == old => tokio::time::timeout(down_timeout, remote.closed())
+            .await
+            .is_ok(),
+        _ => true,
+    }
 }
 
 /// Reconnects with capped backoff until the host answers with a boot_id
