@@ -43,7 +43,7 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
         true => match read_stdin().await {
             Ok(input) => vec![StdinPiece::Bytes(input)],
             Err(error) => {
-                eprintln!("prun: cannot read standard input: {error}");
+                super::process::notice("prun", &format!("cannot read standard input: {error}"));
                 return exit::OTHER;
             }
         },
