@@ -198,17 +198,24 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
 }
 
+/// Hosts for the unit tests of every module.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod fixtures {
+    use super::Host;
 
-    fn host(name: &str, port: Option<u16>, user: Option<&str>) -> Host {
+    pub fn host(name: &str, port: Option<u16>, user: Option<&str>) -> Host {
         Host {
             name: name.into(),
             port,
             user: user.map(Into::into),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::host;
+    use super::*;
 
     #[test]
     fn ipv6_forms() {

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use support::{run, tool, wait_until, Lab, TestFleet};
+use support::{mkfifo, run, tool, wait_until, Lab, TestFleet};
 
 /// A number no other test (or earlier run) uses, for process markers.
 fn unique() -> u32 {
@@ -74,8 +74,7 @@ fn term_and_hup_stop_every_remote_command_like_ctrl_c() {
     }
     // pslurp of a FIFO: `cat` blocks on every host until it is killed.
     let fifo = fleet.dir().join(format!("fifo-{}", unique()));
-    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(made.success());
+    mkfifo(&fifo);
     let local = fleet.dir().join("pulled");
     let mut pslurp = fleet.tool("pslurp");
     pslurp
@@ -293,11 +292,7 @@ fn held_output_and_pushed_files_stay_in_bounded_memory() {
         result.stderr
     );
     let fifo = fleet.dir().join("fifo");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    mkfifo(&fifo);
     let mut reading_fifo = pcp(&fifo)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -576,11 +571,7 @@ fn kill_9_once_it_writes(mut command: Command, dir: &Path) {
 fn devices_fifos_and_huge_files_are_refused_as_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    mkfifo(&fifo);
     let fifo = fifo.to_string_lossy().into_owned();
     let cases: [&[&str]; 4] = [
         &["-F", "/dev/zero", "-H", "127.0.0.1:1", "true"],

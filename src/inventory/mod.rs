@@ -212,14 +212,7 @@ pub fn parse_host_spec(spec: &str) -> Result<Vec<Host>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn host(name: &str, port: Option<u16>, user: Option<&str>) -> Host {
-        Host {
-            name: name.into(),
-            port,
-            user: user.map(Into::into),
-        }
-    }
+    use crate::model::fixtures::host;
 
     #[test]
     fn pssh_forms() {

@@ -80,32 +80,13 @@ mod tests {
 
     use super::*;
     use crate::engine::Outcome;
-    use crate::model::Host;
+    use crate::model::fixtures::host;
+    use crate::output::host_refs;
 
     #[test]
     fn whole_lines_only_and_partial_flushed_at_end() {
-        let hosts = [
-            Host {
-                name: "a".into(),
-                port: None,
-                user: None,
-            },
-            Host {
-                name: "b".into(),
-                port: None,
-                user: None,
-            },
-        ];
-        let (a, b) = (
-            HostRef {
-                index: 0,
-                host: &hosts[0],
-            },
-            HostRef {
-                index: 1,
-                host: &hosts[1],
-            },
-        );
+        let hosts = [host("a", None, None), host("b", None, None)];
+        let [a, b] = host_refs(&hosts);
         let mut printer = LinePrinter::new(Vec::new(), Vec::new());
         printer.output(a, Stream::Stdout, b"one\ntw").unwrap();
         printer.output(b, Stream::Stdout, b"x\xff\n").unwrap();

@@ -81,6 +81,15 @@ pub struct HostRef<'a> {
     pub host: &'a Host,
 }
 
+/// Two hosts as printers see them, for the printers' unit tests.
+#[cfg(test)]
+pub(crate) fn host_refs(hosts: &[Host; 2]) -> [HostRef<'_>; 2] {
+    [0, 1].map(|index| HostRef {
+        index,
+        host: &hosts[index],
+    })
+}
+
 /// A consumer of a run's events, called from the output thread only.
 pub trait Reporter {
     /// The engine started on a host.

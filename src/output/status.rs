@@ -129,7 +129,8 @@ mod tests {
 
     use super::*;
     use crate::engine::Outcome;
-    use crate::model::Host;
+    use crate::model::fixtures::host;
+    use crate::output::host_refs;
 
     fn result(outcome: Outcome) -> HostResult {
         HostResult {
@@ -153,29 +154,9 @@ mod tests {
 
     #[test]
     fn pssh_lines_with_inline_output() {
-        let hosts = [
-            Host {
-                name: "web1".into(),
-                port: None,
-                user: None,
-            },
-            Host {
-                name: "web2".into(),
-                port: Some(2222),
-                user: None,
-            },
-        ];
+        let hosts = [host("web1", None, None), host("web2", Some(2222), None)];
         let mut printer = StatusPrinter::new(Vec::new(), false, Inline::StdoutAndStderr, 6);
-        let (a, b) = (
-            HostRef {
-                index: 0,
-                host: &hosts[0],
-            },
-            HostRef {
-                index: 1,
-                host: &hosts[1],
-            },
-        );
+        let [a, b] = host_refs(&hosts);
         printer.output(b, Stream::Stdout, b"out\nmore\n").unwrap();
         printer.output(b, Stream::Stderr, b"err\n").unwrap();
         printer.finished(b, &result(Outcome::Exited(3))).unwrap();

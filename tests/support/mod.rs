@@ -337,6 +337,19 @@ impl Run {
     }
 }
 
+/// Assert that `text` holds every one of `needles`, showing it when not.
+pub fn assert_contains_all(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "no `{needle}` in:\n{text}");
+    }
+}
+
+/// Makes a FIFO at `path`, for the tests that feed one where a file belongs.
+pub fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
 /// Runs `command` to completion and measures its own peak RSS with wait4.
 #[allow(clippy::zombie_processes)] // reaped by wait4, which std's wait cannot replace here
 pub fn run(mut command: Command) -> Run {
