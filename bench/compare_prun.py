@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""prun against parallel-ssh, pdsh (-R ssh) and clush, in the same run.
+"""prun against parallel-ssh, pdsh (-R ssh), clush and bssh, in the same run.
 
 Brings up N real sshd hosts with bench/testfleet.sh (logins as an ordinary
 user with a plain /bin/sh), runs `true` on all of them with each tool at
@@ -68,6 +68,26 @@ def fleet_up(directory, hosts, port):
         addresses = [line.split(":")[0] for line in f if line.strip()]
     with open(f"{directory}/addrs", "w") as f:
         f.write("\n".join(addresses) + "\n")
+    bssh_setup(directory)
+
+
+def bssh_setup(directory):
+    """bssh 2.2 takes no -l for a host list, no hosts file (`-H ^FILE` is
+    refused) and reads only ~/.ssh/known_hosts: it gets user@host entries and
+    a HOME of its own holding the fleet's keys."""
+    with open(f"{directory}/hosts") as f, open(f"{directory}/bssh-hosts", "w") as out:
+        out.writelines(f"{USER}@{line}" for line in f if line.strip())
+    os.makedirs(f"{directory}/bssh-home/.ssh", exist_ok=True)
+    shutil.copy(f"{directory}/known_hosts", f"{directory}/bssh-home/.ssh/known_hosts")
+
+
+def bssh_command(directory, par, *args):
+    """bssh over the whole fleet, checking host keys, as the others do."""
+    with open(f"{directory}/bssh-hosts") as f:
+        hosts = ",".join(line.strip() for line in f)
+    return (["bssh", "-H", hosts, "-i", f"{directory}/id_ed25519",
+             "--parallel", par, "--strict-host-key-checking", "yes", *args],
+            {"HOME": f"{directory}/bssh-home", "NO_COLOR": "1"})
 
 
 def sshd_pids(directory):
@@ -94,6 +114,7 @@ def commands(directory, hosts, port):
                  {"PDSH_SSH_ARGS": f"-a -x -l%u -p {port} {ssh_opts} %h"}),
         "clush": (["clush", "-f", par, "-l", USER, "-o", f"-p {port} {ssh_opts}",
                    "--hostfile", f"{directory}/addrs", "true"], {}),
+        "bssh": bssh_command(directory, par, "true"),
     }
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""pcp and pslurp against Debian's parallel-scp and parallel-slurp, same run.
+"""pcp and pslurp against Debian's parallel-scp and parallel-slurp and bssh's
+SFTP upload and download, in the same run.
 
 Pushes a 100 KB and a 100 MB file to N real sshd hosts (bench/testfleet.sh,
 logging in as an ordinary user) and pulls it back, at parallelism N, each
@@ -21,7 +22,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_prun import HERE, ROOT, USER, Group, fleet_up, measure, prepare, sshd_pids  # noqa: E402
+from compare_prun import HERE, ROOT, USER, Group, bssh_command, fleet_up, measure, prepare, sshd_pids  # noqa: E402
 
 SIZES = [("100 KB", 100_000), ("100 MB", 100_000_000)]
 
@@ -33,22 +34,28 @@ def commands(directory, hosts, local, remote_dir, pulls):
             "--identity", f"{directory}/id_ed25519", "-O", f"UserKnownHostsFile={directory}/known_hosts"]
     bin_dir = os.path.join(ROOT, "target/release")
     name = os.path.basename(local)
+    bssh_upload, bssh_env = bssh_command(directory, str(hosts), "upload", local, remote_dir + "/bssh/")
+    bssh_download, _ = bssh_command(directory, str(hosts), "download", f"{remote_dir}/{name}", f"{pulls}/bssh/")
     return {
-        "limit (prun -I cat>/dev/null)": ([f"{bin_dir}/prun", *ours, "-I", "cat > /dev/null"], local),
-        "pcp": ([f"{bin_dir}/pcp", *ours, "--max-transfers", str(hosts), local, remote_dir + "/"], None),
+        "limit (prun -I cat>/dev/null)": ([f"{bin_dir}/prun", *ours, "-I", "cat > /dev/null"], local, {}),
+        "pcp": ([f"{bin_dir}/pcp", *ours, "--max-transfers", str(hosts), local, remote_dir + "/"], None, {}),
         "parallel-scp": (["parallel-scp", "-h", f"{directory}/hosts", "-p", str(hosts), "-t", "0", "-l", USER,
-                          "-x", ssh, local, remote_dir + "/"], None),
-        "pslurp": ([f"{bin_dir}/pslurp", *ours, "-L", f"{pulls}/ours", f"{remote_dir}/{name}", name], None),
+                          "-x", ssh, local, remote_dir + "/"], None, {}),
+        # bssh (SFTP): every host writes the same path on this one machine,
+        # so it gets a directory of its own beside pcp's.
+        "bssh upload": (bssh_upload, None, bssh_env),
+        "pslurp": ([f"{bin_dir}/pslurp", *ours, "-L", f"{pulls}/ours", f"{remote_dir}/{name}", name], None, {}),
         "parallel-slurp": (["parallel-slurp", "-h", f"{directory}/hosts", "-p", str(hosts), "-t", "0", "-l", USER,
-                            "-x", ssh, "-L", f"{pulls}/theirs", f"{remote_dir}/{name}", name], None),
+                            "-x", ssh, "-L", f"{pulls}/theirs", f"{remote_dir}/{name}", name], None, {}),
+        "bssh download": (bssh_download, None, bssh_env),
     }
 
 
-def run_tool(argv, stdin_path, group, sshd_group):
+def run_tool(argv, stdin_path, env, group, sshd_group):
     if stdin_path is None:
-        return measure(argv, {}, group, sshd_group)
+        return measure(argv, env, group, sshd_group)
     with open(stdin_path, "rb") as stdin:
-        return measure(argv, {}, group, sshd_group, stdin=stdin)
+        return measure(argv, env, group, sshd_group, stdin=stdin)
 
 
 def bench(hosts, runs, only_tools, only_sizes):
@@ -76,11 +83,11 @@ def bench(hosts, runs, only_tools, only_sizes):
             tools = {name: command for name, command in commands(directory, hosts, local, remote_dir, pulls).items()
                      if not only_tools or name.split()[0] in only_tools}
             for _ in range(runs):
-                for tool, (argv, stdin_path) in tools.items():
-                    group = Group("fleetbench-" + tool.split()[0])
-                    results.setdefault((label, tool), []).append(run_tool(argv, stdin_path, group, sshd_group))
-                shutil.rmtree(pulls + "/ours", ignore_errors=True)
-                shutil.rmtree(pulls + "/theirs", ignore_errors=True)
+                for tool, (argv, stdin_path, env) in tools.items():
+                    group = Group("fleetbench-" + tool.replace(" ", "-"))
+                    results.setdefault((label, tool), []).append(run_tool(argv, stdin_path, env, group, sshd_group))
+                for pulled in ("ours", "theirs", "bssh"):
+                    shutil.rmtree(f"{pulls}/{pulled}", ignore_errors=True)
     finally:
         subprocess.run([f"{HERE}/testfleet.sh", "down", directory], check=False)
         subprocess.run(["umount", remote_dir], check=False)
@@ -96,7 +103,8 @@ def report(hosts, medians, runs):
         print(f"| {label} | {tool} | {m['wall']:.2f} | {m['cpu']:.2f} | {m['rss']:.1f} | {m['sshd']:.2f} |")
     print("\n| size | ratio | value |")
     print("|---|---|---|")
-    ratios = [("parallel-scp", "pcp"), ("pcp", "limit (prun -I cat>/dev/null)"), ("parallel-slurp", "pslurp")]
+    ratios = [("parallel-scp", "pcp"), ("bssh upload", "pcp"), ("pcp", "limit (prun -I cat>/dev/null)"),
+              ("parallel-slurp", "pslurp"), ("bssh download", "pslurp")]
     for label, _ in SIZES:
         for numerator, denominator in ratios:
             if (label, numerator) in medians and (label, denominator) in medians:
@@ -108,7 +116,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--tools", nargs="+", default=[], help="only these (limit pcp parallel-scp pslurp parallel-slurp)")
+    parser.add_argument("--tools", nargs="+", default=[], help="only these (limit pcp parallel-scp pslurp parallel-slurp bssh)")
     parser.add_argument("--sizes", nargs="+", default=[], choices=[label for label, _ in SIZES])
     args = parser.parse_args()
     prepare("compare_transfers")

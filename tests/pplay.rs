@@ -234,6 +234,103 @@ fn twenty_hosts_roll_out_the_new_module_never_more_than_serial_down() {
 }
 
 #[test]
+fn a_second_rollout_on_an_updated_fleet_reboots_nothing() {
+    let rollout = Rollout::start(4, &[]);
+    rollout.roll().expect_code(0);
+    let before = rollout.boot_ids();
+    let mut again = rollout.pplay();
+    again
+        .arg("--json")
+        .arg("--journal")
+        .arg(rollout.work.path().join("again.journal"))
+        .arg(&rollout.playbook);
+    let result = run(again);
+    result.expect_code(0);
+    assert_eq!(rollout.boot_ids(), before, "a host rebooted again");
+    let events: Vec<serde_json::Value> = result
+        .stdout_text()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let tasks: Vec<&serde_json::Value> = events.iter().filter(|e| e["type"] == "task").collect();
+    assert!(!tasks.is_empty());
+    for task in &tasks {
+        assert!(
+            task["status"] == "ok" || task["status"] == "skipped",
+            "{task}"
+        );
+    }
+    let reboots = tasks.iter().filter(|t| t["task"] == "reboot");
+    assert!(reboots.clone().count() == 4 && reboots.clone().all(|t| t["status"] == "skipped"));
+}
+
+#[test]
+fn when_and_changed_when_decide_what_runs_and_what_changed() {
+    let lab = Lab::start(1, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let play = r#"hosts: all
+tasks:
+  - name: only reads
+    run: "true"
+    changed_when: false
+  - name: exit 3 is a change
+    run: exit 3
+    changed_when: 3
+  - name: said updated
+    run: echo updated 2 files
+    changed_when: "updated *"
+  - name: after a change
+    when: "changed: exit 3 is a change and not changed: only reads"
+    run: touch /tmp/after-change
+  - name: wrong kernel
+    when: "{{ host.kernel }} == 0.0-none or {{ host.name }} != {{ host.name }}"
+    run: touch /tmp/wrong-kernel
+"#;
+    let command = small_play(&lab, work.path(), play, "when.journal", &["--json"]);
+    let result = run(command);
+    result.expect_code(0);
+    let statuses: BTreeMap<String, String> = result
+        .stdout_text()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|e| e["type"] == "task")
+        .map(|e| {
+            (
+                e["task"].as_str().unwrap().into(),
+                e["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("only reads", "ok"),
+        ("exit 3 is a change", "changed"),
+        ("said updated", "changed"),
+        ("after a change", "changed"),
+        ("wrong kernel", "skipped"),
+    ];
+    for (task, status) in expected {
+        assert_eq!(statuses[task], status, "{task}: {statuses:?}");
+    }
+    assert_eq!(
+        lab.output_of(
+            0,
+            "ls /tmp/after-change /tmp/wrong-kernel 2>/dev/null; true"
+        ),
+        "/tmp/after-change\n"
+    );
+    // A condition naming no earlier task is refused before any host.
+    let bad = "hosts: all\ntasks:\n  - run: \"true\"\n    when: \"changed: later\"\n  - name: later\n    run: \"true\"\n";
+    let refused = run(small_play(&lab, work.path(), bad, "bad.journal", &[]));
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("small.yml:3")
+            && refused.stderr.contains("names no task before this one"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
 fn hosts_that_never_return_stop_the_rollout_at_max_fail() {
     let rollout = Rollout::start(
         8,
@@ -426,7 +523,7 @@ fn window_mode_keeps_at_most_serial_hosts_in_flight() {
     assert_eq!(summary["done"].as_array().unwrap().len(), 6);
     let reboots = lines
         .iter()
-        .filter(|l| l["type"] == "task" && l["task"] == "reboot" && l["status"] == "ok")
+        .filter(|l| l["type"] == "task" && l["task"] == "reboot" && l["status"] == "changed")
         .count();
     assert_eq!(reboots, 6);
     assert!(

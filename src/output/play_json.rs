@@ -69,11 +69,12 @@ fn event_json(event: &PlayEvent) -> Option<Value> {
             detail,
         } => {
             let note = match status {
-                TaskStatus::Done(note) | TaskStatus::Skipped(note) | TaskStatus::WouldRun(note) => {
-                    note.as_str()
-                }
+                TaskStatus::Ok(note)
+                | TaskStatus::Changed(note)
+                | TaskStatus::Skipped(note)
+                | TaskStatus::WouldRun(note) => note.as_str(),
                 TaskStatus::Failed => detail.as_str(),
-                _ => "",
+                TaskStatus::Running | TaskStatus::Aborted => "",
             };
             json!({
                 "type": "task", "host": host, "phase": phase, "task": task,

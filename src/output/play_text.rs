@@ -148,10 +148,8 @@ impl<W: Write> PlayText<W> {
     ) -> io::Result<()> {
         let (word, style, note) = match status {
             TaskStatus::Running => return Ok(()),
-            TaskStatus::Ok => ("ok", Style::new().green(), String::new()),
-            TaskStatus::Changed => ("changed", Style::new().yellow(), String::new()),
-            TaskStatus::Done(note) => ("ok", Style::new().green(), note.clone()),
-            TaskStatus::Unchanged => ("unchanged", Style::new().green(), String::new()),
+            TaskStatus::Ok(note) => ("ok", Style::new().green(), note.clone()),
+            TaskStatus::Changed(note) => ("changed", Style::new().yellow(), note.clone()),
             TaskStatus::Skipped(why) => ("skipped", Style::new().cyan(), why.clone()),
             TaskStatus::Failed => ("failed", Style::new().red().bold(), detail.to_string()),
             TaskStatus::Aborted => ("aborted", Style::new().red(), String::new()),

@@ -48,24 +48,38 @@ pub async fn check_plan(
 async fn check_host(host: &mut HostRun, start_at: usize) -> Result<(), TaskError> {
     host.gather_facts().await?;
     let playbook = Arc::clone(&host.ctx.playbook);
+    // Tasks before --start-at-task do not run: what they register is unknown.
+    for task in playbook.tasks.iter().take(start_at) {
+        stand_in_for_register(host, task);
+    }
     let phases = [(Phase::Preflight, 0), (Phase::Tasks, start_at)];
     for (phase, first) in phases {
-        for task in playbook.phase(phase).iter().skip(first) {
+        for (index, task) in playbook.phase(phase).iter().enumerate().skip(first) {
             let clock = Instant::now();
             let (status, detail) = match check_task(host, phase, task).await {
                 Ok(status) => (status, String::new()),
                 Err(TaskError::Aborted) => return Err(TaskError::Aborted),
                 Err(error) => (TaskStatus::Failed, error.to_string()),
             };
-            if let Some(name) = &task.register {
-                host.vars
-                    .entry(name.clone())
-                    .or_insert_with(|| format!("<{name}>"));
+            // What would change counts as changed for later `when`s.
+            if let TaskStatus::WouldRun(_) | TaskStatus::Changed(_) = status {
+                host.changed.insert((phase, index));
             }
+            stand_in_for_register(host, task);
             host.emit_task(phase, task, status, clock.elapsed(), detail);
         }
     }
     Ok(())
+}
+
+/// A task that did not run registers `<NAME>`, so that later tasks can
+/// still say what they would do.
+fn stand_in_for_register(host: &mut HostRun, task: &Task) {
+    if let Some(name) = &task.register {
+        host.vars
+            .entry(name.clone())
+            .or_insert_with(|| format!("<{name}>"));
+    }
 }
 
 /// What a task would do: guards and probes run, everything else is told.
@@ -90,7 +104,7 @@ async fn check_task(
                 timeout,
             };
             match copy::unchanged(step, spec, &ctx.sources).await? {
-                true => return Ok(TaskStatus::Unchanged),
+                true => return Ok(TaskStatus::Ok("unchanged: the same SHA-256".into())),
                 false => format!("install {}", host.expand(&spec.dest)?),
             }
         }

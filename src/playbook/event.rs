@@ -21,19 +21,18 @@ pub trait PlaySink: Send + Sync {
 /// A run's sink for its events, shared by every host.
 pub type Events = Arc<dyn PlaySink>;
 
-/// How one task went on one host.
+/// How one task went on one host. A note says more (counts, reboot phase
+/// durations, why a file was left alone); it may be empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskStatus {
     Running,
-    /// Done; nothing to say (an assertion held, a pause ended).
-    Ok,
-    /// Done, and it changed the host (a command ran, a file was installed).
-    Changed,
-    /// Done, with something to say (counts, reboot phase durations).
-    Done(String),
-    /// The host already was as wanted (`skip_unchanged`).
-    Unchanged,
-    /// A guard (`creates`, `unless`) said the task is not needed.
+    /// Done, and the host is as it was (an assertion held, the file was
+    /// already there, a command that only reads).
+    Ok(String),
+    /// Done, and it changed the host (a command ran, a file was installed,
+    /// the host rebooted).
+    Changed(String),
+    /// A guard (`when`, `creates`, `unless`) said the task is not needed.
     Skipped(String),
     Failed,
     /// Killed by a second Ctrl-C; the task runs again on `--resume`.
@@ -43,13 +42,22 @@ pub enum TaskStatus {
 }
 
 impl TaskStatus {
+    /// Done with nothing to say.
+    pub fn ok() -> TaskStatus {
+        TaskStatus::Ok(String::new())
+    }
+
+    /// Changed with nothing to say.
+    pub fn changed() -> TaskStatus {
+        TaskStatus::Changed(String::new())
+    }
+
     /// The word in the journal and on the status line.
     pub fn journal_name(&self) -> &'static str {
         match self {
             TaskStatus::Running => "running",
-            TaskStatus::Ok | TaskStatus::Done(_) => "ok",
-            TaskStatus::Changed => "changed",
-            TaskStatus::Unchanged => "unchanged",
+            TaskStatus::Ok(_) => "ok",
+            TaskStatus::Changed(_) => "changed",
             TaskStatus::Skipped(_) => "skipped",
             TaskStatus::Failed => "failed",
             TaskStatus::Aborted => "aborted",

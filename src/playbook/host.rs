@@ -3,13 +3,15 @@
 //! and `on_failure` when a task fails. The connection is [`Remote`]'s; what
 //! each action does is in [`super::actions`].
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use super::actions::pause::Asker;
-use super::actions::{self, reboot::At, Step};
+use super::actions::{self, reboot::At, run::RunRules, Step};
+use super::condition::Facts;
 use super::error::TaskError;
 use super::event::{Events, HostEnd, PlayEvent, TaskStatus};
 use super::journal::{now, Entry, RebootMark, Recorder};
@@ -55,6 +57,19 @@ pub struct HostRun {
     /// From a resumed journal: a reboot task cut short, which may have
     /// rebooted the host already.
     pub reboot_mark: Option<RebootMark>,
+    /// The tasks that changed this host in this run (a resumed one
+    /// included), for `when: changed: TASK`.
+    pub changed: HashSet<(Phase, usize)>,
+}
+
+impl Facts for HostRun {
+    fn vars(&self) -> &Vars {
+        &self.vars
+    }
+
+    fn changed(&self, phase: Phase, index: usize) -> bool {
+        self.changed.contains(&(phase, index))
+    }
 }
 
 impl HostRun {
@@ -66,6 +81,7 @@ impl HostRun {
             remote,
             vars,
             reboot_mark: None,
+            changed: HashSet::new(),
         }
     }
 
@@ -148,6 +164,9 @@ impl HostRun {
             Err(TaskError::Aborted) => (TaskStatus::Aborted, String::new()),
             Err(error) => (TaskStatus::Failed, error.to_string()),
         };
+        if let TaskStatus::Changed(_) = status {
+            self.changed.insert((phase, index));
+        }
         if status != TaskStatus::Aborted {
             self.record(Entry::TaskEnd {
                 host: self.label.clone(),
@@ -163,8 +182,13 @@ impl HostRun {
         result.map(|_| ())
     }
 
-    /// `creates` and `unless`: reasons the task needs not run.
+    /// `when`, `creates` and `unless`: reasons the task needs not run.
     pub async fn skip_reason(&mut self, task: &Task) -> Result<Option<String>, TaskError> {
+        if let Some(when) = &task.when {
+            if !when.condition.holds(self)? {
+                return Ok(Some(format!("`{}` is false", when.text)));
+            }
+        }
         let timeout = self.timeout_of(task);
         if let Some(path) = &task.creates {
             let path = self.expand(path)?;
@@ -197,8 +221,12 @@ impl HostRun {
         };
         match &task.action {
             Action::Run(command) => {
-                let (status, stdout) =
-                    actions::run::run(step, command, &task.ok_codes, task.read_only).await?;
+                let rules = RunRules {
+                    ok_codes: &task.ok_codes,
+                    read_only: task.read_only,
+                    changed_when: task.changed_when.as_ref(),
+                };
+                let (status, stdout) = actions::run::run(step, command, rules).await?;
                 if let Some(name) = &task.register {
                     self.register(name, stdout).await;
                 }

@@ -3,7 +3,7 @@
 //! after Ctrl-C, kill -9 or a power cut knows exactly where each host was.
 //! A torn last line (the crash hit mid-write) is ignored.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -354,6 +354,10 @@ pub struct HostProgress {
     /// `on_failure` ran after that failure: a retry starts the tasks over.
     pub rolled_back: bool,
     pub registers: Vars,
+    /// The tasks that changed the host, in any attempt of this run: a retry
+    /// that finds a file already installed still knows it was installed
+    /// (for `when: changed: TASK`).
+    pub changed: HashSet<(Phase, usize)>,
     /// A reboot task that started and did not end: it may have rebooted the host.
     pub reboot: Option<RebootMark>,
 }
@@ -546,6 +550,9 @@ impl HostProgress {
         // of rebooting it again.
         if !(self.reboot_sent_by(phase, task) && status == "failed") {
             self.reboot = None;
+        }
+        if status == "changed" {
+            self.changed.insert((phase, task));
         }
         self.next = Some(match status {
             "failed" if phase == Phase::Tasks => {

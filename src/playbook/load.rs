@@ -10,9 +10,10 @@ use std::time::Duration;
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
+use super::condition::When;
 use super::spec::{Amount, CopySpec, PlaybookFile, TaskSpec};
 use super::vars::{references, valid_name, Vars, FACTS};
-use super::{Action, Playbook, Sources, Task, ACTIONS};
+use super::{Action, Phase, Playbook, Sources, Task, ACTIONS};
 use crate::inventory::yaml::InventoryHost;
 use crate::ssh::transfer::{parse_account, parse_mode, Item};
 use crate::ssh::{parse_pattern, parse_signal};
@@ -50,6 +51,13 @@ impl Playbook {
             Some(vars) => checked_vars(path, vars)?,
             None => Vars::new(),
         };
+        let mut phases = [
+            tasks(path, file.preflight)?,
+            tasks(path, file.tasks)?,
+            tasks(path, file.on_failure)?,
+        ];
+        resolve_conditions(path, &mut phases)?;
+        let [preflight, tasks, on_failure] = phases;
         Ok(Playbook {
             path: path.to_path_buf(),
             name: file.name.unwrap_or_else(|| path.display().to_string()),
@@ -59,9 +67,9 @@ impl Playbook {
             mode: file.mode,
             order: file.order,
             vars,
-            preflight: tasks(path, file.preflight)?,
-            tasks: tasks(path, file.tasks)?,
-            on_failure: tasks(path, file.on_failure)?,
+            preflight,
+            tasks,
+            on_failure,
             sha256,
         })
     }
@@ -213,6 +221,42 @@ fn tasks(path: &Path, specs: Vec<Spanned<TaskSpec>>) -> Result<Vec<Task>, YamlEr
     Ok(tasks)
 }
 
+/// Points every `when: changed: NAME` at its task: an earlier one of the
+/// same phase, or one of an earlier phase (so `on_failure` may ask what
+/// `tasks` changed). `phases` are preflight, tasks and on_failure.
+fn resolve_conditions(path: &Path, phases: &mut [Vec<Task>; 3]) -> Result<(), YamlError> {
+    const ORDER: [Phase; 3] = [Phase::Preflight, Phase::Tasks, Phase::OnFailure];
+    let names: Vec<Vec<String>> = phases
+        .iter()
+        .map(|tasks| tasks.iter().map(|task| task.name.clone()).collect())
+        .collect();
+    for (at, tasks) in phases.iter_mut().enumerate() {
+        for (index, task) in tasks.iter_mut().enumerate() {
+            let find = |name: &str| {
+                (0..=at).rev().find_map(|phase| {
+                    let before = if phase == at {
+                        index
+                    } else {
+                        names[phase].len()
+                    };
+                    let position = names[phase][..before].iter().position(|n| n == name)?;
+                    Some((ORDER[phase], position))
+                })
+            };
+            let (line, column, task_name) = (task.line, task.column, task.name.clone());
+            if let Some(when) = &mut task.when {
+                when.condition.resolve(&find).map_err(|message| YamlError {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                    message: format!("task `{task_name}`: {message}"),
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Turns a task as written into a [`Task`], refusing what serde cannot see.
 fn task(path: &Path, spec: Spanned<TaskSpec>) -> Result<Task, YamlError> {
     let location = spec.referenced;
@@ -231,6 +275,17 @@ fn task(path: &Path, spec: Spanned<TaskSpec>) -> Result<Task, YamlError> {
             "ok_codes: only a `run` task has exit codes, this is `{kind}`"
         )));
     }
+    if spec.changed_when.is_some() && kind != "run" {
+        return Err(error(format!(
+            "changed_when: only a `run` task decides whether it changed the host, this is `{kind}`"
+        )));
+    }
+    let when = spec
+        .when
+        .as_deref()
+        .map(When::parse)
+        .transpose()
+        .map_err(error)?;
     if let Some(code) = spec.ok_codes.iter().flatten().find(|&&code| code > 255) {
         return Err(error(format!(
             "ok_codes: expected exit codes from 0 to 255, found {code}"
@@ -241,6 +296,8 @@ fn task(path: &Path, spec: Spanned<TaskSpec>) -> Result<Task, YamlError> {
         action,
         register: spec.register,
         ok_codes: spec.ok_codes.unwrap_or_else(|| vec![0]),
+        when,
+        changed_when: spec.changed_when,
         creates: spec.creates,
         unless: spec.unless,
         timeout: spec.timeout.map(|t| t.0),

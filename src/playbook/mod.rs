@@ -5,6 +5,7 @@
 
 mod actions;
 mod check;
+mod condition;
 mod error;
 mod event;
 mod host;
@@ -24,13 +25,14 @@ use std::time::Duration;
 
 use crate::ssh::transfer::Item;
 pub use actions::pause::{Ask, Asker};
+use condition::When;
 pub use error::TaskError;
 pub use event::{Earlier, Events, HostEnd, PlayEvent, PlayReport, PlaySink, TaskStatus};
 pub use journal::{now, Entry, HostProgress, Journal, JournalError, RebootMark, Replay};
 pub use play::{connection_options, reopen, Play, PlayError, PlayRequest, Resume, RunLimits};
 use spec::{
-    Amount, AssertSpec, CopySpec, FetchSpec, KillSpec, Mode, Order, PauseSpec, RebootSpec,
-    WaitForSpec,
+    Amount, AssertSpec, ChangedWhen, CopySpec, FetchSpec, KillSpec, Mode, Order, PauseSpec,
+    RebootSpec, WaitForSpec,
 };
 use vars::Vars;
 
@@ -69,6 +71,8 @@ pub struct Task {
     pub action: Action,
     pub register: Option<String>,
     pub ok_codes: Vec<u32>,
+    pub when: Option<When>,
+    pub changed_when: Option<ChangedWhen>,
     pub creates: Option<String>,
     pub unless: Option<String>,
     pub timeout: Option<Duration>,
@@ -101,6 +105,7 @@ impl Task {
             .iter()
             .chain(self.unless.iter())
             .map(String::as_str)
+            .chain(self.when.iter().flat_map(|when| when.condition.templates()))
             .collect();
         match &self.action {
             Action::Run(command) => fields.push(command),

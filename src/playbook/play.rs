@@ -302,6 +302,7 @@ impl Play {
                 None => {}
             }
             run.vars.extend(progress.registers.clone());
+            run.changed.clone_from(&progress.changed);
             pending.push(PendingHost { run, progress });
         }
         (pending, earlier)

@@ -170,6 +170,11 @@ pub struct TaskSpec {
     pub register: Option<String>,
     /// Exit codes of `run` that count as success (default `[0]`).
     pub ok_codes: Option<Vec<u32>>,
+    /// Run the task only when this condition holds (see `condition.rs`).
+    pub when: Option<String>,
+    /// When `run` changed the host: an exit code, an output wildcard, or
+    /// `true`/`false` (default: changed, unless `read_only`).
+    pub changed_when: Option<ChangedWhen>,
     /// Skip the task when this remote path exists.
     pub creates: Option<String>,
     /// Skip the task when this remote command succeeds.
@@ -179,6 +184,47 @@ pub struct TaskSpec {
     /// Changes nothing, so `--check` may run it.
     #[serde(default)]
     pub read_only: bool,
+}
+
+/// `changed_when:` of a `run` task: how its command says it changed the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangedWhen {
+    /// `true`: always; `false`: never (a command that only reads).
+    Always(bool),
+    /// This exit code (accepted, as if in `ok_codes`) means changed; 0 means not.
+    ExitCode(u32),
+    /// A shell-style wildcard (`*`, `?`) some line of stdout matches.
+    Output(String),
+}
+
+impl<'de> Deserialize<'de> for ChangedWhen {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ChangedWhenVisitor;
+        impl Visitor<'_> for ChangedWhenVisitor {
+            type Value = ChangedWhen;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("true, false, an exit code from 1 to 255, or an output pattern")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ChangedWhen, E> {
+                Ok(ChangedWhen::Always(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ChangedWhen, E> {
+                match v {
+                    1..=255 => Ok(ChangedWhen::ExitCode(v as u32)),
+                    _ => Err(E::custom(format!(
+                        "expected an exit code from 1 to 255 (0 is `not changed`), found {v}"
+                    ))),
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ChangedWhen, E> {
+                match v.is_empty() {
+                    true => Err(E::custom("expected an output pattern, found an empty one")),
+                    false => Ok(ChangedWhen::Output(v.to_string())),
+                }
+            }
+        }
+        deserializer.deserialize_any(ChangedWhenVisitor)
+    }
 }
 
 /// `copy:` pcp's semantics for one file.

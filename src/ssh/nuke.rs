@@ -60,6 +60,15 @@ pub fn parse_pattern(text: &str) -> Result<String, String> {
 }
 
 impl Nuke {
+    /// Whether a host's count line (the script's first) says no process
+    /// got the signal: nothing matched, or every match was protected.
+    pub fn signalled_none(count_line: &str) -> bool {
+        let count = count_line
+            .split_once(": ")
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        count_line == "no match" || count == Some("0")
+    }
+
     /// The script run on each host. Its first line of output is the count
     /// (`signalled with KILL: 3 (1 protected)`, `matched 2`, `no match`),
     /// then one line per process, protected ones marked.
@@ -122,6 +131,16 @@ printf '%s' "$lines"
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_lines_that_signalled_nothing() {
+        assert!(Nuke::signalled_none("no match"));
+        assert!(Nuke::signalled_none("signalled with KILL: 0 (1 protected)"));
+        assert!(!Nuke::signalled_none("signalled with KILL: 3"));
+        assert!(!Nuke::signalled_none(
+            "signalled with TERM: 10 (1 protected)"
+        ));
+    }
 
     #[test]
     fn patterns_and_signals() {

@@ -25,7 +25,7 @@ pub async fn assert(step: Step<'_>, spec: &AssertSpec) -> Done {
         (None, None) => (true, String::new()),
     };
     match holds {
-        true => Ok(TaskStatus::Ok),
+        true => Ok(TaskStatus::ok()),
         false => Err(TaskError::Assert {
             got: got.to_string(),
             wanted,

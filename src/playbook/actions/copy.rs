@@ -17,7 +17,7 @@ use crate::ssh::transfer::{
 pub async fn copy(step: Step<'_>, spec: &CopySpec, sources: &Sources) -> Done {
     let (item, dest) = source(&step, spec, sources)?;
     if spec.skip_unchanged && holds(step.remote, step.timeout, &item, &dest).await? {
-        return Ok(TaskStatus::Unchanged);
+        return Ok(TaskStatus::Ok("unchanged: the same SHA-256".into()));
     }
     let options = InstallOptions {
         backup: backup_suffix(spec.backup.as_ref().map(|b| b.0.as_str())),
@@ -31,7 +31,7 @@ pub async fn copy(step: Step<'_>, spec: &CopySpec, sources: &Sources) -> Done {
         .exec(&script, &stdin_of(items), step.timeout)
         .await?;
     captured.accepted(&[0])?;
-    Ok(TaskStatus::Changed)
+    Ok(TaskStatus::changed())
 }
 
 /// For `--check`: whether `skip_unchanged` would find the destination

@@ -59,7 +59,7 @@ pub async fn fetch(step: Step<'_>, spec: &FetchSpec, base: &Path) -> Done {
     })
     .await
     .map_err(|e| failed(e.to_string()))?;
-    outcome.map(|()| TaskStatus::Done(format!("{bytes} bytes to {}", final_path.display())))
+    outcome.map(|()| TaskStatus::Ok(format!("{bytes} bytes to {}", final_path.display())))
 }
 
 /// The async side: chunks to the blocking writer, waiting when it is behind.

@@ -15,5 +15,8 @@ pub async fn kill(step: Step<'_>, spec: &KillSpec) -> Done {
     let captured = step.remote.exec(&nuke.script(), &[], step.timeout).await?;
     captured.accepted(&[0])?;
     let first = captured.stdout.lines().next().unwrap_or_default().trim();
-    Ok(TaskStatus::Done(first.to_string()))
+    Ok(match Nuke::signalled_none(first) {
+        true => TaskStatus::Ok(first.to_string()),
+        false => TaskStatus::Changed(first.to_string()),
+    })
 }

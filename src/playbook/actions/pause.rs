@@ -27,7 +27,7 @@ pub async fn pause(
 ) -> Done {
     if let Some(duration) = spec.duration {
         return tokio::select! {
-            _ = tokio::time::sleep(duration.0) => Ok(TaskStatus::Ok),
+            _ = tokio::time::sleep(duration.0) => Ok(TaskStatus::ok()),
             _ = abort.cancelled() => Err(TaskError::Aborted),
         };
     }
@@ -38,7 +38,7 @@ pub async fn pause(
         .await
         .map_err(|e| TaskError::Local(e.to_string()))?;
     match answer {
-        Some(answer) if answer.trim().eq_ignore_ascii_case("y") => Ok(TaskStatus::Ok),
+        Some(answer) if answer.trim().eq_ignore_ascii_case("y") => Ok(TaskStatus::ok()),
         Some(_) => Err(TaskError::Declined("the operator said no")),
         None => Err(TaskError::Declined(
             "pause needs a terminal to ask on (/dev/tty)",

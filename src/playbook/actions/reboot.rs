@@ -95,7 +95,7 @@ pub async fn reboot(
     report.push(format!("test {:.1}s", clock.elapsed().as_secs_f64()));
     stay_up(step.remote, &facts.boot_id, spec.stable_for.0).await?;
     report.push(format!("stable {:.0}s", spec.stable_for.0.as_secs_f64()));
-    Ok((TaskStatus::Done(report.join(", ")), facts))
+    Ok((TaskStatus::Changed(report.join(", ")), facts))
 }
 
 /// Journals the reboot as sent, sends it and waits for the host to go

@@ -12,7 +12,7 @@ use crate::playbook::spec::WaitForSpec;
 pub async fn wait_for(step: Step<'_>, spec: &WaitForSpec) -> Done {
     let command = step.expand(&spec.command)?;
     let tries = until_success(step.remote, &command, spec.timeout.0, spec.interval.0).await?;
-    Ok(TaskStatus::Done(format!("after {tries} tries")))
+    Ok(TaskStatus::Ok(format!("after {tries} tries")))
 }
 
 /// Retries `command` until it exits 0; returns how many tries it took. A
