@@ -146,7 +146,8 @@ fn check_host_name(name: &str) -> Result<(), String> {
     };
     if name.is_empty() || name.starts_with('-') || !name.chars().all(valid) || !labels_ok {
         return Err(format!(
-            "expected a host name or address (letters, digits, '.', '-', '_'), found `{name}`"
+            "expected a host name or address (letters, digits, '.', '-', '_'), found `{}`",
+            name.escape_debug()
         ));
     }
     Ok(())
@@ -155,7 +156,10 @@ fn check_host_name(name: &str) -> Result<(), String> {
 pub fn check_user(user: &str) -> Result<(), String> {
     let valid = |c: char| c.is_ascii_alphanumeric() || "._-$".contains(c);
     if user.is_empty() || user.starts_with('-') || !user.chars().all(valid) {
-        return Err(format!("expected a user name, found `{user}`"));
+        return Err(format!(
+            "expected a user name, found `{}`",
+            user.escape_debug()
+        ));
     }
     Ok(())
 }

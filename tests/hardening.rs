@@ -134,7 +134,7 @@ fn a_hosts_file_naming_millions_of_hosts_fails_at_once_naming_its_line() {
     let result = run(prun);
     result.expect_code(2);
     let expected = format!(
-        "{}:12: the hosts file expands to more than 1000000 hosts",
+        "{}:2: the hosts file expands to more than 100000 hosts",
         hosts.display()
     );
     assert!(result.stderr.contains(&expected), "{}", result.stderr);
@@ -153,12 +153,12 @@ fn pnuke_refuses_an_empty_pattern_and_spares_pid_1_and_sshd() {
         command.args(["-H", &lab.host(0)]).args(args);
         run(command)
     };
-    for empty in ["", "  "] {
-        let result = pnuke(&["--list", empty]);
+    for everything in ["", "  ", ".", "^", ".*", "sleep|"] {
+        let result = pnuke(&["--list", everything]);
         result.expect_code(2);
         assert!(result.stderr.contains("every process"), "{}", result.stderr);
     }
-    let listed = pnuke(&["-i", "--list", "."]);
+    let listed = pnuke(&["-i", "--list", "^[a-z]"]);
     listed.expect_code(0);
     let stdout = listed.stdout_text();
     assert!(stdout.contains("[protected: pid 1;"), "{stdout}");
@@ -568,13 +568,58 @@ fn kill_9_once_it_writes(mut command: Command, dir: &Path) {
 }
 
 #[test]
+fn a_full_output_disk_sets_torn_files_aside_and_still_reports_every_host() {
+    let fleet = TestFleet::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "fleet-test-small"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount a 64 KiB tmpfs");
+    let mut prun = fleet.prun_all();
+    prun.arg("-o")
+        .arg(&small)
+        .arg("head -c 40000 /dev/zero; echo done");
+    let result = run(prun);
+    let listing = entries(&small);
+    let _ = Command::new("umount").arg(&small).status();
+    result.expect_code(1);
+    assert!(result.stderr.contains(".partial"), "{}", result.stderr);
+    assert!(result.stderr.contains("3 ok"), "{}", result.stderr);
+    assert!(
+        listing.iter().any(|name| name.ends_with(".partial")),
+        "{listing:?}"
+    );
+    assert_eq!(result.stdout_text().matches("[SUCCESS]").count(), 3);
+}
+
+#[test]
 fn devices_fifos_and_huge_files_are_refused_as_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo");
     mkfifo(&fifo);
     let fifo = fifo.to_string_lossy().into_owned();
-    let cases: [&[&str]; 4] = [
+    let known_hosts_fifo = format!("UserKnownHostsFile={fifo}");
+    let cases: [&[&str]; 7] = [
         &["-F", "/dev/zero", "-H", "127.0.0.1:1", "true"],
+        &[
+            "-O",
+            "UserKnownHostsFile=/dev/zero",
+            "-H",
+            "127.0.0.1:1",
+            "true",
+        ],
+        &[
+            "-O",
+            "GlobalKnownHostsFile=/dev/zero",
+            "-H",
+            "127.0.0.1:1",
+            "true",
+        ],
+        &["-O", &known_hosts_fifo, "-H", "127.0.0.1:1", "true"],
         &["--password-file", "/dev/zero", "-H", "127.0.0.1:1", "true"],
         &["-h", &fifo, "true"],
         &["-h", "/dev/zero", "true"],

@@ -331,6 +331,33 @@ tasks:
 }
 
 #[test]
+fn flags_given_with_resume_win_over_the_journals() {
+    let lab = Lab::start(1, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let play = "hosts: all\ntasks:\n  - name: slow\n    run: sleep 3\n";
+    let first = run(small_play(
+        &lab,
+        work.path(),
+        play,
+        "slow.journal",
+        &["-t", "1"],
+    ));
+    first.expect_code(5);
+    assert!(
+        first.stdout_text().contains("timed out after 1s"),
+        "{}",
+        first.stdout_text()
+    );
+    // The journal says -t 1; the resume gives the task time, and prints JSON.
+    let resumed = resume(&work.path().join("slow.journal"), &["-t", "30", "--json"]);
+    resumed.expect_code(0);
+    let stdout = resumed.stdout_text();
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "summary", "{stdout}");
+    assert_eq!(last["done"].as_array().unwrap().len(), 1, "{stdout}");
+}
+
+#[test]
 fn hosts_that_never_return_stop_the_rollout_at_max_fail() {
     let rollout = Rollout::start(
         8,
@@ -701,6 +728,7 @@ fn bad_input_is_refused_before_any_host_is_contacted() {
         ("tasks:\n  - kill: {pattern: x, signal: BANANA}\n", "bad.yml:2:5: kill signal: expected a signal"),
         ("tasks:\n  - {name: a, run: x}\n  - {name: a, run: y}\n", "bad.yml:3:5: a second task named `a`"),
         ("tasks:\n  - fetch: {src: '', dest: out}\n", "bad.yml:2:5: fetch: expected a non-empty `src` and `dest`"),
+        ("tasks:\n  - run: echo /tmp\n    register: where\n  - fetch: {src: /etc/hostname, dest: '{{ where }}'}\n", "bad.yml:4:5: task `fetch /etc/hostname`: fetch dest may use only inventory, playbook and -e variables"),
         ("tasks:\n  - {run: x, ok_codes: [0, 300]}\n", "bad.yml:2:5: ok_codes: expected exit codes from 0 to 255, found 300"),
         ("tasks:\n  - wait_for: {command: x, interval: 0}\n", "bad.yml:2:5: wait_for interval: expected at least 0.1 s"),
     ];

@@ -190,11 +190,20 @@ impl TargetArgs {
         };
         let hosts = selection.load()?;
         if hosts.is_empty() {
-            let why = match self.glob.is_some() {
-                true => "no host matches the -g pattern",
-                false => "no hosts given: use -h HOST_FILE or -H HOST_STRING",
+            let files: Vec<String> = self
+                .host_files
+                .iter()
+                .map(|file| file.display().to_string())
+                .collect();
+            let why = match (self.glob.is_some(), files.is_empty()) {
+                (true, _) => "no host matches the -g pattern".to_string(),
+                (false, true) => "no hosts given: use -h HOST_FILE or -H HOST_STRING".to_string(),
+                (false, false) => format!(
+                    "no hosts in {}: only blank lines and comments",
+                    files.join(", ")
+                ),
             };
-            return Err(UsageError::Invalid(why.into()));
+            return Err(UsageError::Invalid(why));
         }
         Ok(hosts)
     }

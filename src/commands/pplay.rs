@@ -26,6 +26,9 @@ use crate::ssh::Connector;
 #[command(
     name = "pplay",
     version,
+    // A resume parses the journal's flags, then this command line's: the
+    // later of two wins.
+    args_override_self = true,
     disable_help_flag = true,
     override_usage = "pplay [OPTIONS] -i INVENTORY PLAYBOOK\n       pplay --resume JOURNAL"
 )]
@@ -170,7 +173,7 @@ async fn run(
 /// What the flags (or a resumed journal's) ask for, loaded and checked.
 fn prepare(cli: Cli, args: &[OsString]) -> Result<(Play, Cli), UsageError> {
     let (cli, resume, base) = match cli.resume.clone() {
-        Some(journal) => resumed(&journal, cli.skip_failed)?,
+        Some(journal) => resumed(&cli, args, &journal)?,
         None => {
             let base = std::env::current_dir()
                 .map_err(|e| UsageError::Invalid(format!("the current directory: {e}")))?;
@@ -226,18 +229,23 @@ fn setup_error(error: UsageError) -> crate::ssh::SetupError {
     }
 }
 
-/// The journal locked, its flags parsed as they were given, and the
-/// directory the run started in (relative paths are from there).
+/// The journal locked, its flags parsed as they were given followed by the
+/// ones given with `--resume` (which win: `-t 600` gives a slow host more
+/// time, `--json` prints differently), and the directory the run started
+/// in (relative paths are from there).
 fn resumed(
+    given: &Cli,
+    args: &[OsString],
     journal: &Path,
-    skip_failed: bool,
 ) -> Result<(Cli, Option<Resume>, PathBuf), UsageError> {
     let invalid = |e: &dyn std::fmt::Display| UsageError::Invalid(e.to_string());
     let (locked, replay) = reopen(journal).map_err(|e| invalid(&e))?;
-    let mut argv = vec!["pplay".to_string()];
-    argv.extend(replay.argv.iter().cloned());
+    let argv = std::iter::once(OsString::from("pplay"))
+        .chain(replay.argv.iter().map(OsString::from))
+        .chain(flags_beside_resume(args));
     let mut cli = Cli::try_parse_from(argv).map_err(|e| invalid(&e))?;
     cli.journal = Some(std::path::absolute(journal).map_err(|e| invalid(&e))?);
+    let skip_failed = given.skip_failed;
     cli.skip_failed = skip_failed;
     cli.connect.resolve_against(&replay.cwd);
     let base = replay.cwd.clone();
@@ -247,6 +255,23 @@ fn resumed(
         skip_failed,
     };
     Ok((cli, Some(resume), base))
+}
+
+/// This command line without its program name and `--resume JOURNAL`:
+/// the flags that go after the journal's.
+fn flags_beside_resume(args: &[OsString]) -> Vec<OsString> {
+    let mut flags = Vec::new();
+    let mut rest = args.iter().skip(1);
+    while let Some(arg) = rest.next() {
+        match arg.to_str() {
+            Some("--resume") => {
+                rest.next();
+            }
+            Some(text) if text.starts_with("--resume=") || text == "--skip-failed" => {}
+            _ => flags.push(arg.clone()),
+        }
+    }
+    flags
 }
 
 /// How many hosts at once: `-p` for preflight and `--check`, what the

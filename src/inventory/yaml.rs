@@ -121,6 +121,10 @@ fn hosts_file(path: &Path) -> Result<Inventory, YamlError> {
     })
 }
 
+/// How deep `children` may nest: far beyond any real hierarchy, and well
+/// within the stack of the recursion that resolves it.
+const MAX_GROUP_DEPTH: usize = 100;
+
 /// Resolves groups (members, children, depth) before hosts are merged.
 struct Builder<'a> {
     path: &'a Path,
@@ -215,6 +219,11 @@ impl<'a> Builder<'a> {
             let expanded = parse_host_spec(spec)
                 .map_err(|message| error(format!("host `{spec}`: {message}")))?;
             expanded.iter().for_each(|host| members.add(host));
+        }
+        if trail.len() >= MAX_GROUP_DEPTH {
+            return Err(error(format!(
+                "groups nest more than {MAX_GROUP_DEPTH} levels deep here; flatten the hierarchy"
+            )));
         }
         trail.push(position);
         for child in &group.value.children {
@@ -437,6 +446,11 @@ mod tests {
         assert!(error.to_string().contains("child `b`"), "{error}");
         let error = parse("groups:\n- name: a\n  hots: [x]\n").unwrap_err();
         assert!(error.to_string().starts_with("inv.yml:3:"), "{error}");
+        let chain: String = (0..150)
+            .map(|i| format!("- name: g{i}\n  children: [g{}]\n", i + 1))
+            .collect();
+        let error = parse(&format!("groups:\n{chain}- name: g150\n")).unwrap_err();
+        assert!(error.message.contains("more than 100 levels"), "{error}");
         let error = parse("groups:\n- name: a\n  children: [a]\n").unwrap_err();
         assert!(error.to_string().contains("contains itself"), "{error}");
         let error = parse("vars: {port: http}\n").unwrap_err();

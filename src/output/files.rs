@@ -1,6 +1,8 @@
 //! `-o DIR` / `-e DIR`: each host's stdout and stderr streamed byte for byte
 //! into `DIR/<host>`, named as pssh names them, with memory bounded by one
-//! chunk whatever the output size.
+//! chunk whatever the output size. A file that cannot be written whole (a
+//! full disk) is renamed `<host>.partial`, so that no torn file passes for
+//! a complete one, and the run goes on; the end of the run says which.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -18,7 +20,9 @@ pub struct OutputFiles {
     stderr_dir: Option<PathBuf>,
     /// File name of each host, unique within the run.
     names: Vec<String>,
-    open: HashMap<(usize, Stream), File>,
+    open: HashMap<(usize, Stream), (File, PathBuf)>,
+    /// Files that could not be written whole, said when the run ends.
+    failures: Vec<String>,
     /// Held for the run: two runs writing one directory would mix their files.
     _locks: Vec<File>,
 }
@@ -63,6 +67,7 @@ impl OutputFiles {
             stderr_dir,
             names: file_names(hosts),
             open: HashMap::new(),
+            failures: Vec::new(),
             _locks: locks,
         })
     }
@@ -84,22 +89,50 @@ impl Reporter for OutputFiles {
                 let file = File::create(&path).map_err(|e| {
                     io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display()))
                 })?;
-                self.open.insert((host.index, stream), file);
+                self.open.insert((host.index, stream), (file, path));
             }
         }
         Ok(())
     }
 
     fn output(&mut self, host: HostRef<'_>, stream: Stream, data: &[u8]) -> io::Result<()> {
-        match self.open.get_mut(&(host.index, stream)) {
-            Some(file) => file.write_all(data),
-            None => Ok(()),
+        let key = (host.index, stream);
+        let Some((file, _)) = self.open.get_mut(&key) else {
+            return Ok(());
+        };
+        if let Err(error) = file.write_all(data) {
+            if let Some((_, path)) = self.open.remove(&key) {
+                self.failures.push(set_aside(&path, &error));
+            }
         }
+        Ok(())
     }
 
     fn finished(&mut self, host: HostRef<'_>, _result: &HostResult) -> io::Result<()> {
         self.open.remove(&(host.index, Stream::Stdout));
         self.open.remove(&(host.index, Stream::Stderr));
         Ok(())
+    }
+
+    fn run_finished(&mut self) -> io::Result<()> {
+        match self.failures.is_empty() {
+            true => Ok(()),
+            false => Err(io::Error::other(self.failures.join("; "))),
+        }
+    }
+}
+
+/// Renames a file that could not be written whole to `NAME.partial`, and
+/// says so.
+fn set_aside(path: &Path, error: &io::Error) -> String {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    match std::fs::rename(path, &partial) {
+        Ok(()) => format!(
+            "cannot write {}: {error}; what was written is in {}",
+            path.display(),
+            Path::new(&partial).display()
+        ),
+        Err(_) => format!("cannot write {}: {error}; it is incomplete", path.display()),
     }
 }

@@ -186,8 +186,17 @@ impl<R: Reporter> Reporter for Vec<R> {
         self.iter_mut().try_for_each(|r| r.notice(text))
     }
 
+    /// Every reporter finishes (the summary is printed even when an output
+    /// file failed); the first error is returned.
     fn run_finished(&mut self) -> io::Result<()> {
-        self.iter_mut().try_for_each(|r| r.run_finished())
+        let mut first = Ok(());
+        for reporter in self.iter_mut() {
+            let result = reporter.run_finished();
+            if first.is_ok() {
+                first = result;
+            }
+        }
+        first
     }
 }
 

@@ -179,13 +179,25 @@ impl<W: Write> PlayText<W> {
             counted(report.done.len(), earlier.done.len(), "done"),
             counted(report.failed.len(), earlier.failed.len(), "failed"),
         );
+        let unchecked = match report.unchecked.len() {
+            0 => String::new(),
+            count => format!(", {count} not checked"),
+        };
         writeln!(
             self.out,
-            "pplay: {done}, {failed}, {} stopped, {} not started in {:.1}s",
+            "pplay: {done}, {failed}, {} stopped, {} not started{unchecked} in {:.1}s",
             report.stopped.len(),
             report.not_started.len(),
             report.elapsed.as_secs_f64()
         )?;
+        for (why, hosts) in group_by_reason(&report.unchecked) {
+            writeln!(
+                self.out,
+                "pplay: not checked ({}): {why}: {}",
+                hosts.len(),
+                fold(&hosts)
+            )?;
+        }
         let all_failed: Vec<(String, String)> = report
             .failed
             .iter()

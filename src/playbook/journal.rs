@@ -405,9 +405,45 @@ pub struct Replay {
     pub playbook_sha256: String,
     pub inputs: BTreeMap<String, String>,
     pub hosts: HashMap<String, HostProgress>,
+    /// Per phase, the highest task number an entry names, and its line: a
+    /// resume checks it against the playbook.
+    pub last_task: HashMap<Phase, (usize, usize)>,
+    /// The journal, for messages.
+    pub path: PathBuf,
+}
+
+impl Entry {
+    /// The task an entry is about, as (phase, number).
+    fn task(&self) -> Option<(Phase, usize)> {
+        match self {
+            Entry::TaskStart { phase, task, .. }
+            | Entry::TaskEnd { phase, task, .. }
+            | Entry::RebootIssued { phase, task, .. } => Some((*phase, *task)),
+            _ => None,
+        }
+    }
 }
 
 impl Replay {
+    /// Refuses a journal that names a task the playbook does not have
+    /// (`tasks` gives each phase's count): it was not written for it.
+    pub fn check_tasks(&self, tasks: impl Fn(Phase) -> usize) -> Result<(), JournalError> {
+        for (&phase, &(task, line)) in &self.last_task {
+            let count = tasks(phase);
+            if task >= count {
+                return Err(JournalError::Corrupt {
+                    path: self.path.clone(),
+                    line,
+                    message: format!(
+                        "names task {} of {phase:?}, but the playbook has {count} there",
+                        task + 1
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Reads a journal from its start.
     pub fn read(path: &Path) -> Result<Replay, JournalError> {
         let text =
@@ -455,10 +491,20 @@ impl Replay {
                         playbook_sha256,
                         inputs,
                         hosts: HashMap::new(),
+                        last_task: HashMap::new(),
+                        path: path.to_path_buf(),
                     })
                 }
                 (None, _) => return Err(corrupt("expected a `start` entry first".into())),
-                (Some(replay), entry) => replay.apply(entry),
+                (Some(replay), entry) => {
+                    if let Some((phase, task)) = entry.task() {
+                        let last = replay.last_task.entry(phase).or_insert((task, index + 1));
+                        if task > last.0 {
+                            *last = (task, index + 1);
+                        }
+                    }
+                    replay.apply(entry)
+                }
             }
         }
         replay.ok_or_else(|| JournalError::Corrupt {
@@ -639,6 +685,10 @@ mod tests {
         assert_eq!(replay.argv, ["p.yml"]);
         assert_eq!(replay.hosts["a"].next, Some((Phase::Tasks, 1)));
         assert_eq!(replay.hosts["b"].finished, Some(true));
+        assert!(replay.check_tasks(|_| 2).is_ok());
+        // Line 1 is the start, line 2 task 0's start, line 4 task 1's.
+        let error = replay.check_tasks(|_| 1).unwrap_err().to_string();
+        assert!(error.contains(":4: names task 2 of Tasks"), "{error}");
     }
 
     #[tokio::test]

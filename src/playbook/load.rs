@@ -135,14 +135,25 @@ impl Playbook {
                     }
                 }
             }
-            if let Action::Copy(copy) = &task.action {
-                // Facts and registers are known only on the host; sources may not use them.
-                let src = super::vars::expand(&copy.src, check.vars).map_err(|e| {
+            // Local paths come from this side only: facts and registers
+            // are known only on the host, and a host must not choose where
+            // on this machine its files land.
+            let local_only = |field: &str, text: &str| {
+                super::vars::expand(text, check.vars).map_err(|e| {
                     error(format!(
-                        "copy src may use only inventory, playbook and -e variables: {e}"
+                        "{field} may use only inventory, playbook and -e variables: {e}"
                     ))
-                })?;
-                load_source(&src, check.base, copy, &mut *sources).map_err(error)?;
+                })
+            };
+            match &task.action {
+                Action::Copy(copy) => {
+                    let src = local_only("copy src", &copy.src)?;
+                    load_source(&src, check.base, copy, &mut *sources).map_err(error)?;
+                }
+                Action::Fetch(fetch) => {
+                    local_only("fetch dest", &fetch.dest)?;
+                }
+                _ => {}
             }
             known.extend(task.register.clone());
         }

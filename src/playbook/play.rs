@@ -146,6 +146,9 @@ impl Play {
                     request.playbook.display()
                 )));
             }
+            resume
+                .replay
+                .check_tasks(|phase| playbook.phase(phase).len())?;
         }
         let inventory_path = base.join(&request.inventory);
         let inventory = Inventory::load(&inventory_path)?;

@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -19,7 +19,9 @@ use hmac::{Hmac, Mac};
 use russh::keys::{Algorithm, PublicKey};
 use sha1::Sha1;
 
+use super::SetupError;
 use crate::pattern::wildcard_match;
+use crate::text::{read_utf8, TextError, MAX_TEXT_FILE};
 
 /// What known_hosts says of the key a server presented.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,12 +72,15 @@ pub struct KnownHosts {
 }
 
 impl KnownHosts {
-    /// Loads `files` in order; missing files are skipped, and a malformed
-    /// line is warned about once (with its number) without stopping the rest.
-    pub fn load(files: &[PathBuf], append_to: Option<PathBuf>) -> Self {
+    /// Loads `files` in order; missing files and /dev/null are skipped, and
+    /// a malformed line is warned about once (with its number) without
+    /// stopping the rest. A file that cannot be a known_hosts file (a
+    /// directory, a device, a FIFO, hundreds of MiB) is refused rather than
+    /// read forever.
+    pub fn load(files: &[PathBuf], append_to: Option<PathBuf>) -> Result<Self, SetupError> {
         let mut entries = Vec::new();
         for file in files {
-            let Ok(text) = std::fs::read_to_string(file) else {
+            let Some(text) = read_known_hosts(file)? else {
                 continue;
             };
             for (index, line) in text.lines().enumerate() {
@@ -96,11 +101,11 @@ impl KnownHosts {
                 }
             }
         }
-        KnownHosts {
+        Ok(KnownHosts {
             entries,
             append_to,
             appended: Mutex::new(HashSet::new()),
-        }
+        })
     }
 
     /// Judges `key` for `host` reached on `port`.
@@ -256,6 +261,21 @@ fn parse_names(field: &str) -> Result<Names, String> {
     Ok(Names::Patterns(patterns))
 }
 
+/// A known_hosts file's text; `None` for a missing file or /dev/null.
+fn read_known_hosts(path: &Path) -> Result<Option<String>, SetupError> {
+    if path == Path::new("/dev/null") {
+        return Ok(None);
+    }
+    match read_utf8(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(TextError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(reason) => Err(SetupError::KnownHosts {
+            path: path.to_path_buf(),
+            reason,
+        }),
+    }
+}
+
 fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::DirBuilder::new()
@@ -270,23 +290,22 @@ fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     let _lock = FileLock::exclusive(&file)?;
-    let text = if ends_without_newline(&file)? {
-        format!("\n{line}")
-    } else {
-        line.to_string()
+    // Another run may have added the same key since this one loaded the
+    // file: under the lock, look before appending.
+    let mut existing = Vec::new();
+    (&file).take(MAX_TEXT_FILE).read_to_end(&mut existing)?;
+    if existing
+        .split(|&b| b == b'\n')
+        .any(|known| known == line.trim_end().as_bytes())
+    {
+        return Ok(());
+    }
+    let text = match existing.last() {
+        Some(last) if *last != b'\n' => format!("\n{line}"),
+        _ => line.to_string(),
     };
     (&file).write_all(text.as_bytes())?;
     file.sync_data()
-}
-
-fn ends_without_newline(mut file: &File) -> std::io::Result<bool> {
-    if file.metadata()?.len() == 0 {
-        return Ok(false);
-    }
-    file.seek(SeekFrom::End(-1))?;
-    let mut last = [0u8; 1];
-    file.read_exact(&mut last)?;
-    Ok(last[0] != b'\n')
 }
 
 /// An advisory `flock` held while appending, released on drop, so two fleet
@@ -327,7 +346,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("known_hosts");
         std::fs::write(&path, text).unwrap();
-        let known = KnownHosts::load(std::slice::from_ref(&path), Some(path.clone()));
+        let known = KnownHosts::load(std::slice::from_ref(&path), Some(path.clone())).unwrap();
         (dir, known)
     }
 
@@ -406,13 +425,29 @@ mod tests {
     }
 
     #[test]
+    fn files_that_cannot_be_known_hosts_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for path in ["/dev/zero", "/proc"] {
+            let error = KnownHosts::load(&[PathBuf::from(path)], None).unwrap_err();
+            assert!(error.to_string().contains("not a regular file"), "{error}");
+        }
+        let missing = dir.path().join("missing");
+        let null = PathBuf::from("/dev/null");
+        assert!(KnownHosts::load(&[missing, null.clone()], Some(null)).is_ok());
+    }
+
+    #[test]
     fn append_adds_whole_lines_once() {
         let (dir, known) = load(&format!("web1 {KEY_A}"));
+        let path = dir.path().join("known_hosts");
+        // A second run that loaded the file before the first appended.
+        let other = KnownHosts::load(std::slice::from_ref(&path), Some(path.clone())).unwrap();
         known.append("new", 2222, &key(KEY_B)).unwrap();
         known.append("new", 2222, &key(KEY_B)).unwrap();
+        other.append("new", 2222, &key(KEY_B)).unwrap();
         let text = std::fs::read_to_string(dir.path().join("known_hosts")).unwrap();
         assert_eq!(text, format!("web1 {KEY_A}\n[new]:2222 {KEY_B}\n"));
-        let reloaded = KnownHosts::load(&[dir.path().join("known_hosts")], None);
+        let reloaded = KnownHosts::load(&[dir.path().join("known_hosts")], None).unwrap();
         assert_eq!(
             reloaded.check("new", 2222, &key(KEY_B)),
             HostKeyStatus::Trusted

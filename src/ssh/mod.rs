@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::text::TextError;
+
 pub use config::ConfigFile;
 pub use connect::{Connector, Session, MAX_HANDSHAKES};
 pub use exec::{
@@ -49,6 +51,10 @@ pub enum SetupError {
     },
     #[error("bad ProxyJump `{jump}`: {message}")]
     Jump { jump: String, message: String },
+    /// A known_hosts file that cannot be one: a directory, a device (other
+    /// than /dev/null), a FIFO, something huge or unreadable.
+    #[error("known_hosts file {}: {reason}", path.display())]
+    KnownHosts { path: PathBuf, reason: TextError },
 }
 
 /// How the operator is asked for a secret on the terminal; `None` when

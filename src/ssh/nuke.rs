@@ -6,6 +6,9 @@
 //! the host as one quoted word, so no pattern can reach a shell, and pgrep
 //! reads it after `--`, so `-9` is a pattern, not a signal.
 
+use std::ffi::{CStr, CString};
+use std::mem::MaybeUninit;
+
 use super::shell_quote;
 
 /// What to do to the processes a pattern matches.
@@ -48,14 +51,84 @@ pub fn parse_signal(text: &str) -> Result<String, String> {
     }
 }
 
-/// A pattern that matches something specific: an empty or blank one
-/// would match every process on the host.
+/// A pattern that matches something specific: a valid extended regular
+/// expression (pgrep's syntax) that neither matches the empty name nor
+/// every one of a handful of unrelated names, so `.`, `.*`, `^` or `a|`
+/// cannot signal every process on a host.
 pub fn parse_pattern(text: &str) -> Result<String, String> {
-    match text.trim().is_empty() {
-        true => {
-            Err("expected a process name pattern; an empty one would match every process".into())
-        }
+    if text.trim().is_empty() {
+        return Err(
+            "expected a process name pattern; an empty one would match every process".into(),
+        );
+    }
+    let regex = PosixRegex::new(text)?;
+    let matches_anything =
+        regex.is_match("") || UNRELATED_NAMES.iter().all(|name| regex.is_match(name));
+    match matches_anything {
+        true => Err(format!(
+            "pattern `{text}` matches every process name; name the processes to signal"
+        )),
         false => Ok(text.to_string()),
+    }
+}
+
+/// Process names with nothing in common: a pattern matching them all
+/// matches everything.
+const UNRELATED_NAMES: [&str; 6] = ["a", "Z", "0", "_", "kworker/0:1", "sshd"];
+
+/// A POSIX extended regular expression compiled by the C library, as pgrep
+/// compiles its pattern, to judge a pattern before it reaches any host.
+struct PosixRegex(libc::regex_t);
+
+impl PosixRegex {
+    fn new(pattern: &str) -> Result<PosixRegex, String> {
+        let pattern =
+            CString::new(pattern).map_err(|_| "a pattern cannot hold a NUL byte".to_string())?;
+        let mut regex = MaybeUninit::<libc::regex_t>::uninit();
+        // SAFETY: regcomp initialises `regex` when it returns 0; on an error
+        // regerror only reads it, and it is never freed or used.
+        let code = unsafe {
+            libc::regcomp(
+                regex.as_mut_ptr(),
+                pattern.as_ptr(),
+                libc::REG_EXTENDED | libc::REG_NOSUB,
+            )
+        };
+        if code != 0 {
+            let mut message = [0u8; 256];
+            // SAFETY: regerror writes at most `message.len()` bytes, NUL-terminated.
+            unsafe {
+                libc::regerror(
+                    code,
+                    regex.as_ptr(),
+                    message.as_mut_ptr().cast(),
+                    message.len(),
+                )
+            };
+            let message = CStr::from_bytes_until_nul(&message)
+                .map(|m| m.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return Err(format!(
+                "expected an extended regular expression (as pgrep takes): {message}"
+            ));
+        }
+        // SAFETY: regcomp returned 0, so it initialised the regex.
+        Ok(PosixRegex(unsafe { regex.assume_init() }))
+    }
+
+    fn is_match(&self, text: &str) -> bool {
+        let Ok(text) = CString::new(text) else {
+            return false;
+        };
+        // SAFETY: the regex is compiled; REG_NOSUB needs no match array.
+        unsafe { libc::regexec(&self.0, text.as_ptr(), 0, std::ptr::null_mut(), 0) == 0 }
+    }
+}
+
+impl Drop for PosixRegex {
+    fn drop(&mut self) {
+        // SAFETY: compiled by regcomp, freed once.
+        unsafe { libc::regfree(&mut self.0) }
     }
 }
 
@@ -131,6 +204,23 @@ printf '%s' "$lines"
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patterns_that_match_every_process_are_refused() {
+        for everything in [".", ".*", "^", "$", "a|", "()", "[^/]", ".+", "x*"] {
+            let error = parse_pattern(everything).unwrap_err();
+            assert!(
+                error.contains("matches every process"),
+                "{everything}: {error}"
+            );
+        }
+        for specific in ["sleep", "^xl$", "qemu-.*", "[a-z]", "-9"] {
+            assert_eq!(parse_pattern(specific).unwrap(), specific);
+        }
+        assert!(parse_pattern("(unclosed")
+            .unwrap_err()
+            .contains("regular expression"));
+    }
 
     #[test]
     fn count_lines_that_signalled_nothing() {

@@ -154,7 +154,7 @@ impl<'a> Resolver<'a> {
             .clone()
             .unwrap_or_else(|| name.to_string());
         let port = options.port.unwrap_or(DEFAULT_PORT);
-        let known_hosts = self.known_hosts_for(&options);
+        let known_hosts = self.known_hosts_for(&options)?;
         let config = self.russh_config(&options, &known_hosts.known_algorithms(&address, port));
         Ok(Target {
             label,
@@ -199,7 +199,7 @@ impl<'a> Resolver<'a> {
         Ok(identities)
     }
 
-    fn known_hosts_for(&mut self, options: &SshOptions) -> Arc<KnownHosts> {
+    fn known_hosts_for(&mut self, options: &SshOptions) -> Result<Arc<KnownHosts>, SetupError> {
         let user_files = options.user_known_hosts_files.clone().unwrap_or_else(|| {
             vec![
                 expand_tilde("~/.ssh/known_hosts"),
@@ -213,15 +213,13 @@ impl<'a> Resolver<'a> {
             ]
         });
         let key = (user_files, global_files);
-        let loaded =
-            self.known_hosts
-                .entry(key)
-                .or_insert_with_key(|(user_files, global_files)| {
-                    let all: Vec<PathBuf> =
-                        user_files.iter().chain(global_files).cloned().collect();
-                    Arc::new(KnownHosts::load(&all, user_files.first().cloned()))
-                });
-        Arc::clone(loaded)
+        if let Some(loaded) = self.known_hosts.get(&key) {
+            return Ok(Arc::clone(loaded));
+        }
+        let all: Vec<PathBuf> = key.0.iter().chain(&key.1).cloned().collect();
+        let loaded = Arc::new(KnownHosts::load(&all, key.0.first().cloned())?);
+        self.known_hosts.insert(key, Arc::clone(&loaded));
+        Ok(loaded)
     }
 
     /// Keepalives as configured, and the server asked first for a host-key
