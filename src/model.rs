@@ -127,7 +127,7 @@ fn parse_port(text: &str) -> Result<u16, String> {
 /// Longest host name DNS allows; anything longer is a typo or an attack.
 const MAX_HOST_NAME: usize = 255;
 
-fn check_host_name(name: &str) -> Result<(), String> {
+pub fn check_host_name(name: &str) -> Result<(), String> {
     if name.len() > MAX_HOST_NAME {
         return Err(format!(
             "expected a host name of at most {MAX_HOST_NAME} bytes, found one of {}",

@@ -378,9 +378,9 @@ fn hosts_that_never_return_stop_the_rollout_at_max_fail() {
     assert!(stdout.contains("did not come back within 10s"), "{stdout}");
     assert!(stdout.contains("resume with: pplay --resume"), "{stdout}");
     let ends = rollout.host_ends();
-    assert_eq!(ends.get(&rollout.lab.host(0)), Some(&true));
-    assert_eq!(ends.get(&rollout.lab.host(1)), Some(&false));
-    assert_eq!(ends.get(&rollout.lab.host(2)), Some(&false));
+    assert_eq!(ends.get(&rollout.lab.name(0)), Some(&true));
+    assert_eq!(ends.get(&rollout.lab.name(1)), Some(&false));
+    assert_eq!(ends.get(&rollout.lab.name(2)), Some(&false));
     assert_eq!(ends.len(), 3, "no later host was started: {ends:?}");
     for index in 3..8 {
         assert_eq!(
@@ -459,7 +459,7 @@ fn resume_after_kill_9_finishes_without_rebooting_finished_hosts() {
         "{stdout}"
     );
     for (index, boot_at_kill) in at_kill.iter().enumerate() {
-        let host = rollout.lab.host(index);
+        let host = rollout.lab.name(index);
         if finished.contains_key(&host) {
             assert_eq!(
                 &rollout.boot_id(index),
@@ -593,7 +593,7 @@ fn check_mode_changes_nothing() {
         .args([
             "--check",
             "--limit",
-            &rollout.lab.host(1),
+            &rollout.lab.name(1),
             "--start-at-task",
             "reboot",
         ])
@@ -602,11 +602,14 @@ fn check_mode_changes_nothing() {
     result.expect_code(0);
     let stdout = result.stdout_text();
     assert!(
-        stdout.contains(&format!("{} reboot: would", rollout.lab.host(1))),
+        stdout.contains(&format!(
+            "reboot: would (reboot with `reboot`) {}",
+            rollout.lab.name(1)
+        )),
         "{stdout}"
     );
     assert!(!stdout.contains("install the new module"), "{stdout}");
-    assert!(!stdout.contains(&rollout.lab.host(0)), "{stdout}");
+    assert!(!stdout.contains(&rollout.lab.name(0)), "{stdout}");
     let journals = std::fs::read_dir(rollout.work.path())
         .unwrap()
         .filter(|e| {
@@ -638,10 +641,7 @@ fn crash_scan_groups_the_hosts_that_logged_the_bug() {
     let crashed: HashSet<String> = std::fs::read_to_string(lab.dir().join("crashed-hosts"))
         .unwrap()
         .lines()
-        .map(|name| {
-            let index: usize = name.trim_start_matches("lab-").parse().unwrap();
-            lab.host(index - 1)
-        })
+        .map(str::to_string)
         .collect();
     assert!(!crashed.is_empty());
     let stdout = result.stdout_text();
@@ -661,7 +661,7 @@ fn crash_scan_groups_the_hosts_that_logged_the_bug() {
         .collect();
     assert_eq!(listed, crashed, "{stdout}");
     for index in 0..10 {
-        let pulled = collected.path().join(lab.host(index)).join("messages");
+        let pulled = collected.path().join(lab.name(index)).join("messages");
         let original = lab.var_log(index).join("messages");
         assert_eq!(
             std::fs::read(pulled).unwrap(),
@@ -825,7 +825,8 @@ fn a_journal_has_one_owner_and_a_lost_reboot_line_never_reboots_twice() {
         .find("{\"event\":\"reboot_issued\"")
         .expect("a reboot_issued line");
     std::fs::write(rollout.journal(), &text[..at + 30]).unwrap();
-    let result = resume(&rollout.journal(), &[]);
+    // -v: a line per task per host, with the reboot's note.
+    let result = resume(&rollout.journal(), &["-v"]);
     result.expect_code(0);
     assert_eq!(
         rollout.boot_id(0),
@@ -985,7 +986,7 @@ fn a_reboot_journaled_as_sent_that_never_reached_the_host_is_sent_on_resume() {
     first.wait().unwrap();
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(rollout.boot_id(0), booted, "the reboot went through");
-    let result = resume(&rollout.journal(), &[]);
+    let result = resume(&rollout.journal(), &["-v"]);
     result.expect_code(0);
     let stdout = result.stdout_text();
     assert!(

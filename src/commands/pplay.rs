@@ -291,7 +291,11 @@ fn limits(cli: &Cli) -> Result<RunLimits, String> {
 fn reporters(cli: &Cli) -> Box<dyn Reporter + Send> {
     let stdout: Box<dyn Reporter + Send> = match cli.json {
         true => Box::new(PlayJson::new(std::io::stdout())),
-        false => Box::new(PlayText::new(std::io::stdout(), stdout_color())),
+        false => Box::new(PlayText::new(
+            std::io::stdout(),
+            stdout_color(),
+            cli.connect.verbose > 0,
+        )),
     };
     let printers: Vec<Box<dyn Reporter + Send>> =
         vec![stdout, Box::new(Notices::new(std::io::stderr(), "pplay"))];

@@ -5,8 +5,11 @@
 //! A host's variables merge in this order, later winning: the top-level
 //! `vars`, then each group it belongs to, parents before children and
 //! otherwise in file order, then its own entry under `hosts:`. The
-//! variables `user` and `port` fill the host entry's own; what the others
-//! mean (`identity_file`, say) is for the layers above to say.
+//! variables `user` and `port` fill the host entry's own; `address` (as
+//! Ansible's `ansible_host`) is where a host named otherwise is reached, and
+//! its `port` then goes with the address, so that the host is known by its
+//! name alone. What the others mean (`identity_file`, say) is for the
+//! layers above to say.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,7 +18,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::{parse_host_spec, read_hosts_file, Host, HostSpec, InventoryError, MAX_HOSTS};
-use crate::model::{valid_name, Vars};
+use crate::model::{check_host_name, valid_name, Vars};
 use crate::pattern::wildcard_match;
 use crate::yaml::{self, Scalar, YamlError};
 
@@ -325,7 +328,7 @@ impl<'a> Builder<'a> {
         if host.user.is_none() {
             host.user = vars.get("user").cloned();
         }
-        if host.port.is_none() {
+        if host.port.is_none() && !vars.contains_key("address") {
             host.port = vars.get("port").and_then(|port| port.parse().ok());
         }
         InventoryHost { host, vars, groups }
@@ -378,6 +381,10 @@ fn check_vars<T>(
                 at.referenced,
                 format!("`{name}` is not a variable name (letters, digits, `_`, `-`, `.`)"),
             ));
+        }
+        if name == "address" {
+            check_host_name(&value.0)
+                .map_err(|why| YamlError::at(path, at.referenced, format!("address: {why}")))?;
         }
         if name == "port" && value.0.parse::<u16>().map_or(true, |port| port == 0) {
             return Err(YamlError::at(

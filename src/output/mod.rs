@@ -13,6 +13,7 @@ mod held;
 mod json;
 mod lines;
 mod notices;
+mod play_groups;
 mod play_json;
 mod play_text;
 mod progress;

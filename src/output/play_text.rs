@@ -1,6 +1,7 @@
-//! pplay's text: the plan, one line per finished task per host, batch
-//! headers, the playbook's notices, and the closing summary with the resume
-//! command.
+//! pplay's text: the plan, batch headers, the tasks, the playbook's
+//! notices, and the closing summary with the resume command. Tasks are one
+//! line per task per batch with the hosts folded ([`Groups`]), plus a line
+//! per host for a failure; with `-v`, one line per task per host.
 
 use std::io::{self, Write};
 use std::time::SystemTime;
@@ -8,6 +9,7 @@ use std::time::SystemTime;
 use console::Style;
 
 use super::fold::fold;
+use super::play_groups::Groups;
 use super::summary::group_by_reason;
 use super::Reporter;
 use crate::clock::time_of_day;
@@ -19,11 +21,74 @@ use crate::playbook::{Earlier, HostEnd, Phase, PlayEvent, PlayReport, TaskStatus
 pub struct PlayText<W: Write> {
     out: W,
     color: bool,
+    /// Tasks folded per batch; `None`: a line per task per host (`-v`).
+    groups: Option<Groups>,
+    /// Every host of the plan, for preflight and `--check`.
+    hosts: Vec<String>,
+    /// Window mode has no batches: its tasks go a line per host.
+    window: bool,
 }
 
 impl<W: Write> PlayText<W> {
-    pub fn new(out: W, color: bool) -> Self {
-        PlayText { out, color }
+    pub fn new(out: W, color: bool, per_host: bool) -> Self {
+        PlayText {
+            out,
+            color,
+            groups: (!per_host).then(Groups::default),
+            hosts: Vec::new(),
+            window: false,
+        }
+    }
+
+    /// Starts a group of hosts in the folded view, printing what the last
+    /// one left.
+    fn begin(&mut self, scope: String, hosts: Vec<String>) -> io::Result<()> {
+        let lines = match &mut self.groups {
+            Some(groups) => groups.begin(scope, hosts),
+            None => Vec::new(),
+        };
+        self.lines(lines)
+    }
+
+    fn lines(&mut self, lines: Vec<String>) -> io::Result<()> {
+        lines
+            .iter()
+            .try_for_each(|line| writeln!(self.out, "{line}"))
+    }
+
+    /// A task's end: a folded line once the batch has answered (the host's
+    /// end says why it failed), or its own line.
+    fn task_event(
+        &mut self,
+        host: &str,
+        phase: Phase,
+        task: &str,
+        status: &TaskStatus,
+        seconds: f64,
+        detail: &str,
+    ) -> io::Result<()> {
+        let per_host = self.window && phase != Phase::Preflight;
+        match &mut self.groups {
+            Some(groups) if !per_host => {
+                let lines = groups.task(host, phase, task, status);
+                self.lines(lines)
+            }
+            _ => self.task(host, phase, task, status, seconds, detail),
+        }
+    }
+
+    /// A host's end: said when it failed or stopped, or when its tasks go a
+    /// line each; folded lines it completes follow.
+    fn host_end_event(&mut self, host: &str, end: &HostEnd) -> io::Result<()> {
+        let lines = match &mut self.groups {
+            Some(groups) => groups.host_end(host),
+            None => Vec::new(),
+        };
+        let folded = self.groups.is_some() && !self.window;
+        if !(folded && *end == HostEnd::Done) {
+            self.host_end(host, end)?;
+        }
+        self.lines(lines)
     }
 
     fn paint(&self, style: Style, text: &str) -> String {
@@ -42,19 +107,27 @@ impl<W: Write> PlayText<W> {
                 max_fail,
                 earlier,
                 journal,
-            } => self.plan(
-                playbook,
-                batches,
-                *mode,
-                *max_fail,
-                earlier,
-                journal.as_deref(),
-            ),
+            } => {
+                self.hosts = batches.concat();
+                self.window = *mode == Mode::Window;
+                self.begin(String::new(), self.hosts.clone())?;
+                self.plan(
+                    playbook,
+                    batches,
+                    *mode,
+                    *max_fail,
+                    earlier,
+                    journal.as_deref(),
+                )
+            }
             PlayEvent::Preflight { hosts } => {
-                self.heading(&format!("== preflight on {hosts} host(s)"))
+                self.heading(&format!("== preflight on {hosts} host(s)"))?;
+                self.begin("preflight".into(), self.hosts.clone())
             }
             PlayEvent::Batch { number, of, hosts } => {
-                self.heading(&format!("== batch {number}/{of}: {}", hosts.join(" ")))
+                self.begin(format!("batch {number}/{of}"), hosts.clone())?;
+                let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+                self.heading(&format!("== batch {number}/{of}: {}", fold(&names)))
             }
             PlayEvent::Task {
                 host,
@@ -63,8 +136,8 @@ impl<W: Write> PlayText<W> {
                 status,
                 duration,
                 detail,
-            } => self.task(host, *phase, task, status, duration.as_secs_f64(), detail),
-            PlayEvent::HostEnd { host, end } => self.host_end(host, end),
+            } => self.task_event(host, *phase, task, status, duration.as_secs_f64(), detail),
+            PlayEvent::HostEnd { host, end } => self.host_end_event(host, end),
             PlayEvent::Notice(text) => writeln!(self.out, "pplay: {text}"),
         }
     }
@@ -240,6 +313,8 @@ impl<W: Write> Reporter for PlayText<W> {
     }
 
     fn report(&mut self, report: &PlayReport) -> io::Result<()> {
+        let left = self.groups.as_mut().map(Groups::finish).unwrap_or_default();
+        self.lines(left)?;
         self.summary(report)
     }
 }

@@ -108,10 +108,13 @@ pub struct Play {
     locked: Option<Journal>,
 }
 
-/// The connection settings a host's inventory variables give (`identity_file`,
-/// `known_hosts_file`, `proxy_jump`), ranked like its hosts entry.
+/// The connection settings a host's inventory variables give (`address`
+/// and its `port`, `identity_file`, `known_hosts_file`, `proxy_jump`),
+/// ranked like its hosts entry.
 pub fn connection_options(vars: &Vars) -> SshOptions {
     SshOptions {
+        host_name: vars.get("address").cloned(),
+        port: vars.get("port").and_then(|port| port.parse().ok()),
         identity_files: vars
             .get("identity_file")
             .map(|path| vec![expand_tilde(path)])

@@ -162,6 +162,12 @@ impl Lab {
         format!("{}:{}", self.address(index), self.port)
     }
 
+    /// Host `index`'s name in the lab's inventory (`lab-001`): what pplay
+    /// calls it.
+    pub fn name(&self, index: usize) -> String {
+        format!("lab-{:03}", index + 1)
+    }
+
     /// `prun` with the lab's key and known_hosts and a short connect timeout.
     pub fn prun(&self) -> Command {
         self.tool("prun")

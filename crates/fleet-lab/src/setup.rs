@@ -144,11 +144,13 @@ fn write_lab(layout: &Layout, config: &LabConfig) -> Result<(), LabError> {
     write(&layout.authorized_keys(), format!("{client}\n"))?;
     let mut hosts = String::new();
     let mut known_hosts = String::new();
+    // Hosts go by their names (lab-001...), reached at their addresses.
     let mut inventory = format!(
         "# fleet-lab: {count} hosts, a pplay inventory (see fleet's README)\n\
          vars:\n  user: root\n  identity_file: {key}\n  known_hosts_file: {known}\n\
-         groups:\n  - name: xen\n    hosts:\n",
+         groups:\n  - name: xen\n    hosts: [\"lab-[001-{last:03}]\"]\nhosts:\n",
         count = config.count,
+        last = config.count,
         key = layout.key().display(),
         known = layout.known_hosts().display(),
     );
@@ -160,9 +162,9 @@ fn write_lab(layout: &Layout, config: &LabConfig) -> Result<(), LabError> {
         let _ = writeln!(known_hosts, "[{address}]:{} {host_key}", config.port);
         let _ = writeln!(
             inventory,
-            "      - \"{address}:{}\"  # {}",
-            config.port,
-            host_name(index)
+            "  {}: {{address: {address}, port: {}}}",
+            host_name(index),
+            config.port
         );
         if config.has_crash(index) {
             let _ = writeln!(crashed, "{}", host_name(index));
