@@ -123,12 +123,17 @@ def measure(argv, extra_env, tool_group, sshd_group, stdin=subprocess.DEVNULL):
     tool_group.reset()
     sshd_group.reset()
     start = time.monotonic()
-    proc = subprocess.Popen(argv, env=env, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            preexec_fn=lambda: tool_group.add(os.getpid()))
-    _, stderr = proc.communicate()
-    wall = time.monotonic() - start
-    if proc.returncode != 0:
-        sys.exit(f"{argv[0]} failed with {proc.returncode}:\n{stderr.decode(errors='replace')[-2000:]}")
+    # stdout goes to a file, not a pipe to this process: reading it would
+    # cost CPU in the measurement; some tools (bssh) say why they failed there.
+    with tempfile.TemporaryFile() as stdout:
+        proc = subprocess.Popen(argv, env=env, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
+                                preexec_fn=lambda: tool_group.add(os.getpid()))
+        _, stderr = proc.communicate()
+        wall = time.monotonic() - start
+        if proc.returncode != 0:
+            stdout.seek(0)
+            said = stdout.read().decode(errors="replace")[-2000:] + stderr.decode(errors="replace")[-2000:]
+            sys.exit(f"{' '.join(argv[:4])} ... failed with {proc.returncode}:\n{said}")
     time.sleep(1.0)  # let every sshd session exit, so its CPU is counted
     return {"wall": wall, "cpu": tool_group.cpu_seconds(), "rss": tool_group.peak_mib(),
             "sshd": sshd_group.cpu_seconds()}

@@ -67,7 +67,10 @@ def bench(hosts, runs, only_tools, only_sizes):
     # All hosts share this machine's filesystem: 100 pcp temp files of 100 MB
     # exist at once (on real hosts, one each), hence the size.
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12g,mode=1777", "fleetbench", remote_dir], check=True)
-    os.makedirs(pulls)
+    # bssh creates no directory for an upload or a download (2.2.3).
+    os.makedirs(f"{remote_dir}/bssh", mode=0o777)
+    os.chmod(f"{remote_dir}/bssh", 0o777)
+    os.makedirs(f"{pulls}/bssh")
     fleet_up(directory, hosts, 2400)
     os.chmod(work, 0o755)
     sshd_group = Group("fleetbench-sshd")
@@ -88,6 +91,7 @@ def bench(hosts, runs, only_tools, only_sizes):
                     results.setdefault((label, tool), []).append(run_tool(argv, stdin_path, env, group, sshd_group))
                 for pulled in ("ours", "theirs", "bssh"):
                     shutil.rmtree(f"{pulls}/{pulled}", ignore_errors=True)
+                os.makedirs(f"{pulls}/bssh")
     finally:
         subprocess.run([f"{HERE}/testfleet.sh", "down", directory], check=False)
         subprocess.run(["umount", remote_dir], check=False)

@@ -6,7 +6,8 @@ The shipped xen-evtchn playbook on N lab hosts whose reboot takes
 stable wait adds exactly its length per batch). The floor is what reboots
 alone cost: batches x downtime. pplay's overhead per batch is
 (total - floor) / batches: noticing the host went down, reconnecting,
-copy, depmod, checks, and the batch barrier. Medians of --runs runs. Needs root.
+copy, depmod, checks, and the batch barrier; then the same rollout again on
+the updated lab, which must reboot nothing. Medians of --runs runs. Needs root.
 
     bench/pplay_bench.py [--hosts 100] [--downtime 3] [--runs 3]
 """
@@ -47,20 +48,32 @@ def one_run(hosts, downtime, work, run):
         with open(module, "wb") as f:
             f.write(b"\x7fELF rebuilt xen-evtchn.ko %d\n" % run)
         journal = os.path.join(work, f"run{run}.journal")
-        release = os.uname().release
-        start = time.monotonic()
-        subprocess.run([f"{BIN}/pplay", "-F", "none", "-i", f"{lab}/inventory.yml",
-                        "-e", f"module_src={module}", "-e", f"target_kernel={release}",
-                        "--journal", journal, playbook(work)],
-                       check=True, stdout=subprocess.DEVNULL)
-        total = time.monotonic() - start
+        total = rollout(lab, module, journal, work)
+        # The same rollout again on the updated lab: nothing to do, no reboot.
+        again_journal = os.path.join(work, f"run{run}-again.journal")
+        again = rollout(lab, module, again_journal, work)
+        with open(again_journal) as f:
+            reboots = sum(1 for line in f if json.loads(line)["event"] == "reboot_issued")
+        if reboots:
+            sys.exit(f"the second rollout rebooted {reboots} host(s)")
     finally:
         subprocess.run([f"{BIN}/fleet-lab", "--dir", lab, "down"], check=True, stdout=subprocess.DEVNULL)
     with open(journal) as f:
         entries = [json.loads(line) for line in f]
     rollout_start = min(e["time"] for e in entries if e["event"] == "task_start" and e["phase"] == "tasks")
     preflight = rollout_start - entries[0]["time"]
-    return total, preflight
+    return total, preflight, again
+
+
+def rollout(lab, module, journal, work):
+    """One pplay run of the shipped rollout on the lab; its wall seconds."""
+    release = os.uname().release
+    start = time.monotonic()
+    subprocess.run([f"{BIN}/pplay", "-F", "none", "-i", f"{lab}/inventory.yml",
+                    "-e", f"module_src={module}", "-e", f"target_kernel={release}",
+                    "--journal", journal, playbook(work)],
+                   check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - start
 
 
 def main():
@@ -72,12 +85,13 @@ def main():
     prepare("pplay_bench")
     batches = -(-args.hosts // -(-args.hosts // 10))
     floor = batches * args.downtime
-    totals, preflights = [], []
+    totals, preflights, agains = [], [], []
     with tempfile.TemporaryDirectory() as work:
         for run in range(args.runs):
-            total, preflight = one_run(args.hosts, args.downtime, work, run)
+            total, preflight, again = one_run(args.hosts, args.downtime, work, run)
             totals.append(total)
             preflights.append(preflight)
+            agains.append(again)
     total = statistics.median(totals)
     preflight = statistics.median(preflights)
     print(f"## pplay rollout: {args.hosts} hosts, serial 10% ({batches} batches), "
@@ -86,9 +100,10 @@ def main():
     print(f"| total wall | {total:.1f} s |")
     print(f"| floor (batches x reboot) | {floor:.1f} s |")
     print(f"| total / floor | {total / floor:.2f}x |")
-    print(f"| preflight (facts + 5 probes on every host) | {preflight:.1f} s |")
+    print(f"| preflight (facts + 6 probes on every host) | {preflight:.1f} s |")
     print(f"| overhead per batch, preflight excluded | {(total - preflight - floor) / batches:.2f} s |")
     print(f"| runs | {', '.join(f'{t:.1f}' for t in totals)} s |")
+    print(f"| the same rollout again, nothing to change (no reboot) | {statistics.median(agains):.1f} s |")
 
 
 if __name__ == "__main__":

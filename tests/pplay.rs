@@ -581,7 +581,9 @@ fn check_mode_changes_nothing() {
         &[
             "install the new module: would (install /lib/modules/",
             "reboot: would (reboot with `reboot`)",
-            "preflight: record the current module: ok",
+            "preflight: record the current module: ok lab-[001-003] (3)",
+            "pplay: batch 1/3: lab-001\n",
+            "pplay: batch 3/3: lab-003\n",
         ],
     );
     assert_eq!(rollout.boot_ids(), before);

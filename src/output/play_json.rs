@@ -45,8 +45,9 @@ fn event_json(event: &PlayEvent) -> Option<Value> {
             max_fail,
             earlier,
             journal,
+            check,
         } => json!({
-            "type": "plan", "playbook": playbook, "batches": batches,
+            "type": "plan", "playbook": playbook, "batches": batches, "check": check,
             "mode": match mode { Mode::Batch => "batch", Mode::Window => "window" },
             "max_fail": max_fail, "finished_earlier": earlier.done.len(),
             "failed_earlier": earlier.failed.len(), "retried": earlier.retried,

@@ -16,6 +16,16 @@ use crate::clock::time_of_day;
 use crate::playbook::spec::Mode;
 use crate::playbook::{Earlier, HostEnd, Phase, PlayEvent, PlayReport, TaskStatus};
 
+/// One task's end on one host, as the printer needs it.
+struct TaskLine<'a> {
+    host: &'a str,
+    phase: Phase,
+    task: &'a str,
+    status: &'a TaskStatus,
+    seconds: f64,
+    detail: &'a str,
+}
+
 /// Prints a playbook run's events as lines on `out` (stdout), and its
 /// report as the closing summary.
 pub struct PlayText<W: Write> {
@@ -58,22 +68,14 @@ impl<W: Write> PlayText<W> {
 
     /// A task's end: a folded line once the batch has answered (the host's
     /// end says why it failed), or its own line.
-    fn task_event(
-        &mut self,
-        host: &str,
-        phase: Phase,
-        task: &str,
-        status: &TaskStatus,
-        seconds: f64,
-        detail: &str,
-    ) -> io::Result<()> {
-        let per_host = self.window && phase != Phase::Preflight;
+    fn task_event(&mut self, line: TaskLine<'_>) -> io::Result<()> {
+        let per_host = self.window && line.phase != Phase::Preflight;
         match &mut self.groups {
             Some(groups) if !per_host => {
-                let lines = groups.task(host, phase, task, status);
+                let lines = groups.task(line.host, line.phase, line.task, line.status);
                 self.lines(lines)
             }
-            _ => self.task(host, phase, task, status, seconds, detail),
+            _ => self.task(&line),
         }
     }
 
@@ -107,6 +109,7 @@ impl<W: Write> PlayText<W> {
                 max_fail,
                 earlier,
                 journal,
+                check,
             } => {
                 self.hosts = batches.concat();
                 self.window = *mode == Mode::Window;
@@ -118,7 +121,11 @@ impl<W: Write> PlayText<W> {
                     *max_fail,
                     earlier,
                     journal.as_deref(),
-                )
+                )?;
+                match check {
+                    true => self.batch_plan(batches),
+                    false => Ok(()),
+                }
             }
             PlayEvent::Preflight { hosts } => {
                 self.heading(&format!("== preflight on {hosts} host(s)"))?;
@@ -136,7 +143,14 @@ impl<W: Write> PlayText<W> {
                 status,
                 duration,
                 detail,
-            } => self.task_event(host, *phase, task, status, duration.as_secs_f64(), detail),
+            } => self.task_event(TaskLine {
+                host,
+                phase: *phase,
+                task,
+                status,
+                seconds: duration.as_secs_f64(),
+                detail,
+            }),
             PlayEvent::HostEnd { host, end } => self.host_end_event(host, end),
             PlayEvent::Notice(text) => writeln!(self.out, "pplay: {text}"),
         }
@@ -210,25 +224,17 @@ impl<W: Write> PlayText<W> {
         Ok(())
     }
 
-    fn task(
-        &mut self,
-        host: &str,
-        phase: Phase,
-        task: &str,
-        status: &TaskStatus,
-        seconds: f64,
-        detail: &str,
-    ) -> io::Result<()> {
-        let (word, style, note) = match status {
+    fn task(&mut self, line: &TaskLine<'_>) -> io::Result<()> {
+        let (word, style, note) = match line.status {
             TaskStatus::Running => return Ok(()),
             TaskStatus::Ok(note) => ("ok", Style::new().green(), note.clone()),
             TaskStatus::Changed(note) => ("changed", Style::new().yellow(), note.clone()),
             TaskStatus::Skipped(why) => ("skipped", Style::new().cyan(), why.clone()),
-            TaskStatus::Failed => ("failed", Style::new().red().bold(), detail.to_string()),
+            TaskStatus::Failed => ("failed", Style::new().red().bold(), line.detail.to_string()),
             TaskStatus::Aborted => ("aborted", Style::new().red(), String::new()),
             TaskStatus::WouldRun(what) => ("would", Style::new().yellow(), what.clone()),
         };
-        let phase = match phase {
+        let phase = match line.phase {
             Phase::Preflight => "preflight: ",
             Phase::Tasks => "",
             Phase::OnFailure => "on_failure: ",
@@ -239,10 +245,28 @@ impl<W: Write> PlayText<W> {
         };
         writeln!(
             self.out,
-            "[{}] {host} {phase}{task}: {}{note} {seconds:.1}s",
+            "[{}] {} {phase}{}: {}{note} {:.1}s",
             time_of_day(SystemTime::now()),
-            self.paint(style, word)
+            line.host,
+            line.task,
+            self.paint(style, word),
+            line.seconds
         )
+    }
+
+    /// `--check`: which hosts would go in which batch.
+    fn batch_plan(&mut self, batches: &[Vec<String>]) -> io::Result<()> {
+        for (index, hosts) in batches.iter().enumerate() {
+            let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+            writeln!(
+                self.out,
+                "pplay: batch {}/{}: {}",
+                index + 1,
+                batches.len(),
+                fold(&names)
+            )?;
+        }
+        Ok(())
     }
 
     /// The closing lines: counts, failures with where, the resume command.

@@ -87,6 +87,8 @@ pub enum PlayEvent {
         /// What a resumed journal shows of hosts finished before.
         earlier: Earlier,
         journal: Option<PathBuf>,
+        /// `--check`: nothing will be changed.
+        check: bool,
     },
     /// Preflight begins on this many hosts.
     Preflight {

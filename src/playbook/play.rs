@@ -248,6 +248,7 @@ impl Play {
             max_fail: self.playbook.max_fail.of(total),
             earlier: Earlier::default(),
             journal: None,
+            check: true,
         });
         let unchecked = check_plan(self.host_runs(&ctx), limits.parallelism, self.start_at).await;
         for (host, why) in &unchecked {

@@ -86,6 +86,7 @@ impl Rollout {
             max_fail,
             earlier: earlier.clone(),
             journal: self.ctx.recorder.journal_path(),
+            check: false,
         });
     }
 
