@@ -13,6 +13,7 @@ mod journal;
 mod load;
 mod play;
 mod remote;
+mod replay;
 mod rolling;
 mod schedule;
 pub mod spec;
@@ -28,8 +29,9 @@ pub use actions::pause::{Ask, Asker};
 use condition::When;
 pub use error::TaskError;
 pub use event::{Earlier, Events, HostEnd, PlayEvent, PlayReport, PlaySink, TaskStatus};
-pub use journal::{now, Entry, HostProgress, Journal, JournalError, RebootMark, Replay};
+pub use journal::{now, Entry, Journal, JournalError};
 pub use play::{connection_options, reopen, Play, PlayError, PlayRequest, Resume, RunLimits};
+pub use replay::{HostProgress, RebootMark, Replay};
 use spec::{
     Amount, AssertSpec, ChangedWhen, CopySpec, FetchSpec, KillSpec, Mode, Order, PauseSpec,
     RebootSpec, WaitForSpec,

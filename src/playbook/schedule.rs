@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use super::event::{Earlier, HostEnd, PlayEvent, PlayReport};
 use super::host::{Context, HostRun};
-use super::journal::{now, Entry, HostProgress};
+use super::journal::{now, Entry};
+use super::replay::HostProgress;
 use super::rolling::{batch_sizes, Admit, Rolling};
 use super::spec::Order;
 use super::Phase;

@@ -11,8 +11,9 @@ use tokio::time::Instant;
 
 use super::wait_for::until_success;
 use super::{Step, TaskError, TaskStatus};
-use crate::playbook::journal::{now, Entry, RebootMark, Recorder};
+use crate::playbook::journal::{now, Entry, Recorder};
 use crate::playbook::remote::{Facts, Remote};
+use crate::playbook::replay::RebootMark;
 use crate::playbook::spec::RebootSpec;
 use crate::playbook::vars::Vars;
 use crate::playbook::Phase;

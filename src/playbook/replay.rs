@@ -1,0 +1,298 @@
+//! Reading a journal back for `--resume`: where each host stood (the task
+//! to run next, its registered values, what it changed, a reboot cut
+//! short), and the checks that the journal belongs to the playbook.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use super::journal::{Entry, JournalError};
+use super::vars::Vars;
+use super::Phase;
+use crate::text::{decode, read_bounded, TextError};
+
+/// The largest journal a resume reads: far beyond the 60 MB or so of
+/// twenty tasks on ten thousand hosts, and still a bound on memory.
+const MAX_JOURNAL: u64 = 1024 * 1024 * 1024;
+
+/// Where one host stood when the journal ended.
+#[derive(Debug, Clone, Default)]
+pub struct HostProgress {
+    /// `Some(ok)` once the host finished, well or not.
+    pub finished: Option<bool>,
+    /// Why it failed, when it did.
+    pub failure: Option<String>,
+    /// The task to run next (the one interrupted, or the one after the last done).
+    pub next: Option<(Phase, usize)>,
+    /// Whether a task of `Phase::Tasks` ever started (preflight is then over).
+    pub started_tasks: bool,
+    /// The task of `Phase::Tasks` that failed, since the last one started.
+    pub failed_task: Option<usize>,
+    /// `on_failure` ran after that failure: a retry starts the tasks over.
+    pub rolled_back: bool,
+    pub registers: Vars,
+    /// The tasks that changed the host, in any attempt of this run: a retry
+    /// that finds a file already installed still knows it was installed
+    /// (for `when: changed: TASK`).
+    pub changed: HashSet<(Phase, usize)>,
+    /// A reboot task that started and did not end: it may have rebooted the host.
+    pub reboot: Option<RebootMark>,
+}
+
+/// A reboot task a crash cut short, and what a resume needs to tell whether
+/// the host went down already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebootMark {
+    pub phase: Phase,
+    pub task: usize,
+    /// The boot_id before the reboot.
+    pub boot_id: String,
+    /// The reboot command was journaled as sent.
+    pub sent: bool,
+}
+
+impl HostProgress {
+    /// Makes a host that failed in an earlier run go again: from the task
+    /// that failed, from its first task when `on_failure` rolled it back,
+    /// from where it was when it failed between tasks, or from preflight
+    /// when it never got to its tasks.
+    pub fn retry(&mut self) {
+        self.finished = None;
+        self.failure = None;
+        let failed_here = |mark: &RebootMark| {
+            mark.phase == Phase::Tasks && Some(mark.task) == self.failed_task && !self.rolled_back
+        };
+        if !self.reboot.as_ref().is_some_and(failed_here) {
+            self.reboot = None;
+        }
+        match (self.failed_task, self.rolled_back) {
+            (Some(task), false) => self.next = Some((Phase::Tasks, task)),
+            (Some(_), true) => self.next = Some((Phase::Tasks, 0)),
+            (None, _) if self.started_tasks => {}
+            (None, _) => self.next = None,
+        }
+    }
+}
+
+/// What a journal says, for `--resume`.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    pub playbook_sha256: String,
+    pub inputs: BTreeMap<String, String>,
+    pub hosts: HashMap<String, HostProgress>,
+    /// Per phase, the highest task number an entry names, and its line: a
+    /// resume checks it against the playbook.
+    pub last_task: HashMap<Phase, (usize, usize)>,
+    /// The journal, for messages.
+    pub path: PathBuf,
+}
+
+impl Entry {
+    /// The task an entry is about, as (phase, number).
+    fn task(&self) -> Option<(Phase, usize)> {
+        match self {
+            Entry::TaskStart { phase, task, .. }
+            | Entry::TaskEnd { phase, task, .. }
+            | Entry::RebootIssued { phase, task, .. } => Some((*phase, *task)),
+            _ => None,
+        }
+    }
+}
+
+impl Replay {
+    /// Refuses a journal that names a task the playbook does not have
+    /// (`tasks` gives each phase's count): it was not written for it.
+    pub fn check_tasks(&self, tasks: impl Fn(Phase) -> usize) -> Result<(), JournalError> {
+        for (&phase, &(task, line)) in &self.last_task {
+            let count = tasks(phase);
+            if task >= count {
+                return Err(JournalError::Corrupt {
+                    path: self.path.clone(),
+                    line,
+                    message: format!(
+                        "names task {} of {phase:?}, but the playbook has {count} there",
+                        task + 1
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a journal from its start.
+    pub fn read(path: &Path) -> Result<Replay, JournalError> {
+        let text = read_text(path)?;
+        let lines: Vec<&str> = text.lines().collect();
+        let mut replay: Option<Replay> = None;
+        for (index, line) in lines.iter().enumerate() {
+            let corrupt = |message: String| JournalError::Corrupt {
+                path: path.to_path_buf(),
+                line: index + 1,
+                message,
+            };
+            let entry: Entry = match serde_json::from_str(line) {
+                Ok(entry) => entry,
+                // A crash mid-write tears only the last line.
+                Err(_) if index + 1 == lines.len() && !text.ends_with('\n') => break,
+                Err(error) => return Err(corrupt(error.to_string())),
+            };
+            match (&mut replay, entry) {
+                (
+                    None,
+                    Entry::Start {
+                        argv,
+                        cwd,
+                        playbook_sha256,
+                        inputs,
+                        ..
+                    },
+                ) => {
+                    replay = Some(Replay {
+                        argv,
+                        cwd,
+                        playbook_sha256,
+                        inputs,
+                        hosts: HashMap::new(),
+                        last_task: HashMap::new(),
+                        path: path.to_path_buf(),
+                    })
+                }
+                (None, _) => return Err(corrupt("expected a `start` entry first".into())),
+                (Some(replay), entry) => {
+                    if let Some((phase, task)) = entry.task() {
+                        let last = replay.last_task.entry(phase).or_insert((task, index + 1));
+                        if task > last.0 {
+                            *last = (task, index + 1);
+                        }
+                    }
+                    replay.apply(entry)
+                }
+            }
+        }
+        replay.ok_or_else(|| JournalError::Corrupt {
+            path: path.to_path_buf(),
+            line: 1,
+            message: "the journal is empty".into(),
+        })
+    }
+
+    fn apply(&mut self, entry: Entry) {
+        match entry {
+            Entry::TaskStart {
+                host,
+                phase,
+                task,
+                boot_id,
+                ..
+            } => self.progress(host).task_started(phase, task, boot_id),
+            Entry::TaskEnd {
+                host,
+                phase,
+                task,
+                status,
+                ..
+            } => self.progress(host).task_ended(phase, task, &status),
+            Entry::Register { host, name, value } => {
+                self.progress(host).registers.insert(name, value);
+            }
+            Entry::RebootIssued {
+                host,
+                phase,
+                task,
+                boot_id,
+                ..
+            } => {
+                self.progress(host).reboot = Some(RebootMark {
+                    phase,
+                    task,
+                    boot_id,
+                    sent: true,
+                });
+            }
+            Entry::HostEnd {
+                host, ok, message, ..
+            } => {
+                let progress = self.progress(host);
+                progress.finished = Some(ok);
+                progress.failure = message;
+            }
+            Entry::RebootUp { .. }
+            | Entry::Start { .. }
+            | Entry::Resume { .. }
+            | Entry::Stop { .. } => {}
+        }
+    }
+
+    fn progress(&mut self, host: String) -> &mut HostProgress {
+        self.hosts.entry(host).or_default()
+    }
+}
+
+/// The journal's text: bounded, a regular file, UTF-8.
+fn read_text(path: &Path) -> Result<String, JournalError> {
+    read_bounded(path, MAX_JOURNAL)
+        .and_then(decode)
+        .map_err(|error| match error {
+            TextError::NotUtf8 { line, column } => JournalError::Corrupt {
+                path: path.to_path_buf(),
+                line,
+                message: format!("column {column}: not UTF-8"),
+            },
+            other => JournalError::Unreadable {
+                path: path.to_path_buf(),
+                source: other,
+            },
+        })
+}
+
+impl HostProgress {
+    fn task_started(&mut self, phase: Phase, task: usize, boot_id: Option<String>) {
+        self.next = Some((phase, task));
+        match phase {
+            Phase::Tasks => {
+                self.started_tasks = true;
+                self.failed_task = None;
+                self.rolled_back = false;
+            }
+            Phase::OnFailure => self.rolled_back = true,
+            Phase::Preflight => {}
+        }
+        // A retry of a reboot that was sent keeps that mark: however often
+        // it is retried, the host is waited for, not rebooted.
+        if !self.reboot_sent_by(phase, task) {
+            self.reboot = boot_id.map(|boot_id| RebootMark {
+                phase,
+                task,
+                boot_id,
+                sent: false,
+            });
+        }
+    }
+
+    fn task_ended(&mut self, phase: Phase, task: usize, status: &str) {
+        // A reboot that was sent and then failed (the host did not come
+        // back in time) stays marked: a retry waits for the host instead
+        // of rebooting it again.
+        if !(self.reboot_sent_by(phase, task) && status == "failed") {
+            self.reboot = None;
+        }
+        if status == "changed" {
+            self.changed.insert((phase, task));
+        }
+        self.next = Some(match status {
+            "failed" if phase == Phase::Tasks => {
+                self.failed_task = Some(task);
+                (Phase::OnFailure, 0)
+            }
+            "failed" => (phase, task),
+            _ => (phase, task + 1),
+        });
+    }
+
+    fn reboot_sent_by(&self, phase: Phase, task: usize) -> bool {
+        self.reboot
+            .as_ref()
+            .is_some_and(|mark| mark.sent && mark.phase == phase && mark.task == task)
+    }
+}
