@@ -114,6 +114,16 @@ impl Rollout {
         run(self.rollout_command(&[]))
     }
 
+    /// The rollout started in the background, its output discarded, for
+    /// tests that stop or kill it midway.
+    fn spawn_quietly(&self) -> std::process::Child {
+        let mut command = self.rollout_command(&[]);
+        command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        command.spawn().unwrap()
+    }
+
     fn host_file(&self, index: usize, path: &str) -> PathBuf {
         self.lab
             .dir()
@@ -798,11 +808,7 @@ fn resume(journal: &Path, extra: &[&str]) -> Run {
 fn a_journal_has_one_owner_and_a_lost_reboot_line_never_reboots_twice() {
     let rollout = Rollout::start(3, &[]);
     let booted = rollout.boot_id(0);
-    let mut command = rollout.rollout_command(&[]);
-    command
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut first = command.spawn().unwrap();
+    let mut first = rollout.spawn_quietly();
     wait_until(Duration::from_secs(120), "the rollout started", || {
         rollout.entries().iter().any(|e| e["event"] == "task_start")
     });
@@ -969,11 +975,7 @@ fn a_reboot_journaled_as_sent_that_never_reached_the_host_is_sent_on_resume() {
         "    reboot:\n      command: sleep 3; reboot\n      down_timeout: 10s",
     );
     let booted = rollout.boot_id(0);
-    let mut command = rollout.rollout_command(&[]);
-    command
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut first = command.spawn().unwrap();
+    let mut first = rollout.spawn_quietly();
     wait_until(
         Duration::from_secs(120),
         "the canary's reboot is sent",

@@ -40,11 +40,14 @@ struct TaskGroup {
     task: String,
     /// Each host and its outcome (`changed`, `skipped (why)`).
     reports: Vec<(String, String)>,
+    /// The hosts in `reports`, asked on every event: a batch or preflight
+    /// of a thousand hosts must not rescan the reports each time.
+    reported: HashSet<String>,
 }
 
 impl TaskGroup {
     fn has(&self, host: &str) -> bool {
-        self.reports.iter().any(|(h, _)| h == host)
+        self.reported.contains(host)
     }
 
     /// `install the new module: changed lab-[004-006] (3), ok lab-007 (1)`
@@ -102,11 +105,15 @@ impl Groups {
             .iter_mut()
             .find(|group| group.phase == phase && group.task == task && !group.has(host))
         {
-            Some(group) => group.reports.push((host.to_string(), word)),
+            Some(group) => {
+                group.reported.insert(host.to_string());
+                group.reports.push((host.to_string(), word));
+            }
             None => self.tasks.push(TaskGroup {
                 phase,
                 task: task.to_string(),
                 reports: vec![(host.to_string(), word)],
+                reported: HashSet::from([host.to_string()]),
             }),
         }
         self.complete()
