@@ -44,6 +44,9 @@ pub enum Action {
         /// Share of hosts (0 to 1) whose /var/log/messages holds the evtchn crash
         #[arg(long, default_value_t = 0.1)]
         crash_share: f64,
+        /// Kernel releases the hosts report, given round-robin (K1,K2,...), each host with its own /lib/modules/K; default: the machine's
+        #[arg(long, value_name = "K1,K2,...")]
+        kernels: Option<String>,
         /// Start a host with a fault, as HOST=KIND (repeatable)
         #[arg(long = "fault", value_name = "HOST=KIND", value_parser = parse_host_fault)]
         faults: Vec<(String, Fault)>,

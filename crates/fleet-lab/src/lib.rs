@@ -71,6 +71,9 @@ pub struct LabConfig {
     pub slow_boot: Duration,
     /// Share of hosts (0 to 1) whose /var/log/messages holds the evtchn crash.
     pub crash_share: f64,
+    /// Kernel releases the hosts report, given round-robin; none: the
+    /// machine's own.
+    pub kernels: Vec<String>,
 }
 
 impl Default for LabConfig {
@@ -82,6 +85,7 @@ impl Default for LabConfig {
             downtime: Duration::from_secs(3),
             slow_boot: Duration::from_secs(30),
             crash_share: 0.1,
+            kernels: Vec::new(),
         }
     }
 }
@@ -92,13 +96,14 @@ pub const MAX_HOSTS: usize = 50_000;
 impl LabConfig {
     fn to_text(&self) -> String {
         format!(
-            "count={}\nnet={}\nport={}\ndowntime_ms={}\nslow_boot_ms={}\ncrash_share={}\n",
+            "count={}\nnet={}\nport={}\ndowntime_ms={}\nslow_boot_ms={}\ncrash_share={}\nkernels={}\n",
             self.count,
             self.net,
             self.port,
             self.downtime.as_millis(),
             self.slow_boot.as_millis(),
-            self.crash_share
+            self.crash_share,
+            self.kernels.join(",")
         )
     }
 
@@ -124,6 +129,7 @@ impl LabConfig {
                     config.slow_boot = Duration::from_millis(value.parse().map_err(|_| invalid())?)
                 }
                 "crash_share" => config.crash_share = value.parse().map_err(|_| invalid())?,
+                "kernels" => config.kernels = parse_kernels(value).map_err(|_| invalid())?,
                 _ => return Err(bad(format!("line {}: unknown key {key}", number + 1))),
             }
         }
@@ -133,6 +139,15 @@ impl LabConfig {
     /// Address of host `index` (0-based).
     pub fn address(&self, index: usize) -> Ipv4Addr {
         Ipv4Addr::new(127, self.net, (index / 250) as u8, (index % 250 + 1) as u8)
+    }
+
+    /// The kernel release host `index` reports (`uname -r`), and whose
+    /// /lib/modules it has.
+    pub fn kernel(&self, index: usize) -> String {
+        match self.kernels.len() {
+            0 => kernel_release(),
+            count => self.kernels[index % count].clone(),
+        }
     }
 
     /// Whether host `index` logged the evtchn crash: spread evenly over the lab.
@@ -214,12 +229,32 @@ pub fn kernel_release() -> String {
     }
 }
 
-/// Where a host keeps its xen-evtchn module, relative to its root.
-pub fn module_path() -> String {
-    format!(
-        "lib/modules/{}/kernel/drivers/xen/xen-evtchn.ko",
-        kernel_release()
-    )
+/// Where a host running `kernel` keeps its xen-evtchn module, relative to
+/// its root.
+pub fn module_path(kernel: &str) -> String {
+    format!("lib/modules/{kernel}/kernel/drivers/xen/xen-evtchn.ko")
+}
+
+/// `--kernels K1,K2,...`: releases as `uname -r` prints them, which also
+/// name directories (/lib/modules/K), so no `/`, no blank, none empty.
+pub fn parse_kernels(text: &str) -> Result<Vec<String>, String> {
+    let kernels: Vec<String> = text
+        .split(',')
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect();
+    let valid = |k: &String| {
+        k != "."
+            && k != ".."
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._+-~".contains(c))
+    };
+    match kernels.iter().find(|k| !valid(k)) {
+        Some(bad) => Err(format!(
+            "`{bad}` is not a kernel release (letters, digits and . _ + - ~)"
+        )),
+        None => Ok(kernels),
+    }
 }
 
 #[cfg(test)]
@@ -232,6 +267,7 @@ mod tests {
             count: 7,
             net: 42,
             crash_share: 0.25,
+            kernels: vec!["6.1.0-18-amd64".into(), "6.1.0-21-amd64".into()],
             ..Default::default()
         };
         let path = Path::new("lab.conf");

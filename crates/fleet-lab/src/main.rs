@@ -58,8 +58,11 @@ async fn run(cli: Cli) -> Result<(), LabError> {
             downtime,
             slow_boot,
             crash_share,
+            kernels,
             faults,
         } => {
+            let kernels = lab::parse_kernels(kernels.as_deref().unwrap_or_default())
+                .map_err(|why| LabError::Invalid(format!("--kernels: {why}")))?;
             let config = LabConfig {
                 count,
                 net,
@@ -67,6 +70,7 @@ async fn run(cli: Cli) -> Result<(), LabError> {
                 downtime: seconds(downtime, "--downtime")?,
                 slow_boot: seconds(slow_boot, "--slow-boot")?,
                 crash_share,
+                kernels,
             };
             let exe = std::env::current_exe().map_err(|source| LabError::Io {
                 path: "fleet-lab".into(),

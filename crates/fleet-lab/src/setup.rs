@@ -19,6 +19,9 @@ const INIT_SCRIPT: &str = include_str!("assets/init.sh");
 const POWER_SCRIPT: &str = include_str!("assets/power.sh");
 /// depmod for lab hosts, which the machine may not have (no kmod).
 const DEPMOD_SCRIPT: &str = include_str!("assets/depmod.sh");
+const UNAME_SCRIPT: &str = include_str!("assets/uname.sh");
+const MAKE_SCRIPT: &str = include_str!("assets/make.sh");
+const MODINFO_SCRIPT: &str = include_str!("assets/modinfo.sh");
 /// The crash the lab plants in some hosts' logs (its host name is replaced).
 const CRASH_LOG: &str = include_str!("assets/xen-evtchn-bug.log");
 /// Names under which the power script is installed on every host.
@@ -184,6 +187,9 @@ fn write_power_commands(layout: &Layout) -> Result<(), LabError> {
     std::fs::create_dir_all(&bin).map_err(io_error(&bin))?;
     write_executable(&bin.join("systemctl"), POWER_SCRIPT)?;
     write_executable(&bin.join("depmod"), DEPMOD_SCRIPT)?;
+    write_executable(&bin.join("uname"), UNAME_SCRIPT)?;
+    write_executable(&bin.join("make"), MAKE_SCRIPT)?;
+    write_executable(&bin.join("modinfo"), MODINFO_SCRIPT)?;
     for name in POWER_COMMANDS {
         symlink("systemctl", bin.join(name)).map_err(io_error(&bin))?;
     }
@@ -209,14 +215,19 @@ fn write_host(layout: &Layout, config: &LabConfig, index: usize) -> Result<Strin
         std::fs::create_dir_all(dir.join(sub)).map_err(io_error(&dir))?;
     }
     write(&dir.join("name"), format!("{name}\n"))?;
+    let kernel = config.kernel(index);
+    write(&dir.join("kernel"), format!("{kernel}\n"))?;
+    // What `make -C /lib/modules/K/build` needs to find (see make.sh).
+    let build = dir.join("root/lib/modules").join(&kernel).join("build");
+    std::fs::create_dir_all(&build).map_err(io_error(&build))?;
     let host_key = new_key(&dir.join("ssh_host_ed25519_key"))?;
     write(&dir.join("sshd_config"), sshd_config(layout, config, index))?;
     write(&dir.join("root/var/log/messages"), messages(config, index))?;
-    let module = dir.join("root").join(module_path());
+    let module = dir.join("root").join(module_path(&kernel));
     if let Some(parent) = module.parent() {
         std::fs::create_dir_all(parent).map_err(io_error(parent))?;
     }
-    write(&module, old_module(&name))?;
+    write(&module, old_module(&name, &kernel))?;
     write(&dir.join("state"), "booting\n")?;
     Ok(host_key)
 }
@@ -252,15 +263,16 @@ fn messages(config: &LabConfig, index: usize) -> String {
     text
 }
 
-/// An "old" xen-evtchn.ko: its bytes differ per build, so tests can tell it
-/// from the one a rollout installs.
-fn old_module(name: &str) -> Vec<u8> {
+/// An "old" xen-evtchn.ko for `kernel`: its bytes differ per build, so
+/// tests can tell it from the one a rollout installs.
+fn old_module(name: &str, kernel: &str) -> Vec<u8> {
     let mut build = [0u8; 16];
     let _ = std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut build));
     let build: String = build.iter().map(|b| format!("{b:02x}")).collect();
     let mut module =
-        format!("\x7fELF fleet-lab xen-evtchn.ko (old) host={name} build={build}\n").into_bytes();
+        format!("\x7fELF fleet-lab xen-evtchn.ko vermagic={kernel} SMP mod_unload; (old) host={name} build={build}\n")
+            .into_bytes();
     module.resize(64 * 1024, 0);
     module
 }

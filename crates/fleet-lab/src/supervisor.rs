@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::setup::{new_key, write};
-use super::{host_name, io_error, module_path, Fault, LabConfig, LabError, Layout};
+use super::{host_name, io_error, kernel_release, module_path, Fault, LabConfig, LabError, Layout};
 
 /// Hosts booting at once: enough to bring 1000 up quickly, few enough not
 /// to stall the machine with a fork storm.
@@ -390,7 +390,9 @@ fn prepare_boot(dir: &Path, name: &str, fault: Option<Fault>) -> Result<String, 
         .trim()
         .to_string();
     write(&dir.join("boot/boot_id"), format!("{boot_id}\n"))?;
-    let module = module_path();
+    let kernel = std::fs::read_to_string(dir.join("kernel"))
+        .map_or_else(|_| kernel_release(), |k| k.trim().to_string());
+    let module = module_path(&kernel);
     let digest = std::fs::read(dir.join("root").join(&module))
         .ok()
         .map(|bytes| hex(&Sha256::digest(bytes)));

@@ -24,6 +24,7 @@ if [ -e /proc/modules ]; then mount --bind "$host/boot/modules" /proc/modules; f
 mount -t tmpfs -o mode=0755,size=1m lab-modules /sys/module
 cp -R "$host/boot/sys-module/." /sys/module/
 cp "$host/boot/loaded-modules" /run/fleet-lab/loaded-modules
+cp "$host/kernel" /run/fleet-lab/kernel
 # reboot, shutdown and systemctl reach the lab, never the real machine.
 mount --bind "$lab/bin" /usr/local/sbin
 if [ -e /usr/bin/systemctl ]; then mount --bind "$lab/bin/systemctl" /usr/bin/systemctl; fi
