@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The README demo: build fleet, bring up a fleet-lab of 20 real sshd hosts
 # in namespaces on loopback, fan out a command with prun, scan every host's
-# /var/log/messages for the xen evtchn crash, then roll the rebuilt
-# xen-evtchn.ko over all 20 hosts with pplay: a canary, then 10% at a time,
-# each reboot verified. Needs root; installs openssh-server when it is
+# /var/log/messages for the xen evtchn crash, build xen-evtchn.ko for each
+# of the two kernels the lab's hosts run (one build host per kernel; the
+# lab's make and modinfo are a simulation), then roll the modules over all
+# 20 hosts with pplay: a canary, then 10% at a time, each batch drained
+# around its verified reboots. Needs root; installs openssh-server when it is
 # missing. Only 127.0.0.0/8 is contacted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +17,8 @@ cargo build --release --quiet
 bin=$PWD/target/release
 lab=${FLEET_LAB_DIR:-/var/tmp/fleet-demo}
 work=$(mktemp -d /var/tmp/fleet-demo-work.XXXXXX)
-"$bin/fleet-lab" --dir "$lab" up 20 --downtime 2 --crash-share 0.15
+"$bin/fleet-lab" --dir "$lab" up 20 --downtime 2 --crash-share 0.15 \
+  --kernels 6.1.0-18-amd64,6.1.0-21-amd64
 trap '"$bin/fleet-lab" --dir "$lab" down; rm -rf "$work"' EXIT
 
 say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
@@ -29,10 +32,15 @@ say "Which hosts hit the xen evtchn BUG? (pulls /var/log/messages from every hos
 show "$bin/pplay" -i "$lab/inventory.yml" -e "collect_dir=$work/messages" \
   --journal "$work/scan.journal" playbooks/crash-scan.yml
 
-say "Roll the rebuilt xen-evtchn.ko out: 1 canary, then 10% at a time, each reboot verified"
-printf '\177ELF xen-evtchn.ko rebuilt with the port-reuse fix\n' > "$work/xen-evtchn.ko"
+say "Build xen-evtchn.ko with the fix, once per kernel the hosts run"
+printf '/* drivers/xen/evtchn.c with the port-reuse fix */\n' > "$work/evtchn.c"
+show "$bin/pplay" -i "$lab/inventory.yml" -e "source=$work/evtchn.c" -e "modules=$work/modules" \
+  --journal "$work/build.journal" playbooks/xen-evtchn-build.yml
+
+say "Roll it out: 1 canary, then 10% at a time, batches drained around verified reboots"
 sed 's/stable_for: 5s/stable_for: 2s/' playbooks/xen-evtchn-rollout.yml > "$work/rollout.yml"
-show "$bin/pplay" -i "$lab/inventory.yml" -e "module_src=$work/xen-evtchn.ko" -e "target_kernel=$(uname -r)" \
+show "$bin/pplay" -i "$lab/inventory.yml" -e "modules=$work/modules" \
+  -e "drain_command=echo drain" -e "undrain_command=echo undrain" \
   --journal "$work/rollout.journal" "$work/rollout.yml"
 
 say "Every host now runs the new module"

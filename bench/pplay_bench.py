@@ -44,9 +44,12 @@ def one_run(hosts, downtime, work, run):
     subprocess.run([f"{BIN}/fleet-lab", "--dir", lab, "up", str(hosts), "--net", "198",
                     "--downtime", str(downtime)], check=True, stdout=subprocess.DEVNULL)
     try:
-        module = os.path.join(work, "xen-evtchn.ko")
-        with open(module, "wb") as f:
-            f.write(b"\x7fELF rebuilt xen-evtchn.ko %d\n" % run)
+        release = os.uname().release
+        module = os.path.join(work, "modules")
+        os.makedirs(os.path.join(module, release), exist_ok=True)
+        with open(os.path.join(module, release, "xen-evtchn.ko"), "wb") as f:
+            f.write(b"\x7fELF xen-evtchn.ko vermagic=%s SMP mod_unload; rebuilt %d\n"
+                    % (release.encode(), run))
         journal = os.path.join(work, f"run{run}.journal")
         total = rollout(lab, module, journal, work)
         # The same rollout again on the updated lab: nothing to do, no reboot.
@@ -67,10 +70,9 @@ def one_run(hosts, downtime, work, run):
 
 def rollout(lab, module, journal, work):
     """One pplay run of the shipped rollout on the lab; its wall seconds."""
-    release = os.uname().release
     start = time.monotonic()
     subprocess.run([f"{BIN}/pplay", "-F", "none", "-i", f"{lab}/inventory.yml",
-                    "-e", f"module_src={module}", "-e", f"target_kernel={release}",
+                    "-e", f"modules={module}",
                     "--journal", journal, playbook(work)],
                    check=True, stdout=subprocess.DEVNULL)
     return time.monotonic() - start

@@ -19,6 +19,15 @@ pub struct Host {
 }
 
 impl Host {
+    /// A host by name alone: port and user as the SSH options say.
+    pub fn named(name: &str) -> Host {
+        Host {
+            name: name.to_string(),
+            port: None,
+            user: None,
+        }
+    }
+
     /// pssh's name for the host in status lines and output files:
     /// `name`, or `name:port` when the entry gave a port.
     pub fn label(&self) -> String {

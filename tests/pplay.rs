@@ -5,179 +5,11 @@
 mod support;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
-use support::{
-    assert_contains_all, check_snapshot, mkfifo, normalise, run, tool, wait_until, Lab, Run,
-};
-
-/// The shipped playbook with timeouts fit for a lab whose hosts reboot in
-/// a second; every other line is as shipped.
-fn lab_playbook(dir: &Path) -> PathBuf {
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/xen-evtchn-rollout.yml");
-    let mut text = std::fs::read_to_string(shipped).unwrap();
-    for (from, to) in [
-        ("stable_for: 5s", "stable_for: 1s"),
-        ("up_timeout: 10m", "up_timeout: 10s"),
-        ("down_timeout: 2m", "down_timeout: 10s"),
-        ("test_timeout: 5m", "test_timeout: 10s"),
-    ] {
-        assert!(
-            text.contains(from),
-            "the shipped playbook no longer says {from}"
-        );
-        text = text.replace(from, to);
-    }
-    let path = dir.join("xen-evtchn-rollout.yml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn kernel_release() -> String {
-    let output = Command::new("uname").arg("-r").output().unwrap();
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// A lab, the rebuilt module to roll out, and a place for the journal.
-struct Rollout {
-    lab: Lab,
-    work: tempfile::TempDir,
-    playbook: PathBuf,
-    new_sha: String,
-}
-
-impl Rollout {
-    fn start(count: usize, extra: &[&str]) -> Rollout {
-        let lab = Lab::start(count, extra);
-        let work = tempfile::tempdir().unwrap();
-        let module = b"\x7fELF rebuilt xen-evtchn.ko with the port-reuse fix\n";
-        std::fs::write(work.path().join("xen-evtchn.ko"), module).unwrap();
-        let playbook = lab_playbook(work.path());
-        Rollout {
-            lab,
-            work,
-            playbook,
-            new_sha: sha256(module),
-        }
-    }
-
-    /// Changes the lab copy of the playbook.
-    fn rewrite_playbook(&self, from: &str, to: &str) {
-        let text = std::fs::read_to_string(&self.playbook).unwrap();
-        assert!(text.contains(from), "the playbook no longer says {from}");
-        std::fs::write(&self.playbook, text.replace(from, to)).unwrap();
-    }
-
-    fn journal(&self) -> PathBuf {
-        self.work.path().join("rollout.journal")
-    }
-
-    /// pplay with the lab's inventory, the module and the journal.
-    fn pplay(&self) -> Command {
-        let mut command = tool("pplay");
-        command
-            .current_dir(self.work.path())
-            .args(["-O", "ConnectTimeout=2", "-i"])
-            .arg(self.lab.dir().join("inventory.yml"))
-            .arg("-e")
-            .arg(format!(
-                "module_src={}/xen-evtchn.ko",
-                self.work.path().display()
-            ))
-            .arg("-e")
-            .arg(format!("target_kernel={}", kernel_release()));
-        command
-    }
-
-    /// pplay rolling the playbook, journaled; `extra` flags go first.
-    fn rollout_command(&self, extra: &[&str]) -> Command {
-        let mut command = self.pplay();
-        command
-            .args(extra)
-            .arg("--journal")
-            .arg(self.journal())
-            .arg(&self.playbook);
-        command
-    }
-
-    fn roll(&self) -> Run {
-        run(self.rollout_command(&[]))
-    }
-
-    /// The rollout started in the background, its output discarded, for
-    /// tests that stop or kill it midway.
-    fn spawn_quietly(&self) -> std::process::Child {
-        let mut command = self.rollout_command(&[]);
-        command
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        command.spawn().unwrap()
-    }
-
-    fn host_file(&self, index: usize, path: &str) -> PathBuf {
-        self.lab
-            .dir()
-            .join(format!("hosts.d/lab-{:03}", index + 1))
-            .join(path)
-    }
-
-    /// SHA-256 of the module on the host's disk.
-    fn module_on_disk(&self, index: usize) -> String {
-        let path = format!(
-            "root/lib/modules/{}/kernel/drivers/xen/xen-evtchn.ko",
-            kernel_release()
-        );
-        sha256(&std::fs::read(self.host_file(index, &path)).unwrap())
-    }
-
-    /// What the host's last boot loaded, as fleet-lab records it.
-    fn loaded(&self, index: usize) -> String {
-        std::fs::read_to_string(self.host_file(index, "boot/loaded-modules")).unwrap()
-    }
-
-    fn boot_id(&self, index: usize) -> String {
-        std::fs::read_to_string(self.host_file(index, "boot/boot_id"))
-            .unwrap()
-            .trim()
-            .to_string()
-    }
-
-    fn boot_ids(&self) -> Vec<String> {
-        (0..self.lab.count).map(|i| self.boot_id(i)).collect()
-    }
-
-    fn entries(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.journal())
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect()
-    }
-
-    /// Hosts the journal shows ending, with whether they succeeded.
-    fn host_ends(&self) -> BTreeMap<String, bool> {
-        self.entries()
-            .iter()
-            .filter(|e| e["event"] == "host_end")
-            .map(|e| {
-                (
-                    e["host"].as_str().unwrap().to_string(),
-                    e["ok"].as_bool().unwrap(),
-                )
-            })
-            .collect()
-    }
-}
+use support::rollout::{kernel_release, resume, small_play, Rollout};
+use support::{assert_contains_all, check_snapshot, mkfifo, normalise, run, tool, wait_until, Lab};
 
 /// The most reboots in flight at once, from the journal's timestamps: each
 /// host is down from the moment its reboot is sent until it answers again.
@@ -656,22 +488,23 @@ fn crash_scan_groups_the_hosts_that_logged_the_bug() {
         .map(str::to_string)
         .collect();
     assert!(!crashed.is_empty());
+    // Each crashed host on its own line, with the line its log holds.
     let stdout = result.stdout_text();
-    let group = stdout
+    let failed: HashSet<String> = stdout
         .lines()
-        .find(|l| {
-            l.starts_with(
-                "pplay: failed (3): evtchn BUG: logged kernel BUG at drivers/xen/evtchn.c",
-            )
+        .filter_map(|l| l.strip_prefix("pplay: failed (1): evtchn BUG: logged "))
+        .map(|l| {
+            let (line, host) = l.rsplit_once(": ").unwrap();
+            assert!(
+                line.ends_with(&format!(
+                    "{host} kernel: kernel BUG at drivers/xen/evtchn.c:264!"
+                )),
+                "{l}"
+            );
+            host.to_string()
         })
-        .unwrap_or_else(|| panic!("no group line in {stdout}"));
-    let folded = group.rsplit_once(": ").unwrap().1;
-    let listed: HashSet<String> = fleet::inventory::parse_host_spec(folded)
-        .unwrap()
-        .iter()
-        .map(|host| host.label())
         .collect();
-    assert_eq!(listed, crashed, "{stdout}");
+    assert_eq!(failed, crashed, "{stdout}");
     for index in 0..10 {
         let pulled = collected.path().join(lab.name(index)).join("messages");
         let original = lab.var_log(index).join("messages");
@@ -780,28 +613,6 @@ fn bad_input_is_refused_before_any_host_is_contacted() {
             .args(["-i", "inv.yml", "-e", bad, "bad.yml"]);
         run(command).expect_code(2);
     }
-}
-
-/// pplay with `text` as its playbook over the lab's inventory, journaled
-/// under `work`; `extra` flags go first.
-fn small_play(lab: &Lab, work: &Path, text: &str, journal: &str, extra: &[&str]) -> Command {
-    let playbook = work.join("small.yml");
-    std::fs::write(&playbook, text).unwrap();
-    let mut command = tool("pplay");
-    command
-        .args(["-O", "ConnectTimeout=2", "-i"])
-        .arg(lab.dir().join("inventory.yml"))
-        .args(extra)
-        .arg("--journal")
-        .arg(work.join(journal))
-        .arg(&playbook);
-    command
-}
-
-fn resume(journal: &Path, extra: &[&str]) -> Run {
-    let mut command = tool("pplay");
-    command.args(extra).arg("--resume").arg(journal);
-    run(command)
 }
 
 #[test]
@@ -951,7 +762,12 @@ fn a_host_back_with_another_key_fails_at_once_and_a_resume_never_mixes_inputs() 
         "{stdout}"
     );
     // The module to send changed since the journal was started.
-    let module = rollout.work.path().join("xen-evtchn.ko");
+    let module = rollout
+        .work
+        .path()
+        .join("modules")
+        .join(kernel_release())
+        .join("xen-evtchn.ko");
     std::fs::write(&module, b"another build").unwrap();
     let resumed = resume(&rollout.journal(), &[]);
     resumed.expect_code(2);

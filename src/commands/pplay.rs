@@ -18,7 +18,9 @@ use super::{exit, exit_code, parse_flags, UsageError};
 use crate::engine::Stop;
 use crate::model::valid_name;
 use crate::output::{progress_wanted, Event, Notices, PlayJson, PlayText, Progress, Reporter};
-use crate::playbook::{reopen, Asker, Play, PlayError, PlayReport, PlayRequest, Resume, RunLimits};
+use crate::playbook::{
+    reopen, Asker, PlayError, PlayReport, PlayRequest, PlaybookRun, Resume, RunLimits,
+};
 use crate::ssh::Connector;
 
 /// Roll a YAML playbook over an inventory, a few hosts at a time.
@@ -145,7 +147,7 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop, abort: S
 /// Runs the play with its events going to the output thread, and its
 /// report last.
 async fn run(
-    play: Play,
+    play: PlaybookRun,
     limits: RunLimits,
     events: mpsc::UnboundedSender<Event>,
     stop: Stop,
@@ -171,7 +173,7 @@ async fn run(
 }
 
 /// What the flags (or a resumed journal's) ask for, loaded and checked.
-fn prepare(cli: Cli, args: &[OsString]) -> Result<(Play, Cli), UsageError> {
+fn prepare(cli: Cli, args: &[OsString]) -> Result<(PlaybookRun, Cli), UsageError> {
     let (cli, resume, base) = match cli.resume.clone() {
         Some(journal) => resumed(&cli, args, &journal)?,
         None => {
@@ -204,7 +206,7 @@ fn prepare(cli: Cli, args: &[OsString]) -> Result<(Play, Cli), UsageError> {
         base,
         check: cli.check,
     };
-    let play = Play::prepare(request, resume, |hosts| {
+    let play = PlaybookRun::prepare(request, resume, |hosts| {
         let options = cli.connect.ssh_options(cli.user.as_deref()).map_err(|e| {
             crate::ssh::SetupError::Config {
                 path: PathBuf::from("-O"),

@@ -70,6 +70,8 @@ impl TaskGroup {
         let phase = match (show_phase, self.phase) {
             (true, Phase::Preflight) => "preflight: ",
             (_, Phase::OnFailure) => "on_failure: ",
+            (_, Phase::BeforeBatch) => "before_batch: ",
+            (_, Phase::AfterBatch) => "after_batch: ",
             _ => "",
         };
         format!("{scope}{phase}{}: {}", self.task, outcomes.join(", "))
@@ -134,10 +136,12 @@ impl Groups {
 
     /// The lines of the groups, in order, that every host has answered.
     fn complete(&mut self) -> Vec<String> {
+        // after_batch runs on every host of the batch once they all ended.
         let answered = |group: &TaskGroup| {
+            let waits_for_ended = group.phase == Phase::AfterBatch;
             self.hosts
                 .iter()
-                .all(|host| group.has(host) || self.ended.contains(host))
+                .all(|host| group.has(host) || (self.ended.contains(host) && !waits_for_ended))
         };
         let ready = self.tasks[self.printed..]
             .iter()

@@ -40,6 +40,7 @@ fn event_json(event: &PlayEvent) -> Option<Value> {
     Some(match event {
         PlayEvent::Plan {
             playbook,
+            play,
             batches,
             mode,
             max_fail,
@@ -47,7 +48,8 @@ fn event_json(event: &PlayEvent) -> Option<Value> {
             journal,
             check,
         } => json!({
-            "type": "plan", "playbook": playbook, "batches": batches, "check": check,
+            "type": "plan", "playbook": playbook, "play": play.0, "plays": play.1,
+            "batches": batches, "check": check,
             "mode": match mode { Mode::Batch => "batch", Mode::Window => "window" },
             "max_fail": max_fail, "finished_earlier": earlier.done.len(),
             "failed_earlier": earlier.failed.len(), "retried": earlier.retried,

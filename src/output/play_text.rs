@@ -104,6 +104,7 @@ impl<W: Write> PlayText<W> {
         match event {
             PlayEvent::Plan {
                 playbook,
+                play,
                 batches,
                 mode,
                 max_fail,
@@ -114,8 +115,12 @@ impl<W: Write> PlayText<W> {
                 self.hosts = batches.concat();
                 self.window = *mode == Mode::Window;
                 self.begin(String::new(), self.hosts.clone())?;
+                let title = match play {
+                    (_, 1) => playbook.clone(),
+                    (number, plays) => format!("play {number}/{plays}: {playbook}"),
+                };
                 self.plan(
-                    playbook,
+                    &title,
                     batches,
                     *mode,
                     *max_fail,
@@ -235,9 +240,8 @@ impl<W: Write> PlayText<W> {
             TaskStatus::WouldRun(what) => ("would", Style::new().yellow(), what.clone()),
         };
         let phase = match line.phase {
-            Phase::Preflight => "preflight: ",
-            Phase::Tasks => "",
-            Phase::OnFailure => "on_failure: ",
+            Phase::Tasks => String::new(),
+            other => format!("{}: ", other.key()),
         };
         let note = match note.is_empty() {
             true => String::new(),

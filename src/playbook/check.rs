@@ -47,7 +47,8 @@ pub async fn check_plan(
 
 async fn check_host(host: &mut HostRun, start_at: usize) -> Result<(), TaskError> {
     host.gather_facts().await?;
-    let playbook = Arc::clone(&host.ctx.playbook);
+    host.load_sources().await.map_err(TaskError::Local)?;
+    let playbook = Arc::clone(&host.ctx.play);
     // Tasks before --start-at-task do not run: what they register is unknown.
     for task in playbook.tasks.iter().take(start_at) {
         stand_in_for_register(host, task);

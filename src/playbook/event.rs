@@ -2,12 +2,14 @@
 //! printers, the progress line and `--json`), and the report it ends with.
 //! The playbook emits them; it prints nothing.
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use std::sync::Arc;
 
 use super::spec::Mode;
+use super::vars::Vars;
 use super::Phase;
 use crate::engine::Category;
 
@@ -81,6 +83,8 @@ pub enum PlayEvent {
     /// Before anything runs: the hosts in the order and groups they will go.
     Plan {
         playbook: String,
+        /// The play's number in the file, from 1, and how many there are.
+        play: (usize, usize),
         batches: Vec<Vec<String>>,
         mode: Mode,
         max_fail: usize,
@@ -148,6 +152,8 @@ pub struct PlayReport {
     /// The journal of the run (none under `--check`).
     pub journal: Option<PathBuf>,
     pub elapsed: Duration,
+    /// What each host registered, for the plays after this one.
+    pub registered: HashMap<String, Vars>,
 }
 
 impl PlayReport {
@@ -181,6 +187,41 @@ impl PlayReport {
             .filter_map(move |_| stop);
         let unchecked = self.unchecked.iter().map(|_| Category::Unreachable);
         done.chain(failed).chain(stopped).chain(unchecked)
+    }
+
+    /// Adds the report of a later play: each host is reported as the last
+    /// play it was in left it.
+    pub fn merge(&mut self, later: PlayReport) {
+        let named: HashSet<String> = later.hosts().map(str::to_string).collect();
+        let keep = |host: &String| !named.contains(host);
+        self.done.retain(keep);
+        self.earlier.done.retain(keep);
+        self.stopped.retain(keep);
+        self.not_started.retain(keep);
+        self.failed.retain(|(host, _)| keep(host));
+        self.earlier.failed.retain(|(host, _)| keep(host));
+        self.unchecked.retain(|(host, _)| keep(host));
+        self.done.extend(later.done);
+        self.earlier.done.extend(later.earlier.done);
+        self.earlier.failed.extend(later.earlier.failed);
+        self.earlier.retried += later.earlier.retried;
+        self.failed.extend(later.failed);
+        self.stopped.extend(later.stopped);
+        self.not_started.extend(later.not_started);
+        self.unchecked.extend(later.unchecked);
+        self.stop_reason = later.stop_reason.or(self.stop_reason.take());
+        self.interrupted |= later.interrupted;
+        self.journal = later.journal.or(self.journal.take());
+        self.elapsed += later.elapsed;
+    }
+
+    /// Every host the report names.
+    fn hosts(&self) -> impl Iterator<Item = &str> {
+        let named = self.done.iter().chain(&self.earlier.done);
+        let named = named.chain(&self.stopped).chain(&self.not_started);
+        let failed = self.failed.iter().chain(&self.earlier.failed);
+        let failed = failed.chain(&self.unchecked).map(|(host, _)| host);
+        named.chain(failed).map(String::as_str)
     }
 
     /// Whether some host is left to finish with `--resume`.

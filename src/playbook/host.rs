@@ -12,20 +12,22 @@ use tokio_util::sync::CancellationToken;
 use super::actions::pause::Asker;
 use super::actions::{self, reboot::At, run::RunRules, Step};
 use super::condition::Facts;
+use super::delegate::{Delegated, Delegates, Once, RunOnce};
 use super::error::TaskError;
 use super::event::{Events, HostEnd, PlayEvent, TaskStatus};
 use super::journal::{now, Entry, Recorder};
 use super::remote::Remote;
 use super::replay::RebootMark;
+use super::sources::input_name;
 use super::vars::Vars;
-use super::{Action, Phase, Playbook, Sources, Task};
+use super::{Action, Phase, Play, Sources, Task, PHASES};
 use crate::model::Host;
 use crate::ssh::{shell_quote, Connector};
 
 /// What every host of a run shares.
 pub struct Context {
     pub connector: Arc<Connector>,
-    pub playbook: Arc<Playbook>,
+    pub play: Arc<Play>,
     pub sources: Arc<Sources>,
     /// The journal (none under `--check`), the events, and the stop a
     /// journal that cannot be written triggers.
@@ -38,8 +40,13 @@ pub struct Context {
     pub default_timeout: Option<Duration>,
     /// How `pause: {prompt}` asks the operator.
     pub asker: Arc<Asker>,
-    /// Where relative local paths (`fetch` destinations) are.
+    /// Where relative `fetch` destinations are: the run directory (the
+    /// journal's), or under `--check` where pplay started.
     pub base: std::path::PathBuf,
+    /// `delegate_to`'s hosts and their connections.
+    pub delegates: Delegates,
+    /// What `run_once` tasks left for the other hosts.
+    pub once: RunOnce,
 }
 
 impl Context {
@@ -61,6 +68,10 @@ pub struct HostRun {
     /// The tasks that changed this host in this run (a resumed one
     /// included), for `when: changed: TASK`.
     pub changed: HashSet<(Phase, usize)>,
+    /// The batch it rolls in (window mode: its position), from 1; 0 before.
+    pub batch: usize,
+    /// What this host registered in this play, carried to later plays.
+    pub registered: Vars,
 }
 
 impl Facts for HostRun {
@@ -83,6 +94,8 @@ impl HostRun {
             vars,
             reboot_mark: None,
             changed: HashSet::new(),
+            batch: 0,
+            registered: Vars::new(),
         }
     }
 
@@ -95,12 +108,45 @@ impl HostRun {
         Ok(())
     }
 
+    /// Loads the `copy` sources named by this host's facts (once for all
+    /// hosts naming the same file), so that a missing one fails the host
+    /// before any host is changed, naming the path.
+    pub async fn load_sources(&mut self) -> Result<(), String> {
+        let play = Arc::clone(&self.ctx.play);
+        let copies = PHASES.iter().flat_map(|&phase| play.phase(phase));
+        for task in copies {
+            let Action::Copy(spec) = &task.action else {
+                continue;
+            };
+            let src = self
+                .expand(&spec.src)
+                .map_err(|e| format!("{}: {e}", task.name))?;
+            let loaded = self
+                .ctx
+                .sources
+                .load(&src, spec.mode.as_deref())
+                .map_err(|why| format!("{}: {why}", task.name))?;
+            if loaded.first {
+                let sha256 = loaded.item.sha256.clone();
+                self.record(Entry::Input {
+                    name: input_name(&src),
+                    sha256,
+                })
+                .await;
+            }
+        }
+        Ok(())
+    }
+
     /// Runs the tasks of `phase` from `first` on; on a failure in
     /// `Phase::Tasks`, runs `on_failure` and reports the first failure.
     pub async fn run_phase(&mut self, phase: Phase, first: usize) -> HostEnd {
-        let playbook = Arc::clone(&self.ctx.playbook);
-        for (index, task) in playbook.phase(phase).iter().enumerate().skip(first) {
-            if self.ctx.stop.is_cancelled() && phase != Phase::OnFailure {
+        let play = Arc::clone(&self.ctx.play);
+        for (index, task) in play.phase(phase).iter().enumerate().skip(first) {
+            // Putting back (on_failure) and undoing (after_batch) go on
+            // after a stop.
+            let undoing = matches!(phase, Phase::OnFailure | Phase::AfterBatch);
+            if self.ctx.stop.is_cancelled() && !undoing {
                 return HostEnd::Stopped;
             }
             match self.run_task(phase, index, task).await {
@@ -108,7 +154,7 @@ impl HostRun {
                 Err(TaskError::Aborted) => return HostEnd::Stopped,
                 Err(error) => {
                     let message = format!("{}: {error}", task.name);
-                    if phase == Phase::Tasks && !playbook.on_failure.is_empty() {
+                    if phase == Phase::Tasks && !play.on_failure.is_empty() {
                         return self.recover(message).await;
                     }
                     return HostEnd::Failed(message);
@@ -155,10 +201,9 @@ impl HostRun {
             Duration::ZERO,
             String::new(),
         );
-        let result = match self.skip_reason(task).await {
-            Ok(Some(reason)) => Ok(TaskStatus::Skipped(reason)),
-            Ok(None) => self.perform(phase, index, task).await,
-            Err(error) => Err(error),
+        let result = match task.run_once {
+            true => self.once(phase, index, task).await,
+            false => self.attempt(phase, index, task).await,
         };
         let (status, detail) = match &result {
             Ok(status) => (status.clone(), String::new()),
@@ -183,6 +228,67 @@ impl HostRun {
         result.map(|_| ())
     }
 
+    /// The task's guards, then its action.
+    async fn attempt(
+        &mut self,
+        phase: Phase,
+        index: usize,
+        task: &Task,
+    ) -> Result<TaskStatus, TaskError> {
+        match self.skip_reason(task).await? {
+            Some(reason) => Ok(TaskStatus::Skipped(reason)),
+            None => self.perform(phase, index, task).await,
+        }
+    }
+
+    /// A `run_once` task: run here if no host of the play (of the batch,
+    /// in hooks) ran it yet, else the outcome and register of the host
+    /// that did.
+    async fn once(
+        &mut self,
+        phase: Phase,
+        index: usize,
+        task: &Task,
+    ) -> Result<TaskStatus, TaskError> {
+        let batch = if phase.is_hook() { self.batch } else { 0 };
+        let cell = self.ctx.once.cell(phase, index, batch);
+        let mut here = None;
+        let once = cell
+            .get_or_init(|| async {
+                let result = self.attempt(phase, index, task).await;
+                let once = Once {
+                    host: self.label.clone(),
+                    outcome: match &result {
+                        Ok(status) => Ok(status.clone()),
+                        Err(TaskError::Aborted) => Err(None),
+                        Err(error) => Err(Some(error.to_string())),
+                    },
+                    register: task
+                        .register
+                        .as_ref()
+                        .and_then(|n| self.vars.get(n).cloned()),
+                };
+                here = Some(result);
+                once
+            })
+            .await;
+        if let Some(result) = here {
+            return result;
+        }
+        if let (Some(name), Some(value)) = (&task.register, &once.register) {
+            self.register(name, value.clone()).await;
+        }
+        once.for_another_host()
+    }
+
+    /// Where a task runs: `None` for this host, else where `delegate_to` says.
+    pub async fn delegated(&self, task: &Task) -> Result<Option<Delegated>, TaskError> {
+        match &task.delegate_to {
+            Some(target) => Ok(Some(self.ctx.delegates.get(&self.expand(target)?).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// `when`, `creates` and `unless`: reasons the task needs not run.
     pub async fn skip_reason(&mut self, task: &Task) -> Result<Option<String>, TaskError> {
         if let Some(when) = &task.when {
@@ -191,16 +297,28 @@ impl HostRun {
             }
         }
         let timeout = self.timeout_of(task);
-        if let Some(path) = &task.creates {
-            let path = self.expand(path)?;
+        let creates = task
+            .creates
+            .as_deref()
+            .map(|p| self.expand(p))
+            .transpose()?;
+        let unless = task.unless.as_deref().map(|c| self.expand(c)).transpose()?;
+        if creates.is_none() && unless.is_none() {
+            return Ok(None);
+        }
+        let mut delegated = self.delegated(task).await?;
+        let remote = match &mut delegated {
+            Some(delegated) => delegated.remote(),
+            None => &mut self.remote,
+        };
+        if let Some(path) = creates {
             let test = format!("test -e {}", shell_quote(&path));
-            if self.remote.exec(&test, &[], timeout).await?.code() == Some(0) {
+            if remote.exec(&test, &[], timeout).await?.code() == Some(0) {
                 return Ok(Some(format!("{path} exists")));
             }
         }
-        if let Some(command) = &task.unless {
-            let command = self.expand(command)?;
-            if self.remote.exec(&command, &[], timeout).await?.code() == Some(0) {
+        if let Some(command) = unless {
+            if remote.exec(&command, &[], timeout).await?.code() == Some(0) {
                 return Ok(Some("`unless` succeeded".into()));
             }
         }
@@ -215,8 +333,12 @@ impl HostRun {
         task: &Task,
     ) -> Result<TaskStatus, TaskError> {
         let ctx = Arc::clone(&self.ctx);
+        let mut delegated = self.delegated(task).await?;
         let step = Step {
-            remote: &mut self.remote,
+            remote: match &mut delegated {
+                Some(delegated) => delegated.remote(),
+                None => &mut self.remote,
+            },
             vars: &self.vars,
             timeout: task.timeout.or(ctx.default_timeout),
         };
@@ -268,6 +390,7 @@ impl HostRun {
             value: value.clone(),
         })
         .await;
+        self.registered.insert(name.to_string(), value.clone());
         self.vars.insert(name.to_string(), value);
     }
 

@@ -45,6 +45,16 @@ pub enum Entry {
         pid: u32,
         time: f64,
     },
+    /// A play of the playbook begins (numbered from 0); the host entries
+    /// after it are of that play.
+    Play {
+        play: usize,
+        name: String,
+        time: f64,
+    },
+    /// A `copy` source named by host facts was read, with its SHA-256: a
+    /// resume refuses it changed (as the inputs of `start`).
+    Input { name: String, sha256: String },
     TaskStart {
         host: String,
         phase: Phase,

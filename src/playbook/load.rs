@@ -3,19 +3,21 @@
 //! the files `copy` sends readable (and read, once). A mistake is
 //! FILE:LINE:COLUMN and what was expected.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_saphyr::Spanned;
+use serde_saphyr::{Location, Spanned};
 use sha2::{Digest, Sha256};
 
 use super::condition::When;
-use super::spec::{Amount, CopySpec, PlaybookFile, TaskSpec};
+use super::remote::LOCALHOST;
+use super::spec::{Amount, CopySpec, PlayFile, TaskSpec};
 use super::vars::{references, valid_name, Vars, FACTS};
-use super::{Action, Phase, Playbook, Sources, Task, ACTIONS};
+use super::{Action, Phase, Play, Playbook, Sources, Task, ACTIONS, PHASES};
 use crate::inventory::yaml::InventoryHost;
-use crate::ssh::transfer::{parse_account, parse_mode, Item};
+use crate::ssh::transfer::{parse_account, parse_mode};
 use crate::ssh::{parse_pattern, parse_signal};
 use crate::text::{decode, read_bounded, MAX_TEXT_FILE};
 use crate::yaml::{self, YamlError};
@@ -24,7 +26,8 @@ use crate::yaml::{self, YamlError};
 const MIN_WAIT_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Playbook {
-    /// Reads and checks a playbook file.
+    /// Reads and checks a playbook file: one play (a mapping) or a list of
+    /// plays.
     pub fn load(path: &Path) -> Result<Playbook, YamlError> {
         let bytes =
             read_bounded(path, MAX_TEXT_FILE).map_err(|error| YamlError::reading(path, error))?;
@@ -33,11 +36,61 @@ impl Playbook {
             .map(|b| format!("{b:02x}"))
             .collect();
         let text = decode(bytes).map_err(|error| YamlError::reading(path, error))?;
-        let file: PlaybookFile = yaml::parse(&text, path)?;
+        let files: Vec<(PlayFile, Option<Location>)> = match is_a_list(&text) {
+            true => yaml::parse::<Vec<Spanned<PlayFile>>>(&text, path)?
+                .into_iter()
+                .map(|play| (play.value, Some(play.referenced)))
+                .collect(),
+            false => vec![(yaml::parse::<PlayFile>(&text, path)?, None)],
+        };
+        if files.is_empty() {
+            return Err(YamlError {
+                path: path.to_path_buf(),
+                line: 1,
+                column: 1,
+                message: "expected a play (a mapping with `tasks:`) or a list of plays".into(),
+            });
+        }
+        let count = files.len();
+        let plays = files
+            .into_iter()
+            .enumerate()
+            .map(|(index, (file, at))| {
+                Play::from_file(path, file, at, (index + 1, count)).map(Arc::new)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Playbook {
+            path: path.to_path_buf(),
+            plays,
+            sha256,
+        })
+    }
+}
+
+/// Whether the document is a list (of plays): its first line that is not
+/// blank, a comment, a directive or `---` starts with `-`.
+fn is_a_list(text: &str) -> bool {
+    text.lines()
+        .map(str::trim_start)
+        .find(|line| {
+            !(line.is_empty() || line.starts_with('#') || line.starts_with('%'))
+                && line.trim_end() != "---"
+        })
+        .is_some_and(|line| line.starts_with("- ") || line.trim_end() == "-")
+}
+
+impl Play {
+    /// Checks one play as written; `at` is where it starts in a list.
+    fn from_file(
+        path: &Path,
+        file: PlayFile,
+        at: Option<Location>,
+        number: (usize, usize),
+    ) -> Result<Play, YamlError> {
         let at_top = |message: String| YamlError {
             path: path.to_path_buf(),
-            line: 1,
-            column: 1,
+            line: at.map_or(1, |at| at.line()),
+            column: at.map_or(1, |at| at.column()),
             message,
         };
         let serial = file.serial.map_or(vec![Amount::Percent(100.0)], |s| s.0);
@@ -53,39 +106,49 @@ impl Playbook {
         };
         let mut phases = [
             tasks(path, file.preflight)?,
+            tasks(path, file.before_batch)?,
             tasks(path, file.tasks)?,
             tasks(path, file.on_failure)?,
+            tasks(path, file.after_batch)?,
         ];
         resolve_conditions(path, &mut phases)?;
-        let [preflight, tasks, on_failure] = phases;
-        Ok(Playbook {
+        let [preflight, before_batch, tasks, on_failure, after_batch] = phases;
+        let name = match number {
+            (_, 1) => path.display().to_string(),
+            (play, _) => format!("play {play}"),
+        };
+        Ok(Play {
             path: path.to_path_buf(),
-            name: file.name.unwrap_or_else(|| path.display().to_string()),
+            name: file.name.unwrap_or(name),
+            number,
             hosts: file.hosts.unwrap_or_else(|| "all".into()),
             serial,
             max_fail: file.max_fail.unwrap_or(Amount::Count(0)),
             mode: file.mode,
             order: file.order,
+            one_per: file.one_per,
             vars,
             preflight,
             tasks,
             on_failure,
-            sha256,
+            before_batch,
+            after_batch,
         })
     }
 
     /// Checks every task against every host's variables and loads the
     /// files `copy` sends, so nothing undefined or unreadable is found
-    /// halfway through a rollout. Returns each host's starting variables
-    /// and the copy sources by their expanded path.
+    /// halfway through a rollout. `carried` names what earlier plays
+    /// register. Returns each host's starting variables, the copy sources
+    /// by their expanded path, and the hosts tasks are delegated to.
     pub fn prepare(
         &self,
         hosts: &[InventoryHost],
         extra: &Vars,
-        base: &Path,
-    ) -> Result<(Vec<Vars>, Sources), YamlError> {
-        let mut sources = Sources::new();
-        let mut all_vars = Vec::with_capacity(hosts.len());
+        sources: &Sources,
+        carried: &[String],
+    ) -> Result<Prepared, YamlError> {
+        let mut prepared = Prepared::default();
         for host in hosts {
             // Playbook vars are defaults; the inventory refines them per
             // group and host; -e overrides everything.
@@ -94,35 +157,74 @@ impl Playbook {
             vars.extend(extra.clone());
             let mut known: Vec<String> = vars.keys().cloned().collect();
             known.extend(FACTS.iter().map(|f| f.to_string()));
+            known.extend(carried.iter().cloned());
             let check = Check {
                 host,
                 vars: &vars,
-                base,
+                sources,
             };
-            let after_preflight =
-                self.check_phase(&self.preflight, &check, &known, &mut sources)?;
-            self.check_phase(&self.tasks, &check, &after_preflight, &mut sources)?;
-            self.check_phase(&self.on_failure, &check, &after_preflight, &mut sources)?;
-            all_vars.push(vars);
+            let mut after_preflight =
+                self.check_phase(Phase::Preflight, &check, &known, &mut prepared)?;
+            self.check_one_per(host, &after_preflight)?;
+            after_preflight.extend(BATCH_VARS.iter().map(|v| v.to_string()));
+            let batched =
+                self.check_phase(Phase::BeforeBatch, &check, &after_preflight, &mut prepared)?;
+            self.check_phase(Phase::Tasks, &check, &batched, &mut prepared)?;
+            self.check_phase(Phase::OnFailure, &check, &batched, &mut prepared)?;
+            self.check_phase(Phase::AfterBatch, &check, &batched, &mut prepared)?;
+            prepared.vars.push(vars);
         }
-        Ok((all_vars, sources))
+        Ok(prepared)
+    }
+
+    /// `one_per` may name facts and what preflight registers.
+    fn check_one_per(&self, host: &InventoryHost, known: &[String]) -> Result<(), YamlError> {
+        let Some(template) = &self.one_per else {
+            return Ok(());
+        };
+        let error = |message: String| YamlError {
+            path: self.path.clone(),
+            line: 1,
+            column: 1,
+            message: format!("{}: one_per: {message}", self.name),
+        };
+        for name in references(template).map_err(|e| error(e.to_string()))? {
+            if !known.contains(&name) {
+                return Err(error(format!(
+                    "variable `{name}` is not defined for host {}",
+                    host.host.label()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The names of what the play's tasks register, for later plays.
+    pub fn registers(&self) -> impl Iterator<Item = &String> {
+        PHASES
+            .into_iter()
+            .flat_map(|phase| self.phase(phase))
+            .filter_map(|task| task.register.as_ref())
     }
 
     /// Checks one phase; returns the names known after it (with its registers).
     fn check_phase(
         &self,
-        tasks: &[Task],
+        phase: Phase,
         check: &Check<'_>,
         known: &[String],
-        sources: &mut Sources,
+        prepared: &mut Prepared,
     ) -> Result<Vec<String>, YamlError> {
         let mut known = known.to_vec();
-        for task in tasks {
+        for task in self.phase(phase) {
             let error = |message: String| YamlError {
                 path: self.path.clone(),
                 line: task.line,
                 column: task.column,
-                message: format!("task `{}`: {message}", task.name),
+                message: match phase {
+                    Phase::Tasks => format!("task `{}`: {message}", task.name),
+                    other => format!("{}: task `{}`: {message}", other.key(), task.name),
+                },
             };
             for field in task.templates() {
                 for name in references(field).map_err(|e| error(e.to_string()))? {
@@ -145,10 +247,44 @@ impl Playbook {
                     ))
                 })
             };
+            if let Some(target) = &task.delegate_to {
+                let target = local_only("delegate_to", target)?;
+                let runs_here = matches!(
+                    task.action,
+                    Action::Run(_) | Action::Assert(_) | Action::WaitFor(_)
+                );
+                if target == LOCALHOST && !runs_here {
+                    return Err(error(
+                        "delegate_to: localhost: only `run`, `assert` and `wait_for` run on this machine".into(),
+                    ));
+                }
+                prepared.delegates.insert(target);
+            }
+            // Facts are checked when gathered: one word each, never a path.
+            let local_or_fact = |field: &str, text: &str| {
+                let local =
+                    |name: &String| check.vars.contains_key(name) || FACTS.contains(&name.as_str());
+                match references(text).unwrap_or_default().iter().find(|n| !local(n)) {
+                    Some(name) => Err(error(format!(
+                        "{field} may use only inventory, playbook and -e variables and host facts, not `{name}`"
+                    ))),
+                    None => Ok(()),
+                }
+            };
             match &task.action {
+                // A source naming a host fact is loaded in preflight.
+                Action::Copy(copy) if names_a_fact(&copy.src) => {
+                    local_or_fact("copy src", &copy.src)?;
+                }
                 Action::Copy(copy) => {
                     let src = local_only("copy src", &copy.src)?;
-                    load_source(&src, check.base, copy, &mut *sources).map_err(error)?;
+                    check
+                        .sources
+                        .load(&src, copy.mode.as_deref())
+                        .map_err(error)?;
+                }
+                Action::Fetch(fetch) if names_a_fact(&fetch.dest) => {
+                    local_or_fact("fetch dest", &fetch.dest)?;
                 }
                 Action::Fetch(fetch) => {
                     local_only("fetch dest", &fetch.dest)?;
@@ -161,35 +297,33 @@ impl Playbook {
     }
 }
 
-/// One host's part of checking a playbook: its variables, and where
-/// relative local paths are.
+/// The variables a batch hook (and the tasks after it) has of its batch.
+const BATCH_VARS: [&str; 3] = ["batch.hosts", "batch.number", "batch.count"];
+
+/// What checking a play against its hosts gives a run.
+#[derive(Default)]
+pub struct Prepared {
+    /// Each host's starting variables, in the hosts' order.
+    pub vars: Vec<Vars>,
+    /// `delegate_to` targets, expanded: `localhost` or inventory host names.
+    pub delegates: BTreeSet<String>,
+}
+
+/// One host's part of checking a playbook: its variables, and the run's
+/// `copy` sources.
 struct Check<'a> {
     host: &'a InventoryHost,
     vars: &'a Vars,
-    base: &'a Path,
+    sources: &'a Sources,
 }
 
-/// Reads and hashes a `copy` source once (relative to `base`), keyed by
-/// the path as written, which is how tasks look it up.
-fn load_source(
-    src: &str,
-    base: &Path,
-    copy: &CopySpec,
-    sources: &mut Sources,
-) -> Result<(), String> {
-    if sources.contains_key(src) {
-        return Ok(());
-    }
-    let mode = copy
-        .mode
-        .as_deref()
-        .map(parse_mode)
-        .transpose()
-        .map_err(|why| format!("mode: {why}"))?;
-    let item =
-        Item::load(&base.join(src), false, mode).map_err(|why| format!("copy src {src}: {why}"))?;
-    sources.insert(src.to_string(), Arc::new(item));
-    Ok(())
+/// Whether a `copy` source names a host fact (`{{ host.kernel }}`), so
+/// that it can be loaded only once the host's facts are known.
+pub fn names_a_fact(src: &str) -> bool {
+    references(src)
+        .unwrap_or_default()
+        .iter()
+        .any(|name| FACTS.contains(&name.as_str()))
 }
 
 fn checked_vars(
@@ -234,9 +368,9 @@ fn tasks(path: &Path, specs: Vec<Spanned<TaskSpec>>) -> Result<Vec<Task>, YamlEr
 
 /// Points every `when: changed: NAME` at its task: an earlier one of the
 /// same phase, or one of an earlier phase (so `on_failure` may ask what
-/// `tasks` changed). `phases` are preflight, tasks and on_failure.
-fn resolve_conditions(path: &Path, phases: &mut [Vec<Task>; 3]) -> Result<(), YamlError> {
-    const ORDER: [Phase; 3] = [Phase::Preflight, Phase::Tasks, Phase::OnFailure];
+/// `tasks` changed). `phases` are in the order a host goes through them.
+fn resolve_conditions(path: &Path, phases: &mut [Vec<Task>; 5]) -> Result<(), YamlError> {
+    const ORDER: [Phase; 5] = PHASES;
     let names: Vec<Vec<String>> = phases
         .iter()
         .map(|tasks| tasks.iter().map(|task| task.name.clone()).collect())
@@ -297,6 +431,16 @@ fn task(path: &Path, spec: Spanned<TaskSpec>) -> Result<Task, YamlError> {
         .map(When::parse)
         .transpose()
         .map_err(error)?;
+    if spec.delegate_to.is_some() && matches!(kind, "reboot" | "kill" | "pause") {
+        return Err(error(format!(
+            "delegate_to: a `{kind}` task acts on its own host; it cannot be delegated"
+        )));
+    }
+    if spec.run_once && kind == "reboot" {
+        return Err(error(
+            "run_once: a reboot is each host's own; it cannot run once for all".into(),
+        ));
+    }
     if let Some(code) = spec.ok_codes.iter().flatten().find(|&&code| code > 255) {
         return Err(error(format!(
             "ok_codes: expected exit codes from 0 to 255, found {code}"
@@ -313,6 +457,8 @@ fn task(path: &Path, spec: Spanned<TaskSpec>) -> Result<Task, YamlError> {
         unless: spec.unless,
         timeout: spec.timeout.map(|t| t.0),
         read_only: spec.read_only,
+        delegate_to: spec.delegate_to,
+        run_once: spec.run_once,
         line: location.line(),
         column: location.column(),
     })
@@ -421,11 +567,11 @@ mod tests {
     use super::super::spec::Mode;
     use super::*;
 
-    fn load(text: &str) -> Result<Playbook, YamlError> {
+    fn load(text: &str) -> Result<Arc<Play>, YamlError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("play.yml");
         std::fs::write(&path, text).unwrap();
-        let result = Playbook::load(&path);
+        let result = Playbook::load(&path).map(|book| Arc::clone(&book.plays[0]));
         result.map_err(|mut e| {
             e.path = PathBuf::from("play.yml");
             e

@@ -6,64 +6,114 @@
 mod actions;
 mod check;
 mod condition;
+mod delegate;
 mod error;
 mod event;
 mod host;
 mod journal;
 mod load;
+mod local;
 mod play;
 mod remote;
 mod replay;
 mod rolling;
 mod schedule;
+mod sources;
 pub mod spec;
 pub mod vars;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ssh::transfer::Item;
 pub use actions::pause::{Ask, Asker};
 use condition::When;
 pub use error::TaskError;
 pub use event::{Earlier, Events, HostEnd, PlayEvent, PlayReport, PlaySink, TaskStatus};
 pub use journal::{now, Entry, Journal, JournalError};
-pub use play::{connection_options, reopen, Play, PlayError, PlayRequest, Resume, RunLimits};
+pub use play::{
+    connection_options, reopen, PlayError, PlayRequest, PlaybookRun, Resume, RunLimits,
+};
 pub use replay::{HostProgress, RebootMark, Replay};
+pub use sources::Sources;
 use spec::{
     Amount, AssertSpec, ChangedWhen, CopySpec, FetchSpec, KillSpec, Mode, Order, PauseSpec,
     RebootSpec, WaitForSpec,
 };
 use vars::Vars;
 
-/// A playbook that passed every check that needs no host.
+/// A playbook file that passed every check that needs no host: its plays,
+/// run in order (a file that is one mapping is one play).
 #[derive(Debug)]
 pub struct Playbook {
     pub path: PathBuf,
+    pub plays: Vec<Arc<Play>>,
+    /// Of the file's bytes: a journal only resumes the playbook it started.
+    pub sha256: String,
+}
+
+/// One play: hosts, how they roll, and the task lists they go through.
+#[derive(Debug)]
+pub struct Play {
+    pub path: PathBuf,
     pub name: String,
+    /// Its number in the file, from 1, and how many plays the file has.
+    pub number: (usize, usize),
     /// Hosts pattern (groups or names); `all` by default.
     pub hosts: String,
     pub serial: Vec<Amount>,
     pub max_fail: Amount,
     pub mode: Mode,
     pub order: Order,
+    /// Keep one host per distinct value of this template, after preflight.
+    pub one_per: Option<String>,
     pub vars: Vars,
     pub preflight: Vec<Task>,
     pub tasks: Vec<Task>,
     pub on_failure: Vec<Task>,
-    /// Of the file's bytes: a journal only resumes the playbook it started.
-    pub sha256: String,
+    /// Around each batch (window mode: each host), with `batch.*` variables.
+    pub before_batch: Vec<Task>,
+    pub after_batch: Vec<Task>,
 }
 
-/// The three lists of tasks; a host goes through them in this order.
+/// The lists of tasks of a play. A host goes through preflight, then
+/// (with its batch) before_batch, tasks, on_failure if a task failed, and
+/// after_batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Preflight,
     Tasks,
     OnFailure,
+    BeforeBatch,
+    AfterBatch,
+}
+
+/// Every phase, in the order a host goes through them.
+pub const PHASES: [Phase; 5] = [
+    Phase::Preflight,
+    Phase::BeforeBatch,
+    Phase::Tasks,
+    Phase::OnFailure,
+    Phase::AfterBatch,
+];
+
+impl Phase {
+    /// Batch hooks: run around a batch, outside a host's own progress.
+    pub fn is_hook(self) -> bool {
+        matches!(self, Phase::BeforeBatch | Phase::AfterBatch)
+    }
+
+    /// How the phase is written in a playbook, for messages.
+    pub fn key(self) -> &'static str {
+        match self {
+            Phase::Preflight => "preflight",
+            Phase::Tasks => "tasks",
+            Phase::OnFailure => "on_failure",
+            Phase::BeforeBatch => "before_batch",
+            Phase::AfterBatch => "after_batch",
+        }
+    }
 }
 
 /// One validated task.
@@ -79,6 +129,12 @@ pub struct Task {
     pub unless: Option<String>,
     pub timeout: Option<Duration>,
     pub read_only: bool,
+    /// `localhost` or an inventory host the task runs on instead, with the
+    /// current host's variables (expanded before any host is contacted).
+    pub delegate_to: Option<String>,
+    /// Runs once per play (per batch in batch hooks); every host gets its
+    /// outcome and registered value.
+    pub run_once: bool,
     /// Where the task starts in the playbook, for messages.
     pub line: u64,
     pub column: u64,
@@ -106,6 +162,7 @@ impl Task {
             .creates
             .iter()
             .chain(self.unless.iter())
+            .chain(self.delegate_to.iter())
             .map(String::as_str)
             .chain(self.when.iter().flat_map(|when| when.condition.templates()))
             .collect();
@@ -143,30 +200,38 @@ impl Task {
     }
 }
 
-impl Playbook {
+impl Play {
     /// The tasks of a phase.
     pub fn phase(&self, phase: Phase) -> &[Task] {
         match phase {
             Phase::Preflight => &self.preflight,
             Phase::Tasks => &self.tasks,
             Phase::OnFailure => &self.on_failure,
+            Phase::BeforeBatch => &self.before_batch,
+            Phase::AfterBatch => &self.after_batch,
         }
-    }
-
-    /// The index in `tasks` of the task named `name`, for --start-at-task.
-    pub fn task_index(&self, name: &str) -> Result<usize, String> {
-        self.tasks
-            .iter()
-            .position(|t| t.name == name)
-            .ok_or_else(|| {
-                let names: Vec<_> = self.tasks.iter().map(|t| format!("`{}`", t.name)).collect();
-                format!(
-                    "--start-at-task: no task named `{name}`; the tasks are {}",
-                    names.join(", ")
-                )
-            })
     }
 }
 
-/// Files `copy` sends, read and hashed once, by expanded source path.
-pub type Sources = HashMap<String, Arc<Item>>;
+impl Playbook {
+    /// The play (its index) and the index in its `tasks` of the first task
+    /// named `name`, for --start-at-task.
+    pub fn task_index(&self, name: &str) -> Result<(usize, usize), String> {
+        let found = self.plays.iter().enumerate().find_map(|(play, p)| {
+            let task = p.tasks.iter().position(|t| t.name == name)?;
+            Some((play, task))
+        });
+        found.ok_or_else(|| {
+            let names: Vec<_> = self
+                .plays
+                .iter()
+                .flat_map(|p| &p.tasks)
+                .map(|t| format!("`{}`", t.name))
+                .collect();
+            format!(
+                "--start-at-task: no task named `{name}`; the tasks are {}",
+                names.join(", ")
+            )
+        })
+    }
+}

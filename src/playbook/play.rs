@@ -4,7 +4,8 @@
 //! changed inputs), the hosts still to run worked out, and the schedulers
 //! started. The binary parses flags and prints; this does the rest.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,14 +15,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::actions::pause::Asker;
 use super::check::check_plan;
+use super::delegate::{Delegates, RunOnce};
 use super::event::{Earlier, Events, PlayEvent, PlayReport};
 use super::host::{Context, HostRun};
 use super::journal::{now, Entry, Journal, JournalError, Recorder};
+use super::remote::LOCALHOST;
 use super::replay::Replay;
 use super::rolling::batch_sizes;
 use super::schedule::{PendingHost, Rollout};
+use super::sources::input_name;
 use super::vars::Vars;
-use super::Playbook;
+use super::{Play, Playbook, Sources};
 use crate::inventory::yaml::{matches_patterns, Inventory, InventoryHost};
 use crate::model::Host;
 use crate::ssh::transfer::hash_file;
@@ -93,20 +97,30 @@ impl PlayError {
 }
 
 /// A run ready to contact hosts.
-pub struct Play {
+pub struct PlaybookRun {
     request: PlayRequest,
     playbook: Arc<Playbook>,
-    hosts: Vec<InventoryHost>,
-    vars: Vec<Vars>,
+    plays: Vec<PreparedPlay>,
     connector: Arc<Connector>,
-    sources: Arc<super::Sources>,
-    start_at: usize,
+    sources: Arc<Sources>,
+    /// `--start-at-task`: the play it names (earlier plays do not run) and
+    /// the task there.
+    start_at: (usize, usize),
     /// SHA-256 of the inventory and of each file `copy` sends.
     inputs: BTreeMap<String, String>,
     /// A resumed journal's account of each host, and `--skip-failed`.
     replay: Option<(Replay, bool)>,
     /// The resumed journal, locked since before anything was read.
     locked: Option<Journal>,
+}
+
+/// A play with its hosts, their starting variables, and the inventory
+/// hosts its tasks are delegated to.
+struct PreparedPlay {
+    play: Arc<Play>,
+    hosts: Vec<InventoryHost>,
+    vars: Vec<Vars>,
+    delegates: HashMap<String, InventoryHost>,
 }
 
 /// The connection settings a host's inventory variables give (`address`
@@ -130,50 +144,57 @@ pub fn connection_options(vars: &Vars) -> SshOptions {
     }
 }
 
-impl Play {
+impl PlaybookRun {
     /// Loads and checks everything: the playbook (unchanged since a resumed
-    /// journal started), the inventory and its selection, every variable of
-    /// every task on every host, the files `copy` sends; then `connect`
-    /// resolves each host's SSH settings. No host is contacted.
+    /// journal started), the inventory and each play's selection, every
+    /// variable of every task on every host, the files `copy` sends; then
+    /// `connect` resolves each host's SSH settings. No host is contacted.
     pub fn prepare(
         request: PlayRequest,
         resume: Option<Resume>,
         connect: impl FnOnce(&[(&Host, &SshOptions)]) -> Result<Connector, SetupError>,
-    ) -> Result<Play, PlayError> {
+    ) -> Result<PlaybookRun, PlayError> {
         let base = request.base.clone();
         let playbook = Playbook::load(&base.join(&request.playbook))?;
         if let Some(resume) = &resume {
-            if resume.replay.playbook_sha256 != playbook.sha256 {
-                return Err(PlayError::Usage(format!(
-                    "{} changed since the journal was started; resuming would mix two rollouts \
-                     (start a new one, or put the old playbook back)",
-                    request.playbook.display()
-                )));
-            }
-            resume
-                .replay
-                .check_tasks(|phase| playbook.phase(phase).len())?;
+            check_journal(&request, &playbook, &resume.replay)?;
         }
         let inventory_path = base.join(&request.inventory);
         let inventory = Inventory::load(&inventory_path)?;
-        let hosts = select_hosts(&inventory, &playbook.hosts, request.limit.as_deref())?;
-        let (vars, sources) = playbook.prepare(&hosts, &request.extra_vars, &base)?;
+        let mut plays = Vec::with_capacity(playbook.plays.len());
+        let mut sources = Sources::new(&base);
+        if let Some(resume) = &resume {
+            sources.resuming(&resume.replay.inputs);
+        }
+        let mut carried: Vec<String> = Vec::new();
+        for play in &playbook.plays {
+            let hosts = select_hosts(&inventory, &play.hosts, request.limit.as_deref())?;
+            let prepared = play.prepare(&hosts, &request.extra_vars, &sources, &carried)?;
+            carried.extend(play.registers().cloned());
+            plays.push(PreparedPlay {
+                play: Arc::clone(play),
+                delegates: delegate_hosts(&inventory, &prepared.delegates)?,
+                hosts,
+                vars: prepared.vars,
+            });
+        }
         let inputs = inputs_of(&inventory_path, &sources)?;
         if let Some(resume) = &resume {
-            check_inputs(&resume.replay.inputs, &inputs)?;
+            let journaled = &resume.replay.inputs;
+            check_inputs(
+                journaled,
+                &with_read_later(inputs.clone(), journaled, &base),
+            )?;
         }
         let start_at = match &request.start_at_task {
             Some(name) => playbook.task_index(name).map_err(PlayError::Usage)?,
-            None => 0,
+            None => (0, 0),
         };
-        let own: Vec<SshOptions> = hosts.iter().map(|h| connection_options(&h.vars)).collect();
-        let pairs: Vec<_> = hosts.iter().map(|h| &h.host).zip(own.iter()).collect();
-        let connector = connect(&pairs)?;
-        Ok(Play {
+        let connector = connect_all(&plays, connect)?;
+        Ok(PlaybookRun {
             request,
             playbook: Arc::new(playbook),
-            hosts,
-            vars,
+            plays,
             connector: Arc::new(connector),
             sources: Arc::new(sources),
             start_at,
@@ -183,9 +204,10 @@ impl Play {
         })
     }
 
-    /// Runs it (or checks it, with `--check`). The first cancellation of
-    /// `stop` lets running tasks finish and starts no host; `abort` kills
-    /// what runs. Events go to `events`; the report says how it ended.
+    /// Runs it (or checks it, with `--check`): its plays in order, until
+    /// one stops. The first cancellation of `stop` lets running tasks
+    /// finish and starts no host; `abort` kills what runs. Events go to
+    /// `events`; the report says how it ended, for every host of the run.
     pub async fn run(
         mut self,
         limits: RunLimits,
@@ -200,63 +222,132 @@ impl Play {
         };
         let recorder = Recorder {
             journal,
-            events: Arc::clone(&events),
+            events,
             stop: stop.clone(),
         };
-        let ctx = Arc::new(Context {
-            connector: Arc::clone(&self.connector),
-            playbook: Arc::clone(&self.playbook),
-            sources: Arc::clone(&self.sources),
-            recorder,
-            stop,
-            abort,
-            default_timeout: limits.default_timeout,
-            asker: Arc::new(asker),
-            base: self.request.base.clone(),
-        });
-        Ok(match self.request.check {
-            true => self.check(ctx, limits).await,
-            false => self.roll(ctx, limits).await,
-        })
+        let asker = Arc::new(asker);
+        let resumed_at = self.replay.as_ref().map_or(0, |(replay, _)| replay.play);
+        let mut carried = self.replay.as_ref().map(carried_of).unwrap_or_default();
+        let mut total = PlayReport {
+            journal: recorder.journal_path(),
+            ..PlayReport::default()
+        };
+        for index in self.start_at.0.max(resumed_at)..self.plays.len() {
+            let prepared = &self.plays[index];
+            let ctx = Arc::new(Context {
+                connector: Arc::clone(&self.connector),
+                play: Arc::clone(&prepared.play),
+                sources: Arc::clone(&self.sources),
+                recorder: recorder.clone(),
+                stop: stop.clone(),
+                abort: abort.clone(),
+                default_timeout: limits.default_timeout,
+                asker: Arc::clone(&asker),
+                base: recorder
+                    .journal_path()
+                    .and_then(|journal| journal.parent().map(Path::to_path_buf))
+                    .unwrap_or_else(|| self.request.base.clone()),
+                delegates: Delegates::new(
+                    Arc::clone(&self.connector),
+                    abort.clone(),
+                    prepared
+                        .delegates
+                        .iter()
+                        .map(|(name, host)| (name.clone(), host.host.clone()))
+                        .collect(),
+                ),
+                once: RunOnce::default(),
+            });
+            recorder
+                .record(Entry::Play {
+                    play: index,
+                    name: prepared.play.name.clone(),
+                    time: now(),
+                })
+                .await;
+            let start_at = if index == self.start_at.0 {
+                self.start_at.1
+            } else {
+                0
+            };
+            let report = match self.request.check {
+                true => self.check(&ctx, prepared, limits, start_at).await,
+                false => {
+                    let resumed = index == resumed_at;
+                    self.roll(&ctx, prepared, limits, start_at, resumed, &carried)
+                        .await
+                }
+            };
+            ctx.delegates.close().await;
+            for (host, registered) in &report.registered {
+                carried
+                    .entry(host.clone())
+                    .or_default()
+                    .extend(registered.clone());
+            }
+            let stopped = report.stop_reason.is_some() || stop.is_cancelled();
+            total.merge(report);
+            if stopped {
+                break;
+            }
+        }
+        Ok(total)
     }
 
-    async fn roll(&self, ctx: Arc<Context>, limits: RunLimits) -> PlayReport {
-        let (pending, earlier) = self.pending_hosts(&ctx);
+    async fn roll(
+        &self,
+        ctx: &Arc<Context>,
+        prepared: &PreparedPlay,
+        limits: RunLimits,
+        start_at: usize,
+        resumed: bool,
+        carried: &HashMap<String, Vars>,
+    ) -> PlayReport {
+        let (pending, earlier) = self.pending_hosts(ctx, prepared, resumed, carried);
         let rollout = Rollout {
-            ctx,
+            ctx: Arc::clone(ctx),
             hosts: pending,
-            total: self.hosts.len(),
+            total: prepared.hosts.len(),
             parallelism: limits.parallelism,
             max_in_flight: limits.max_in_flight,
-            start_at: self.start_at,
+            start_at,
         };
         rollout.run(earlier).await
     }
 
-    async fn check(&self, ctx: Arc<Context>, limits: RunLimits) -> PlayReport {
+    async fn check(
+        &self,
+        ctx: &Arc<Context>,
+        prepared: &PreparedPlay,
+        limits: RunLimits,
+        start_at: usize,
+    ) -> PlayReport {
         let clock = std::time::Instant::now();
-        let total = self.hosts.len();
-        let sizes = batch_sizes(&self.playbook.serial, total, total);
-        let mut labels = self.hosts.iter().map(|h| h.host.label());
+        let play = &prepared.play;
+        let total = prepared.hosts.len();
+        let sizes = batch_sizes(&play.serial, total, total);
+        let mut labels = prepared.hosts.iter().map(|h| h.host.label());
         let batches = sizes
             .iter()
             .map(|&n| labels.by_ref().take(n).collect())
             .collect();
         ctx.events().emit(PlayEvent::Plan {
-            playbook: format!("{} (--check: nothing will be changed)", self.playbook.name),
+            playbook: format!("{} (--check: nothing will be changed)", play.name),
+            play: play.number,
             batches,
-            mode: self.playbook.mode,
-            max_fail: self.playbook.max_fail.of(total),
+            mode: play.mode,
+            max_fail: play.max_fail.of(total),
             earlier: Earlier::default(),
             journal: None,
             check: true,
         });
-        let unchecked = check_plan(self.host_runs(&ctx), limits.parallelism, self.start_at).await;
+        let runs = host_runs(ctx, prepared, &HashMap::new());
+        let unchecked = check_plan(runs, limits.parallelism, start_at).await;
         for (host, why) in &unchecked {
             ctx.events()
                 .emit(PlayEvent::Notice(format!("cannot check {host}: {why}")));
         }
-        let done = self
+        let done = prepared
             .hosts
             .iter()
             .map(|h| h.host.label())
@@ -270,26 +361,33 @@ impl Play {
         }
     }
 
-    fn host_runs(&self, ctx: &Arc<Context>) -> Vec<HostRun> {
-        self.hosts
-            .iter()
-            .zip(&self.vars)
-            .map(|(host, vars)| HostRun::new(Arc::clone(ctx), host.host.clone(), vars.clone()))
-            .collect()
-    }
-
-    /// The hosts still to run, as a resumed journal left them: those done
-    /// earlier are left alone; those that failed go again (from their failed
-    /// task, see [`super::HostProgress::retry`]) unless `skip_failed` leaves
-    /// them failed.
-    fn pending_hosts(&self, ctx: &Arc<Context>) -> (Vec<PendingHost>, Earlier) {
-        let (progress, skip_failed) = match &self.replay {
-            Some((replay, skip_failed)) => (replay.hosts.clone(), *skip_failed),
-            None => Default::default(),
+    /// The hosts of a play still to run. In the play a resumed journal
+    /// stopped in, those done earlier are left alone; those that failed go
+    /// again (from their failed task, see [`super::HostProgress::retry`])
+    /// unless `--skip-failed` leaves them failed. A host that failed in an
+    /// earlier play stays failed.
+    fn pending_hosts(
+        &self,
+        ctx: &Arc<Context>,
+        prepared: &PreparedPlay,
+        resumed: bool,
+        carried: &HashMap<String, Vars>,
+    ) -> (Vec<PendingHost>, Earlier) {
+        let empty = (HashMap::new(), BTreeMap::new(), false);
+        let (progress, failed_before, skip_failed) = match &self.replay {
+            Some((replay, skip)) if resumed => (&replay.hosts, &replay.failed_before, *skip),
+            Some((replay, _)) => (&empty.0, &replay.failed_before, false),
+            None => (&empty.0, &empty.1, false),
         };
         let mut pending = Vec::new();
         let mut earlier = Earlier::default();
-        for mut run in self.host_runs(ctx) {
+        for mut run in host_runs(ctx, prepared, carried) {
+            if let Some(why) = failed_before.get(&run.label) {
+                earlier
+                    .failed
+                    .push((run.label, format!("failed in an earlier play: {why}")));
+                continue;
+            }
             let mut progress = progress.get(&run.label).cloned().unwrap_or_default();
             match progress.finished {
                 Some(true) => {
@@ -328,11 +426,10 @@ impl Play {
         }
         let request = &self.request;
         let named = request.journal.clone();
-        let path = request.base.join(
-            named
-                .clone()
-                .unwrap_or_else(|| default_journal(&request.playbook)),
-        );
+        let path = match &named {
+            Some(path) => request.base.join(path),
+            None => default_journal(&request.playbook)?,
+        };
         let journal = Journal::create(&path)?;
         let mut argv = request.argv.clone();
         if named.is_none() {
@@ -359,6 +456,117 @@ pub fn reopen(path: &Path) -> Result<(Journal, Replay), JournalError> {
     Ok((journal, replay))
 }
 
+/// What hosts registered before a resumed journal ended, in every play.
+fn carried_of((replay, _): &(Replay, bool)) -> HashMap<String, Vars> {
+    let mut carried = replay.carried.clone();
+    for (host, progress) in &replay.hosts {
+        carried
+            .entry(host.clone())
+            .or_default()
+            .extend(progress.registers.clone());
+    }
+    carried
+}
+
+/// Each host of a play as a run, with what it registered in earlier plays.
+fn host_runs(
+    ctx: &Arc<Context>,
+    prepared: &PreparedPlay,
+    carried: &HashMap<String, Vars>,
+) -> Vec<HostRun> {
+    prepared
+        .hosts
+        .iter()
+        .zip(&prepared.vars)
+        .map(|(host, vars)| {
+            let mut vars = vars.clone();
+            if let Some(registered) = carried.get(&host.host.label()) {
+                vars.extend(registered.clone());
+            }
+            HostRun::new(Arc::clone(ctx), host.host.clone(), vars)
+        })
+        .collect()
+}
+
+/// Refuses a journal written for another playbook, or for this one
+/// before it changed.
+fn check_journal(
+    request: &PlayRequest,
+    playbook: &Playbook,
+    replay: &Replay,
+) -> Result<(), PlayError> {
+    if replay.playbook_sha256 != playbook.sha256 {
+        return Err(PlayError::Usage(format!(
+            "{} changed since the journal was started; resuming would mix two rollouts \
+             (start a new one, or put the old playbook back)",
+            request.playbook.display()
+        )));
+    }
+    let play = playbook
+        .plays
+        .get(replay.play)
+        .ok_or_else(|| JournalError::Corrupt {
+            path: replay.path.clone(),
+            line: replay.play_line,
+            message: format!(
+                "names play {}, but the playbook has {}",
+                replay.play + 1,
+                playbook.plays.len()
+            ),
+        })?;
+    replay.check_tasks(|phase| play.phase(phase).len())?;
+    Ok(())
+}
+
+/// The inventory hosts `delegate_to` names, by name.
+fn delegate_hosts(
+    inventory: &Inventory,
+    names: &BTreeSet<String>,
+) -> Result<HashMap<String, InventoryHost>, PlayError> {
+    let mut hosts = HashMap::new();
+    for name in names.iter().filter(|name| *name != LOCALHOST) {
+        let host = inventory
+            .select(name)
+            .into_iter()
+            .find(|h| h.host.label() == *name || h.host.name == *name)
+            .ok_or_else(|| {
+                PlayError::Usage(format!(
+                    "delegate_to {name}: not a host of {} (use `localhost` for this machine)",
+                    inventory.path.display()
+                ))
+            })?;
+        hosts.insert(name.clone(), host);
+    }
+    Ok(hosts)
+}
+
+/// Resolves the SSH settings of every host any play (or delegation)
+/// contacts, each once.
+fn connect_all(
+    plays: &[PreparedPlay],
+    connect: impl FnOnce(&[(&Host, &SshOptions)]) -> Result<Connector, SetupError>,
+) -> Result<Connector, SetupError> {
+    let mut seen = HashSet::new();
+    let mut hosts: Vec<(&Host, SshOptions)> = Vec::new();
+    for prepared in plays {
+        for host in &prepared.hosts {
+            if seen.insert(&host.host) {
+                hosts.push((&host.host, connection_options(&host.vars)));
+            }
+        }
+        for host in prepared.delegates.values() {
+            if seen.insert(&host.host) {
+                hosts.push((&host.host, connection_options(&host.vars)));
+            }
+        }
+    }
+    let pairs: Vec<_> = hosts
+        .iter()
+        .map(|(host, options)| (*host, options))
+        .collect();
+    connect(&pairs)
+}
+
 fn select_hosts(
     inventory: &Inventory,
     play_hosts: &str,
@@ -383,18 +591,33 @@ fn select_hosts(
 
 /// What a rollout is made of besides its playbook: the inventory and the
 /// files it sends, by SHA-256, so that a resume never mixes old and new.
-fn inputs_of(
-    inventory: &Path,
-    sources: &super::Sources,
-) -> Result<BTreeMap<String, String>, PlayError> {
+fn inputs_of(inventory: &Path, sources: &Sources) -> Result<BTreeMap<String, String>, PlayError> {
     let (inventory_sha, _) = hash_file(inventory)
         .map_err(|e| PlayError::Usage(format!("{}: {e}", inventory.display())))?;
-    let mut inputs =
-        BTreeMap::from([(format!("inventory {}", inventory.display()), inventory_sha)]);
-    for (path, item) in sources {
-        inputs.insert(format!("copy src {path}"), item.sha256.clone());
-    }
+    let mut inputs = sources.inputs();
+    inputs.insert(format!("inventory {}", inventory.display()), inventory_sha);
     Ok(inputs)
+}
+
+/// `now` with the sources a journal says were read in preflight (named
+/// by host facts) hashed again, so that a resume compares them too.
+fn with_read_later(
+    mut now: BTreeMap<String, String>,
+    journaled: &BTreeMap<String, String>,
+    base: &Path,
+) -> BTreeMap<String, String> {
+    let prefix = input_name("");
+    for name in journaled.keys() {
+        if now.contains_key(name) {
+            continue;
+        }
+        if let Some(src) = name.strip_prefix(&prefix) {
+            let sha256 =
+                hash_file(&base.join(src)).map_or_else(|e| format!("({e})"), |(sha, _)| sha);
+            now.insert(name.clone(), sha256);
+        }
+    }
+    now
 }
 
 /// Refuses a resume whose inventory or copied files changed since the
@@ -419,10 +642,36 @@ fn check_inputs(
     )))
 }
 
-/// `PLAYBOOK.EPOCH.journal`, beside where pplay was started.
-fn default_journal(playbook: &Path) -> PathBuf {
+/// A new run directory under the state directory
+/// (`$XDG_STATE_HOME/fleet/runs`, else `~/.local/state/fleet/runs`),
+/// `PLAYBOOK.EPOCH/`, private to this user, and the journal in it. Fetched
+/// files with a relative destination go there too, not wherever pplay
+/// happened to be started.
+fn default_journal(playbook: &Path) -> Result<PathBuf, JournalError> {
     let stem = playbook
         .file_stem()
         .map_or("pplay".into(), |s| s.to_string_lossy().into_owned());
-    PathBuf::from(format!("{stem}.{}.journal", now() as u64))
+    let runs = state_dir().join("runs");
+    let dir = runs.join(format!("{stem}.{}", now() as u64));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|source| JournalError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    Ok(dir.join(format!("{stem}.journal")))
+}
+
+/// Where fleet keeps what runs leave: `$XDG_STATE_HOME/fleet`, else
+/// `~/.local/state/fleet`, else (no home) `./.fleet-state`.
+fn state_dir() -> PathBuf {
+    let xdg = std::env::var_os("XDG_STATE_HOME").filter(|dir| Path::new(dir).is_absolute());
+    let home = std::env::var_os("HOME").filter(|dir| Path::new(dir).is_absolute());
+    match (xdg, home) {
+        (Some(state), _) => PathBuf::from(state).join("fleet"),
+        (None, Some(home)) => PathBuf::from(home).join(".local/state/fleet"),
+        (None, None) => PathBuf::from(".fleet-state"),
+    }
 }

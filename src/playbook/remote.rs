@@ -21,6 +21,9 @@ const FACTS_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long reading a boot_id may take.
 const BOOT_ID_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What `delegate_to` names to run a task on this machine.
+pub const LOCALHOST: &str = "localhost";
+
 /// A host and its connection, if one is up.
 pub struct Remote {
     connector: Arc<Connector>,
@@ -28,6 +31,8 @@ pub struct Remote {
     session: Option<Session>,
     /// The second Ctrl-C: stops connecting and kills what runs.
     abort: CancellationToken,
+    /// `localhost` of `delegate_to`: commands run on this machine.
+    local: bool,
 }
 
 /// How a command ended, with its stdout (unless streamed elsewhere) and
@@ -87,6 +92,16 @@ impl Remote {
             host,
             session: None,
             abort,
+            local: false,
+        }
+    }
+
+    /// This machine, for `delegate_to: localhost`: commands run as local
+    /// processes, under the same timeout and kill rules.
+    pub fn local(connector: Arc<Connector>, abort: CancellationToken) -> Remote {
+        Remote {
+            local: true,
+            ..Remote::new(connector, Host::named(LOCALHOST), abort)
         }
     }
 
@@ -152,18 +167,28 @@ impl Remote {
         sink: &mut impl OutputSink,
     ) -> Result<Captured, TaskError> {
         let abort = self.abort.clone();
-        let session = self.session().await?;
-        let command = Command {
-            line: command,
-            env: &[],
-            stdin,
-            timeout,
-        };
         let mut capture = Capture {
             stdout: sink,
             stderr: Kept(Vec::new()),
         };
-        let end = session.run(command, &abort, &mut capture).await;
+        let end = match self.local {
+            true => super::local::run(command, timeout, &abort, &mut capture)
+                .await
+                .map_err(|e| TaskError::Local(format!("on localhost: {e}"))),
+            false => {
+                let session = self.session().await?;
+                let command = Command {
+                    line: command,
+                    env: &[],
+                    stdin,
+                    timeout,
+                };
+                session
+                    .run(command, &abort, &mut capture)
+                    .await
+                    .map_err(TaskError::from)
+            }
+        };
         let stderr = String::from_utf8_lossy(&capture.stderr.0).into_owned();
         match end? {
             RunEnd::Exited(exit) => Ok(Captured {
@@ -186,13 +211,17 @@ impl Remote {
         let captured = self.exec(command, &[], Some(FACTS_TIMEOUT)).await?;
         let lines: Vec<&str> = captured.stdout.lines().map(str::trim).collect();
         match (captured.code(), lines.as_slice()) {
-            (Some(0), [kernel, hostname, boot_id]) if is_uuid(boot_id) => Ok(Facts {
-                kernel: kernel.to_string(),
-                hostname: hostname.to_string(),
-                boot_id: boot_id.to_string(),
-            }),
+            (Some(0), [kernel, hostname, boot_id])
+                if is_uuid(boot_id) && is_a_word(kernel) && is_a_word(hostname) =>
+            {
+                Ok(Facts {
+                    kernel: kernel.to_string(),
+                    hostname: hostname.to_string(),
+                    boot_id: boot_id.to_string(),
+                })
+            }
             _ => Err(TaskError::Local(format!(
-                "cannot gather facts (uname -r, hostname, boot_id): {}",
+                "cannot gather facts (uname -r, hostname, boot_id: one word each): {}",
                 captured.failure()
             ))),
         }
@@ -237,6 +266,18 @@ impl OutputSink for Kept {
         self.0.extend_from_slice(&data[..data.len().min(room)]);
         Ok(())
     }
+}
+
+/// A kernel release or host name fit to name a local file or directory
+/// (`modules/{{ host.kernel }}/`): a host cannot steer a path with it.
+fn is_a_word(text: &str) -> bool {
+    !text.is_empty()
+        && text != "."
+        && text != ".."
+        && text.len() <= 255
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-~".contains(c))
 }
 
 /// A boot_id as the kernel prints it: 8-4-4-4-12 hex digits.

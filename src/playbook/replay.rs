@@ -80,7 +80,16 @@ pub struct Replay {
     pub cwd: PathBuf,
     pub playbook_sha256: String,
     pub inputs: BTreeMap<String, String>,
+    /// The play the journal ends in (numbered from 0), and the line that
+    /// began it.
+    pub play: usize,
+    pub play_line: usize,
+    /// Each host's progress in that play.
     pub hosts: HashMap<String, HostProgress>,
+    /// What hosts registered in earlier plays.
+    pub carried: HashMap<String, Vars>,
+    /// Hosts that failed in earlier plays, with why: they stay failed.
+    pub failed_before: BTreeMap<String, String>,
     /// Per phase, the highest task number an entry names, and its line: a
     /// resume checks it against the playbook.
     pub last_task: HashMap<Phase, (usize, usize)>,
@@ -153,12 +162,17 @@ impl Replay {
                         cwd,
                         playbook_sha256,
                         inputs,
+                        play: 0,
+                        play_line: 1,
                         hosts: HashMap::new(),
+                        carried: HashMap::new(),
+                        failed_before: BTreeMap::new(),
                         last_task: HashMap::new(),
                         path: path.to_path_buf(),
                     })
                 }
                 (None, _) => return Err(corrupt("expected a `start` entry first".into())),
+                (Some(replay), Entry::Play { play, .. }) => replay.next_play(play, index + 1),
                 (Some(replay), entry) => {
                     if let Some((phase, task)) = entry.task() {
                         let last = replay.last_task.entry(phase).or_insert((task, index + 1));
@@ -175,6 +189,28 @@ impl Replay {
             line: 1,
             message: "the journal is empty".into(),
         })
+    }
+
+    /// A `play` entry: from here on, entries are of play `play`. What the
+    /// hosts registered so far is carried over, and those that failed
+    /// stay failed.
+    fn next_play(&mut self, play: usize, line: usize) {
+        if play == self.play {
+            return;
+        }
+        for (host, progress) in self.hosts.drain() {
+            self.carried
+                .entry(host.clone())
+                .or_default()
+                .extend(progress.registers);
+            if progress.finished == Some(false) {
+                let why = progress.failure.unwrap_or_default();
+                self.failed_before.insert(host, why);
+            }
+        }
+        self.last_task.clear();
+        self.play = play;
+        self.play_line = line;
     }
 
     fn apply(&mut self, entry: Entry) {
@@ -217,7 +253,11 @@ impl Replay {
                 progress.finished = Some(ok);
                 progress.failure = message;
             }
+            Entry::Input { name, sha256 } => {
+                self.inputs.insert(name, sha256);
+            }
             Entry::RebootUp { .. }
+            | Entry::Play { .. }
             | Entry::Start { .. }
             | Entry::Resume { .. }
             | Entry::Stop { .. } => {}
@@ -248,6 +288,10 @@ fn read_text(path: &Path) -> Result<String, JournalError> {
 
 impl HostProgress {
     fn task_started(&mut self, phase: Phase, task: usize, boot_id: Option<String>) {
+        // Batch hooks are the batch's, not a step of the host's own way.
+        if phase.is_hook() {
+            return;
+        }
         self.next = Some((phase, task));
         match phase {
             Phase::Tasks => {
@@ -256,7 +300,7 @@ impl HostProgress {
                 self.rolled_back = false;
             }
             Phase::OnFailure => self.rolled_back = true,
-            Phase::Preflight => {}
+            Phase::Preflight | Phase::BeforeBatch | Phase::AfterBatch => {}
         }
         // A retry of a reboot that was sent keeps that mark: however often
         // it is retried, the host is waited for, not rebooted.
@@ -274,6 +318,12 @@ impl HostProgress {
         // A reboot that was sent and then failed (the host did not come
         // back in time) stays marked: a retry waits for the host instead
         // of rebooting it again.
+        if phase.is_hook() {
+            if status == "changed" {
+                self.changed.insert((phase, task));
+            }
+            return;
+        }
         if !(self.reboot_sent_by(phase, task) && status == "failed") {
             self.reboot = None;
         }

@@ -5,7 +5,10 @@
 //! and `--check`. They emit [`PlayEvent`]s and build the [`PlayReport`];
 //! they print nothing.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+
+use futures::future::join_all;
 use std::time::Instant;
 
 use super::event::{Earlier, HostEnd, PlayEvent, PlayReport};
@@ -41,7 +44,7 @@ pub struct Rollout {
 impl Rollout {
     pub async fn run(mut self, earlier: Earlier) -> PlayReport {
         let clock = Instant::now();
-        let playbook = Arc::clone(&self.ctx.playbook);
+        let playbook = Arc::clone(&self.ctx.play);
         order_hosts(&mut self.hosts, playbook.order);
         let max_fail = playbook.max_fail.of(self.total);
         self.emit_plan(max_fail, &earlier);
@@ -73,7 +76,7 @@ impl Rollout {
 
     /// The hosts in the order and batches they are meant to go.
     fn emit_plan(&self, max_fail: usize, earlier: &Earlier) {
-        let playbook = &self.ctx.playbook;
+        let playbook = &self.ctx.play;
         let sizes = batch_sizes(&playbook.serial, self.total, self.hosts.len());
         let mut labels = self.hosts.iter().map(|h| h.run.label.clone());
         let batches = sizes
@@ -82,6 +85,7 @@ impl Rollout {
             .collect();
         self.emit(PlayEvent::Plan {
             playbook: playbook.name.clone(),
+            play: playbook.number,
             batches,
             mode: playbook.mode,
             max_fail,
@@ -109,7 +113,13 @@ impl Rollout {
                 let end = match stop.is_cancelled() {
                     true => HostEnd::Stopped,
                     false => match pending.run.gather_facts().await {
-                        Ok(()) => pending.run.run_phase(Phase::Preflight, 0).await,
+                        Ok(()) => match pending.run.run_phase(Phase::Preflight, 0).await {
+                            HostEnd::Done => match pending.run.load_sources().await {
+                                Ok(()) => HostEnd::Done,
+                                Err(why) => HostEnd::Failed(why),
+                            },
+                            other => other,
+                        },
                         Err(error) => HostEnd::Failed(format!("facts: {error}")),
                     },
                 };
@@ -149,10 +159,40 @@ impl Rollout {
             report.interrupted = true;
             return Vec::new();
         }
+        let ready = self.one_per(ready.collect(), report).await;
         resumed.into_iter().chain(ready).collect()
     }
 
-    /// The rolling part: whatever the policy admits, until it is done.
+    /// `one_per:` keeps the first host of each distinct value; the others
+    /// have nothing to do and are done.
+    async fn one_per(&self, hosts: Vec<PendingHost>, report: &mut PlayReport) -> Vec<PendingHost> {
+        let Some(template) = &self.ctx.play.one_per else {
+            return hosts;
+        };
+        let mut chosen: Vec<String> = Vec::new();
+        let mut values = HashSet::new();
+        let mut kept = Vec::new();
+        for mut pending in hosts {
+            let end = match pending.run.expand(template) {
+                Ok(value) if values.insert(value.clone()) => {
+                    chosen.push(format!("{} ({value})", pending.run.label));
+                    kept.push(pending);
+                    continue;
+                }
+                Ok(_) => HostEnd::Done,
+                Err(error) => HostEnd::Failed(format!("one_per: {error}")),
+            };
+            self.finish(&mut pending.run, end, report).await;
+        }
+        self.emit(PlayEvent::Notice(format!(
+            "one host per `{template}`: {}",
+            chosen.join(", ")
+        )));
+        kept
+    }
+
+    /// The rolling part: whatever the policy admits, until it is done,
+    /// with the batch hooks around each batch (window mode: each host).
     async fn roll(
         &self,
         hosts: Vec<PendingHost>,
@@ -164,13 +204,15 @@ impl Rollout {
         let mut fanout = FanOut::new(limit.min(self.max_in_flight));
         let labels: Vec<String> = hosts.iter().map(|h| h.run.label.clone()).collect();
         let mut queue = hosts.into_iter().map(Some).collect::<Vec<_>>();
+        let mut batches = Batches::new(labels.len());
         loop {
             if self.ctx.stop.is_cancelled() {
                 rolling.stop();
             }
             match rolling.admit() {
                 Admit::Start { hosts, batch } => {
-                    if let Some((number, of)) = batch {
+                    let (number, of) = batch.unwrap_or((hosts.start + 1, labels.len()));
+                    if batch.is_some() {
                         let names = labels[hosts.clone()].to_vec();
                         self.emit(PlayEvent::Batch {
                             number,
@@ -178,33 +220,54 @@ impl Rollout {
                             hosts: names,
                         });
                     }
-                    for position in hosts {
-                        let Some(pending) = queue[position].take() else {
-                            continue;
+                    let members = hosts.clone().filter_map(|p| Some((p, queue[p].take()?)));
+                    let ready = self
+                        .begin_batch(members.collect(), (number, of), report)
+                        .await;
+                    for (position, outcome) in ready {
+                        batches.joined(position, number);
+                        let pending = match outcome {
+                            Ok(pending) => pending,
+                            Err((run, end)) => {
+                                let failed = matches!(end, HostEnd::Failed(_));
+                                self.end_host(run, end, position, &mut batches, report)
+                                    .await;
+                                if rolling.ended(failed) {
+                                    self.stop(report, over_max_fail(report, max_fail)).await;
+                                }
+                                continue;
+                            }
                         };
                         let work = run_host(pending, self.start_at);
                         let label = &labels[position];
                         if !fanout.start(position, label, &self.ctx.stop, work).await {
                             report.not_started.push(label.clone());
                             rolling.ended(false);
+                            batches.lost(position);
                         }
                     }
+                    self.end_batches(&mut batches, report).await;
                     continue;
                 }
                 Admit::Done => break,
                 Admit::Wait => {}
             }
-            let Some((_, joined)) = fanout.next().await else {
+            let Some((position, joined)) = fanout.next().await else {
                 break;
             };
             let failed = match joined {
-                Ok((mut run, end)) => {
+                Ok((run, end)) => {
                     let failed = matches!(end, HostEnd::Failed(_));
-                    self.finish(&mut run, end, report).await;
+                    self.end_host(run, end, position, &mut batches, report)
+                        .await;
                     failed
                 }
-                Err(_) => true,
+                Err(_) => {
+                    batches.lost(position);
+                    true
+                }
             };
+            self.end_batches(&mut batches, report).await;
             if rolling.ended(failed) {
                 self.stop(report, over_max_fail(report, max_fail)).await;
             }
@@ -217,10 +280,99 @@ impl Rollout {
         }
     }
 
+    /// Gives a batch's hosts their `batch.*` variables and runs
+    /// `before_batch` on them all. Hosts it failed (or a stop kept from
+    /// their tasks) come back as ended, untouched by their tasks.
+    async fn begin_batch(
+        &self,
+        mut members: Vec<(usize, PendingHost)>,
+        (number, of): (usize, usize),
+        report: &mut PlayReport,
+    ) -> Vec<(usize, Result<PendingHost, (HostRun, HostEnd)>)> {
+        let names: Vec<&str> = members.iter().map(|(_, h)| h.run.label.as_str()).collect();
+        let names = names.join(" ");
+        for (_, pending) in &mut members {
+            let vars = &mut pending.run.vars;
+            vars.insert("batch.hosts".into(), names.clone());
+            vars.insert("batch.number".into(), number.to_string());
+            vars.insert("batch.count".into(), of.to_string());
+            pending.run.batch = number;
+        }
+        let ends = self
+            .hook(
+                Phase::BeforeBatch,
+                members.iter_mut().map(|(_, h)| &mut h.run),
+            )
+            .await;
+        let mut ready = Vec::with_capacity(members.len());
+        for ((position, pending), end) in members.into_iter().zip(ends) {
+            ready.push(match end {
+                HostEnd::Done => (position, Ok(pending)),
+                HostEnd::Failed(why) => {
+                    let end = HostEnd::Failed(format!("before_batch: {why}"));
+                    (position, Err((pending.run, end)))
+                }
+                HostEnd::Stopped => {
+                    report.not_started.push(pending.run.label.clone());
+                    (position, Err((pending.run, HostEnd::Stopped)))
+                }
+            });
+        }
+        ready
+    }
+
+    /// A batch hook on several hosts at once; each host's end, in order.
+    async fn hook(&self, phase: Phase, runs: impl Iterator<Item = &mut HostRun>) -> Vec<HostEnd> {
+        let runs: Vec<&mut HostRun> = runs.collect();
+        if self.ctx.play.phase(phase).is_empty() {
+            return vec![HostEnd::Done; runs.len()];
+        }
+        join_all(runs.into_iter().map(|run| run.run_phase(phase, 0))).await
+    }
+
+    /// Records a host's end and keeps it for its batch's `after_batch`.
+    async fn end_host(
+        &self,
+        mut run: HostRun,
+        end: HostEnd,
+        position: usize,
+        batches: &mut Batches,
+        report: &mut PlayReport,
+    ) {
+        // A host stopped before its tasks was counted as not started.
+        if !(end == HostEnd::Stopped && report.not_started.contains(&run.label)) {
+            self.finish(&mut run, end, report).await;
+        }
+        batches.ended(position, run);
+    }
+
+    /// `after_batch` for every batch whose hosts have all ended, whatever
+    /// became of them. A failure stops the rollout: a batch that could not
+    /// be put back (undrained) must not be followed by another.
+    async fn end_batches(&self, batches: &mut Batches, report: &mut PlayReport) {
+        while let Some(mut runs) = batches.complete() {
+            let ends = self.hook(Phase::AfterBatch, runs.iter_mut()).await;
+            for run in &mut runs {
+                run.disconnect().await;
+            }
+            let failed = runs.iter().zip(ends).find_map(|(run, end)| match end {
+                HostEnd::Failed(why) => Some(format!("after_batch failed on {}: {why}", run.label)),
+                _ => None,
+            });
+            if let Some(reason) = failed {
+                self.stop(report, reason).await;
+            }
+        }
+    }
+
     /// Records how a host ended.
     async fn finish(&self, run: &mut HostRun, end: HostEnd, report: &mut PlayReport) {
-        run.disconnect().await;
+        if self.ctx.play.after_batch.is_empty() {
+            run.disconnect().await;
+        }
         let label = run.label.clone();
+        let registered = std::mem::take(&mut run.registered);
+        report.registered.insert(label.clone(), registered);
         match &end {
             HostEnd::Done => report.done.push(label.clone()),
             HostEnd::Failed(why) => report.failed.push((label.clone(), why.clone())),
@@ -257,6 +409,53 @@ impl Rollout {
 
     fn emit(&self, event: PlayEvent) {
         self.ctx.events().emit(event);
+    }
+}
+
+/// The hosts of each batch still running, and those ended, kept for the
+/// batch's `after_batch`.
+struct Batches {
+    /// The batch each host position rolls in.
+    of: Vec<usize>,
+    running: BTreeMap<usize, usize>,
+    ended: BTreeMap<usize, Vec<HostRun>>,
+}
+
+impl Batches {
+    fn new(hosts: usize) -> Batches {
+        Batches {
+            of: vec![0; hosts],
+            running: BTreeMap::new(),
+            ended: BTreeMap::new(),
+        }
+    }
+
+    /// The host at `position` rolls in batch `number`.
+    fn joined(&mut self, position: usize, number: usize) {
+        self.of[position] = number;
+        *self.running.entry(number).or_default() += 1;
+    }
+
+    /// The host at `position` ended.
+    fn ended(&mut self, position: usize, run: HostRun) {
+        let number = self.of[position];
+        self.ended.entry(number).or_default().push(run);
+        self.lost(position);
+    }
+
+    /// The host at `position` is gone without its run (it panicked, or
+    /// never started).
+    fn lost(&mut self, position: usize) {
+        if let Some(running) = self.running.get_mut(&self.of[position]) {
+            *running = running.saturating_sub(1);
+        }
+    }
+
+    /// The ended hosts of a batch none of whose hosts still runs.
+    fn complete(&mut self) -> Option<Vec<HostRun>> {
+        let (&number, _) = self.running.iter().find(|(_, &running)| running == 0)?;
+        self.running.remove(&number);
+        Some(self.ended.remove(&number).unwrap_or_default())
     }
 }
 

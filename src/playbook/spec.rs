@@ -13,10 +13,10 @@ use serde_saphyr::Spanned;
 
 use crate::yaml::{Scalar, YamlDuration};
 
-/// The whole file.
+/// One play, as written: the whole file, or one item of a list of plays.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PlaybookFile {
+pub struct PlayFile {
     pub name: Option<String>,
     /// Inventory groups or host patterns to run on (default: all).
     pub hosts: Option<String>,
@@ -26,6 +26,9 @@ pub struct PlaybookFile {
     pub mode: Mode,
     #[serde(default)]
     pub order: Order,
+    /// After preflight, keep one host per distinct value of this template
+    /// (`"{{ host.kernel }}"`: a build host per kernel); the others are done.
+    pub one_per: Option<String>,
     pub vars: Option<Spanned<BTreeMap<String, Scalar>>>,
     /// Run on every host, before any host is changed; a failure stops all.
     #[serde(default)]
@@ -34,6 +37,13 @@ pub struct PlaybookFile {
     /// Run on a host whose task failed, e.g. to put the old module back.
     #[serde(default)]
     pub on_failure: Vec<Spanned<TaskSpec>>,
+    /// Run around each batch (window mode: each host), e.g. to drain the
+    /// batch from a scheduler; a failure fails the batch's hosts untouched.
+    #[serde(default)]
+    pub before_batch: Vec<Spanned<TaskSpec>>,
+    /// Run after each batch, whatever became of its hosts (undrain).
+    #[serde(default)]
+    pub after_batch: Vec<Spanned<TaskSpec>>,
 }
 
 /// How hosts are rolled: in waves, or as a sliding window.
@@ -184,6 +194,11 @@ pub struct TaskSpec {
     /// Changes nothing, so `--check` may run it.
     #[serde(default)]
     pub read_only: bool,
+    /// Run on `localhost` or another inventory host, with this host's variables.
+    pub delegate_to: Option<String>,
+    /// Run once per play (per batch in batch hooks), the outcome shared.
+    #[serde(default)]
+    pub run_once: bool,
 }
 
 /// `changed_when:` of a `run` task: how its command says it changed the host.
@@ -252,6 +267,11 @@ pub struct FetchSpec {
     pub src: String,
     /// Local directory; each host gets its own directory under it.
     pub dest: String,
+    /// DEST is the local file itself (DEST/NAME when it ends in `/`), not
+    /// a directory per host: for files named by a fact, such as a module
+    /// built for `{{ host.kernel }}`.
+    #[serde(default)]
+    pub flat: bool,
 }
 
 /// `kill:` pnuke's semantics.

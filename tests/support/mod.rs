@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod rollout;
+
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
@@ -276,6 +278,12 @@ pub fn tool(name: &str) -> Command {
         .env("NO_COLOR", "1")
         .env_remove("SSH_AUTH_SOCK")
         .stdin(Stdio::null());
+    // Run directories (journals, fetched files) go under the test's own
+    // state directory, never root's home.
+    command.env(
+        "XDG_STATE_HOME",
+        std::env::temp_dir().join("fleet-test-state"),
+    );
     if ["prun", "pcp", "pslurp", "pnuke", "pplay"].contains(&name) {
         // The machine's own ~/.ssh/config must not steer the tests; a test
         // that wants a config passes its own -F, which comes first and wins.

@@ -67,10 +67,16 @@ fn source(
     sources: &Sources,
 ) -> Result<(Arc<Item>, String), TaskError> {
     let src = step.expand(&spec.src)?;
-    let item = sources
-        .get(&src)
-        .cloned()
-        .ok_or_else(|| TaskError::Local(format!("copy src {src} was not loaded")))?;
+    let item = match sources.get(&src) {
+        Some(item) => item,
+        // Named by a fact of a host that skipped preflight (resumed).
+        None => {
+            sources
+                .load(&src, spec.mode.as_deref())
+                .map_err(TaskError::Local)?
+                .item
+        }
+    };
     Ok((item, step.expand(&spec.dest)?))
 }
 

@@ -18,16 +18,27 @@ use crate::ssh::{shell_quote, OutputSink, RemoteExit, Stream};
 /// Chunks in flight between the connection and the disk.
 const CHUNKS_IN_FLIGHT: usize = 16;
 
-/// Pulls the file into `base`/DEST/HOST/NAME (DEST may be absolute).
+/// Pulls the file into `base`/DEST/HOST/NAME (DEST may be absolute), or
+/// `base`/DEST with `flat`.
 pub async fn fetch(step: Step<'_>, spec: &FetchSpec, base: &Path) -> Done {
     let (src, dest) = (step.expand(&spec.src)?, step.expand(&spec.dest)?);
     let failed = |message: String| TaskError::Local(message);
     let name = Path::new(&src)
         .file_name()
         .ok_or_else(|| failed(format!("fetch src `{src}` has no file name")))?;
-    let host_dir = file_names(std::slice::from_ref(&step.remote.host)).remove(0);
-    let dest = base.join(&dest);
-    let final_path = dest.join(host_dir).join(name);
+    let (dest, final_path) = match spec.flat {
+        true if dest.ends_with('/') => (base.join(&dest), base.join(&dest).join(name)),
+        true => {
+            let file = base.join(&dest);
+            let dir = file.parent().map_or(base.to_path_buf(), Path::to_path_buf);
+            (dir, file)
+        }
+        false => {
+            let host_dir = file_names(std::slice::from_ref(&step.remote.host)).remove(0);
+            let dir = base.join(&dest).join(host_dir);
+            (dir.clone(), dir.join(name))
+        }
+    };
     let (chunks, written) = mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
     let writer = tokio::task::spawn_blocking({
         let final_path = final_path.clone();

@@ -1,0 +1,92 @@
+//! The files `copy` sends, each read and hashed once whatever the number of
+//! hosts. A source that names only inventory, playbook and `-e` variables
+//! is loaded when the playbook is checked; one that names a host fact
+//! (`modules/{{ host.kernel }}/xen-evtchn.ko`) is loaded in preflight, once
+//! the facts are known, before any host is changed. A resumed run refuses
+//! a source whose SHA-256 changed since the journal started.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::ssh::transfer::{parse_mode, Item};
+
+/// Every source of a run, by its expanded path.
+pub struct Sources {
+    /// Where relative sources are.
+    base: PathBuf,
+    /// Each path loaded so far, or why it could not be.
+    files: Mutex<HashMap<String, Result<Arc<Item>, String>>>,
+    /// From a resumed journal: the inputs as they were when it started.
+    journaled: BTreeMap<String, String>,
+}
+
+/// A source loaded now for the first time, to journal its SHA-256.
+pub struct Loaded {
+    pub item: Arc<Item>,
+    pub first: bool,
+}
+
+impl Sources {
+    pub fn new(base: &Path) -> Sources {
+        Sources {
+            base: base.to_path_buf(),
+            files: Mutex::new(HashMap::new()),
+            journaled: BTreeMap::new(),
+        }
+    }
+
+    /// Checks sources loaded later against a resumed journal's inputs.
+    pub fn resuming(&mut self, journaled: &BTreeMap<String, String>) {
+        self.journaled = journaled.clone();
+    }
+
+    /// The file at `src` (relative to the base), read and hashed the first
+    /// time it is asked for; `mode` (octal text) overrides the file's.
+    pub fn load(&self, src: &str, mode: Option<&str>) -> Result<Loaded, String> {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(loaded) = files.get(src) {
+            return loaded.clone().map(|item| Loaded { item, first: false });
+        }
+        let loaded = self.read(src, mode).map(Arc::new);
+        files.insert(src.to_string(), loaded.clone());
+        loaded.map(|item| Loaded { item, first: true })
+    }
+
+    /// A source loaded before.
+    pub fn get(&self, src: &str) -> Option<Arc<Item>> {
+        let files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        files.get(src).and_then(|loaded| loaded.clone().ok())
+    }
+
+    /// `copy src PATH` and SHA-256 of every source loaded so far.
+    pub fn inputs(&self) -> BTreeMap<String, String> {
+        let files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        files
+            .iter()
+            .filter_map(|(src, loaded)| {
+                Some((input_name(src), loaded.as_ref().ok()?.sha256.clone()))
+            })
+            .collect()
+    }
+
+    fn read(&self, src: &str, mode: Option<&str>) -> Result<Item, String> {
+        let mode = mode
+            .map(parse_mode)
+            .transpose()
+            .map_err(|why| format!("mode: {why}"))?;
+        let item = Item::load(&self.base.join(src), false, mode)
+            .map_err(|why| format!("copy src {src}: {why}"))?;
+        match self.journaled.get(&input_name(src)) {
+            Some(sha256) if *sha256 != item.sha256 => Err(format!(
+                "copy src {src} changed since the journal was started; resuming would mix two rollouts"
+            )),
+            _ => Ok(item),
+        }
+    }
+}
+
+/// How a source is named among a run's inputs.
+pub fn input_name(src: &str) -> String {
+    format!("copy src {src}")
+}
