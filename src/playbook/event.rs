@@ -229,3 +229,40 @@ impl PlayReport {
         !self.stopped.is_empty() || !self.not_started.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_a_later_play_reports_each_host_as_it_last_ended() {
+        let mut first = PlayReport {
+            done: vec!["a".into(), "b".into(), "c".into()],
+            failed: vec![("d".into(), "broke".into())],
+            elapsed: Duration::from_secs(1),
+            ..PlayReport::default()
+        };
+        let second = PlayReport {
+            done: vec!["a".into()],
+            failed: vec![("b".into(), "second play".into())],
+            not_started: vec!["c".into()],
+            stop_reason: Some("max_fail".into()),
+            elapsed: Duration::from_secs(2),
+            ..PlayReport::default()
+        };
+        first.merge(second);
+        assert_eq!(first.done, ["a"]);
+        assert_eq!(
+            first.failed,
+            [
+                ("d".into(), "broke".into()),
+                ("b".into(), "second play".into())
+            ]
+        );
+        assert_eq!(first.not_started, ["c"]);
+        assert_eq!(first.stop_reason.as_deref(), Some("max_fail"));
+        assert_eq!(first.elapsed, Duration::from_secs(3));
+        // c never started because b failed: only its failure counts.
+        assert_eq!(first.categories().count(), 3);
+    }
+}

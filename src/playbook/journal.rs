@@ -535,4 +535,43 @@ mod tests {
             "a second retry waits too"
         );
     }
+
+    #[tokio::test]
+    async fn a_later_play_carries_registers_and_keeps_earlier_failures_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let play = |play: usize| Entry::Play {
+            play,
+            name: format!("play {play}"),
+            time: now(),
+        };
+        let register = Entry::Register {
+            host: "a".into(),
+            name: "kernel".into(),
+            value: "6.1".into(),
+        };
+        let entries = vec![
+            play(0),
+            task_start("a", Phase::Tasks, 0, None),
+            register,
+            task_end("a", Phase::Tasks, 0, "ok"),
+            host_end("a", true),
+            task_start("b", Phase::Tasks, 0, None),
+            task_end("b", Phase::Tasks, 0, "failed"),
+            host_end("b", false),
+            play(1),
+            // A batch hook is the batch's: it moves no host's progress.
+            task_start("a", Phase::BeforeBatch, 0, None),
+            task_end("a", Phase::BeforeBatch, 0, "ok"),
+            task_start("a", Phase::Tasks, 1, None),
+        ];
+        journal_of(&path, entries).await;
+        let replay = Replay::read(&path).unwrap();
+        assert_eq!((replay.play, replay.play_line), (1, 10));
+        assert_eq!(replay.carried["a"]["kernel"], "6.1");
+        assert_eq!(replay.failed_before["b"], "broke");
+        assert_eq!(replay.hosts.len(), 1);
+        assert_eq!(replay.hosts["a"].next, Some((Phase::Tasks, 1)));
+        assert_eq!(replay.last_task.get(&Phase::Tasks), Some(&(1, 13)));
+    }
 }

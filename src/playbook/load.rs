@@ -68,7 +68,7 @@ impl Playbook {
 }
 
 /// Whether the document is a list (of plays): its first line that is not
-/// blank, a comment, a directive or `---` starts with `-`.
+/// blank, a comment, a directive or `---` starts with `-` (or `[`).
 fn is_a_list(text: &str) -> bool {
     text.lines()
         .map(str::trim_start)
@@ -76,7 +76,9 @@ fn is_a_list(text: &str) -> bool {
             !(line.is_empty() || line.starts_with('#') || line.starts_with('%'))
                 && line.trim_end() != "---"
         })
-        .is_some_and(|line| line.starts_with("- ") || line.trim_end() == "-")
+        .is_some_and(|line| {
+            line.starts_with("- ") || line.starts_with('[') || line.trim_end() == "-"
+        })
 }
 
 impl Play {
@@ -629,5 +631,73 @@ mod tests {
                 "{text:?} gave {message}"
             );
         }
+    }
+
+    fn load_all(text: &str) -> Result<Playbook, YamlError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("play.yml");
+        std::fs::write(&path, text).unwrap();
+        Playbook::load(&path).map_err(|mut e| {
+            e.path = PathBuf::from("play.yml");
+            e
+        })
+    }
+
+    #[test]
+    fn a_list_of_plays_runs_in_order() {
+        let book = load_all(
+            "# two plays\n---\n- name: build\n  one_per: \"{{ host.kernel }}\"\n  tasks: [{run: make}]\n\
+             - hosts: xen\n  before_batch: [{run: drain, delegate_to: localhost, run_once: true}]\n  tasks: [{run: x}]\n",
+        )
+        .unwrap();
+        let names: Vec<_> = book
+            .plays
+            .iter()
+            .map(|p| (p.name.as_str(), p.number))
+            .collect();
+        assert_eq!(names, [("build", (1, 2)), ("play 2", (2, 2))]);
+        assert_eq!(book.plays[0].one_per.as_deref(), Some("{{ host.kernel }}"));
+        let hook = &book.plays[1].before_batch[0];
+        assert!(hook.run_once && hook.delegate_to.as_deref() == Some("localhost"));
+    }
+
+    #[test]
+    fn plays_and_delegation_are_checked_with_their_position() {
+        let cases = [
+            ("[]\n", "play.yml:1:1", "expected a play"),
+            (
+                "- tasks: []\n- serial: 0\n  tasks: []\n",
+                "play.yml:2:3",
+                "serial",
+            ),
+            (
+                "- tasks: []\n- tasks: [{run: x}]\n  bogus: 1\n",
+                "play.yml:3:3",
+                "unknown field `bogus`",
+            ),
+            (
+                "tasks:\n  - {reboot: {}, delegate_to: localhost}\n",
+                "play.yml:2:5",
+                "cannot be delegated",
+            ),
+            (
+                "tasks:\n  - {reboot: {}, run_once: true}\n",
+                "play.yml:2:5",
+                "cannot run once",
+            ),
+        ];
+        for (text, position, words) in cases {
+            let message = load_all(text).unwrap_err().to_string();
+            assert!(message.starts_with(position), "{text:?} gave {message}");
+            assert!(message.contains(words), "{text:?} gave {message}");
+        }
+    }
+
+    #[test]
+    fn a_list_is_told_by_its_first_line_that_says_something() {
+        assert!(is_a_list("# comment\n\n---\n- name: a\n"));
+        assert!(is_a_list("-\n  name: a\n"));
+        assert!(!is_a_list("# - not this\nname: a\n"));
+        assert!(!is_a_list("name: a\ntasks:\n  - run: x\n"));
     }
 }

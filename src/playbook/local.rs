@@ -141,3 +141,51 @@ fn exit_of(status: std::process::ExitStatus) -> RemoteExit {
         (None, None) => RemoteExit::Lost,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Output kept, by stream.
+    #[derive(Default)]
+    struct Kept(Vec<u8>, Vec<u8>);
+
+    impl OutputSink for Kept {
+        async fn output(&mut self, stream: Stream, data: Bytes) -> io::Result<()> {
+            match stream {
+                Stream::Stdout => self.0.extend_from_slice(&data),
+                Stream::Stderr => self.1.extend_from_slice(&data),
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_local_command_gives_its_output_and_exit_code() {
+        let mut kept = Kept::default();
+        let never = CancellationToken::new();
+        let end = run("echo out; echo err >&2; exit 3", None, &never, &mut kept).await;
+        assert!(matches!(end, Ok(RunEnd::Exited(RemoteExit::Code(3)))));
+        assert_eq!(
+            (kept.0.as_slice(), kept.1.as_slice()),
+            (&b"out\n"[..], &b"err\n"[..])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_timeout_kills_the_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("left-behind");
+        // A child in the background would outlive a kill of the shell alone.
+        let command = format!("(sleep 2; touch '{}') & sleep 60", marker.display());
+        let never = CancellationToken::new();
+        let limit = Some(Duration::from_millis(300));
+        let end = run(&command, limit, &never, &mut Kept::default()).await;
+        assert!(
+            matches!(end, Ok(RunEnd::TimedOut(Kill::Confirmed))),
+            "{end:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(!marker.exists(), "the background child survived the kill");
+    }
+}
