@@ -239,63 +239,58 @@ impl Play {
                     }
                 }
             }
-            // Local paths come from this side only: facts and registers
-            // are known only on the host, and a host must not choose where
-            // on this machine its files land.
-            let local_only = |field: &str, text: &str| {
-                super::vars::expand(text, check.vars).map_err(|e| {
-                    error(format!(
-                        "{field} may use only inventory, playbook and -e variables: {e}"
-                    ))
-                })
-            };
-            if let Some(target) = &task.delegate_to {
-                let target = local_only("delegate_to", target)?;
-                let runs_here = matches!(
-                    task.action,
-                    Action::Run(_) | Action::Assert(_) | Action::WaitFor(_)
-                );
-                if target == LOCALHOST && !runs_here {
-                    return Err(error(
-                        "delegate_to: localhost: only `run`, `assert` and `wait_for` run on this machine".into(),
-                    ));
-                }
-                prepared.delegates.insert(target);
-            }
-            // Facts are checked when gathered: one word each, never a path.
-            let local_or_fact = |field: &str, text: &str| {
-                let local =
-                    |name: &String| check.vars.contains_key(name) || FACTS.contains(&name.as_str());
-                match references(text).unwrap_or_default().iter().find(|n| !local(n)) {
-                    Some(name) => Err(error(format!(
-                        "{field} may use only inventory, playbook and -e variables and host facts, not `{name}`"
-                    ))),
-                    None => Ok(()),
-                }
-            };
-            match &task.action {
-                // A source naming a host fact is loaded in preflight.
-                Action::Copy(copy) if names_a_fact(&copy.src) => {
-                    local_or_fact("copy src", &copy.src)?;
-                }
-                Action::Copy(copy) => {
-                    let src = local_only("copy src", &copy.src)?;
-                    check
-                        .sources
-                        .load(&src, copy.mode.as_deref())
-                        .map_err(error)?;
-                }
-                Action::Fetch(fetch) if names_a_fact(&fetch.dest) => {
-                    local_or_fact("fetch dest", &fetch.dest)?;
-                }
-                Action::Fetch(fetch) => {
-                    local_only("fetch dest", &fetch.dest)?;
-                }
-                _ => {}
-            }
+            check_local_side(task, check, prepared).map_err(error)?;
             known.extend(task.register.clone());
         }
         Ok(known)
+    }
+}
+
+/// Checks what a task names on this machine: where it is delegated to, and
+/// the local paths of `copy` and `fetch` (a source is loaded now, unless
+/// it names a host fact). These come from this side only: registered
+/// values are a host's output, and a host must not choose where on this
+/// machine its files land or which machine runs a command. Facts are
+/// allowed in paths: they are checked when gathered, one word each.
+fn check_local_side(task: &Task, check: &Check<'_>, prepared: &mut Prepared) -> Result<(), String> {
+    let local_only = |field: &str, text: &str| {
+        super::vars::expand(text, check.vars)
+            .map_err(|e| format!("{field} may use only inventory, playbook and -e variables: {e}"))
+    };
+    let local_or_fact = |field: &str, text: &str| {
+        let local = |name: &String| check.vars.contains_key(name) || FACTS.contains(&name.as_str());
+        match references(text).unwrap_or_default().iter().find(|n| !local(n)) {
+            Some(name) => Err(format!(
+                "{field} may use only inventory, playbook and -e variables and host facts, not `{name}`"
+            )),
+            None => Ok(()),
+        }
+    };
+    if let Some(target) = &task.delegate_to {
+        let target = local_only("delegate_to", target)?;
+        let runs_here = matches!(
+            task.action,
+            Action::Run(_) | Action::Assert(_) | Action::WaitFor(_)
+        );
+        if target == LOCALHOST && !runs_here {
+            return Err(
+                "delegate_to: localhost: only `run`, `assert` and `wait_for` run on this machine"
+                    .into(),
+            );
+        }
+        prepared.delegates.insert(target);
+    }
+    match &task.action {
+        Action::Copy(copy) if names_a_fact(&copy.src) => local_or_fact("copy src", &copy.src),
+        Action::Copy(copy) => {
+            let src = local_only("copy src", &copy.src)?;
+            check.sources.load(&src, copy.mode.as_deref()).map(|_| ())
+        }
+        Action::Fetch(fetch) if names_a_fact(&fetch.dest) => {
+            local_or_fact("fetch dest", &fetch.dest)
+        }
+        Action::Fetch(fetch) => local_only("fetch dest", &fetch.dest).map(|_| ()),
+        _ => Ok(()),
     }
 }
 

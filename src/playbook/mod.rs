@@ -14,6 +14,7 @@ mod journal;
 mod load;
 mod local;
 mod play;
+mod prepare;
 mod remote;
 mod replay;
 mod rolling;
@@ -31,9 +32,8 @@ use condition::When;
 pub use error::TaskError;
 pub use event::{Earlier, Events, HostEnd, PlayEvent, PlayReport, PlaySink, TaskStatus};
 pub use journal::{now, Entry, Journal, JournalError};
-pub use play::{
-    connection_options, reopen, PlayError, PlayRequest, PlaybookRun, Resume, RunLimits,
-};
+pub use play::{reopen, PlayError, PlayRequest, PlaybookRun, Resume, RunLimits};
+pub use prepare::connection_options;
 pub use replay::{HostProgress, RebootMark, Replay};
 pub use sources::Sources;
 use spec::{

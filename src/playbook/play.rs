@@ -4,8 +4,7 @@
 //! changed inputs), the hosts still to run worked out, and the schedulers
 //! started. The binary parses flags and prints; this does the rest.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::os::unix::fs::DirBuilderExt;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,17 +18,18 @@ use super::delegate::{Delegates, RunOnce};
 use super::event::{Earlier, Events, PlayEvent, PlayReport};
 use super::host::{Context, HostRun};
 use super::journal::{now, Entry, Journal, JournalError, Recorder};
-use super::remote::LOCALHOST;
+use super::prepare::{
+    check_inputs, check_journal, connect_all, default_journal, delegate_hosts, inputs_of,
+    select_hosts, with_read_later, PreparedPlay,
+};
 use super::replay::Replay;
 use super::rolling::batch_sizes;
 use super::schedule::{PendingHost, Rollout};
-use super::sources::input_name;
 use super::vars::Vars;
-use super::{Play, Playbook, Sources};
-use crate::inventory::yaml::{matches_patterns, Inventory, InventoryHost};
+use super::{Playbook, Sources};
+use crate::inventory::yaml::Inventory;
 use crate::model::Host;
-use crate::ssh::transfer::hash_file;
-use crate::ssh::{expand_tilde, Connector, SetupError, SshOptions};
+use crate::ssh::{Connector, SetupError, SshOptions};
 use crate::yaml::YamlError;
 
 /// What the operator asked for, as the binary parsed it.
@@ -96,6 +96,14 @@ impl PlayError {
     }
 }
 
+/// What every play's [`Context`] of a run shares.
+struct Shared {
+    recorder: Recorder,
+    stop: CancellationToken,
+    abort: CancellationToken,
+    asker: Arc<Asker>,
+}
+
 /// A run ready to contact hosts.
 pub struct PlaybookRun {
     request: PlayRequest,
@@ -112,36 +120,6 @@ pub struct PlaybookRun {
     replay: Option<(Replay, bool)>,
     /// The resumed journal, locked since before anything was read.
     locked: Option<Journal>,
-}
-
-/// A play with its hosts, their starting variables, and the inventory
-/// hosts its tasks are delegated to.
-struct PreparedPlay {
-    play: Arc<Play>,
-    hosts: Vec<InventoryHost>,
-    vars: Vec<Vars>,
-    delegates: HashMap<String, InventoryHost>,
-}
-
-/// The connection settings a host's inventory variables give (`address`
-/// and its `port`, `identity_file`, `known_hosts_file`, `proxy_jump`),
-/// ranked like its hosts entry.
-pub fn connection_options(vars: &Vars) -> SshOptions {
-    SshOptions {
-        host_name: vars.get("address").cloned(),
-        port: vars.get("port").and_then(|port| port.parse().ok()),
-        identity_files: vars
-            .get("identity_file")
-            .map(|path| vec![expand_tilde(path)])
-            .unwrap_or_default(),
-        user_known_hosts_files: vars
-            .get("known_hosts_file")
-            .map(|path| vec![expand_tilde(path)]),
-        proxy_jump: vars
-            .get("proxy_jump")
-            .map(|jumps| jumps.split(',').map(str::to_string).collect()),
-        ..SshOptions::default()
-    }
 }
 
 impl PlaybookRun {
@@ -220,78 +198,93 @@ impl PlaybookRun {
             true => None,
             false => Some(Arc::new(self.open_journal().await?)),
         };
-        let recorder = Recorder {
-            journal,
-            events,
-            stop: stop.clone(),
+        let shared = Shared {
+            recorder: Recorder {
+                journal,
+                events,
+                stop: stop.clone(),
+            },
+            stop,
+            abort,
+            asker: Arc::new(asker),
         };
-        let asker = Arc::new(asker);
         let resumed_at = self.replay.as_ref().map_or(0, |(replay, _)| replay.play);
         let mut carried = self.replay.as_ref().map(carried_of).unwrap_or_default();
         let mut total = PlayReport {
-            journal: recorder.journal_path(),
+            journal: shared.recorder.journal_path(),
             ..PlayReport::default()
         };
         for index in self.start_at.0.max(resumed_at)..self.plays.len() {
-            let prepared = &self.plays[index];
-            let ctx = Arc::new(Context {
-                connector: Arc::clone(&self.connector),
-                play: Arc::clone(&prepared.play),
-                sources: Arc::clone(&self.sources),
-                recorder: recorder.clone(),
-                stop: stop.clone(),
-                abort: abort.clone(),
-                default_timeout: limits.default_timeout,
-                asker: Arc::clone(&asker),
-                base: recorder
-                    .journal_path()
-                    .and_then(|journal| journal.parent().map(Path::to_path_buf))
-                    .unwrap_or_else(|| self.request.base.clone()),
-                delegates: Delegates::new(
-                    Arc::clone(&self.connector),
-                    abort.clone(),
-                    prepared
-                        .delegates
-                        .iter()
-                        .map(|(name, host)| (name.clone(), host.host.clone()))
-                        .collect(),
-                ),
-                once: RunOnce::default(),
-            });
-            recorder
-                .record(Entry::Play {
-                    play: index,
-                    name: prepared.play.name.clone(),
-                    time: now(),
-                })
-                .await;
-            let start_at = if index == self.start_at.0 {
-                self.start_at.1
-            } else {
-                0
-            };
-            let report = match self.request.check {
-                true => self.check(&ctx, prepared, limits, start_at).await,
-                false => {
-                    let resumed = index == resumed_at;
-                    self.roll(&ctx, prepared, limits, start_at, resumed, &carried)
-                        .await
-                }
-            };
+            let ctx = self.context(&self.plays[index], &shared, limits);
+            let resumed = index == resumed_at;
+            let report = self.run_play(index, &ctx, limits, resumed, &carried).await;
             ctx.delegates.close().await;
             for (host, registered) in &report.registered {
-                carried
-                    .entry(host.clone())
-                    .or_default()
-                    .extend(registered.clone());
+                let vars = carried.entry(host.clone()).or_default();
+                vars.extend(registered.clone());
             }
-            let stopped = report.stop_reason.is_some() || stop.is_cancelled();
+            let stopped = report.stop_reason.is_some() || shared.stop.is_cancelled();
             total.merge(report);
             if stopped {
                 break;
             }
         }
         Ok(total)
+    }
+
+    /// What the hosts of one play share.
+    fn context(&self, prepared: &PreparedPlay, shared: &Shared, limits: RunLimits) -> Arc<Context> {
+        let journal = shared.recorder.journal_path();
+        let delegates = prepared.delegates.iter();
+        let delegates = delegates.map(|(name, host)| (name.clone(), host.host.clone()));
+        Arc::new(Context {
+            connector: Arc::clone(&self.connector),
+            play: Arc::clone(&prepared.play),
+            sources: Arc::clone(&self.sources),
+            recorder: shared.recorder.clone(),
+            stop: shared.stop.clone(),
+            abort: shared.abort.clone(),
+            default_timeout: limits.default_timeout,
+            asker: Arc::clone(&shared.asker),
+            base: journal
+                .and_then(|journal| journal.parent().map(Path::to_path_buf))
+                .unwrap_or_else(|| self.request.base.clone()),
+            delegates: Delegates::new(
+                Arc::clone(&self.connector),
+                shared.abort.clone(),
+                delegates.collect(),
+            ),
+            once: RunOnce::default(),
+        })
+    }
+
+    /// One play, journaled as begun, rolled (or checked).
+    async fn run_play(
+        &self,
+        index: usize,
+        ctx: &Arc<Context>,
+        limits: RunLimits,
+        resumed: bool,
+        carried: &HashMap<String, Vars>,
+    ) -> PlayReport {
+        let prepared = &self.plays[index];
+        let entry = Entry::Play {
+            play: index,
+            name: prepared.play.name.clone(),
+            time: now(),
+        };
+        ctx.recorder.record(entry).await;
+        let start_at = match index == self.start_at.0 {
+            true => self.start_at.1,
+            false => 0,
+        };
+        match self.request.check {
+            true => self.check(ctx, prepared, limits, start_at).await,
+            false => {
+                self.roll(ctx, prepared, limits, start_at, resumed, carried)
+                    .await
+            }
+        }
     }
 
     async fn roll(
@@ -486,192 +479,4 @@ fn host_runs(
             HostRun::new(Arc::clone(ctx), host.host.clone(), vars)
         })
         .collect()
-}
-
-/// Refuses a journal written for another playbook, or for this one
-/// before it changed.
-fn check_journal(
-    request: &PlayRequest,
-    playbook: &Playbook,
-    replay: &Replay,
-) -> Result<(), PlayError> {
-    if replay.playbook_sha256 != playbook.sha256 {
-        return Err(PlayError::Usage(format!(
-            "{} changed since the journal was started; resuming would mix two rollouts \
-             (start a new one, or put the old playbook back)",
-            request.playbook.display()
-        )));
-    }
-    let play = playbook
-        .plays
-        .get(replay.play)
-        .ok_or_else(|| JournalError::Corrupt {
-            path: replay.path.clone(),
-            line: replay.play_line,
-            message: format!(
-                "names play {}, but the playbook has {}",
-                replay.play + 1,
-                playbook.plays.len()
-            ),
-        })?;
-    replay.check_tasks(|phase| play.phase(phase).len())?;
-    Ok(())
-}
-
-/// The inventory hosts `delegate_to` names, by name.
-fn delegate_hosts(
-    inventory: &Inventory,
-    names: &BTreeSet<String>,
-) -> Result<HashMap<String, InventoryHost>, PlayError> {
-    let mut hosts = HashMap::new();
-    for name in names.iter().filter(|name| *name != LOCALHOST) {
-        let host = inventory
-            .select(name)
-            .into_iter()
-            .find(|h| h.host.label() == *name || h.host.name == *name)
-            .ok_or_else(|| {
-                PlayError::Usage(format!(
-                    "delegate_to {name}: not a host of {} (use `localhost` for this machine)",
-                    inventory.path.display()
-                ))
-            })?;
-        hosts.insert(name.clone(), host);
-    }
-    Ok(hosts)
-}
-
-/// Resolves the SSH settings of every host any play (or delegation)
-/// contacts, each once.
-fn connect_all(
-    plays: &[PreparedPlay],
-    connect: impl FnOnce(&[(&Host, &SshOptions)]) -> Result<Connector, SetupError>,
-) -> Result<Connector, SetupError> {
-    let mut seen = HashSet::new();
-    let mut hosts: Vec<(&Host, SshOptions)> = Vec::new();
-    for prepared in plays {
-        for host in &prepared.hosts {
-            if seen.insert(&host.host) {
-                hosts.push((&host.host, connection_options(&host.vars)));
-            }
-        }
-        for host in prepared.delegates.values() {
-            if seen.insert(&host.host) {
-                hosts.push((&host.host, connection_options(&host.vars)));
-            }
-        }
-    }
-    let pairs: Vec<_> = hosts
-        .iter()
-        .map(|(host, options)| (*host, options))
-        .collect();
-    connect(&pairs)
-}
-
-fn select_hosts(
-    inventory: &Inventory,
-    play_hosts: &str,
-    limit: Option<&str>,
-) -> Result<Vec<InventoryHost>, PlayError> {
-    let mut hosts = inventory.select(play_hosts);
-    if let Some(limit) = limit {
-        hosts.retain(|host| matches_patterns(host, limit));
-    }
-    match hosts.is_empty() {
-        true => Err(PlayError::Usage(format!(
-            "{}: no host matches `hosts: {play_hosts}`{}; its groups are: {}",
-            inventory.path.display(),
-            limit
-                .map(|l| format!(" and --limit {l}"))
-                .unwrap_or_default(),
-            inventory.groups.join(", ")
-        ))),
-        false => Ok(hosts),
-    }
-}
-
-/// What a rollout is made of besides its playbook: the inventory and the
-/// files it sends, by SHA-256, so that a resume never mixes old and new.
-fn inputs_of(inventory: &Path, sources: &Sources) -> Result<BTreeMap<String, String>, PlayError> {
-    let (inventory_sha, _) = hash_file(inventory)
-        .map_err(|e| PlayError::Usage(format!("{}: {e}", inventory.display())))?;
-    let mut inputs = sources.inputs();
-    inputs.insert(format!("inventory {}", inventory.display()), inventory_sha);
-    Ok(inputs)
-}
-
-/// `now` with the sources a journal says were read in preflight (named
-/// by host facts) hashed again, so that a resume compares them too.
-fn with_read_later(
-    mut now: BTreeMap<String, String>,
-    journaled: &BTreeMap<String, String>,
-    base: &Path,
-) -> BTreeMap<String, String> {
-    let prefix = input_name("");
-    for name in journaled.keys() {
-        if now.contains_key(name) {
-            continue;
-        }
-        if let Some(src) = name.strip_prefix(&prefix) {
-            let sha256 =
-                hash_file(&base.join(src)).map_or_else(|e| format!("({e})"), |(sha, _)| sha);
-            now.insert(name.clone(), sha256);
-        }
-    }
-    now
-}
-
-/// Refuses a resume whose inventory or copied files changed since the
-/// journal was started (journals from before inputs were recorded pass).
-fn check_inputs(
-    journaled: &BTreeMap<String, String>,
-    now: &BTreeMap<String, String>,
-) -> Result<(), PlayError> {
-    if journaled.is_empty() || journaled == now {
-        return Ok(());
-    }
-    let changed: BTreeSet<&str> = journaled
-        .keys()
-        .chain(now.keys())
-        .filter(|name| journaled.get(*name) != now.get(*name))
-        .map(String::as_str)
-        .collect();
-    Err(PlayError::Usage(format!(
-        "changed since the journal was started: {}; resuming would mix two rollouts \
-         (start a new one, or put the old files back)",
-        changed.into_iter().collect::<Vec<_>>().join(", ")
-    )))
-}
-
-/// A new run directory under the state directory
-/// (`$XDG_STATE_HOME/fleet/runs`, else `~/.local/state/fleet/runs`),
-/// `PLAYBOOK.EPOCH/`, private to this user, and the journal in it. Fetched
-/// files with a relative destination go there too, not wherever pplay
-/// happened to be started.
-fn default_journal(playbook: &Path) -> Result<PathBuf, JournalError> {
-    let stem = playbook
-        .file_stem()
-        .map_or("pplay".into(), |s| s.to_string_lossy().into_owned());
-    let runs = state_dir().join("runs");
-    let dir = runs.join(format!("{stem}.{}", now() as u64));
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|source| JournalError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-    Ok(dir.join(format!("{stem}.journal")))
-}
-
-/// Where fleet keeps what runs leave: `$XDG_STATE_HOME/fleet`, else
-/// `~/.local/state/fleet`, else (no home) `./.fleet-state`.
-fn state_dir() -> PathBuf {
-    let xdg = std::env::var_os("XDG_STATE_HOME").filter(|dir| Path::new(dir).is_absolute());
-    let home = std::env::var_os("HOME").filter(|dir| Path::new(dir).is_absolute());
-    match (xdg, home) {
-        (Some(state), _) => PathBuf::from(state).join("fleet"),
-        (None, Some(home)) => PathBuf::from(home).join(".local/state/fleet"),
-        (None, None) => PathBuf::from(".fleet-state"),
-    }
 }

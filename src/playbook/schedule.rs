@@ -6,6 +6,7 @@
 //! they print nothing.
 
 use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
 use std::sync::Arc;
 
 use futures::future::join_all;
@@ -201,83 +202,105 @@ impl Rollout {
         report: &mut PlayReport,
     ) {
         let limit = rolling.batch_sizes().iter().copied().max().unwrap_or(1);
-        let mut fanout = FanOut::new(limit.min(self.max_in_flight));
-        let labels: Vec<String> = hosts.iter().map(|h| h.run.label.clone()).collect();
-        let mut queue = hosts.into_iter().map(Some).collect::<Vec<_>>();
-        let mut batches = Batches::new(labels.len());
+        let mut flight = Flight {
+            fanout: FanOut::new(limit.min(self.max_in_flight)),
+            labels: hosts.iter().map(|h| h.run.label.clone()).collect(),
+            batches: Batches::new(hosts.len()),
+            queue: hosts.into_iter().map(Some).collect(),
+        };
         loop {
             if self.ctx.stop.is_cancelled() {
                 rolling.stop();
             }
             match rolling.admit() {
                 Admit::Start { hosts, batch } => {
-                    let (number, of) = batch.unwrap_or((hosts.start + 1, labels.len()));
-                    if batch.is_some() {
-                        let names = labels[hosts.clone()].to_vec();
-                        self.emit(PlayEvent::Batch {
-                            number,
-                            of,
-                            hosts: names,
-                        });
-                    }
-                    let members = hosts.clone().filter_map(|p| Some((p, queue[p].take()?)));
-                    let ready = self
-                        .begin_batch(members.collect(), (number, of), report)
+                    self.start_batch(hosts, batch, &mut flight, rolling, max_fail, report)
                         .await;
-                    for (position, outcome) in ready {
-                        batches.joined(position, number);
-                        let pending = match outcome {
-                            Ok(pending) => pending,
-                            Err((run, end)) => {
-                                let failed = matches!(end, HostEnd::Failed(_));
-                                self.end_host(run, end, position, &mut batches, report)
-                                    .await;
-                                if rolling.ended(failed) {
-                                    self.stop(report, over_max_fail(report, max_fail)).await;
-                                }
-                                continue;
-                            }
-                        };
-                        let work = run_host(pending, self.start_at);
-                        let label = &labels[position];
-                        if !fanout.start(position, label, &self.ctx.stop, work).await {
-                            report.not_started.push(label.clone());
-                            rolling.ended(false);
-                            batches.lost(position);
-                        }
-                    }
-                    self.end_batches(&mut batches, report).await;
                     continue;
                 }
                 Admit::Done => break,
                 Admit::Wait => {}
             }
-            let Some((position, joined)) = fanout.next().await else {
+            let Some((position, joined)) = flight.fanout.next().await else {
                 break;
             };
             let failed = match joined {
                 Ok((run, end)) => {
                     let failed = matches!(end, HostEnd::Failed(_));
-                    self.end_host(run, end, position, &mut batches, report)
+                    self.end_host(run, end, position, &mut flight.batches, report)
                         .await;
                     failed
                 }
                 Err(_) => {
-                    batches.lost(position);
+                    flight.batches.lost(position);
                     true
                 }
             };
-            self.end_batches(&mut batches, report).await;
+            self.end_batches(&mut flight.batches, report).await;
             if rolling.ended(failed) {
                 self.stop(report, over_max_fail(report, max_fail)).await;
             }
         }
+        let labels = &flight.labels;
         let never: Vec<String> = rolling.never_started().map(|p| labels[p].clone()).collect();
         report.not_started.extend(never);
         if self.ctx.stop.is_cancelled() && report.stop_reason.is_none() {
             report.stop_reason = Some("interrupted".into());
             report.interrupted = true;
         }
+    }
+
+    /// Starts the hosts the policy admitted, as a batch: announced (batch
+    /// mode), through `before_batch`, then each on the fan-out.
+    async fn start_batch(
+        &self,
+        hosts: Range<usize>,
+        batch: Option<(usize, usize)>,
+        flight: &mut Flight,
+        rolling: &mut Rolling,
+        max_fail: usize,
+        report: &mut PlayReport,
+    ) {
+        let (number, of) = batch.unwrap_or((hosts.start + 1, flight.labels.len()));
+        if batch.is_some() {
+            let names = flight.labels[hosts.clone()].to_vec();
+            self.emit(PlayEvent::Batch {
+                number,
+                of,
+                hosts: names,
+            });
+        }
+        let members = hosts
+            .filter_map(|p| Some((p, flight.queue[p].take()?)))
+            .collect();
+        let ready = self.begin_batch(members, (number, of), report).await;
+        for (position, outcome) in ready {
+            flight.batches.joined(position, number);
+            let pending = match outcome {
+                Ok(pending) => pending,
+                Err((run, end)) => {
+                    let failed = matches!(end, HostEnd::Failed(_));
+                    self.end_host(run, end, position, &mut flight.batches, report)
+                        .await;
+                    if rolling.ended(failed) {
+                        self.stop(report, over_max_fail(report, max_fail)).await;
+                    }
+                    continue;
+                }
+            };
+            let work = run_host(pending, self.start_at);
+            let label = &flight.labels[position];
+            if !flight
+                .fanout
+                .start(position, label, &self.ctx.stop, work)
+                .await
+            {
+                report.not_started.push(label.clone());
+                rolling.ended(false);
+                flight.batches.lost(position);
+            }
+        }
+        self.end_batches(&mut flight.batches, report).await;
     }
 
     /// Gives a batch's hosts their `batch.*` variables and runs
@@ -410,6 +433,15 @@ impl Rollout {
     fn emit(&self, event: PlayEvent) {
         self.ctx.events().emit(event);
     }
+}
+
+/// The rolling's hosts in flight: the fan-out they run on, their labels,
+/// those not started yet, and their batches.
+struct Flight {
+    fanout: FanOut<(HostRun, HostEnd)>,
+    labels: Vec<String>,
+    queue: Vec<Option<PendingHost>>,
+    batches: Batches,
 }
 
 /// The hosts of each batch still running, and those ended, kept for the

@@ -1,0 +1,242 @@
+//! What a run works out before it contacts any host: each play's hosts
+//! and the inventory hosts its tasks are delegated to, every host's
+//! connection settings, the digests of the run's inputs (and, on a resume,
+//! whether they changed), and where its run directory and journal go.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::journal::{now, JournalError};
+use super::play::{PlayError, PlayRequest};
+use super::remote::LOCALHOST;
+use super::replay::Replay;
+use super::sources::input_name;
+use super::vars::Vars;
+use super::{Play, Playbook, Sources};
+use crate::inventory::yaml::{matches_patterns, Inventory, InventoryHost};
+use crate::model::Host;
+use crate::ssh::transfer::hash_file;
+use crate::ssh::{expand_tilde, Connector, SetupError, SshOptions};
+
+/// A play with its hosts, their starting variables, and the inventory
+/// hosts its tasks are delegated to.
+pub struct PreparedPlay {
+    pub play: Arc<Play>,
+    pub hosts: Vec<InventoryHost>,
+    pub vars: Vec<Vars>,
+    pub delegates: HashMap<String, InventoryHost>,
+}
+
+/// The connection settings a host's inventory variables give (`address`
+/// and its `port`, `identity_file`, `known_hosts_file`, `proxy_jump`),
+/// ranked like its hosts entry.
+pub fn connection_options(vars: &Vars) -> SshOptions {
+    SshOptions {
+        host_name: vars.get("address").cloned(),
+        port: vars.get("port").and_then(|port| port.parse().ok()),
+        identity_files: vars
+            .get("identity_file")
+            .map(|path| vec![expand_tilde(path)])
+            .unwrap_or_default(),
+        user_known_hosts_files: vars
+            .get("known_hosts_file")
+            .map(|path| vec![expand_tilde(path)]),
+        proxy_jump: vars
+            .get("proxy_jump")
+            .map(|jumps| jumps.split(',').map(str::to_string).collect()),
+        ..SshOptions::default()
+    }
+}
+
+/// Refuses a journal written for another playbook, or for this one
+/// before it changed.
+pub fn check_journal(
+    request: &PlayRequest,
+    playbook: &Playbook,
+    replay: &Replay,
+) -> Result<(), PlayError> {
+    if replay.playbook_sha256 != playbook.sha256 {
+        return Err(PlayError::Usage(format!(
+            "{} changed since the journal was started; resuming would mix two rollouts \
+             (start a new one, or put the old playbook back)",
+            request.playbook.display()
+        )));
+    }
+    let play = playbook
+        .plays
+        .get(replay.play)
+        .ok_or_else(|| JournalError::Corrupt {
+            path: replay.path.clone(),
+            line: replay.play_line,
+            message: format!(
+                "names play {}, but the playbook has {}",
+                replay.play + 1,
+                playbook.plays.len()
+            ),
+        })?;
+    replay.check_tasks(|phase| play.phase(phase).len())?;
+    Ok(())
+}
+
+/// The inventory hosts `delegate_to` names, by name.
+pub fn delegate_hosts(
+    inventory: &Inventory,
+    names: &BTreeSet<String>,
+) -> Result<HashMap<String, InventoryHost>, PlayError> {
+    let mut hosts = HashMap::new();
+    for name in names.iter().filter(|name| *name != LOCALHOST) {
+        let host = inventory
+            .select(name)
+            .into_iter()
+            .find(|h| h.host.label() == *name || h.host.name == *name)
+            .ok_or_else(|| {
+                PlayError::Usage(format!(
+                    "delegate_to {name}: not a host of {} (use `localhost` for this machine)",
+                    inventory.path.display()
+                ))
+            })?;
+        hosts.insert(name.clone(), host);
+    }
+    Ok(hosts)
+}
+
+/// Resolves the SSH settings of every host any play (or delegation)
+/// contacts, each once.
+pub fn connect_all(
+    plays: &[PreparedPlay],
+    connect: impl FnOnce(&[(&Host, &SshOptions)]) -> Result<Connector, SetupError>,
+) -> Result<Connector, SetupError> {
+    let mut seen = HashSet::new();
+    let mut hosts: Vec<(&Host, SshOptions)> = Vec::new();
+    for prepared in plays {
+        for host in &prepared.hosts {
+            if seen.insert(&host.host) {
+                hosts.push((&host.host, connection_options(&host.vars)));
+            }
+        }
+        for host in prepared.delegates.values() {
+            if seen.insert(&host.host) {
+                hosts.push((&host.host, connection_options(&host.vars)));
+            }
+        }
+    }
+    let pairs: Vec<_> = hosts
+        .iter()
+        .map(|(host, options)| (*host, options))
+        .collect();
+    connect(&pairs)
+}
+
+pub fn select_hosts(
+    inventory: &Inventory,
+    play_hosts: &str,
+    limit: Option<&str>,
+) -> Result<Vec<InventoryHost>, PlayError> {
+    let mut hosts = inventory.select(play_hosts);
+    if let Some(limit) = limit {
+        hosts.retain(|host| matches_patterns(host, limit));
+    }
+    match hosts.is_empty() {
+        true => Err(PlayError::Usage(format!(
+            "{}: no host matches `hosts: {play_hosts}`{}; its groups are: {}",
+            inventory.path.display(),
+            limit
+                .map(|l| format!(" and --limit {l}"))
+                .unwrap_or_default(),
+            inventory.groups.join(", ")
+        ))),
+        false => Ok(hosts),
+    }
+}
+
+/// What a rollout is made of besides its playbook: the inventory and the
+/// files it sends, by SHA-256, so that a resume never mixes old and new.
+pub fn inputs_of(
+    inventory: &Path,
+    sources: &Sources,
+) -> Result<BTreeMap<String, String>, PlayError> {
+    let (inventory_sha, _) = hash_file(inventory)
+        .map_err(|e| PlayError::Usage(format!("{}: {e}", inventory.display())))?;
+    let mut inputs = sources.inputs();
+    inputs.insert(format!("inventory {}", inventory.display()), inventory_sha);
+    Ok(inputs)
+}
+
+/// `now` with the sources a journal says were read in preflight (named
+/// by host facts) hashed again, so that a resume compares them too.
+pub fn with_read_later(
+    mut now: BTreeMap<String, String>,
+    journaled: &BTreeMap<String, String>,
+    base: &Path,
+) -> BTreeMap<String, String> {
+    let prefix = input_name("");
+    for name in journaled.keys() {
+        if now.contains_key(name) {
+            continue;
+        }
+        if let Some(src) = name.strip_prefix(&prefix) {
+            let sha256 =
+                hash_file(&base.join(src)).map_or_else(|e| format!("({e})"), |(sha, _)| sha);
+            now.insert(name.clone(), sha256);
+        }
+    }
+    now
+}
+
+/// Refuses a resume whose inventory or copied files changed since the
+/// journal was started (journals from before inputs were recorded pass).
+pub fn check_inputs(
+    journaled: &BTreeMap<String, String>,
+    now: &BTreeMap<String, String>,
+) -> Result<(), PlayError> {
+    if journaled.is_empty() || journaled == now {
+        return Ok(());
+    }
+    let changed: BTreeSet<&str> = journaled
+        .keys()
+        .chain(now.keys())
+        .filter(|name| journaled.get(*name) != now.get(*name))
+        .map(String::as_str)
+        .collect();
+    Err(PlayError::Usage(format!(
+        "changed since the journal was started: {}; resuming would mix two rollouts \
+         (start a new one, or put the old files back)",
+        changed.into_iter().collect::<Vec<_>>().join(", ")
+    )))
+}
+
+/// A new run directory under the state directory
+/// (`$XDG_STATE_HOME/fleet/runs`, else `~/.local/state/fleet/runs`),
+/// `PLAYBOOK.EPOCH/`, private to this user, and the journal in it. Fetched
+/// files with a relative destination go there too, not wherever pplay
+/// happened to be started.
+pub fn default_journal(playbook: &Path) -> Result<PathBuf, JournalError> {
+    let stem = playbook
+        .file_stem()
+        .map_or("pplay".into(), |s| s.to_string_lossy().into_owned());
+    let runs = state_dir().join("runs");
+    let dir = runs.join(format!("{stem}.{}", now() as u64));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|source| JournalError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    Ok(dir.join(format!("{stem}.journal")))
+}
+
+/// Where fleet keeps what runs leave: `$XDG_STATE_HOME/fleet`, else
+/// `~/.local/state/fleet`, else (no home) `./.fleet-state`.
+pub fn state_dir() -> PathBuf {
+    let xdg = std::env::var_os("XDG_STATE_HOME").filter(|dir| Path::new(dir).is_absolute());
+    let home = std::env::var_os("HOME").filter(|dir| Path::new(dir).is_absolute());
+    match (xdg, home) {
+        (Some(state), _) => PathBuf::from(state).join("fleet"),
+        (None, Some(home)) => PathBuf::from(home).join(".local/state/fleet"),
+        (None, None) => PathBuf::from(".fleet-state"),
+    }
+}
