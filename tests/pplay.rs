@@ -522,20 +522,38 @@ fn text_output_matches_the_snapshot() {
     let playbook = work.path().join("snapshot.yml");
     std::fs::write(
         &playbook,
-        r#"name: snapshot
-hosts: xen
-serial: 1
-tasks:
-  - name: say hello
-    run: echo hello
-    register: greeting
-  - name: greeting arrived
-    assert: {command: "echo {{ greeting }}", equals: hello}
-  - name: guarded
-    run: "false"
-    creates: /proc/sys/kernel/random/boot_id
-  - name: the second host fails
-    run: test "{{ host.hostname }}" != lab-002
+        r#"- name: snapshot
+  hosts: xen
+  serial: 1
+  max_fail: 1
+  before_batch:
+    - name: drain
+      delegate_to: localhost
+      run_once: true
+      changed_when: false
+      run: echo drain {{ batch.hosts }} {{ batch.number }}/{{ batch.count }}
+  tasks:
+    - name: say hello
+      run: echo hello
+      register: greeting
+    - name: greeting arrived
+      assert: {command: "echo {{ greeting }}", equals: hello}
+    - name: guarded
+      run: "false"
+      creates: /proc/sys/kernel/random/boot_id
+    - name: the second host fails
+      run: test "{{ host.hostname }}" != lab-002
+  after_batch:
+    - name: undrain
+      delegate_to: localhost
+      run_once: true
+      changed_when: false
+      run: echo undrain {{ batch.hosts }}
+- name: second play
+  hosts: xen
+  tasks:
+    - name: the greeting carried over
+      assert: {command: "echo {{ greeting }}", equals: hello}
 "#,
     )
     .unwrap();

@@ -14,7 +14,9 @@ use super::summary::group_by_reason;
 use super::Reporter;
 use crate::clock::time_of_day;
 use crate::playbook::spec::Mode;
-use crate::playbook::{Earlier, HostEnd, Phase, PlayEvent, PlayReport, TaskStatus};
+use crate::playbook::{
+    Earlier, HostEnd, Phase, PlayEvent, PlayReport, TaskStatus, FAILED_IN_AN_EARLIER_PLAY,
+};
 
 /// One task's end on one host, as the printer needs it.
 struct TaskLine<'a> {
@@ -37,6 +39,8 @@ pub struct PlayText<W: Write> {
     hosts: Vec<String>,
     /// Window mode has no batches: its tasks go a line per host.
     window: bool,
+    /// The journal is named once, by the first play's plan.
+    journal_named: bool,
 }
 
 impl<W: Write> PlayText<W> {
@@ -47,6 +51,7 @@ impl<W: Write> PlayText<W> {
             groups: (!per_host).then(Groups::default),
             hosts: Vec::new(),
             window: false,
+            journal_named: false,
         }
     }
 
@@ -216,14 +221,26 @@ impl<W: Write> PlayText<W> {
                 earlier.retried
             )?;
         }
-        if !earlier.failed.is_empty() {
+        let (in_earlier_plays, skipped): (Vec<_>, Vec<_>) = earlier
+            .failed
+            .iter()
+            .partition(|(_, why)| why.starts_with(FAILED_IN_AN_EARLIER_PLAY));
+        if !in_earlier_plays.is_empty() {
+            writeln!(
+                self.out,
+                "pplay: {} host(s) that failed in an earlier play stay failed",
+                in_earlier_plays.len()
+            )?;
+        }
+        if !skipped.is_empty() {
             writeln!(
                 self.out,
                 "pplay: {} host(s) that failed earlier stay failed (--skip-failed)",
-                earlier.failed.len()
+                skipped.len()
             )?;
         }
-        if let Some(journal) = journal {
+        if let (Some(journal), false) = (journal, self.journal_named) {
+            self.journal_named = true;
             writeln!(self.out, "pplay: journal {}", journal.display())?;
         }
         Ok(())

@@ -120,6 +120,10 @@ pub enum PlayEvent {
     Notice(String),
 }
 
+/// How a host that failed in an earlier play of a resumed run is reported
+/// when a later play leaves it out.
+pub const FAILED_IN_AN_EARLIER_PLAY: &str = "failed in an earlier play";
+
 /// Hosts a resumed journal shows finished in an earlier run.
 #[derive(Debug, Clone, Default)]
 pub struct Earlier {

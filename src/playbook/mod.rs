@@ -30,7 +30,10 @@ use std::time::Duration;
 pub use actions::pause::{Ask, Asker};
 use condition::When;
 pub use error::TaskError;
-pub use event::{Earlier, Events, HostEnd, PlayEvent, PlayReport, PlaySink, TaskStatus};
+pub use event::{
+    Earlier, Events, HostEnd, PlayEvent, PlayReport, PlaySink, TaskStatus,
+    FAILED_IN_AN_EARLIER_PLAY,
+};
 pub use journal::{now, Entry, Journal, JournalError};
 pub use play::{reopen, PlayError, PlayRequest, PlaybookRun, Resume, RunLimits};
 pub use prepare::connection_options;

@@ -4,7 +4,7 @@
 //! changed inputs), the hosts still to run worked out, and the schedulers
 //! started. The binary parses flags and prints; this does the rest.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::actions::pause::Asker;
 use super::check::check_plan;
 use super::delegate::{Delegates, RunOnce};
-use super::event::{Earlier, Events, PlayEvent, PlayReport};
+use super::event::{Earlier, Events, PlayEvent, PlayReport, FAILED_IN_AN_EARLIER_PLAY};
 use super::host::{Context, HostRun};
 use super::journal::{now, Entry, Journal, JournalError, Recorder};
 use super::prepare::{
@@ -209,7 +209,11 @@ impl PlaybookRun {
             asker: Arc::new(asker),
         };
         let resumed_at = self.replay.as_ref().map_or(0, |(replay, _)| replay.play);
-        let mut carried = self.replay.as_ref().map(carried_of).unwrap_or_default();
+        let mut carried = self
+            .replay
+            .as_ref()
+            .map(Carried::from_journal)
+            .unwrap_or_default();
         let mut total = PlayReport {
             journal: shared.recorder.journal_path(),
             ..PlayReport::default()
@@ -219,10 +223,7 @@ impl PlaybookRun {
             let resumed = index == resumed_at;
             let report = self.run_play(index, &ctx, limits, resumed, &carried).await;
             ctx.delegates.close().await;
-            for (host, registered) in &report.registered {
-                let vars = carried.entry(host.clone()).or_default();
-                vars.extend(registered.clone());
-            }
+            carried.add(&report);
             let stopped = report.stop_reason.is_some() || shared.stop.is_cancelled();
             total.merge(report);
             if stopped {
@@ -265,7 +266,7 @@ impl PlaybookRun {
         ctx: &Arc<Context>,
         limits: RunLimits,
         resumed: bool,
-        carried: &HashMap<String, Vars>,
+        carried: &Carried,
     ) -> PlayReport {
         let prepared = &self.plays[index];
         let entry = Entry::Play {
@@ -294,7 +295,7 @@ impl PlaybookRun {
         limits: RunLimits,
         start_at: usize,
         resumed: bool,
-        carried: &HashMap<String, Vars>,
+        carried: &Carried,
     ) -> PlayReport {
         let (pending, earlier) = self.pending_hosts(ctx, prepared, resumed, carried);
         let rollout = Rollout {
@@ -334,7 +335,24 @@ impl PlaybookRun {
             journal: None,
             check: true,
         });
-        let runs = host_runs(ctx, prepared, &HashMap::new());
+        // What earlier plays would register is unknown: stand-ins say so.
+        let earlier = self
+            .plays
+            .iter()
+            .take_while(|p| !Arc::ptr_eq(&p.play, play));
+        let stand_ins: Vars = earlier
+            .flat_map(|p| p.play.registers())
+            .map(|name| (name.clone(), format!("<{name}>")))
+            .collect();
+        let carried = Carried {
+            registers: prepared
+                .hosts
+                .iter()
+                .map(|h| (h.host.label(), stand_ins.clone()))
+                .collect(),
+            ..Carried::default()
+        };
+        let runs = host_runs(ctx, prepared, &carried);
         let unchecked = check_plan(runs, limits.parallelism, start_at).await;
         for (host, why) in &unchecked {
             ctx.events()
@@ -364,21 +382,23 @@ impl PlaybookRun {
         ctx: &Arc<Context>,
         prepared: &PreparedPlay,
         resumed: bool,
-        carried: &HashMap<String, Vars>,
+        carried: &Carried,
     ) -> (Vec<PendingHost>, Earlier) {
-        let empty = (HashMap::new(), BTreeMap::new(), false);
-        let (progress, failed_before, skip_failed) = match &self.replay {
-            Some((replay, skip)) if resumed => (&replay.hosts, &replay.failed_before, *skip),
-            Some((replay, _)) => (&empty.0, &replay.failed_before, false),
-            None => (&empty.0, &empty.1, false),
+        let none = HashMap::new();
+        let (progress, skip_failed) = match &self.replay {
+            Some((replay, skip)) if resumed => (&replay.hosts, *skip),
+            _ => (&none, false),
         };
         let mut pending = Vec::new();
         let mut earlier = Earlier::default();
         for mut run in host_runs(ctx, prepared, carried) {
-            if let Some(why) = failed_before.get(&run.label) {
+            if carried.failed_now.contains(&run.label) {
+                continue;
+            }
+            if let Some(why) = carried.journaled_failures.get(&run.label) {
                 earlier
                     .failed
-                    .push((run.label, format!("failed in an earlier play: {why}")));
+                    .push((run.label, format!("{FAILED_IN_AN_EARLIER_PLAY}: {why}")));
                 continue;
             }
             let mut progress = progress.get(&run.label).cloned().unwrap_or_default();
@@ -449,31 +469,52 @@ pub fn reopen(path: &Path) -> Result<(Journal, Replay), JournalError> {
     Ok((journal, replay))
 }
 
-/// What hosts registered before a resumed journal ended, in every play.
-fn carried_of((replay, _): &(Replay, bool)) -> HashMap<String, Vars> {
-    let mut carried = replay.carried.clone();
-    for (host, progress) in &replay.hosts {
-        carried
-            .entry(host.clone())
-            .or_default()
-            .extend(progress.registers.clone());
+/// What the plays before this one leave to it: what each host
+/// registered, and the hosts that failed (they stay failed and are not run
+/// again), from a resumed journal (reported again, as failed earlier) and
+/// from this run (reported once, by the play they failed in).
+#[derive(Default)]
+struct Carried {
+    registers: HashMap<String, Vars>,
+    journaled_failures: BTreeMap<String, String>,
+    failed_now: HashSet<String>,
+}
+
+impl Carried {
+    fn from_journal((replay, _): &(Replay, bool)) -> Carried {
+        let mut registers = replay.carried.clone();
+        for (host, progress) in &replay.hosts {
+            let vars = registers.entry(host.clone()).or_default();
+            vars.extend(progress.registers.clone());
+        }
+        Carried {
+            registers,
+            journaled_failures: replay.failed_before.clone(),
+            failed_now: HashSet::new(),
+        }
     }
-    carried
+
+    /// What a play that ended leaves.
+    fn add(&mut self, report: &PlayReport) {
+        for (host, registered) in &report.registered {
+            let vars = self.registers.entry(host.clone()).or_default();
+            vars.extend(registered.clone());
+        }
+        for (host, _) in report.failed.iter().chain(&report.earlier.failed) {
+            self.failed_now.insert(host.clone());
+        }
+    }
 }
 
 /// Each host of a play as a run, with what it registered in earlier plays.
-fn host_runs(
-    ctx: &Arc<Context>,
-    prepared: &PreparedPlay,
-    carried: &HashMap<String, Vars>,
-) -> Vec<HostRun> {
+fn host_runs(ctx: &Arc<Context>, prepared: &PreparedPlay, carried: &Carried) -> Vec<HostRun> {
     prepared
         .hosts
         .iter()
         .zip(&prepared.vars)
         .map(|(host, vars)| {
             let mut vars = vars.clone();
-            if let Some(registered) = carried.get(&host.host.label()) {
+            if let Some(registered) = carried.registers.get(&host.host.label()) {
                 vars.extend(registered.clone());
             }
             HostRun::new(Arc::clone(ctx), host.host.clone(), vars)
