@@ -82,6 +82,11 @@ pub fn parse<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, YamlErro
 /// it) or advice meant for programmers.
 fn bare_message(text: &str) -> String {
     let first = text.lines().next().unwrap_or(text);
+    if first.contains("from_str_multiple") {
+        return "expected one YAML document, found several (`---` between them): \
+                put them in one (a playbook's plays go in one list)"
+            .into();
+    }
     if first.contains("budget breached") {
         return "the document is too large or too deeply nested for a playbook or inventory \
                 (serde-saphyr's limits, which also stop alias bombs)"

@@ -513,6 +513,20 @@ fn crash_scan_groups_the_hosts_that_logged_the_bug() {
             std::fs::read(original).unwrap()
         );
     }
+    // --check runs the read-only scan too, and fails the same hosts.
+    let mut check = tool("pplay");
+    check
+        .args(["-O", "ConnectTimeout=2", "--check", "-i"])
+        .arg(lab.dir().join("inventory.yml"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/crash-scan.yml"));
+    let checked = run(check);
+    checked.expect_code(5);
+    let summary = format!("{} failed", crashed.len());
+    assert!(
+        checked.stdout_text().contains(&summary),
+        "{}",
+        checked.stdout_text()
+    );
 }
 
 #[test]
@@ -591,9 +605,13 @@ fn bad_input_is_refused_before_any_host_is_contacted() {
         ("tasks:\n  - kill: {pattern: x, signal: BANANA}\n", "bad.yml:2:5: kill signal: expected a signal"),
         ("tasks:\n  - {name: a, run: x}\n  - {name: a, run: y}\n", "bad.yml:3:5: a second task named `a`"),
         ("tasks:\n  - fetch: {src: '', dest: out}\n", "bad.yml:2:5: fetch: expected a non-empty `src` and `dest`"),
-        ("tasks:\n  - run: echo /tmp\n    register: where\n  - fetch: {src: /etc/hostname, dest: '{{ where }}'}\n", "bad.yml:4:5: task `fetch /etc/hostname`: fetch dest may use only inventory, playbook and -e variables"),
+        ("tasks:\n  - run: echo /tmp\n    register: where\n  - fetch: {src: /etc/hostname, dest: '{{ where }}'}\n", "bad.yml:4:5: task `fetch /etc/hostname`: fetch dest may not use `where`: a task registers it"),
         ("tasks:\n  - {run: x, ok_codes: [0, 300]}\n", "bad.yml:2:5: ok_codes: expected exit codes from 0 to 255, found 300"),
         ("tasks:\n  - wait_for: {command: x, interval: 0}\n", "bad.yml:2:5: wait_for interval: expected at least 0.1 s"),
+        ("tasks:\n  - {run: uname -r, register: host.kernel}\n", "bad.yml:2:5: register: `host.kernel` is pplay's own"),
+        ("tasks:\n  - {run: x, delegate_to: nosuch}\n", "bad.yml:2:5: task `run x`: delegate_to nosuch: not a host of"),
+        ("on_failure:\n  - {run: x, run_once: true}\ntasks: []\n", "bad.yml:2:5: on_failure: task `run x`: run_once"),
+        ("tasks: []\n---\ntasks: []\n", "expected one YAML document, found several"),
     ];
     for (text, expected) in cases {
         std::fs::write(dir.path().join("bad.yml"), text).unwrap();

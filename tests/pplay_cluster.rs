@@ -257,3 +257,69 @@ fn kill_9_in_the_second_play_resumes_there() {
         resumed.stdout_text()
     );
 }
+
+#[test]
+fn a_batch_after_batch_could_not_put_back_is_put_back_first_on_resume() {
+    let lab = Lab::start(4, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("scheduler.log");
+    let stuck = work.path().join("scheduler-down");
+    std::fs::write(&stuck, "").unwrap();
+    let text = format!(
+        "hosts: all\nserial: 2\nbefore_batch:\n\
+         \x20 - {{name: drain, delegate_to: localhost, run_once: true, run: \"echo drain {{{{ batch.hosts }}}} >> '{log}'\"}}\n\
+         tasks:\n  - {{name: work, run: 'true'}}\n\
+         after_batch:\n\
+         \x20 - {{name: undrain, delegate_to: localhost, run_once: true, run: \"test ! -e '{stuck}' && echo undrain {{{{ batch.hosts }}}} >> '{log}'\"}}\n",
+        log = log.display(),
+        stuck = stuck.display()
+    );
+    let first = run(small_play(&lab, work.path(), &text, "hooks.journal", &[]));
+    first.expect_code(5);
+    let stdout = first.stdout_text();
+    assert!(
+        stdout.contains("stopped: after_batch failed on lab-00"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "drain lab-001 lab-002\n"
+    );
+    std::fs::remove_file(&stuck).unwrap();
+    let resumed = resume(&work.path().join("hooks.journal"), &[]);
+    resumed.expect_code(0);
+    assert!(
+        resumed
+            .stdout_text()
+            .contains("was left open by the run before"),
+        "{}",
+        resumed.stdout_text()
+    );
+    let lines = std::fs::read_to_string(&log).unwrap();
+    println!("{}", resumed.stdout_text());
+    assert_eq!(
+        lines,
+        "drain lab-001 lab-002\nundrain lab-001 lab-002\ndrain lab-003 lab-004\nundrain lab-003 lab-004\n"
+    );
+}
+
+#[test]
+fn two_copies_of_one_file_keep_their_own_modes_and_registers_never_choose_local_paths() {
+    let lab = Lab::start(1, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("secret.txt");
+    std::fs::write(&source, "s3cret\n").unwrap();
+    let text = format!(
+        "tasks:\n  - copy: {{src: '{src}', dest: /root/open, mode: '0644'}}\n  - copy: {{src: '{src}', dest: /root/secret, mode: '0600'}}\n",
+        src = source.display()
+    );
+    run(small_play(&lab, work.path(), &text, "modes.journal", &[])).expect_code(0);
+    let modes = lab.output_of(0, "stat -c %a /root/open /root/secret");
+    assert_eq!(modes.split_whitespace().collect::<Vec<_>>(), ["644", "600"]);
+    // A name a task registers is a host's output, even when a variable of
+    // that name exists: never part of a local path.
+    let text = "vars: {d: safe}\ntasks:\n  - {run: echo ../../x, register: d}\n  - fetch: {src: /etc/hostname, dest: 'out/{{ d }}'}\n";
+    let refused = run(small_play(&lab, work.path(), text, "paths.journal", &[]));
+    refused.expect_code(2);
+    assert!(refused.stderr.contains("small.yml:4:5: task `fetch /etc/hostname`: fetch dest may not use `d`: a task registers it"), "{}", refused.stderr);
+}

@@ -60,7 +60,7 @@ pub(super) struct Cli {
     /// Begin every host at this task (preflight still runs)
     #[arg(long, value_name = "NAME")]
     start_at_task: Option<String>,
-    /// Journal file (default: PLAYBOOK-NAME.EPOCH.journal in the current directory)
+    /// Journal file; its directory is the run directory, where relative fetch destinations go (default: ~/.local/state/fleet/runs/PLAYBOOK.EPOCH/PLAYBOOK.journal)
     #[arg(long, value_name = "FILE")]
     journal: Option<PathBuf>,
     /// Continue the rollout recorded in JOURNAL where it stopped; hosts that failed go again

@@ -202,11 +202,14 @@ impl<W: Write> PlayText<W> {
             Mode::Batch => "batches",
             Mode::Window => "a window growing",
         };
-        writeln!(
-            self.out,
-            "pplay: {playbook}: {hosts} host(s), {mode} of {}; max_fail {max_fail}",
-            sizes.join(", ")
-        )?;
+        match hosts {
+            0 => writeln!(self.out, "pplay: {playbook}: no host left to run")?,
+            _ => writeln!(
+                self.out,
+                "pplay: {playbook}: {hosts} host(s), {mode} of {}; max_fail {max_fail}",
+                sizes.join(", ")
+            )?,
+        }
         if !earlier.done.is_empty() {
             writeln!(
                 self.out,

@@ -13,13 +13,17 @@ use super::host::HostRun;
 use super::{Action, Phase, Task};
 use crate::engine::FanOut;
 
-/// Checks every host, `parallelism` at a time; returns the hosts that
-/// could not be checked, with why.
-pub async fn check_plan(
-    hosts: Vec<HostRun>,
-    parallelism: usize,
-    start_at: usize,
-) -> Vec<(String, String)> {
+/// What `--check` found: hosts that could not be checked, and hosts where
+/// a task that may run under `--check` failed (an assertion, a probe), each
+/// with why.
+#[derive(Debug, Default)]
+pub struct Checked {
+    pub unchecked: Vec<(String, String)>,
+    pub failed: Vec<(String, String)>,
+}
+
+/// Checks every host, `parallelism` at a time.
+pub async fn check_plan(hosts: Vec<HostRun>, parallelism: usize, start_at: usize) -> Checked {
     let mut fanout = FanOut::new(parallelism);
     let mut labels = Vec::with_capacity(hosts.len());
     for (index, mut host) in hosts.into_iter().enumerate() {
@@ -34,18 +38,21 @@ pub async fn check_plan(
             break;
         }
     }
-    let mut failures = Vec::new();
+    let mut checked = Checked::default();
     while let Some((index, joined)) = fanout.next().await {
+        let label = labels[index].clone();
         match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => failures.push((labels[index].clone(), error.to_string())),
-            Err(why) => failures.push((labels[index].clone(), why)),
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some(failure))) => checked.failed.push((label, failure)),
+            Ok(Err(error)) => checked.unchecked.push((label, error.to_string())),
+            Err(why) => checked.unchecked.push((label, why)),
         }
     }
-    failures
+    checked
 }
 
-async fn check_host(host: &mut HostRun, start_at: usize) -> Result<(), TaskError> {
+/// Checks one host; returns the first task that failed, if one did.
+async fn check_host(host: &mut HostRun, start_at: usize) -> Result<Option<String>, TaskError> {
     host.gather_facts().await?;
     host.load_sources().await.map_err(TaskError::Local)?;
     let playbook = Arc::clone(&host.ctx.play);
@@ -53,6 +60,7 @@ async fn check_host(host: &mut HostRun, start_at: usize) -> Result<(), TaskError
     for task in playbook.tasks.iter().take(start_at) {
         stand_in_for_register(host, task);
     }
+    let mut first_failure = None;
     let phases = [(Phase::Preflight, 0), (Phase::Tasks, start_at)];
     for (phase, first) in phases {
         for (index, task) in playbook.phase(phase).iter().enumerate().skip(first) {
@@ -62,6 +70,9 @@ async fn check_host(host: &mut HostRun, start_at: usize) -> Result<(), TaskError
                 Err(TaskError::Aborted) => return Err(TaskError::Aborted),
                 Err(error) => (TaskStatus::Failed, error.to_string()),
             };
+            if status == TaskStatus::Failed && first_failure.is_none() {
+                first_failure = Some(format!("{}: {detail}", task.name));
+            }
             // What would change counts as changed for later `when`s.
             if let TaskStatus::WouldRun(_) | TaskStatus::Changed(_) = status {
                 host.changed.insert((phase, index));
@@ -70,7 +81,7 @@ async fn check_host(host: &mut HostRun, start_at: usize) -> Result<(), TaskError
             host.emit_task(phase, task, status, clock.elapsed(), detail);
         }
     }
-    Ok(())
+    Ok(first_failure)
 }
 
 /// A task that did not run registers `<NAME>`, so that later tasks can

@@ -26,6 +26,9 @@ pub struct Delegates {
     /// One connection per delegated host, made when first needed; a task
     /// holds it while it runs.
     open: Mutex<HashMap<String, Arc<AsyncMutex<Remote>>>>,
+    /// Delegated hosts that could not be reached, with why: the play's
+    /// other hosts fail at once instead of each waiting out the timeout.
+    unreachable: Mutex<HashMap<String, String>>,
 }
 
 /// Where a delegated task runs: a local "connection" of its own, or the
@@ -55,6 +58,7 @@ impl Delegates {
             abort,
             hosts,
             open: Mutex::new(HashMap::new()),
+            unreachable: Mutex::new(HashMap::new()),
         }
     }
 
@@ -67,8 +71,12 @@ impl Delegates {
         let host = self.hosts.get(name).ok_or_else(|| {
             TaskError::Local(format!("delegate_to {name}: not a host of the inventory"))
         })?;
+        let failed = |why: &str| TaskError::Local(format!("delegate_to {name}: {why}"));
+        if let Some(why) = lock(&self.unreachable).get(name) {
+            return Err(failed(why));
+        }
         let slot = {
-            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            let mut open = lock(&self.open);
             let slot = open.entry(name.to_string()).or_insert_with(|| {
                 let remote = Remote::new(
                     Arc::clone(&self.connector),
@@ -79,13 +87,22 @@ impl Delegates {
             });
             Arc::clone(slot)
         };
-        Ok(Delegated::Pooled(slot.lock_owned().await))
+        let mut remote = slot.lock_owned().await;
+        if let Err(error) = remote.session().await {
+            if matches!(error, TaskError::Aborted) {
+                return Err(error);
+            }
+            let why = error.to_string();
+            lock(&self.unreachable).insert(name.to_string(), why.clone());
+            return Err(failed(&why));
+        }
+        Ok(Delegated::Pooled(remote))
     }
 
     /// Closes the connections of the play.
     pub async fn close(&self) {
         let open: Vec<_> = {
-            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            let mut open = lock(&self.open);
             open.drain().map(|(_, slot)| slot).collect()
         };
         for slot in open {
@@ -128,12 +145,27 @@ type OnceKey = (Phase, usize, usize);
 #[derive(Default)]
 pub struct RunOnce {
     cells: Mutex<HashMap<OnceKey, Arc<OnceCell<Once>>>>,
+    /// The last batch id given out.
+    batches: std::sync::atomic::AtomicUsize,
 }
 
 impl RunOnce {
+    /// An id for a new batch, from 1.
+    pub fn new_batch(&self) -> usize {
+        self.batches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
+    }
+
     /// The place of one task's outcome; `batch` is 0 outside batch hooks.
     pub fn cell(&self, phase: Phase, task: usize, batch: usize) -> Arc<OnceCell<Once>> {
-        let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cells = lock(&self.cells);
         Arc::clone(cells.entry((phase, task, batch)).or_default())
     }
+}
+
+/// A std mutex's guard; a panic elsewhere while it was held leaves the map
+/// as it was, still usable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

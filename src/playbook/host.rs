@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::actions::fetch::FlatFiles;
 use super::actions::pause::Asker;
 use super::actions::{self, reboot::At, run::RunRules, Step};
 use super::condition::Facts;
@@ -47,6 +48,8 @@ pub struct Context {
     pub delegates: Delegates,
     /// What `run_once` tasks left for the other hosts.
     pub once: RunOnce,
+    /// The files `flat` fetches wrote, and which host wrote each.
+    pub flat_files: FlatFiles,
 }
 
 impl Context {
@@ -68,7 +71,8 @@ pub struct HostRun {
     /// The tasks that changed this host in this run (a resumed one
     /// included), for `when: changed: TASK`.
     pub changed: HashSet<(Phase, usize)>,
-    /// The batch it rolls in (window mode: its position), from 1; 0 before.
+    /// The id of the batch it rolls in, for the batch's `run_once`
+    /// outcomes; 0 before it joins one.
     pub batch: usize,
     /// What this host registered in this play, carried to later plays.
     pub registered: Vars,
@@ -235,9 +239,18 @@ impl HostRun {
         index: usize,
         task: &Task,
     ) -> Result<TaskStatus, TaskError> {
-        match self.skip_reason(task).await? {
-            Some(reason) => Ok(TaskStatus::Skipped(reason)),
-            None => self.perform(phase, index, task).await,
+        let result = match self.skip_reason(task).await {
+            Ok(Some(reason)) => Ok(TaskStatus::Skipped(reason)),
+            Ok(None) => self.perform(phase, index, task).await,
+            Err(error) => Err(error),
+        };
+        // A connection that failed is the delegated host's, not this one's.
+        match (result, &task.delegate_to) {
+            (Err(TaskError::Ssh(error)), Some(target)) => {
+                let target = self.expand(target).unwrap_or_else(|_| target.clone());
+                Err(TaskError::Local(format!("delegate_to {target}: {error}")))
+            }
+            (result, _) => result,
         }
     }
 
@@ -356,7 +369,9 @@ impl HostRun {
                 Ok(status)
             }
             Action::Copy(spec) => actions::copy::copy(step, spec, &ctx.sources).await,
-            Action::Fetch(spec) => actions::fetch::fetch(step, spec, &ctx.base).await,
+            Action::Fetch(spec) => {
+                actions::fetch::fetch(step, spec, &ctx.base, &ctx.flat_files).await
+            }
             Action::Kill(spec) => actions::kill::kill(step, spec).await,
             Action::WaitFor(spec) => actions::wait_for::wait_for(step, spec).await,
             Action::Assert(spec) => actions::assert::assert(step, spec).await,

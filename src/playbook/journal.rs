@@ -102,6 +102,16 @@ pub enum Entry {
         message: Option<String>,
         time: f64,
     },
+    /// A batch begins: its hosts are about to go through `before_batch`.
+    BatchBegin {
+        number: usize,
+        of: usize,
+        hosts: Vec<String>,
+        time: f64,
+    },
+    /// `after_batch` put the batch back; a begun batch without this is
+    /// put back first on `--resume`.
+    BatchEnd { number: usize, time: f64 },
     /// No new host was started from here on, and why.
     Stop { reason: String, time: f64 },
 }
@@ -415,7 +425,7 @@ mod tests {
         assert!(replay.check_tasks(|_| 2).is_ok());
         // Line 1 is the start, line 2 task 0's start, line 4 task 1's.
         let error = replay.check_tasks(|_| 1).unwrap_err().to_string();
-        assert!(error.contains(":4: names task 2 of Tasks"), "{error}");
+        assert!(error.contains(":4: names task 2 of tasks"), "{error}");
     }
 
     #[tokio::test]
@@ -506,7 +516,8 @@ mod tests {
             (progress.next, progress.started_tasks)
         };
         assert_eq!(retried("a"), (Some((Phase::Tasks, 2)), true));
-        assert_eq!(retried("b"), (Some((Phase::Tasks, 0)), true));
+        // Rolled back by on_failure: preflight again, then its tasks.
+        assert_eq!(retried("b"), (None, false));
         assert_eq!(retried("c"), (None, false));
         let mark = RebootMark {
             phase: Phase::Tasks,

@@ -3,7 +3,7 @@
 //! the files `copy` sends readable (and read, once). A mistake is
 //! FILE:LINE:COLUMN and what was expected.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,10 +119,23 @@ impl Play {
             (_, 1) => path.display().to_string(),
             (play, _) => format!("play {play}"),
         };
+        if let Some(task) = on_failure.iter().find(|task| task.run_once) {
+            return Err(YamlError {
+                path: path.to_path_buf(),
+                line: task.line,
+                column: task.column,
+                message: format!(
+                    "on_failure: task `{}`: run_once: putting back is each failed host's own; it cannot run once for all",
+                    task.name
+                ),
+            });
+        }
         Ok(Play {
             path: path.to_path_buf(),
             name: file.name.unwrap_or(name),
             number,
+            line: at.map_or(1, |at| at.line()),
+            column: at.map_or(1, |at| at.column()),
             hosts: file.hosts.unwrap_or_else(|| "all".into()),
             serial,
             max_fail: file.max_fail.unwrap_or(Amount::Count(0)),
@@ -151,6 +164,11 @@ impl Play {
         carried: &[String],
     ) -> Result<Prepared, YamlError> {
         let mut prepared = Prepared::default();
+        let registered: BTreeSet<&str> = self
+            .registers()
+            .map(String::as_str)
+            .chain(carried.iter().map(String::as_str))
+            .collect();
         for host in hosts {
             // Playbook vars are defaults; the inventory refines them per
             // group and host; -e overrides everything.
@@ -164,6 +182,7 @@ impl Play {
                 host,
                 vars: &vars,
                 sources,
+                registered: &registered,
             };
             let mut after_preflight =
                 self.check_phase(Phase::Preflight, &check, &known, &mut prepared)?;
@@ -186,9 +205,9 @@ impl Play {
         };
         let error = |message: String| YamlError {
             path: self.path.clone(),
-            line: 1,
-            column: 1,
-            message: format!("{}: one_per: {message}", self.name),
+            line: self.line,
+            column: self.column,
+            message: format!("play `{}`: one_per: {message}", self.name),
         };
         for name in references(template).map_err(|e| error(e.to_string()))? {
             if !known.contains(&name) {
@@ -253,11 +272,22 @@ impl Play {
 /// machine its files land or which machine runs a command. Facts are
 /// allowed in paths: they are checked when gathered, one word each.
 fn check_local_side(task: &Task, check: &Check<'_>, prepared: &mut Prepared) -> Result<(), String> {
+    let not_registered = |field: &str, text: &str| {
+        let names = references(text).unwrap_or_default();
+        match names.iter().find(|name| check.registered.contains(name.as_str())) {
+            Some(name) => Err(format!(
+                "{field} may not use `{name}`: a task registers it, and a host's output must not choose paths or hosts here"
+            )),
+            None => Ok(()),
+        }
+    };
     let local_only = |field: &str, text: &str| {
+        not_registered(field, text)?;
         super::vars::expand(text, check.vars)
             .map_err(|e| format!("{field} may use only inventory, playbook and -e variables: {e}"))
     };
     let local_or_fact = |field: &str, text: &str| {
+        not_registered(field, text)?;
         let local = |name: &String| check.vars.contains_key(name) || FACTS.contains(&name.as_str());
         match references(text).unwrap_or_default().iter().find(|n| !local(n)) {
             Some(name) => Err(format!(
@@ -278,7 +308,8 @@ fn check_local_side(task: &Task, check: &Check<'_>, prepared: &mut Prepared) -> 
                     .into(),
             );
         }
-        prepared.delegates.insert(target);
+        let at = (task.line, task.column, task.name.clone());
+        prepared.delegates.entry(target).or_insert(at);
     }
     match &task.action {
         Action::Copy(copy) if names_a_fact(&copy.src) => local_or_fact("copy src", &copy.src),
@@ -302,8 +333,9 @@ const BATCH_VARS: [&str; 3] = ["batch.hosts", "batch.number", "batch.count"];
 pub struct Prepared {
     /// Each host's starting variables, in the hosts' order.
     pub vars: Vec<Vars>,
-    /// `delegate_to` targets, expanded: `localhost` or inventory host names.
-    pub delegates: BTreeSet<String>,
+    /// `delegate_to` targets, expanded (`localhost` or inventory host
+    /// names), each with the first task naming it: line, column, name.
+    pub delegates: BTreeMap<String, (u64, u64, String)>,
 }
 
 /// One host's part of checking a playbook: its variables, and the run's
@@ -312,6 +344,10 @@ struct Check<'a> {
     host: &'a InventoryHost,
     vars: &'a Vars,
     sources: &'a Sources,
+    /// What the play's tasks (and earlier plays') register: a host's output,
+    /// so never part of a local path, even where a variable of the same
+    /// name is defined too.
+    registered: &'a BTreeSet<&'a str>,
 }
 
 /// Whether a `copy` source names a host fact (`{{ host.kernel }}`), so
@@ -409,6 +445,11 @@ fn task(path: &Path, spec: Spanned<TaskSpec>) -> Result<Task, YamlError> {
         if kind != "run" || !valid_name(register) {
             return Err(error(format!(
                 "register: expected a variable name on a `run` task, found `{register}` on `{kind}`"
+            )));
+        }
+        if register.starts_with("host.") || register.starts_with("batch.") {
+            return Err(error(format!(
+                "register: `{register}` is pplay's own (host facts, batch variables); choose another name"
             )));
         }
     }

@@ -4,6 +4,7 @@
 //! for every host, before the first host is contacted.
 
 mod actions;
+mod batch;
 mod check;
 mod condition;
 mod delegate;
@@ -62,6 +63,9 @@ pub struct Play {
     pub name: String,
     /// Its number in the file, from 1, and how many plays the file has.
     pub number: (usize, usize),
+    /// Where it starts in the file, for messages.
+    pub line: u64,
+    pub column: u64,
     /// Hosts pattern (groups or names); `all` by default.
     pub hosts: String,
     pub serial: Vec<Amount>,
@@ -220,11 +224,23 @@ impl Playbook {
     /// The play (its index) and the index in its `tasks` of the first task
     /// named `name`, for --start-at-task.
     pub fn task_index(&self, name: &str) -> Result<(usize, usize), String> {
-        let found = self.plays.iter().enumerate().find_map(|(play, p)| {
-            let task = p.tasks.iter().position(|t| t.name == name)?;
-            Some((play, task))
-        });
-        found.ok_or_else(|| {
+        let found: Vec<(usize, usize)> = self
+            .plays
+            .iter()
+            .enumerate()
+            .filter_map(|(play, p)| Some((play, p.tasks.iter().position(|t| t.name == name)?)))
+            .collect();
+        if found.len() > 1 {
+            let plays: Vec<String> = found
+                .iter()
+                .map(|(play, _)| format!("{}", play + 1))
+                .collect();
+            return Err(format!(
+                "--start-at-task: `{name}` names a task in plays {}; rename one",
+                plays.join(" and ")
+            ));
+        }
+        found.first().copied().ok_or_else(|| {
             let names: Vec<_> = self
                 .plays
                 .iter()

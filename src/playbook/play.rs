@@ -12,7 +12,9 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
+use super::actions::fetch::FlatFiles;
 use super::actions::pause::Asker;
+use super::batch::{join_batch, OpenBatch};
 use super::check::check_plan;
 use super::delegate::{Delegates, RunOnce};
 use super::event::{Earlier, Events, PlayEvent, PlayReport, FAILED_IN_AN_EARLIER_PLAY};
@@ -146,12 +148,12 @@ impl PlaybookRun {
         }
         let mut carried: Vec<String> = Vec::new();
         for play in &playbook.plays {
-            let hosts = select_hosts(&inventory, &play.hosts, request.limit.as_deref())?;
+            let hosts = select_hosts(&inventory, play, request.limit.as_deref())?;
             let prepared = play.prepare(&hosts, &request.extra_vars, &sources, &carried)?;
             carried.extend(play.registers().cloned());
             plays.push(PreparedPlay {
                 play: Arc::clone(play),
-                delegates: delegate_hosts(&inventory, &prepared.delegates)?,
+                delegates: delegate_hosts(&inventory, play, &prepared.delegates)?,
                 hosts,
                 vars: prepared.vars,
             });
@@ -256,6 +258,7 @@ impl PlaybookRun {
                 delegates.collect(),
             ),
             once: RunOnce::default(),
+            flat_files: FlatFiles::default(),
         })
     }
 
@@ -298,6 +301,10 @@ impl PlaybookRun {
         carried: &Carried,
     ) -> PlayReport {
         let (pending, earlier) = self.pending_hosts(ctx, prepared, resumed, carried);
+        let open = match (&self.replay, resumed) {
+            (Some((replay, _)), true) => open_batches(ctx, prepared, replay, carried),
+            _ => Vec::new(),
+        };
         let rollout = Rollout {
             ctx: Arc::clone(ctx),
             hosts: pending,
@@ -305,6 +312,7 @@ impl PlaybookRun {
             parallelism: limits.parallelism,
             max_in_flight: limits.max_in_flight,
             start_at,
+            open,
         };
         rollout.run(earlier).await
     }
@@ -321,14 +329,14 @@ impl PlaybookRun {
         let total = prepared.hosts.len();
         let sizes = batch_sizes(&play.serial, total, total);
         let mut labels = prepared.hosts.iter().map(|h| h.host.label());
-        let batches = sizes
+        let batches: Vec<Vec<String>> = sizes
             .iter()
             .map(|&n| labels.by_ref().take(n).collect())
             .collect();
         ctx.events().emit(PlayEvent::Plan {
             playbook: format!("{} (--check: nothing will be changed)", play.name),
             play: play.number,
-            batches,
+            batches: batches.clone(),
             mode: play.mode,
             max_fail: play.max_fail.of(total),
             earlier: Earlier::default(),
@@ -352,21 +360,33 @@ impl PlaybookRun {
                 .collect(),
             ..Carried::default()
         };
-        let runs = host_runs(ctx, prepared, &carried);
-        let unchecked = check_plan(runs, limits.parallelism, start_at).await;
-        for (host, why) in &unchecked {
+        let mut runs = host_runs(ctx, prepared, &carried);
+        let mut rest = runs.iter_mut();
+        for (number, batch) in batches.iter().enumerate() {
+            let names = batch.join(" ");
+            for run in rest.by_ref().take(batch.len()) {
+                join_batch(run, &names, (number + 1, batches.len()), number + 1);
+            }
+        }
+        let checked = check_plan(runs, limits.parallelism, start_at).await;
+        for (host, why) in &checked.unchecked {
             ctx.events()
                 .emit(PlayEvent::Notice(format!("cannot check {host}: {why}")));
         }
+        let named = |label: &String| {
+            let list = checked.unchecked.iter().chain(&checked.failed);
+            list.into_iter().any(|(host, _)| host == label)
+        };
         let done = prepared
             .hosts
             .iter()
             .map(|h| h.host.label())
-            .filter(|label| unchecked.iter().all(|(h, _)| h != label))
+            .filter(|label| !named(label))
             .collect();
         PlayReport {
             done,
-            unchecked,
+            unchecked: checked.unchecked,
+            failed: checked.failed,
             elapsed: clock.elapsed(),
             ..PlayReport::default()
         }
@@ -504,6 +524,31 @@ impl Carried {
             self.failed_now.insert(host.clone());
         }
     }
+}
+
+/// The batches a resumed journal shows begun and not put back, with
+/// their hosts' runs, for `after_batch` first thing.
+fn open_batches(
+    ctx: &Arc<Context>,
+    prepared: &PreparedPlay,
+    replay: &Replay,
+    carried: &Carried,
+) -> Vec<OpenBatch> {
+    let open = &replay.open_batches;
+    if open.is_empty() {
+        return Vec::new();
+    }
+    let mut runs: HashMap<String, HostRun> = host_runs(ctx, prepared, carried)
+        .into_iter()
+        .map(|run| (run.label.clone(), run))
+        .collect();
+    open.iter()
+        .map(|(&number, (of, hosts))| OpenBatch {
+            number,
+            of: *of,
+            runs: hosts.iter().filter_map(|host| runs.remove(host)).collect(),
+        })
+        .collect()
 }
 
 /// Each host of a play as a run, with what it registered in earlier plays.

@@ -19,6 +19,7 @@ use crate::inventory::yaml::{matches_patterns, Inventory, InventoryHost};
 use crate::model::Host;
 use crate::ssh::transfer::hash_file;
 use crate::ssh::{expand_tilde, Connector, SetupError, SshOptions};
+use crate::yaml::YamlError;
 
 /// A play with its hosts, their starting variables, and the inventory
 /// hosts its tasks are delegated to.
@@ -80,22 +81,27 @@ pub fn check_journal(
     Ok(())
 }
 
-/// The inventory hosts `delegate_to` names, by name.
+/// The inventory hosts `delegate_to` names, by name; `names` gives the
+/// first task naming each (line, column, name), for messages.
 pub fn delegate_hosts(
     inventory: &Inventory,
-    names: &BTreeSet<String>,
+    play: &Play,
+    names: &BTreeMap<String, (u64, u64, String)>,
 ) -> Result<HashMap<String, InventoryHost>, PlayError> {
     let mut hosts = HashMap::new();
-    for name in names.iter().filter(|name| *name != LOCALHOST) {
+    for (name, (line, column, task)) in names.iter().filter(|(name, _)| *name != LOCALHOST) {
         let host = inventory
             .select(name)
             .into_iter()
             .find(|h| h.host.label() == *name || h.host.name == *name)
-            .ok_or_else(|| {
-                PlayError::Usage(format!(
-                    "delegate_to {name}: not a host of {} (use `localhost` for this machine)",
+            .ok_or_else(|| YamlError {
+                path: play.path.clone(),
+                line: *line,
+                column: *column,
+                message: format!(
+                    "task `{task}`: delegate_to {name}: not a host of {} (`localhost` is this machine)",
                     inventory.path.display()
-                ))
+                ),
             })?;
         hosts.insert(name.clone(), host);
     }
@@ -131,16 +137,21 @@ pub fn connect_all(
 
 pub fn select_hosts(
     inventory: &Inventory,
-    play_hosts: &str,
+    play: &Play,
     limit: Option<&str>,
 ) -> Result<Vec<InventoryHost>, PlayError> {
+    let play_hosts = &play.hosts;
     let mut hosts = inventory.select(play_hosts);
     if let Some(limit) = limit {
         hosts.retain(|host| matches_patterns(host, limit));
     }
     match hosts.is_empty() {
         true => Err(PlayError::Usage(format!(
-            "{}: no host matches `hosts: {play_hosts}`{}; its groups are: {}",
+            "{}:{}:{}: play `{}`: no host of {} matches `hosts: {play_hosts}`{}; its groups are: {}",
+            play.path.display(),
+            play.line,
+            play.column,
+            play.name,
             inventory.path.display(),
             limit
                 .map(|l| format!(" and --limit {l}"))
@@ -209,34 +220,76 @@ pub fn check_inputs(
 
 /// A new run directory under the state directory
 /// (`$XDG_STATE_HOME/fleet/runs`, else `~/.local/state/fleet/runs`),
-/// `PLAYBOOK.EPOCH/`, private to this user, and the journal in it. Fetched
-/// files with a relative destination go there too, not wherever pplay
-/// happened to be started.
+/// `PLAYBOOK.EPOCH/` (`.2`, `.3`... when runs start in the same second),
+/// private to this user, and the journal in it. Fetched files with a
+/// relative destination go there too, not wherever pplay happened to be
+/// started.
 pub fn default_journal(playbook: &Path) -> Result<PathBuf, JournalError> {
     let stem = playbook
         .file_stem()
         .map_or("pplay".into(), |s| s.to_string_lossy().into_owned());
-    let runs = state_dir().join("runs");
-    let dir = runs.join(format!("{stem}.{}", now() as u64));
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|source| JournalError::Io {
-            path: dir.clone(),
-            source,
-        })?;
+    let dir = new_run_dir(&state_dir()?.join("runs"), &stem)?;
     Ok(dir.join(format!("{stem}.journal")))
 }
 
+/// Makes `runs/STEM.EPOCH/` (or `.2`, `.3`...: never another run's),
+/// private to this user.
+fn new_run_dir(runs: &Path, stem: &str) -> Result<PathBuf, JournalError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| JournalError::Io { path, source }
+    };
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true).mode(0o700);
+    builder.create(runs).map_err(io(runs))?;
+    builder.recursive(false);
+    let epoch = now() as u64;
+    for attempt in 1..=1000 {
+        let name = match attempt {
+            1 => format!("{stem}.{epoch}"),
+            n => format!("{stem}.{epoch}.{n}"),
+        };
+        let dir = runs.join(name);
+        match builder.create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(error) => return Err(io(&dir)(error)),
+        }
+    }
+    let taken = std::io::Error::other("a thousand runs started this second; give --journal");
+    Err(io(runs)(taken))
+}
+
 /// Where fleet keeps what runs leave: `$XDG_STATE_HOME/fleet`, else
-/// `~/.local/state/fleet`, else (no home) `./.fleet-state`.
-pub fn state_dir() -> PathBuf {
-    let xdg = std::env::var_os("XDG_STATE_HOME").filter(|dir| Path::new(dir).is_absolute());
-    let home = std::env::var_os("HOME").filter(|dir| Path::new(dir).is_absolute());
-    match (xdg, home) {
-        (Some(state), _) => PathBuf::from(state).join("fleet"),
-        (None, Some(home)) => PathBuf::from(home).join(".local/state/fleet"),
-        (None, None) => PathBuf::from(".fleet-state"),
+/// `~/.local/state/fleet`. Without either, a run needs `--journal`.
+fn state_dir() -> Result<PathBuf, JournalError> {
+    let absolute = |name| std::env::var_os(name).filter(|dir| Path::new(dir).is_absolute());
+    match (absolute("XDG_STATE_HOME"), absolute("HOME")) {
+        (Some(state), _) => Ok(PathBuf::from(state).join("fleet")),
+        (None, Some(home)) => Ok(PathBuf::from(home).join(".local/state/fleet")),
+        (None, None) => Err(JournalError::Io {
+            path: PathBuf::from("~/.local/state/fleet"),
+            source: std::io::Error::other(
+                "neither HOME nor XDG_STATE_HOME is set; give --journal FILE",
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_started_in_the_same_second_get_their_own_directories() {
+        let state = tempfile::tempdir().unwrap();
+        let runs = state.path().join("runs");
+        let dirs: Vec<PathBuf> = (0..3)
+            .map(|_| new_run_dir(&runs, "roll").unwrap())
+            .collect();
+        assert_eq!(dirs.iter().collect::<HashSet<_>>().len(), 3, "{dirs:?}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dirs[0]).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 }

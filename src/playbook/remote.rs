@@ -13,6 +13,7 @@ use super::error::TaskError;
 use super::vars::Vars;
 use crate::model::Host;
 use crate::ssh::{Command, Connector, OutputSink, RemoteExit, RunEnd, Session, StdinPiece, Stream};
+use crate::text::printable;
 
 /// Most of one command's stdout and stderr kept (registers, asserts, messages).
 const MAX_CAPTURE: usize = 1024 * 1024;
@@ -220,8 +221,15 @@ impl Remote {
                     boot_id: boot_id.to_string(),
                 })
             }
+            (Some(0), [kernel, hostname, _]) if !(is_a_word(kernel) && is_a_word(hostname)) => {
+                Err(TaskError::Local(format!(
+                    "facts: uname -r `{}` and hostname `{}` must each be one word of letters, digits and ._+-~",
+                    printable(kernel),
+                    printable(hostname)
+                )))
+            }
             _ => Err(TaskError::Local(format!(
-                "cannot gather facts (uname -r, hostname, boot_id: one word each): {}",
+                "cannot gather facts (uname -r, hostname, boot_id): {}",
                 captured.failure()
             ))),
         }

@@ -52,9 +52,9 @@ pub struct RebootMark {
 
 impl HostProgress {
     /// Makes a host that failed in an earlier run go again: from the task
-    /// that failed, from its first task when `on_failure` rolled it back,
-    /// from where it was when it failed between tasks, or from preflight
-    /// when it never got to its tasks.
+    /// that failed, from preflight when `on_failure` rolled it back or it
+    /// never got to its tasks, or from where it was when it failed between
+    /// tasks.
     pub fn retry(&mut self) {
         self.finished = None;
         self.failure = None;
@@ -66,7 +66,12 @@ impl HostProgress {
         }
         match (self.failed_task, self.rolled_back) {
             (Some(task), false) => self.next = Some((Phase::Tasks, task)),
-            (Some(_), true) => self.next = Some((Phase::Tasks, 0)),
+            // Put back as it was: preflight again, so that what it records
+            // (the old module, the count of BUG lines) is of now.
+            (Some(_), true) => {
+                self.next = None;
+                self.started_tasks = false;
+            }
             (None, _) if self.started_tasks => {}
             (None, _) => self.next = None,
         }
@@ -90,6 +95,9 @@ pub struct Replay {
     pub carried: HashMap<String, Vars>,
     /// Hosts that failed in earlier plays, with why: they stay failed.
     pub failed_before: BTreeMap<String, String>,
+    /// Batches of that play begun and never put back by `after_batch`:
+    /// number, count and hosts.
+    pub open_batches: BTreeMap<usize, (usize, Vec<String>)>,
     /// Per phase, the highest task number an entry names, and its line: a
     /// resume checks it against the playbook.
     pub last_task: HashMap<Phase, (usize, usize)>,
@@ -120,8 +128,9 @@ impl Replay {
                     path: self.path.clone(),
                     line,
                     message: format!(
-                        "names task {} of {phase:?}, but the playbook has {count} there",
-                        task + 1
+                        "names task {} of {}, but the playbook has {count} there",
+                        task + 1,
+                        phase.key()
                     ),
                 });
             }
@@ -167,6 +176,7 @@ impl Replay {
                         hosts: HashMap::new(),
                         carried: HashMap::new(),
                         failed_before: BTreeMap::new(),
+                        open_batches: BTreeMap::new(),
                         last_task: HashMap::new(),
                         path: path.to_path_buf(),
                     })
@@ -209,6 +219,7 @@ impl Replay {
             }
         }
         self.last_task.clear();
+        self.open_batches.clear();
         self.play = play;
         self.play_line = line;
     }
@@ -255,6 +266,14 @@ impl Replay {
             }
             Entry::Input { name, sha256 } => {
                 self.inputs.insert(name, sha256);
+            }
+            Entry::BatchBegin {
+                number, of, hosts, ..
+            } => {
+                self.open_batches.insert(number, (of, hosts));
+            }
+            Entry::BatchEnd { number, .. } => {
+                self.open_batches.remove(&number);
             }
             Entry::RebootUp { .. }
             | Entry::Play { .. }

@@ -5,13 +5,13 @@
 //! and `--check`. They emit [`PlayEvent`]s and build the [`PlayReport`];
 //! they print nothing.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
 
-use futures::future::join_all;
 use std::time::Instant;
 
+use super::batch::{Batches, OpenBatch};
 use super::event::{Earlier, HostEnd, PlayEvent, PlayReport};
 use super::host::{Context, HostRun};
 use super::journal::{now, Entry};
@@ -40,6 +40,8 @@ pub struct Rollout {
     pub max_in_flight: usize,
     /// `--start-at-task`: hosts that have not started begin here.
     pub start_at: usize,
+    /// Batches a resumed journal shows left open: put back first.
+    pub open: Vec<OpenBatch>,
 }
 
 impl Rollout {
@@ -54,6 +56,14 @@ impl Rollout {
             journal: self.ctx.recorder.journal_path(),
             ..PlayReport::default()
         };
+        let open = std::mem::take(&mut self.open);
+        self.put_back_open(open, &mut report).await;
+        if report.stop_reason.is_some() {
+            let labels = self.hosts.iter().map(|h| h.run.label.clone());
+            report.not_started.extend(labels);
+            report.elapsed = clock.elapsed();
+            return report;
+        }
         let hosts = self.preflight(&mut report).await;
         let mut rolling = Rolling::new(
             playbook.mode,
@@ -185,10 +195,12 @@ impl Rollout {
             };
             self.finish(&mut pending.run, end, report).await;
         }
-        self.emit(PlayEvent::Notice(format!(
-            "one host per `{template}`: {}",
-            chosen.join(", ")
-        )));
+        if !chosen.is_empty() {
+            self.emit(PlayEvent::Notice(format!(
+                "one host per `{template}`: {}",
+                chosen.join(", ")
+            )));
+        }
         kept
     }
 
@@ -303,56 +315,6 @@ impl Rollout {
         self.end_batches(&mut flight.batches, report).await;
     }
 
-    /// Gives a batch's hosts their `batch.*` variables and runs
-    /// `before_batch` on them all. Hosts it failed (or a stop kept from
-    /// their tasks) come back as ended, untouched by their tasks.
-    async fn begin_batch(
-        &self,
-        mut members: Vec<(usize, PendingHost)>,
-        (number, of): (usize, usize),
-        report: &mut PlayReport,
-    ) -> Vec<(usize, Result<PendingHost, (HostRun, HostEnd)>)> {
-        let names: Vec<&str> = members.iter().map(|(_, h)| h.run.label.as_str()).collect();
-        let names = names.join(" ");
-        for (_, pending) in &mut members {
-            let vars = &mut pending.run.vars;
-            vars.insert("batch.hosts".into(), names.clone());
-            vars.insert("batch.number".into(), number.to_string());
-            vars.insert("batch.count".into(), of.to_string());
-            pending.run.batch = number;
-        }
-        let ends = self
-            .hook(
-                Phase::BeforeBatch,
-                members.iter_mut().map(|(_, h)| &mut h.run),
-            )
-            .await;
-        let mut ready = Vec::with_capacity(members.len());
-        for ((position, pending), end) in members.into_iter().zip(ends) {
-            ready.push(match end {
-                HostEnd::Done => (position, Ok(pending)),
-                HostEnd::Failed(why) => {
-                    let end = HostEnd::Failed(format!("before_batch: {why}"));
-                    (position, Err((pending.run, end)))
-                }
-                HostEnd::Stopped => {
-                    report.not_started.push(pending.run.label.clone());
-                    (position, Err((pending.run, HostEnd::Stopped)))
-                }
-            });
-        }
-        ready
-    }
-
-    /// A batch hook on several hosts at once; each host's end, in order.
-    async fn hook(&self, phase: Phase, runs: impl Iterator<Item = &mut HostRun>) -> Vec<HostEnd> {
-        let runs: Vec<&mut HostRun> = runs.collect();
-        if self.ctx.play.phase(phase).is_empty() {
-            return vec![HostEnd::Done; runs.len()];
-        }
-        join_all(runs.into_iter().map(|run| run.run_phase(phase, 0))).await
-    }
-
     /// Records a host's end and keeps it for its batch's `after_batch`.
     async fn end_host(
         &self,
@@ -369,27 +331,8 @@ impl Rollout {
         batches.ended(position, run);
     }
 
-    /// `after_batch` for every batch whose hosts have all ended, whatever
-    /// became of them. A failure stops the rollout: a batch that could not
-    /// be put back (undrained) must not be followed by another.
-    async fn end_batches(&self, batches: &mut Batches, report: &mut PlayReport) {
-        while let Some(mut runs) = batches.complete() {
-            let ends = self.hook(Phase::AfterBatch, runs.iter_mut()).await;
-            for run in &mut runs {
-                run.disconnect().await;
-            }
-            let failed = runs.iter().zip(ends).find_map(|(run, end)| match end {
-                HostEnd::Failed(why) => Some(format!("after_batch failed on {}: {why}", run.label)),
-                _ => None,
-            });
-            if let Some(reason) = failed {
-                self.stop(report, reason).await;
-            }
-        }
-    }
-
     /// Records how a host ended.
-    async fn finish(&self, run: &mut HostRun, end: HostEnd, report: &mut PlayReport) {
+    pub(super) async fn finish(&self, run: &mut HostRun, end: HostEnd, report: &mut PlayReport) {
         if self.ctx.play.after_batch.is_empty() {
             run.disconnect().await;
         }
@@ -417,7 +360,7 @@ impl Rollout {
     }
 
     /// No host starts any more, and why.
-    async fn stop(&self, report: &mut PlayReport, reason: String) {
+    pub(super) async fn stop(&self, report: &mut PlayReport, reason: String) {
         self.ctx.stop.cancel();
         self.ctx
             .recorder
@@ -430,7 +373,7 @@ impl Rollout {
         report.stop_reason = Some(reason);
     }
 
-    fn emit(&self, event: PlayEvent) {
+    pub(super) fn emit(&self, event: PlayEvent) {
         self.ctx.events().emit(event);
     }
 }
@@ -442,53 +385,6 @@ struct Flight {
     labels: Vec<String>,
     queue: Vec<Option<PendingHost>>,
     batches: Batches,
-}
-
-/// The hosts of each batch still running, and those ended, kept for the
-/// batch's `after_batch`.
-struct Batches {
-    /// The batch each host position rolls in.
-    of: Vec<usize>,
-    running: BTreeMap<usize, usize>,
-    ended: BTreeMap<usize, Vec<HostRun>>,
-}
-
-impl Batches {
-    fn new(hosts: usize) -> Batches {
-        Batches {
-            of: vec![0; hosts],
-            running: BTreeMap::new(),
-            ended: BTreeMap::new(),
-        }
-    }
-
-    /// The host at `position` rolls in batch `number`.
-    fn joined(&mut self, position: usize, number: usize) {
-        self.of[position] = number;
-        *self.running.entry(number).or_default() += 1;
-    }
-
-    /// The host at `position` ended.
-    fn ended(&mut self, position: usize, run: HostRun) {
-        let number = self.of[position];
-        self.ended.entry(number).or_default().push(run);
-        self.lost(position);
-    }
-
-    /// The host at `position` is gone without its run (it panicked, or
-    /// never started).
-    fn lost(&mut self, position: usize) {
-        if let Some(running) = self.running.get_mut(&self.of[position]) {
-            *running = running.saturating_sub(1);
-        }
-    }
-
-    /// The ended hosts of a batch none of whose hosts still runs.
-    fn complete(&mut self) -> Option<Vec<HostRun>> {
-        let (&number, _) = self.running.iter().find(|(_, &running)| running == 0)?;
-        self.running.remove(&number);
-        Some(self.ended.remove(&number).unwrap_or_default())
-    }
 }
 
 /// One host's rolling part: from where its journal left it, or the start.

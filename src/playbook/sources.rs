@@ -15,11 +15,15 @@ use crate::ssh::transfer::{parse_mode, Item};
 pub struct Sources {
     /// Where relative sources are.
     base: PathBuf,
-    /// Each path loaded so far, or why it could not be.
-    files: Mutex<HashMap<String, Result<Arc<Item>, String>>>,
+    /// Each path loaded so far (with the mode a task gives it: two tasks
+    /// may send one file with different modes), or why it could not be.
+    files: Mutex<HashMap<SourceKey, Result<Arc<Item>, String>>>,
     /// From a resumed journal: the inputs as they were when it started.
     journaled: BTreeMap<String, String>,
 }
+
+/// A source as a task sends it: its path, and the mode the task sets.
+type SourceKey = (String, Option<String>);
 
 /// A source loaded now for the first time, to journal its SHA-256.
 pub struct Loaded {
@@ -45,18 +49,20 @@ impl Sources {
     /// time it is asked for; `mode` (octal text) overrides the file's.
     pub fn load(&self, src: &str, mode: Option<&str>) -> Result<Loaded, String> {
         let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(loaded) = files.get(src) {
+        let key = (src.to_string(), mode.map(str::to_string));
+        if let Some(loaded) = files.get(&key) {
             return loaded.clone().map(|item| Loaded { item, first: false });
         }
         let loaded = self.read(src, mode).map(Arc::new);
-        files.insert(src.to_string(), loaded.clone());
+        files.insert(key, loaded.clone());
         loaded.map(|item| Loaded { item, first: true })
     }
 
-    /// A source loaded before.
-    pub fn get(&self, src: &str) -> Option<Arc<Item>> {
+    /// A source loaded before, with that mode.
+    pub fn get(&self, src: &str, mode: Option<&str>) -> Option<Arc<Item>> {
         let files = self.files.lock().unwrap_or_else(|e| e.into_inner());
-        files.get(src).and_then(|loaded| loaded.clone().ok())
+        let key = (src.to_string(), mode.map(str::to_string));
+        files.get(&key).and_then(|loaded| loaded.clone().ok())
     }
 
     /// `copy src PATH` and SHA-256 of every source loaded so far.
@@ -64,7 +70,7 @@ impl Sources {
         let files = self.files.lock().unwrap_or_else(|e| e.into_inner());
         files
             .iter()
-            .filter_map(|(src, loaded)| {
+            .filter_map(|((src, _), loaded)| {
                 Some((input_name(src), loaded.as_ref().ok()?.sha256.clone()))
             })
             .collect()

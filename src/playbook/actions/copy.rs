@@ -67,7 +67,7 @@ fn source(
     sources: &Sources,
 ) -> Result<(Arc<Item>, String), TaskError> {
     let src = step.expand(&spec.src)?;
-    let item = match sources.get(&src) {
+    let item = match sources.get(&src, spec.mode.as_deref()) {
         Some(item) => item,
         // Named by a fact of a host that skipped preflight (resumed).
         None => {

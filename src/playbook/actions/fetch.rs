@@ -4,7 +4,9 @@
 //! never leaves a file behind. The disk is written by a blocking task fed
 //! through a bounded channel, never on the async runtime.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -18,9 +20,31 @@ use crate::ssh::{shell_quote, OutputSink, RemoteExit, Stream};
 /// Chunks in flight between the connection and the disk.
 const CHUNKS_IN_FLIGHT: usize = 16;
 
+/// The files `flat` fetches of a play wrote, each by the host that wrote
+/// it: two hosts must never write one file, one silently over the other.
+#[derive(Default)]
+pub struct FlatFiles(Mutex<HashMap<PathBuf, String>>);
+
+impl FlatFiles {
+    /// `path` is `host`'s to write, unless another host's already.
+    fn claim(&self, path: &Path, host: &str) -> Result<(), TaskError> {
+        let mut claimed = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match claimed.get(path) {
+            Some(owner) if owner != host => Err(TaskError::Local(format!(
+                "fetch dest {}: {owner} fetched into it already in this play; make dest differ per host",
+                path.display()
+            ))),
+            _ => {
+                claimed.insert(path.to_path_buf(), host.to_string());
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Pulls the file into `base`/DEST/HOST/NAME (DEST may be absolute), or
 /// `base`/DEST with `flat`.
-pub async fn fetch(step: Step<'_>, spec: &FetchSpec, base: &Path) -> Done {
+pub async fn fetch(step: Step<'_>, spec: &FetchSpec, base: &Path, flat: &FlatFiles) -> Done {
     let (src, dest) = (step.expand(&spec.src)?, step.expand(&spec.dest)?);
     let failed = |message: String| TaskError::Local(message);
     let name = Path::new(&src)
@@ -39,6 +63,9 @@ pub async fn fetch(step: Step<'_>, spec: &FetchSpec, base: &Path) -> Done {
             (dir.clone(), dir.join(name))
         }
     };
+    if spec.flat {
+        flat.claim(&final_path, &step.remote.host.label())?;
+    }
     let (chunks, written) = mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
     let writer = tokio::task::spawn_blocking({
         let final_path = final_path.clone();
