@@ -119,17 +119,7 @@ impl Play {
             (_, 1) => path.display().to_string(),
             (play, _) => format!("play {play}"),
         };
-        if let Some(task) = on_failure.iter().find(|task| task.run_once) {
-            return Err(YamlError {
-                path: path.to_path_buf(),
-                line: task.line,
-                column: task.column,
-                message: format!(
-                    "on_failure: task `{}`: run_once: putting back is each failed host's own; it cannot run once for all",
-                    task.name
-                ),
-            });
-        }
+        refuse_run_once_in_on_failure(path, &on_failure)?;
         Ok(Play {
             path: path.to_path_buf(),
             name: file.name.unwrap_or(name),
@@ -397,6 +387,22 @@ fn tasks(path: &Path, specs: Vec<Spanned<TaskSpec>>) -> Result<Vec<Task>, YamlEr
         tasks.push(task);
     }
     Ok(tasks)
+}
+
+/// `on_failure` puts back each failed host: no task of it runs once for all.
+fn refuse_run_once_in_on_failure(path: &Path, on_failure: &[Task]) -> Result<(), YamlError> {
+    match on_failure.iter().find(|task| task.run_once) {
+        Some(task) => Err(YamlError {
+            path: path.to_path_buf(),
+            line: task.line,
+            column: task.column,
+            message: format!(
+                "on_failure: task `{}`: run_once: putting back is each failed host's own; it cannot run once for all",
+                task.name
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Points every `when: changed: NAME` at its task: an earlier one of the

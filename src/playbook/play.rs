@@ -343,31 +343,7 @@ impl PlaybookRun {
             journal: None,
             check: true,
         });
-        // What earlier plays would register is unknown: stand-ins say so.
-        let earlier = self
-            .plays
-            .iter()
-            .take_while(|p| !Arc::ptr_eq(&p.play, play));
-        let stand_ins: Vars = earlier
-            .flat_map(|p| p.play.registers())
-            .map(|name| (name.clone(), format!("<{name}>")))
-            .collect();
-        let carried = Carried {
-            registers: prepared
-                .hosts
-                .iter()
-                .map(|h| (h.host.label(), stand_ins.clone()))
-                .collect(),
-            ..Carried::default()
-        };
-        let mut runs = host_runs(ctx, prepared, &carried);
-        let mut rest = runs.iter_mut();
-        for (number, batch) in batches.iter().enumerate() {
-            let names = batch.join(" ");
-            for run in rest.by_ref().take(batch.len()) {
-                join_batch(run, &names, (number + 1, batches.len()), number + 1);
-            }
-        }
+        let runs = self.check_runs(ctx, prepared, &batches);
         let checked = check_plan(runs, limits.parallelism, start_at).await;
         for (host, why) in &checked.unchecked {
             ctx.events()
@@ -390,6 +366,42 @@ impl PlaybookRun {
             elapsed: clock.elapsed(),
             ..PlayReport::default()
         }
+    }
+
+    /// The play's hosts as `--check` runs them: in their planned batches,
+    /// with stand-ins for what earlier plays would register (unknown
+    /// without running them).
+    fn check_runs(
+        &self,
+        ctx: &Arc<Context>,
+        prepared: &PreparedPlay,
+        batches: &[Vec<String>],
+    ) -> Vec<HostRun> {
+        let earlier = self
+            .plays
+            .iter()
+            .take_while(|p| !Arc::ptr_eq(&p.play, &prepared.play));
+        let stand_ins: Vars = earlier
+            .flat_map(|p| p.play.registers())
+            .map(|name| (name.clone(), format!("<{name}>")))
+            .collect();
+        let carried = Carried {
+            registers: prepared
+                .hosts
+                .iter()
+                .map(|h| (h.host.label(), stand_ins.clone()))
+                .collect(),
+            ..Carried::default()
+        };
+        let mut runs = host_runs(ctx, prepared, &carried);
+        let mut rest = runs.iter_mut();
+        for (number, batch) in batches.iter().enumerate() {
+            let names = batch.join(" ");
+            for run in rest.by_ref().take(batch.len()) {
+                join_batch(run, &names, (number + 1, batches.len()), number + 1);
+            }
+        }
+        runs
     }
 
     /// The hosts of a play still to run. In the play a resumed journal
