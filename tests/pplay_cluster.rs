@@ -316,10 +316,73 @@ fn two_copies_of_one_file_keep_their_own_modes_and_registers_never_choose_local_
     run(small_play(&lab, work.path(), &text, "modes.journal", &[])).expect_code(0);
     let modes = lab.output_of(0, "stat -c %a /root/open /root/secret");
     assert_eq!(modes.split_whitespace().collect::<Vec<_>>(), ["644", "600"]);
+    // The same content already there is left, but never with a wider mode.
+    let text = format!(
+        "tasks:\n  - copy: {{src: '{src}', dest: /root/open, mode: '0600', skip_unchanged: true}}\n",
+        src = source.display()
+    );
+    let again = run(small_play(&lab, work.path(), &text, "again.journal", &[]));
+    again.expect_code(0);
+    assert!(
+        again.stdout_text().contains("changed"),
+        "{}",
+        again.stdout_text()
+    );
+    assert_eq!(lab.output_of(0, "stat -c %a /root/open").trim(), "600");
     // A name a task registers is a host's output, even when a variable of
     // that name exists: never part of a local path.
     let text = "vars: {d: safe}\ntasks:\n  - {run: echo ../../x, register: d}\n  - fetch: {src: /etc/hostname, dest: 'out/{{ d }}'}\n";
     let refused = run(small_play(&lab, work.path(), text, "paths.journal", &[]));
     refused.expect_code(2);
     assert!(refused.stderr.contains("small.yml:4:5: task `fetch /etc/hostname`: fetch dest may not use `d`: a task registers it"), "{}", refused.stderr);
+}
+
+#[test]
+fn an_abort_during_after_batch_leaves_the_batch_for_the_resume_to_put_back() {
+    let lab = Lab::start(2, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("scheduler.log");
+    let quick = work.path().join("quick");
+    let text = format!(
+        "hosts: all\nserial: 2\ntasks:\n  - {{name: work, run: 'true'}}\n\
+         after_batch:\n\
+         \x20 - {{name: undrain, delegate_to: localhost, run_once: true, run: \"echo start >> '{log}'; test -e '{quick}' || sleep 30; echo undrain >> '{log}'\"}}\n",
+        log = log.display(),
+        quick = quick.display()
+    );
+    let journal = work.path().join("abort.journal");
+    let mut child = small_play(&lab, work.path(), &text, "abort.journal", &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(60), "after_batch to start", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("start")
+    });
+    // The second Ctrl-C aborts what runs, after_batch included.
+    for _ in 0..2 {
+        // SAFETY: a signal to the child this test started.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+    let journaled = std::fs::read_to_string(&journal).unwrap();
+    assert!(!journaled.contains("\"batch_end\""), "{journaled}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "start\n");
+    std::fs::write(&quick, "").unwrap();
+    let resumed = resume(&journal, &[]);
+    resumed.expect_code(0);
+    assert!(
+        resumed
+            .stdout_text()
+            .contains("was left open by the run before"),
+        "{}",
+        resumed.stdout_text()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "start\nstart\nundrain\n"
+    );
 }

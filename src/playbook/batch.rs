@@ -122,14 +122,25 @@ impl Rollout {
     /// followed by another; the batch stays open for `--resume`.
     async fn put_back(&self, number: usize, mut runs: Vec<HostRun>, report: &mut PlayReport) {
         let ends = self.hook(Phase::AfterBatch, runs.iter_mut()).await;
+        let put_back = ends.iter().all(|end| *end == HostEnd::Done);
         let mut failures = Vec::new();
         for (run, end) in runs.iter_mut().zip(ends) {
             run.disconnect().await;
-            if let HostEnd::Failed(why) = end {
-                failures.push((run.label.clone(), format!("after_batch: {why}")));
+            match end {
+                HostEnd::Failed(why) => {
+                    failures.push((run.label.clone(), format!("after_batch: {why}")))
+                }
+                // Aborted: the host is not through until its batch is put
+                // back, which --resume does first.
+                HostEnd::Stopped if report.done.contains(&run.label) => {
+                    report.done.retain(|done| *done != run.label);
+                    report.stopped.push(run.label.clone());
+                }
+                _ => {}
             }
         }
-        if failures.is_empty() {
+        // Aborted (the second Ctrl-C): the batch stays open for --resume.
+        if put_back {
             let entry = Entry::BatchEnd {
                 number,
                 time: now(),
@@ -137,9 +148,13 @@ impl Rollout {
             self.ctx.recorder.record(entry).await;
             return;
         }
+        if failures.is_empty() {
+            return;
+        }
         let reason = format!("after_batch failed on {}: {}", failures[0].0, failures[0].1);
         for (host, why) in failures {
             report.done.retain(|done| *done != host);
+            report.earlier.done.retain(|done| *done != host);
             report.failed.retain(|(failed, _)| *failed != host);
             report.failed.push((host.clone(), why.clone()));
             let end = HostEnd::Failed(why);

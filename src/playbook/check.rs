@@ -56,8 +56,14 @@ async fn check_host(host: &mut HostRun, start_at: usize) -> Result<Option<String
     host.gather_facts().await?;
     host.load_sources().await.map_err(TaskError::Local)?;
     let playbook = Arc::clone(&host.ctx.play);
-    // Tasks before --start-at-task do not run: what they register is unknown.
-    for task in playbook.tasks.iter().take(start_at) {
+    // Tasks before --start-at-task, and batch hooks, do not run: what they
+    // register is unknown.
+    let not_run = playbook
+        .tasks
+        .iter()
+        .take(start_at)
+        .chain(&playbook.before_batch);
+    for task in not_run {
         stand_in_for_register(host, task);
     }
     let mut first_failure = None;

@@ -88,6 +88,10 @@ impl Delegates {
             Arc::clone(slot)
         };
         let mut remote = slot.lock_owned().await;
+        // Another host may have found it unreachable while this one waited.
+        if let Some(why) = lock(&self.unreachable).get(name) {
+            return Err(failed(why));
+        }
         if let Err(error) = remote.session().await {
             if matches!(error, TaskError::Aborted) {
                 return Err(error);

@@ -48,8 +48,8 @@ pub struct Context {
     pub delegates: Delegates,
     /// What `run_once` tasks left for the other hosts.
     pub once: RunOnce,
-    /// The files `flat` fetches wrote, and which host wrote each.
-    pub flat_files: FlatFiles,
+    /// The files `flat` fetches of the run wrote, and which host wrote each.
+    pub flat_files: Arc<FlatFiles>,
 }
 
 impl Context {
@@ -239,7 +239,17 @@ impl HostRun {
         index: usize,
         task: &Task,
     ) -> Result<TaskStatus, TaskError> {
-        let result = match self.skip_reason(task).await {
+        // A reboot a resumed journal shows under way passed its guards
+        // already; the host may be down now, so they are not run again.
+        let under_way = self
+            .reboot_mark
+            .as_ref()
+            .is_some_and(|mark| mark.phase == phase && mark.task == index);
+        let guards = match under_way {
+            true => Ok(None),
+            false => self.skip_reason(task).await,
+        };
+        let result = match guards {
             Ok(Some(reason)) => Ok(TaskStatus::Skipped(reason)),
             Ok(None) => self.perform(phase, index, task).await,
             Err(error) => Err(error),

@@ -585,4 +585,26 @@ mod tests {
         assert_eq!(replay.hosts["a"].next, Some((Phase::Tasks, 1)));
         assert_eq!(replay.last_task.get(&Phase::Tasks), Some(&(1, 13)));
     }
+
+    #[tokio::test]
+    async fn a_rollback_that_failed_goes_on_where_it_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let entries = vec![
+            task_start("a", Phase::Tasks, 1, None),
+            task_end("a", Phase::Tasks, 1, "failed"),
+            task_start("a", Phase::OnFailure, 0, None),
+            task_end("a", Phase::OnFailure, 0, "ok"),
+            task_start("a", Phase::OnFailure, 1, None),
+            task_end("a", Phase::OnFailure, 1, "failed"),
+            host_end("a", false),
+        ];
+        journal_of(&path, entries).await;
+        let mut replay = Replay::read(&path).unwrap();
+        let progress = replay.hosts.get_mut("a").unwrap();
+        progress.retry();
+        // Not put back: preflight must not record the half-changed host.
+        assert_eq!(progress.next, Some((Phase::OnFailure, 1)));
+        assert!(progress.started_tasks);
+    }
 }

@@ -101,6 +101,7 @@ impl PlayError {
 /// What every play's [`Context`] of a run shares.
 struct Shared {
     recorder: Recorder,
+    flat_files: Arc<FlatFiles>,
     stop: CancellationToken,
     abort: CancellationToken,
     asker: Arc<Asker>,
@@ -209,6 +210,7 @@ impl PlaybookRun {
             stop,
             abort,
             asker: Arc::new(asker),
+            flat_files: Arc::default(),
         };
         let resumed_at = self.replay.as_ref().map_or(0, |(replay, _)| replay.play);
         let mut carried = self
@@ -258,7 +260,7 @@ impl PlaybookRun {
                 delegates.collect(),
             ),
             once: RunOnce::default(),
-            flat_files: FlatFiles::default(),
+            flat_files: Arc::clone(&shared.flat_files),
         })
     }
 

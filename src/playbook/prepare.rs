@@ -270,7 +270,7 @@ fn state_dir() -> Result<PathBuf, JournalError> {
         (None, None) => Err(JournalError::Io {
             path: PathBuf::from("~/.local/state/fleet"),
             source: std::io::Error::other(
-                "neither HOME nor XDG_STATE_HOME is set; give --journal FILE",
+                "neither HOME nor XDG_STATE_HOME is an absolute path; give --journal FILE",
             ),
         }),
     }

@@ -223,7 +223,7 @@ impl Remote {
             }
             (Some(0), [kernel, hostname, _]) if !(is_a_word(kernel) && is_a_word(hostname)) => {
                 Err(TaskError::Local(format!(
-                    "facts: uname -r `{}` and hostname `{}` must each be one word of letters, digits and ._+-~",
+                    "uname -r `{}` and hostname `{}` must each be one word of letters, digits and ._+-~",
                     printable(kernel),
                     printable(hostname)
                 )))

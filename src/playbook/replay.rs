@@ -29,6 +29,9 @@ pub struct HostProgress {
     pub failed_task: Option<usize>,
     /// `on_failure` ran after that failure: a retry starts the tasks over.
     pub rolled_back: bool,
+    /// A task of `on_failure` failed: the host was not put back, and a
+    /// retry continues `on_failure` rather than record its state afresh.
+    pub rollback_failed: bool,
     pub registers: Vars,
     /// The tasks that changed the host, in any attempt of this run: a retry
     /// that finds a file already installed still knows it was installed
@@ -58,14 +61,21 @@ impl HostProgress {
     pub fn retry(&mut self) {
         self.finished = None;
         self.failure = None;
-        let failed_here = |mark: &RebootMark| {
-            mark.phase == Phase::Tasks && Some(mark.task) == self.failed_task && !self.rolled_back
+        let failed_here = |mark: &RebootMark| match mark.phase {
+            Phase::Tasks => Some(mark.task) == self.failed_task && !self.rolled_back,
+            Phase::OnFailure => {
+                self.rollback_failed && self.next == Some((Phase::OnFailure, mark.task))
+            }
+            _ => false,
         };
         if !self.reboot.as_ref().is_some_and(failed_here) {
             self.reboot = None;
         }
         match (self.failed_task, self.rolled_back) {
             (Some(task), false) => self.next = Some((Phase::Tasks, task)),
+            // Not put back: on_failure goes on from the task that failed
+            // (`next`), with what preflight recorded before any change.
+            (Some(_), true) if self.rollback_failed => {}
             // Put back as it was: preflight again, so that what it records
             // (the old module, the count of BUG lines) is of now.
             (Some(_), true) => {
@@ -317,6 +327,7 @@ impl HostProgress {
                 self.started_tasks = true;
                 self.failed_task = None;
                 self.rolled_back = false;
+                self.rollback_failed = false;
             }
             Phase::OnFailure => self.rolled_back = true,
             Phase::Preflight | Phase::BeforeBatch | Phase::AfterBatch => {}
@@ -348,6 +359,9 @@ impl HostProgress {
         }
         if status == "changed" {
             self.changed.insert((phase, task));
+        }
+        if phase == Phase::OnFailure && status == "failed" {
+            self.rollback_failed = true;
         }
         self.next = Some(match status {
             "failed" if phase == Phase::Tasks => {

@@ -10,20 +10,21 @@ use super::{Done, Step, TaskError, TaskStatus};
 use crate::playbook::remote::Remote;
 use crate::playbook::spec::CopySpec;
 use crate::playbook::Sources;
+use crate::ssh::shell_quote;
 use crate::ssh::transfer::{
     checksum_probe, install_script, parse_account, stdin_of, InstallOptions, Item,
 };
 
 pub async fn copy(step: Step<'_>, spec: &CopySpec, sources: &Sources) -> Done {
     let (item, dest) = source(&step, spec, sources)?;
-    if spec.skip_unchanged && holds(step.remote, step.timeout, &item, &dest).await? {
-        return Ok(TaskStatus::Ok("unchanged: the same SHA-256".into()));
-    }
     let options = InstallOptions {
         backup: backup_suffix(spec.backup.as_ref().map(|b| b.0.as_str())),
         owner: account(&step, spec.owner.as_deref())?,
         group: account(&step, spec.group.as_deref())?,
     };
+    if spec.skip_unchanged && holds(step.remote, step.timeout, &item, &dest).await? {
+        return settle(step, &item, &dest, &options).await;
+    }
     let items = std::slice::from_ref(item.as_ref());
     let script = install_script(&options, &dest, items);
     let captured = step
@@ -32,6 +33,47 @@ pub async fn copy(step: Step<'_>, spec: &CopySpec, sources: &Sources) -> Done {
         .await?;
     captured.accepted(&[0])?;
     Ok(TaskStatus::changed())
+}
+
+/// The content is already there: the mode (and owner and group) an
+/// install would give are set where they differ, so a `mode: "0600"` of a
+/// file that is there with 0644 is never left readable by all.
+async fn settle(step: Step<'_>, item: &Item, dest: &str, options: &InstallOptions) -> Done {
+    let file = format!(
+        "f={}; if [ -d \"$f\" ]; then f=\"$f\"/{}; fi; ",
+        shell_quote(dest),
+        shell_quote(&item.name)
+    );
+    let probe = format!("{file}stat -c '%a %U %G %u %g' -- \"$f\"");
+    let captured = step.remote.exec(&probe, &[], step.timeout).await?;
+    captured.accepted(&[0])?;
+    let now: Vec<&str> = captured.stdout.split_whitespace().collect();
+    let mut fixes = Vec::new();
+    if let Some(mode) = item
+        .mode
+        .filter(|mode| now.first() != Some(&format!("{mode:o}").as_str()))
+    {
+        fixes.push(format!("chmod {mode:o} -- \"$f\""));
+    }
+    // A name or a number: either matching is the same account.
+    let is = |at: [usize; 2], want: &str| at.iter().any(|&i| now.get(i) == Some(&want));
+    if let Some(owner) = options.owner.as_deref().filter(|o| !is([1, 3], o)) {
+        fixes.push(format!("chown {} -- \"$f\"", shell_quote(owner)));
+    }
+    if let Some(group) = options.group.as_deref().filter(|g| !is([2, 4], g)) {
+        fixes.push(format!("chgrp {} -- \"$f\"", shell_quote(group)));
+    }
+    if fixes.is_empty() {
+        return Ok(TaskStatus::Ok("unchanged: the same SHA-256".into()));
+    }
+    let fix = format!("{file}{}", fixes.join(" && "));
+    step.remote
+        .exec(&fix, &[], step.timeout)
+        .await?
+        .accepted(&[0])?;
+    Ok(TaskStatus::Changed(
+        "the same SHA-256; mode or owner set".into(),
+    ))
 }
 
 /// For `--check`: whether `skip_unchanged` would find the destination

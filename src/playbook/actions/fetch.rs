@@ -20,26 +20,58 @@ use crate::ssh::{shell_quote, OutputSink, RemoteExit, Stream};
 /// Chunks in flight between the connection and the disk.
 const CHUNKS_IN_FLIGHT: usize = 16;
 
-/// The files `flat` fetches of a play wrote, each by the host that wrote
-/// it: two hosts must never write one file, one silently over the other.
+/// The files `flat` fetches of a run wrote, each by the host that wrote
+/// it: two hosts must never write one file, one silently over the other
+/// (however the path is spelled: `..` and symlinked directories resolved).
 #[derive(Default)]
 pub struct FlatFiles(Mutex<HashMap<PathBuf, String>>);
 
 impl FlatFiles {
     /// `path` is `host`'s to write, unless another host's already.
     fn claim(&self, path: &Path, host: &str) -> Result<(), TaskError> {
+        let path = resolved(path);
         let mut claimed = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match claimed.get(path) {
+        match claimed.get(&path) {
             Some(owner) if owner != host => Err(TaskError::Local(format!(
-                "fetch dest {}: {owner} fetched into it already in this play; make dest differ per host",
+                "fetch dest {}: {owner} fetched into it already in this run; make dest differ per host",
                 path.display()
             ))),
             _ => {
-                claimed.insert(path.to_path_buf(), host.to_string());
+                claimed.insert(path, host.to_string());
                 Ok(())
             }
         }
     }
+}
+
+/// `path` with `.` and `..` taken out, and its longest existing ancestor's
+/// symlinks resolved: one name per file.
+fn resolved(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut plain = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                plain.pop();
+            }
+            other => plain.push(other),
+        }
+    }
+    let mut rest = Vec::new();
+    let mut existing = plain.as_path();
+    while existing.canonicalize().is_err() {
+        let Some(parent) = existing.parent() else {
+            return plain;
+        };
+        rest.push(existing.file_name().unwrap_or_default().to_os_string());
+        existing = parent;
+    }
+    let mut path = existing
+        .canonicalize()
+        .unwrap_or_else(|_| existing.to_path_buf());
+    path.extend(rest.iter().rev());
+    path
 }
 
 /// Pulls the file into `base`/DEST/HOST/NAME (DEST may be absolute), or
@@ -133,4 +165,29 @@ fn write_chunks(
         }
     }
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_file_however_its_path_is_spelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("link")).unwrap();
+        let flat = FlatFiles::default();
+        flat.claim(&real.join("new/one"), "lab-001").unwrap();
+        for spelled in ["real/x/../new/one", "link/new/one", "./real/new/./one"] {
+            let error = flat
+                .claim(&dir.path().join(spelled), "lab-002")
+                .unwrap_err();
+            assert!(
+                error.to_string().contains("lab-001 fetched into it"),
+                "{spelled}: {error}"
+            );
+        }
+        flat.claim(&real.join("new/one"), "lab-001").unwrap();
+    }
 }
