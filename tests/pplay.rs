@@ -612,6 +612,7 @@ fn bad_input_is_refused_before_any_host_is_contacted() {
         ("tasks:\n  - {run: x, delegate_to: nosuch}\n", "bad.yml:2:5: task `run x`: delegate_to nosuch: not a host of"),
         ("on_failure:\n  - {run: x, run_once: true}\ntasks: []\n", "bad.yml:2:5: on_failure: task `run x`: run_once"),
         ("tasks: []\n---\ntasks: []\n", "expected one YAML document, found several"),
+        ("vars: {batch.hosts: x}\ntasks: []\n", "bad.yml`: variable `batch.hosts` (of the playbook, the inventory or -e) is pplay's own"),
     ];
     for (text, expected) in cases {
         std::fs::write(dir.path().join("bad.yml"), text).unwrap();

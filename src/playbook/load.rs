@@ -165,6 +165,19 @@ impl Play {
             let mut vars = self.vars.clone();
             vars.extend(host.vars.clone());
             vars.extend(extra.clone());
+            if let Some(name) = vars.keys().find(|name| is_builtin(name)) {
+                return Err(YamlError {
+                    path: self.path.clone(),
+                    line: self.line,
+                    column: self.column,
+                    message: format!(
+                        "play `{}`: variable `{name}` (of the playbook, the inventory or -e) is pplay's own \
+                         (host facts, batch variables) for host {}; rename it",
+                        self.name,
+                        host.host.label()
+                    ),
+                });
+            }
             let mut known: Vec<String> = vars.keys().cloned().collect();
             known.extend(FACTS.iter().map(|f| f.to_string()));
             known.extend(carried.iter().cloned());
@@ -315,6 +328,12 @@ fn check_local_side(task: &Task, check: &Check<'_>, prepared: &mut Prepared) -> 
     }
 }
 
+/// Whether a variable name is one pplay sets itself: `host.*` facts and
+/// `batch.*` variables, which nothing else may define or register.
+fn is_builtin(name: &str) -> bool {
+    name.starts_with("host.") || name.starts_with("batch.")
+}
+
 /// The variables a batch hook (and the tasks after it) has of its batch.
 const BATCH_VARS: [&str; 3] = ["batch.hosts", "batch.number", "batch.count"];
 
@@ -453,7 +472,7 @@ fn task(path: &Path, spec: Spanned<TaskSpec>) -> Result<Task, YamlError> {
                 "register: expected a variable name on a `run` task, found `{register}` on `{kind}`"
             )));
         }
-        if register.starts_with("host.") || register.starts_with("batch.") {
+        if is_builtin(register) {
             return Err(error(format!(
                 "register: `{register}` is pplay's own (host facts, batch variables); choose another name"
             )));

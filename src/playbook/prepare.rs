@@ -89,6 +89,21 @@ pub fn delegate_hosts(
     names: &BTreeMap<String, (u64, u64, String)>,
 ) -> Result<HashMap<String, InventoryHost>, PlayError> {
     let mut hosts = HashMap::new();
+    if let Some((line, column, task)) = names.get(LOCALHOST) {
+        if !inventory.select(LOCALHOST).is_empty() {
+            return Err(YamlError {
+                path: play.path.clone(),
+                line: *line,
+                column: *column,
+                message: format!(
+                    "task `{task}`: delegate_to localhost: {} has a host named localhost too; \
+                     `localhost` means this machine, so rename that host",
+                    inventory.path.display()
+                ),
+            }
+            .into());
+        }
+    }
     for (name, (line, column, task)) in names.iter().filter(|(name, _)| *name != LOCALHOST) {
         let host = inventory
             .select(name)
