@@ -3,6 +3,7 @@
 # benchmarks and trying prun by hand.
 #
 #   bench/testfleet.sh up DIR N [--port PORT] [--net A] [--user USER] [--password-auth] [--dropbear]
+#                                [--sshd-option "Keyword value"]...
 #   bench/testfleet.sh down DIR
 #
 # `up` starts ceil(N/16) sshd processes, each listening on 16 addresses
@@ -14,6 +15,7 @@
 #   prun -h DIR/hosts -O UserKnownHostsFile=DIR/known_hosts --identity DIR/id_ed25519 uptime
 # --user creates (if needed) an ordinary user with a plain shell for logins.
 # --password-auth lets sshd accept passwords (of /etc/shadow) as well.
+# --sshd-option adds a line to every sshd_config (KexAlgorithms ...).
 # --dropbear serves the hosts with Dropbear (Debian's dropbear-bin, common
 # on embedded and rescue hosts) instead of OpenSSH, one process per host.
 # Only 127.0.0.0/8 addresses are used. `up` on a DIR whose fleet is still
@@ -68,7 +70,7 @@ plain_root() { # DIR/passwd: /etc/passwd with root at home in DIR/home, in /bin/
 
 up() {
   local dir=$1 count=$2; shift 2
-  local port=2222 user="" passwords=no server=openssh
+  local port=2222 user="" passwords=no server=openssh extra=""
   NET=1
   while [ $# -gt 0 ]; do
     case $1 in
@@ -77,6 +79,8 @@ up() {
       --user) user=$2; shift 2 ;;
       --password-auth) passwords=yes; shift ;;
       --dropbear) server=dropbear; shift ;;
+      --sshd-option) extra="$extra$2
+"; shift 2 ;;
       *) die "unknown argument $1" ;;
     esac
   done
@@ -130,6 +134,7 @@ PrintLastLog no
 Subsystem sftp internal-sftp
 LogLevel INFO
 CONF
+      printf '%s' "$extra"
     } > "$dir/sshd-$g.conf.tmp"
     mv "$dir/sshd-$g.conf.tmp" "$dir/sshd-$g.conf"
     # sshd binds every address before it daemonizes, so the host is

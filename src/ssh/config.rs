@@ -83,6 +83,15 @@ impl ConfigFile {
         if let Some(jumps) = &params.proxy_jump {
             self.set(&mut options, host, "ProxyJump", &jumps.join(","))?;
         }
+        // ssh2-config has applied `+`, `-` and `^` to OpenSSH's lists.
+        let lists = [
+            ("KexAlgorithms", &params.kex_algorithms),
+            ("Ciphers", &params.ciphers),
+            ("MACs", &params.mac),
+        ];
+        for (keyword, list) in lists.into_iter().filter(|(_, l)| !l.is_default()) {
+            self.set(&mut options, host, keyword, &list.algorithms().join(","))?;
+        }
         for (keyword, values) in &params.unsupported_fields {
             if !SUPPORTED_KEYWORDS
                 .iter()

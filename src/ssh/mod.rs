@@ -3,6 +3,7 @@
 //! [`Connector`] per run holds what all hosts share; it knows nothing of
 //! output or of how many hosts run at once.
 
+mod algorithms;
 mod auth;
 mod config;
 mod connect;

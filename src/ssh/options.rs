@@ -2,6 +2,7 @@
 //! arguments of `-x`/`-X`, and `-l`. OpenSSH's rule applies: the first value
 //! given for a keyword wins, except IdentityFile, which accumulates.
 
+use super::algorithms::{resolve, Family};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,11 +13,14 @@ use crate::duration::parse_seconds;
 /// Keywords accepted by `-O`, in the spelling shown to users.
 pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "BatchMode",
+    "Ciphers",
     "ConnectTimeout",
     "GlobalKnownHostsFile",
     "HostName",
     "IdentitiesOnly",
     "IdentityFile",
+    "KexAlgorithms",
+    "MACs",
     "Port",
     "ProxyJump",
     "ServerAliveCountMax",
@@ -48,6 +52,8 @@ pub enum OptionError {
         value: String,
         expected: &'static str,
     },
+    #[error("{keyword}: {message}")]
+    Algorithms { keyword: String, message: String },
     #[error("expected an SSH option as `Keyword=value`, found `{0}`")]
     Syntax(String),
     #[error("unsupported ssh argument `{0}` in -x/-X; supported: -o OPTION, -i KEY, -p PORT, -l USER, -J JUMPS, and the no-ops -T -q -x -a")]
@@ -76,6 +82,11 @@ pub struct SshOptions {
     pub proxy_jump: Option<Vec<String>>,
     /// Offer only the identity files named, not every key of the agent.
     pub identities_only: Option<bool>,
+    /// Key exchanges, ciphers and MACs to offer, in order (see
+    /// [`super::algorithms`]); `None`: OpenSSH's defaults.
+    pub kex_algorithms: Option<Vec<&'static str>>,
+    pub ciphers: Option<Vec<&'static str>>,
+    pub macs: Option<Vec<&'static str>>,
 }
 
 impl SshOptions {
@@ -100,8 +111,17 @@ impl SshOptions {
             value: value.to_string(),
             expected,
         };
+        let algorithms = |family| {
+            resolve(family, value).map_err(|message| OptionError::Algorithms {
+                keyword: keyword.to_string(),
+                message,
+            })
+        };
         match keyword.to_ascii_lowercase().as_str() {
             "user" => set_once(&mut self.user, || Ok(value.to_string()))?,
+            "kexalgorithms" => set_once(&mut self.kex_algorithms, || algorithms(Family::Kex))?,
+            "ciphers" => set_once(&mut self.ciphers, || algorithms(Family::Cipher))?,
+            "macs" => set_once(&mut self.macs, || algorithms(Family::Mac))?,
             "hostname" => set_once(&mut self.host_name, || Ok(value.to_string()))?,
             "proxyjump" => set_once(&mut self.proxy_jump, || Ok(parse_jumps(value)))?,
             "identitiesonly" => set_once(&mut self.identities_only, || {
@@ -184,6 +204,9 @@ impl SshOptions {
         );
         fill(&mut self.proxy_jump, lower.proxy_jump);
         fill(&mut self.identities_only, lower.identities_only);
+        fill(&mut self.kex_algorithms, lower.kex_algorithms);
+        fill(&mut self.ciphers, lower.ciphers);
+        fill(&mut self.macs, lower.macs);
     }
 
     /// Applies pssh's `-x "ARGS"`: a string of ssh arguments split as a shell would.

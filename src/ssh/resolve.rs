@@ -13,6 +13,8 @@ use russh::client;
 use russh::keys::Algorithm;
 use russh::Preferred;
 
+use super::algorithms;
+
 use super::config::ConfigFile;
 use super::identity::{load_default_identities, load_identity, Identity};
 use super::known_hosts::KnownHosts;
@@ -239,7 +241,10 @@ impl<'a> Resolver<'a> {
             .cloned()
             .partition(|a| known.iter().any(|k| same_family(a, k)));
         preferred.extend(rest);
-        let key = format!("{keepalive_interval:?} {keepalive_max} {preferred:?}");
+        let key = format!(
+            "{keepalive_interval:?} {keepalive_max} {preferred:?} {:?} {:?} {:?}",
+            options.kex_algorithms, options.ciphers, options.macs
+        );
         let config = self.russh_configs.entry(key).or_insert_with(|| {
             Arc::new(client::Config {
                 channel_buffer_size: CHANNEL_BUFFER_PACKETS,
@@ -247,7 +252,11 @@ impl<'a> Resolver<'a> {
                 keepalive_max,
                 preferred: Preferred {
                     key: Cow::Owned(preferred),
-                    ..Preferred::DEFAULT
+                    ..algorithms::preferred(
+                        options.kex_algorithms.as_deref(),
+                        options.ciphers.as_deref(),
+                        options.macs.as_deref(),
+                    )
                 },
                 ..Default::default()
             })

@@ -1,0 +1,187 @@
+//! The key exchanges, ciphers and MACs fleet offers a server. By default
+//! OpenSSH's client lists, in OpenSSH's order, less what russh does not
+//! implement (sntrup761, UMAC), so a server hardened the way FIPS or CIS
+//! fleets are (`KexAlgorithms ecdh-sha2-nistp256`, `Ciphers
+//! aes128-gcm@openssh.com`) is reached as `ssh` reaches it. `KexAlgorithms`,
+//! `Ciphers` and `MACs` (ssh_config or -O) change a list as OpenSSH does: a
+//! list replaces it, `+LIST` appends, `-LIST` removes (`*` and `?`
+//! allowed), `^LIST` puts first. Kept here rather than taken from
+//! ssh2-config's rules, whose `-` takes no wildcards and whose `^` repeats
+//! names already in the list.
+
+use russh::{kex, Preferred};
+use std::borrow::Cow;
+
+use crate::pattern::wildcard_match;
+
+/// Which list a keyword sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Kex,
+    Cipher,
+    Mac,
+}
+
+impl Family {
+    /// OpenSSH's defaults that fleet implements, in OpenSSH's order.
+    fn defaults(self) -> &'static [&'static str] {
+        match self {
+            Family::Kex => &[
+                "mlkem768x25519-sha256",
+                "curve25519-sha256",
+                "curve25519-sha256@libssh.org",
+                "ecdh-sha2-nistp256",
+                "ecdh-sha2-nistp384",
+                "ecdh-sha2-nistp521",
+                "diffie-hellman-group-exchange-sha256",
+                "diffie-hellman-group16-sha512",
+                "diffie-hellman-group18-sha512",
+                "diffie-hellman-group14-sha256",
+            ],
+            Family::Cipher => &[
+                "chacha20-poly1305@openssh.com",
+                "aes128-ctr",
+                "aes192-ctr",
+                "aes256-ctr",
+                "aes128-gcm@openssh.com",
+                "aes256-gcm@openssh.com",
+            ],
+            Family::Mac => &[
+                "hmac-sha2-256-etm@openssh.com",
+                "hmac-sha2-512-etm@openssh.com",
+                "hmac-sha1-etm@openssh.com",
+                "hmac-sha2-256",
+                "hmac-sha2-512",
+                "hmac-sha1",
+            ],
+        }
+    }
+
+    /// Everything fleet can offer when asked: the defaults and the legacy
+    /// ones OpenSSH also leaves out by default.
+    fn known(self) -> Vec<&'static str> {
+        let legacy: &[&str] = match self {
+            Family::Kex => &[
+                "diffie-hellman-group15-sha512",
+                "diffie-hellman-group17-sha512",
+                "diffie-hellman-group14-sha1",
+                "diffie-hellman-group-exchange-sha1",
+                "diffie-hellman-group1-sha1",
+            ],
+            Family::Cipher => &["aes128-cbc", "aes192-cbc", "aes256-cbc"],
+            Family::Mac => &[],
+        };
+        self.defaults().iter().chain(legacy).copied().collect()
+    }
+}
+
+/// A list as `spec` changes the defaults. Names fleet does not implement
+/// are left out; a list left empty is an error naming what fleet has.
+pub fn resolve(family: Family, spec: &str) -> Result<Vec<&'static str>, String> {
+    let known = family.known();
+    let mut list: Vec<&'static str> = family.defaults().to_vec();
+    let (rule, names) = match spec.trim().chars().next() {
+        Some(c @ ('+' | '-' | '^')) => (Some(c), &spec.trim()[1..]),
+        _ => (None, spec.trim()),
+    };
+    let named: Vec<&str> = names
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    let implemented = || {
+        named
+            .iter()
+            .filter_map(|name| known.iter().find(|k| *k == name).copied())
+    };
+    match rule {
+        Some('+') => list.extend(implemented().filter(|n| !family.defaults().contains(n))),
+        Some('-') => list.retain(|algo| !named.iter().any(|p| wildcard_match(p, algo))),
+        Some('^') => {
+            let first: Vec<&'static str> = implemented().collect();
+            list.retain(|algo| !first.contains(algo));
+            list.splice(0..0, first);
+        }
+        _ => list = implemented().collect(),
+    }
+    match list.is_empty() {
+        true => Err(format!(
+            "`{spec}` leaves nothing fleet implements; it implements: {}",
+            known.join(",")
+        )),
+        false => Ok(list),
+    }
+}
+
+/// The lists to offer, as russh takes them: `None` keeps the defaults.
+pub fn preferred(
+    kex_algorithms: Option<&[&'static str]>,
+    ciphers: Option<&[&'static str]>,
+    macs: Option<&[&'static str]>,
+) -> Preferred {
+    let kex_list = kex_algorithms.unwrap_or(Family::Kex.defaults());
+    let mut kex: Vec<kex::Name> = names(kex_list);
+    // Not algorithms but signals every OpenSSH client sends.
+    kex.extend([
+        kex::EXTENSION_SUPPORT_AS_CLIENT,
+        kex::EXTENSION_OPENSSH_STRICT_KEX_AS_CLIENT,
+    ]);
+    Preferred {
+        kex: Cow::Owned(kex),
+        cipher: Cow::Owned(names(ciphers.unwrap_or(Family::Cipher.defaults()))),
+        mac: Cow::Owned(names(macs.unwrap_or(Family::Mac.defaults()))),
+        ..Preferred::DEFAULT
+    }
+}
+
+/// Each name as russh's type; `known` lists only names russh has.
+fn names<N: for<'a> TryFrom<&'a str>>(list: &[&str]) -> Vec<N> {
+    list.iter()
+        .filter_map(|name| N::try_from(name).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openssh_modifiers_change_the_default_list() {
+        let kex = |spec| resolve(Family::Kex, spec).unwrap();
+        assert_eq!(
+            kex("ecdh-sha2-nistp256,sntrup761x25519-sha512"),
+            ["ecdh-sha2-nistp256"]
+        );
+        assert_eq!(
+            kex("-ecdh-*,mlkem*,curve25519*,diffie-hellman-group-exchange-sha256"),
+            [
+                "diffie-hellman-group16-sha512",
+                "diffie-hellman-group18-sha512",
+                "diffie-hellman-group14-sha256",
+            ]
+        );
+        let first = kex("^diffie-hellman-group14-sha256");
+        assert_eq!(first[0], "diffie-hellman-group14-sha256");
+        assert_eq!(first.len(), Family::Kex.defaults().len());
+        let more = resolve(Family::Cipher, "+aes128-cbc").unwrap();
+        assert_eq!(more.last(), Some(&"aes128-cbc"));
+        let error = resolve(Family::Kex, "sntrup761x25519-sha512").unwrap_err();
+        assert!(
+            error.contains("leaves nothing fleet implements; it implements: mlkem768"),
+            "{error}"
+        );
+        assert!(resolve(Family::Mac, "-*").is_err());
+    }
+
+    #[test]
+    fn every_name_fleet_offers_is_one_russh_implements() {
+        let preferred = preferred(
+            Some(&Family::Kex.known()),
+            Some(&Family::Cipher.known()),
+            Some(&Family::Mac.known()),
+        );
+        assert_eq!(preferred.kex.len(), Family::Kex.known().len() + 2);
+        assert_eq!(preferred.cipher.len(), Family::Cipher.known().len());
+        assert_eq!(preferred.mac.len(), Family::Mac.known().len());
+    }
+}

@@ -1,0 +1,74 @@
+//! prun against sshd hardened the way FIPS- or CIS-minded fleets are: each
+//! key exchange, cipher and MAC family fleet offers, on a server that
+//! allows only it, and OpenSSH's `+`, `-` and `^` from -O and ssh_config.
+
+mod support;
+
+use support::{run, TestFleet};
+
+/// A one-host fleet whose sshd allows only what `lines` say.
+fn hardened(lines: &[&str]) -> TestFleet {
+    let mut args = Vec::new();
+    for line in lines {
+        args.extend(["--sshd-option", line]);
+    }
+    TestFleet::start_with(1, &args)
+}
+
+#[test]
+fn each_family_reaches_a_server_that_allows_only_it() {
+    let cases: &[&[&str]] = &[
+        &["KexAlgorithms ecdh-sha2-nistp256"],
+        &["KexAlgorithms ecdh-sha2-nistp384"],
+        &["KexAlgorithms diffie-hellman-group14-sha256"],
+        &["KexAlgorithms diffie-hellman-group16-sha512"],
+        &["Ciphers aes128-gcm@openssh.com"],
+        &["Ciphers aes256-ctr", "MACs hmac-sha2-256"],
+        &["Ciphers aes128-ctr", "MACs hmac-sha2-512-etm@openssh.com"],
+    ];
+    for lines in cases {
+        let fleet = hardened(lines);
+        let mut prun = fleet.prun_all();
+        prun.arg("true");
+        let result = run(prun);
+        assert_eq!(result.code(), 0, "{lines:?}: {}", result.stdout_text());
+    }
+}
+
+#[test]
+fn openssh_modifiers_from_the_command_line_and_ssh_config() {
+    let fleet = hardened(&["KexAlgorithms ecdh-sha2-nistp384"]);
+    // Removing what the server insists on: no common key exchange.
+    let mut without = fleet.prun_all();
+    without.args(["-O", "KexAlgorithms=-ecdh-sha2-*", "true"]);
+    let refused = run(without);
+    assert_ne!(refused.code(), 0, "{}", refused.stdout_text());
+    // The same from ssh_config, put first with `^`.
+    let config = fleet.dir().join("ssh_config");
+    let text = format!(
+        "Host *\n  KexAlgorithms ^ecdh-sha2-nistp384\n  IdentityFile {}\n  UserKnownHostsFile {}\n",
+        fleet.key().display(),
+        fleet.known_hosts().display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_prun"));
+    first
+        .arg("-F")
+        .arg(&config)
+        .arg("-h")
+        .arg(fleet.hosts_file())
+        .args(["-l", "root", "true"])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(std::process::Stdio::null());
+    run(first).expect_code(0);
+    // A list of nothing fleet implements is a usage error, before any host.
+    let mut nothing = fleet.prun_all();
+    nothing.args(["-O", "KexAlgorithms=sntrup761x25519-sha512", "true"]);
+    let result = run(nothing);
+    result.expect_code(2);
+    assert!(
+        result.stderr.contains("leaves nothing fleet implements"),
+        "{}",
+        result.stderr
+    );
+}
