@@ -61,6 +61,16 @@ fn openssh_modifiers_from_the_command_line_and_ssh_config() {
         .env_remove("SSH_AUTH_SOCK")
         .stdin(std::process::Stdio::null());
     run(first).expect_code(0);
+    // Keywords pssh users pass that fleet does not act on are ignored.
+    let mut harmless = fleet.prun_all();
+    harmless.args([
+        "-O",
+        "LogLevel=ERROR",
+        "-x",
+        "-o Compression=yes -o ControlMaster=auto",
+    ]);
+    harmless.arg("true");
+    run(harmless).expect_code(0);
     // A list of nothing fleet implements is a usage error, before any host.
     let mut nothing = fleet.prun_all();
     nothing.args(["-O", "KexAlgorithms=sntrup761x25519-sha512", "true"]);

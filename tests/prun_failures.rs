@@ -251,13 +251,13 @@ fn malformed_hosts_file_names_the_line_and_exits_2() {
 #[test]
 fn bad_flags_and_options_exit_2_with_a_reason() {
     let mut unknown = support::tool("prun");
-    unknown.args(["-H", "h", "-O", "Compression=yes", "true"]);
+    unknown.args(["-H", "h", "-O", "ProxyCommand=nc %h %p", "true"]);
     let result = run(unknown);
     result.expect_code(2);
     assert!(
         result
             .stderr
-            .contains("unknown SSH option `Compression`; supported:"),
+            .contains("unknown SSH option `ProxyCommand`; supported:"),
         "{}",
         result.stderr
     );

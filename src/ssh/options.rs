@@ -30,6 +30,36 @@ pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "UserKnownHostsFile",
 ];
 
+/// ssh_config keywords fleet accepts and does not act on, as harmless for
+/// a run: logging, connection sharing, forwarding, terminal niceties.
+/// pssh users' scripts pass them (`-O LogLevel=ERROR`); refusing the run
+/// over them would help no one. Each is ignored with a debug line.
+pub const IGNORED_KEYWORDS: &[&str] = &[
+    "AddKeysToAgent",
+    "CheckHostIP",
+    "ClearAllForwardings",
+    "Compression",
+    "ControlMaster",
+    "ControlPath",
+    "ControlPersist",
+    "EscapeChar",
+    "ExitOnForwardFailure",
+    "ForwardAgent",
+    "ForwardX11",
+    "ForwardX11Timeout",
+    "ForwardX11Trusted",
+    "GSSAPIAuthentication",
+    "GSSAPIDelegateCredentials",
+    "IPQoS",
+    "LogLevel",
+    "Protocol",
+    "SendEnv",
+    "TCPKeepAlive",
+    "UpdateHostKeys",
+    "UseRoaming",
+    "VisualHostKey",
+];
+
 /// What to do with a host key that known_hosts does not vouch for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StrictHostKeyChecking {
@@ -44,7 +74,11 @@ pub enum StrictHostKeyChecking {
 /// A bad `-O` option or `-x` argument; the message names it and what was expected.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum OptionError {
-    #[error("unknown SSH option `{0}`; supported: {list}", list = SUPPORTED_KEYWORDS.join(", "))]
+    #[error(
+        "unknown SSH option `{0}`; supported: {list} (accepted and ignored: {ignored})",
+        list = SUPPORTED_KEYWORDS.join(", "),
+        ignored = IGNORED_KEYWORDS.join(", ")
+    )]
     UnknownKeyword(String),
     #[error("bad value `{value}` for {keyword}: expected {expected}")]
     BadValue {
@@ -167,6 +201,12 @@ impl SshOptions {
                 "yes" => {}
                 _ => return Err(bad("yes (fleet never prompts during a run)")),
             },
+            _ if IGNORED_KEYWORDS
+                .iter()
+                .any(|ignored| ignored.eq_ignore_ascii_case(keyword)) =>
+            {
+                tracing::debug!("{keyword}={value}: fleet does not act on it; ignored");
+            }
             _ => return Err(OptionError::UnknownKeyword(keyword.to_string())),
         }
         Ok(())
@@ -340,8 +380,12 @@ mod tests {
     #[test]
     fn bad_input_is_refused_with_reason() {
         let mut o = SshOptions::default();
-        let err = o.apply_option("Compression=yes").unwrap_err().to_string();
+        let err = o.apply_option("Frobnicate=yes").unwrap_err().to_string();
         assert!(err.contains("supported: BatchMode"), "{err}");
+        // Harmless keywords pssh users pass are accepted and ignored.
+        o.apply_option("LogLevel=ERROR").unwrap();
+        o.apply_ssh_arg_string("-o ControlMaster=auto -o Compression=yes")
+            .unwrap();
         assert!(matches!(
             o.apply_option("Port=http"),
             Err(OptionError::BadValue { .. })
