@@ -157,3 +157,62 @@ fn a_bastion_with_a_wrong_host_key_refuses_everything_behind_it() {
         "a command ran behind a refused bastion"
     );
 }
+
+#[test]
+fn proxy_command_carries_the_connection_through_nc_or_ssh_w() {
+    let fleet = TestFleet::start(3);
+    let net = fleet.net;
+    let log = fleet.dir().join("proxy.log");
+    let ssh_w = format!(
+        "ssh -i {key} -o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes -o BatchMode=yes \
+         -p {port} -W %h:%p root@127.{net}.0.1",
+        key = fleet.key().display(),
+        known = fleet.known_hosts().display(),
+        port = fleet.port,
+    );
+    let config = fleet.dir().join("ssh_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host 127.{net}.0.3\n  ProxyCommand none\n\
+             Host 127.{net}.0.2\n  ProxyCommand {ssh_w}\n\
+             Host *\n  ProxyCommand sh -c 'echo %n >> {log}; exec nc %h %p'\n  Port {port}\n  User root\n\
+             \x20 IdentityFile {key}\n  UserKnownHostsFile {known}\n",
+            log = log.display(),
+            port = fleet.port,
+            key = fleet.key().display(),
+            known = fleet.known_hosts().display(),
+        ),
+    )
+    .unwrap();
+    let mut prun = prun_with_config(&config);
+    prun.args(["-H", &format!("127.{net}.0.[1-3]"), "-i", "echo reached"]);
+    let result = run(prun);
+    result.expect_code(0);
+    assert_eq!(result.stdout_text().matches("reached").count(), 3);
+    // Host 1 went through nc; 2 through `ssh -W` (its own first match);
+    // 3 directly (`ProxyCommand none` comes first for it).
+    let through_nc = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(through_nc, format!("127.{net}.0.1\n"));
+    // A proxy that cannot reach its host says why.
+    std::fs::write(
+        &config,
+        format!(
+            "Host *\n  ProxyCommand nc -w 2 127.{net}.0.1 1\n  User root\n  IdentityFile {key}\n  UserKnownHostsFile {known}\n",
+            key = fleet.key().display(),
+            known = fleet.known_hosts().display(),
+        ),
+    )
+    .unwrap();
+    let mut failing = prun_with_config(&config);
+    failing.args(["-H", &format!("127.{net}.0.1"), "true"]);
+    let failed = run(failing);
+    assert_ne!(failed.code(), 0);
+    assert!(
+        failed
+            .stdout_text()
+            .contains("through ProxyCommand `nc -w 2"),
+        "{}",
+        failed.stdout_text()
+    );
+}

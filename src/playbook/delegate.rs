@@ -34,7 +34,7 @@ pub struct Delegates {
 /// Where a delegated task runs: a local "connection" of its own, or the
 /// delegated host's shared one, held for the task.
 pub enum Delegated {
-    Local(Remote),
+    Local(Box<Remote>),
     Pooled(OwnedMutexGuard<Remote>),
 }
 
@@ -66,7 +66,7 @@ impl Delegates {
     pub async fn get(&self, name: &str) -> Result<Delegated, TaskError> {
         if name == LOCALHOST {
             let local = Remote::local(Arc::clone(&self.connector), self.abort.clone());
-            return Ok(Delegated::Local(local));
+            return Ok(Delegated::Local(Box::new(local)));
         }
         let host = self.hosts.get(name).ok_or_else(|| {
             TaskError::Local(format!("delegate_to {name}: not a host of the inventory"))

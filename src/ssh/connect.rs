@@ -154,7 +154,17 @@ impl Connector {
                 _on_close: closed.clone().drop_guard(),
             };
             let config = Arc::clone(&target.config);
+            let mut proxy = None;
             let mut handle = match via {
+                None if target.proxy_command.is_some() => {
+                    let command = target.proxy_command.as_deref().unwrap_or_default();
+                    let (child, stream) = proxy_command(command)?;
+                    let stderr = Arc::clone(&child.stderr);
+                    proxy = Some(child);
+                    client::connect_stream(config, stream, verifier)
+                        .await
+                        .map_err(|e| proxy_failed(command, e, &stderr))?
+                }
                 None => {
                     let stream = TcpStream::connect((target.address.as_str(), target.port))
                         .await
@@ -184,7 +194,11 @@ impl Connector {
             };
             let agent_keys = self.agent_keys.get_or_init(agent_keys).await;
             authenticate(&mut handle, target, agent_keys, self.password.as_deref()).await?;
-            Ok(Session { handle, closed })
+            Ok(Session {
+                handle,
+                closed,
+                _proxy: proxy,
+            })
         };
         tokio::time::timeout(target.connect_timeout, attempt)
             .await
@@ -197,6 +211,84 @@ pub struct Session {
     pub(super) handle: Handle<HostKeyVerifier>,
     /// Fires when the connection ends: russh drops its handler then.
     closed: CancellationToken,
+    /// The ProxyCommand carrying the connection, killed with it.
+    _proxy: Option<Proxy>,
+}
+
+/// A running ProxyCommand: its process, and the start of what it said on
+/// stderr (for the message when the connection fails).
+pub(super) struct Proxy {
+    _child: tokio::process::Child,
+    stderr: Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+/// Most of a ProxyCommand's stderr kept for a message.
+const PROXY_STDERR: usize = 2048;
+
+/// Starts `command` through `sh -c`, as OpenSSH does; its stdout and stdin
+/// are the connection.
+fn proxy_command(
+    command: &str,
+) -> Result<
+    (
+        Proxy,
+        impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+    ),
+    SshError,
+> {
+    use std::process::Stdio;
+    let mut child = tokio::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            SshError::Connect(std::io::Error::other(format!(
+                "ProxyCommand `{command}`: {e}"
+            )))
+        })?;
+    let (Some(stdin), Some(stdout), Some(mut err)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(SshError::Connect(std::io::Error::other(
+            "ProxyCommand: no pipes",
+        )));
+    };
+    let stderr = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = Arc::clone(&stderr);
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut buffer = [0u8; 1024];
+        while let Ok(read @ 1..) = err.read(&mut buffer).await {
+            let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+            let room = PROXY_STDERR.saturating_sub(kept.len());
+            kept.extend_from_slice(&buffer[..read.min(room)]);
+        }
+    });
+    let proxy = Proxy {
+        _child: child,
+        stderr,
+    };
+    Ok((proxy, tokio::io::join(stdout, stdin)))
+}
+
+/// A connection through a ProxyCommand that failed, with what the command
+/// said on stderr: "connection closed" alone would not say why.
+fn proxy_failed(command: &str, error: SshError, stderr: &std::sync::Mutex<Vec<u8>>) -> SshError {
+    let said = stderr
+        .lock()
+        .map(|s| String::from_utf8_lossy(&s).trim().to_string());
+    let said = said.unwrap_or_default();
+    let detail = match said.is_empty() {
+        true => String::new(),
+        false => format!(" (it said: {})", crate::text::printable(&said)),
+    };
+    SshError::Connect(std::io::Error::other(format!(
+        "through ProxyCommand `{command}`: {error}{detail}"
+    )))
 }
 
 impl Session {

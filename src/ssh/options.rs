@@ -22,6 +22,7 @@ pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "KexAlgorithms",
     "MACs",
     "Port",
+    "ProxyCommand",
     "ProxyJump",
     "ServerAliveCountMax",
     "ServerAliveInterval",
@@ -121,6 +122,10 @@ pub struct SshOptions {
     pub kex_algorithms: Option<Vec<&'static str>>,
     pub ciphers: Option<Vec<&'static str>>,
     pub macs: Option<Vec<&'static str>>,
+    /// A command whose stdin and stdout carry the connection (`%h %p %r
+    /// %n` expanded at connect time); `Some("none")` disables one of lower
+    /// precedence.
+    pub proxy_command: Option<String>,
 }
 
 impl SshOptions {
@@ -158,6 +163,7 @@ impl SshOptions {
             "macs" => set_once(&mut self.macs, || algorithms(Family::Mac))?,
             "hostname" => set_once(&mut self.host_name, || Ok(value.to_string()))?,
             "proxyjump" => set_once(&mut self.proxy_jump, || Ok(parse_jumps(value)))?,
+            "proxycommand" => set_once(&mut self.proxy_command, || Ok(value.to_string()))?,
             "identitiesonly" => set_once(&mut self.identities_only, || {
                 parse_yes_no(value).ok_or_else(|| bad("yes or no"))
             })?,
@@ -247,6 +253,7 @@ impl SshOptions {
         fill(&mut self.kex_algorithms, lower.kex_algorithms);
         fill(&mut self.ciphers, lower.ciphers);
         fill(&mut self.macs, lower.macs);
+        fill(&mut self.proxy_command, lower.proxy_command);
     }
 
     /// Applies pssh's `-x "ARGS"`: a string of ssh arguments split as a shell would.

@@ -20,8 +20,8 @@ use super::identity::{load_default_identities, load_identity, Identity};
 use super::known_hosts::KnownHosts;
 use super::options::{expand_tilde, SshOptions, StrictHostKeyChecking};
 use super::{
-    Secrets, SetupError, DEFAULT_ALIVE_COUNT_MAX, DEFAULT_ALIVE_INTERVAL, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_PORT,
+    shell_quote, Secrets, SetupError, DEFAULT_ALIVE_COUNT_MAX, DEFAULT_ALIVE_INTERVAL,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT,
 };
 use crate::model::{Endpoint, Host};
 
@@ -51,6 +51,9 @@ pub(super) struct Target {
     pub(super) config: Arc<client::Config>,
     /// Bastions, first to last.
     pub(super) jumps: Vec<Arc<Target>>,
+    /// ProxyCommand, its `%` tokens expanded: run through `sh -c`, its
+    /// stdin and stdout carry the connection (when there are no jumps).
+    pub(super) proxy_command: Option<String>,
 }
 
 /// Builds targets, loading each key file, known_hosts set and russh
@@ -156,12 +159,19 @@ impl<'a> Resolver<'a> {
             .clone()
             .unwrap_or_else(|| name.to_string());
         let port = options.port.unwrap_or(DEFAULT_PORT);
+        let user = options.user.clone().unwrap_or_else(local_user_name);
+        let proxy_command = options
+            .proxy_command
+            .as_deref()
+            .filter(|command| !command.trim().eq_ignore_ascii_case("none"))
+            .map(|command| expand_proxy_tokens(command, &address, port, &user, name));
         let known_hosts = self.known_hosts_for(&options)?;
         let config = self.russh_config(&options, &known_hosts.known_algorithms(&address, port));
         Ok(Target {
             label,
             port,
-            user: options.user.clone().unwrap_or_else(local_user_name),
+            user,
+            proxy_command,
             identities: self.identities_for(&options)?,
             identities_only: options.identities_only.unwrap_or(false),
             known_hosts,
@@ -263,6 +273,33 @@ impl<'a> Resolver<'a> {
         });
         Arc::clone(config)
     }
+}
+
+/// ProxyCommand's tokens as OpenSSH expands them: `%h` the host to reach
+/// (HostName), `%p` its port, `%r` the remote user, `%n` the name as given,
+/// `%%` a `%`. The values are quoted for the shell that runs the command.
+fn expand_proxy_tokens(command: &str, host: &str, port: u16, user: &str, name: &str) -> String {
+    let mut expanded = String::with_capacity(command.len());
+    let mut chars = command.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            expanded.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('h') => expanded.push_str(&shell_quote(host)),
+            Some('p') => expanded.push_str(&port.to_string()),
+            Some('r') => expanded.push_str(&shell_quote(user)),
+            Some('n') => expanded.push_str(&shell_quote(name)),
+            Some('%') => expanded.push('%'),
+            Some(other) => {
+                expanded.push('%');
+                expanded.push(other);
+            }
+            None => expanded.push('%'),
+        }
+    }
+    expanded
 }
 
 fn same_family(a: &Algorithm, b: &Algorithm) -> bool {
