@@ -314,3 +314,59 @@ fn revoked_keys_are_refused_and_wildcard_entries_accepted() {
     assert_eq!(stdout.matches("[SUCCESS]").count(), 1, "{stdout}");
     assert!(stdout.contains("is revoked"), "{stdout}");
 }
+
+#[test]
+fn a_terminal_when_asked_and_the_timeout_still_kills_on_it() {
+    let fleet = TestFleet::start(2);
+    let mut plain = fleet.prun_all();
+    plain.args(["-i", "tty || true"]);
+    let result = run(plain);
+    result.expect_code(0);
+    assert_eq!(
+        result.stdout_text().matches("not a tty").count(),
+        2,
+        "{}",
+        result.stdout_text()
+    );
+    for flags in [
+        vec!["--tty"],
+        vec!["-x", "-t"],
+        vec!["-x", "-tt"],
+        vec!["-O", "RequestTTY=yes"],
+    ] {
+        let mut tty = fleet.prun_all();
+        tty.args(&flags).args(["-i", "tty; echo to-stderr >&2"]);
+        let result = run(tty);
+        result.expect_code(0);
+        let stdout = result.stdout_text();
+        assert_eq!(
+            stdout.matches("/dev/pts/").count(),
+            2,
+            "{flags:?}: {stdout}"
+        );
+        // A terminal has one stream: stderr arrives with stdout, and
+        // fleet's own pid line never shows.
+        assert_eq!(
+            stdout.matches("to-stderr").count(),
+            2,
+            "{flags:?}: {stdout}"
+        );
+        assert!(!stdout.contains("fleet-pid"), "{stdout}");
+    }
+    let marker = format!("sleep {}", 40_000 + std::process::id() % 10_000);
+    let mut slow = fleet.prun_all();
+    slow.args(["--tty", "-t", "1", &format!("{marker} & {marker}; wait")]);
+    let result = run(slow);
+    result.expect_code(3);
+    assert_eq!(
+        result.stdout_text().matches("Timed out").count(),
+        2,
+        "{}",
+        result.stdout_text()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !process_running(&marker),
+        "`{marker}` still runs after the timeout on a terminal"
+    );
+}

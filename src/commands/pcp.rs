@@ -77,6 +77,7 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
                 stdin: stdin_of(&items),
                 timeout: cli.common.connect.command_timeout(),
                 probe: (cli.skip_unchanged && only_files).then(|| probe(&remote, &items)),
+                tty: false,
             },
             parallelism: cli.common.connect.parallelism.min(cli.max_transfers) as usize,
             inline: Inline::Note,

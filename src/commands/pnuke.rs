@@ -55,6 +55,7 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
                 stdin: Vec::new(),
                 timeout: cli.common.connect.command_timeout(),
                 probe: None,
+                tty: false,
             },
             parallelism: cli.common.connect.parallelism as usize,
             // The count goes on the status line; --list also prints the processes.

@@ -22,6 +22,9 @@ pub(super) struct Cli {
     /// Read standard input once and send it to every host's command
     #[arg(short = 'I', long = "send-input")]
     send_input: bool,
+    /// Run the command on a terminal (as ssh -t; also -x -t or -O RequestTTY=yes): for sudo's requiretty and commands that want one; its stderr comes with its stdout
+    #[arg(long)]
+    tty: bool,
     /// The command to run, through each host's login shell
     #[arg(
         required = true,
@@ -50,12 +53,14 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
         false => Vec::new(),
     };
     run_tool("prun", &cli.common, stop, |_| {
+        let asked = cli.common.connect.ssh_options(None)?.request_tty;
         Ok(ToolJob {
             job: Job {
                 command: cli.command.join(" "),
                 stdin,
                 timeout: cli.common.connect.command_timeout(),
                 probe: None,
+                tty: cli.tty || asked.unwrap_or(false),
             },
             parallelism: cli.common.connect.parallelism as usize,
             inline: Inline::Off,

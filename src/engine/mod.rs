@@ -37,6 +37,8 @@ pub struct Job {
     /// A quick command run first on each host; when its output says the
     /// host is already as wanted, the main command is not run at all.
     pub probe: Option<Probe>,
+    /// Run the command on a pseudo-terminal (prun `--tty`, `-x -t`).
+    pub tty: bool,
 }
 
 /// A check that can settle a host before the main command (and its stdin)
@@ -163,6 +165,7 @@ impl<E: From<Event> + Send + 'static> HostWorker<E> {
             env: &env,
             stdin: &job.stdin,
             timeout: job.timeout,
+            tty: job.tty,
         };
         tracing::debug!(command = %job.command, "command sent");
         let mut sink = EventSink {

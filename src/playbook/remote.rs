@@ -183,6 +183,7 @@ impl Remote {
                     env: &[],
                     stdin,
                     timeout,
+                    tty: false,
                 };
                 session
                     .run(command, &abort, &mut capture)

@@ -160,6 +160,9 @@ pub struct Command<'a> {
     pub stdin: &'a [StdinPiece],
     /// When to stop the command; `None` waits for ever.
     pub timeout: Option<Duration>,
+    /// Run it on a pseudo-terminal (sudo's `requiretty`, commands that want
+    /// one); its stderr then arrives with its stdout, as with `ssh -t`.
+    pub tty: bool,
 }
 
 impl<'a> Command<'a> {
@@ -170,6 +173,7 @@ impl<'a> Command<'a> {
             env: &[],
             stdin: &[],
             timeout: None,
+            tty: false,
         }
     }
 
@@ -220,7 +224,14 @@ impl Session {
 
     async fn spawn(&self, command: Command<'_>) -> Result<RemoteProcess, SshError> {
         let channel = self.handle.channel_open_session().await?;
-        let watchdog = command.stdin.is_empty();
+        if command.tty {
+            channel
+                .request_pty(true, "xterm", 80, 24, 0, 0, &[])
+                .await?;
+        }
+        // A terminal's hangup ends the command when the connection goes,
+        // which is what the watchdog does otherwise.
+        let watchdog = command.stdin.is_empty() && !command.tty;
         channel
             .exec(true, wrap_command(command.line, command.env, watchdog))
             .await?;
@@ -229,6 +240,7 @@ impl Session {
             reader,
             writer: Some(writer),
             stderr: PidFilter::default(),
+            tty: command.tty,
             session_id: None,
             queued: None,
             exit: None,
@@ -329,9 +341,11 @@ struct RemoteProcess {
     /// Taken by the stdin writer.
     writer: Option<russh::ChannelWriteHalf<russh::client::Msg>>,
     stderr: PidFilter,
+    /// On a terminal, the pid line comes on stdout, among the output.
+    tty: bool,
     session_id: Option<u32>,
-    /// Stderr released together with the pid line, returned right after `Started`.
-    queued: Option<Bytes>,
+    /// Output released together with the pid line, returned right after `Started`.
+    queued: Option<(Stream, Bytes)>,
     exit: Option<RemoteExit>,
     /// The channel has closed; only held stderr and the exit remain to report.
     closed: bool,
@@ -402,37 +416,46 @@ impl RemoteProcess {
     /// The next thing the command did; after [`ProcessEvent::Exited`] it
     /// keeps answering `Exited`.
     async fn next_event(&mut self) -> ProcessEvent {
-        if let Some(data) = self.queued.take() {
-            return ProcessEvent::Output(Stream::Stderr, data);
+        if let Some((stream, data)) = self.queued.take() {
+            return ProcessEvent::Output(stream, data);
         }
         while !self.closed {
-            match self.reader.wait().await {
-                None | Some(ChannelMsg::Close) => self.closed = true,
-                Some(ChannelMsg::Data { data }) => {
+            let (stream, data) = match self.reader.wait().await {
+                None | Some(ChannelMsg::Close) => {
+                    self.closed = true;
+                    continue;
+                }
+                Some(ChannelMsg::Data { data }) if !self.tty => {
                     return ProcessEvent::Output(Stream::Stdout, data)
                 }
-                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
-                    let (session_id, released) = self.stderr.filter(data);
-                    if let Some(session_id) = session_id {
-                        self.session_id = Some(session_id);
-                        self.queued = released;
-                        return ProcessEvent::Started;
-                    }
-                    if let Some(data) = released {
-                        return ProcessEvent::Output(Stream::Stderr, data);
-                    }
-                }
+                Some(ChannelMsg::Data { data }) => (Stream::Stdout, data),
+                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => (Stream::Stderr, data),
                 Some(ChannelMsg::ExitStatus { exit_status }) => {
-                    self.exit = Some(RemoteExit::Code(exit_status))
+                    self.exit = Some(RemoteExit::Code(exit_status));
+                    continue;
                 }
                 Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
-                    self.exit = Some(RemoteExit::Signal(signal_name_of(&signal_name)))
+                    self.exit = Some(RemoteExit::Signal(signal_name_of(&signal_name)));
+                    continue;
                 }
-                Some(_) => {}
+                Some(_) => continue,
+            };
+            let (session_id, released) = self.stderr.filter(data);
+            if let Some(session_id) = session_id {
+                self.session_id = Some(session_id);
+                self.queued = released.map(|data| (stream, data));
+                return ProcessEvent::Started;
+            }
+            if let Some(data) = released {
+                return ProcessEvent::Output(stream, data);
             }
         }
         if let Some(held) = self.stderr.release() {
-            return ProcessEvent::Output(Stream::Stderr, held);
+            let stream = match self.tty {
+                true => Stream::Stdout,
+                false => Stream::Stderr,
+            };
+            return ProcessEvent::Output(stream, held);
         }
         ProcessEvent::Exited(self.exit.clone().unwrap_or(RemoteExit::Lost))
     }
@@ -577,9 +600,10 @@ impl PidFilter {
             let digits_start = start + PID_MARKER.len();
             if let Some(newline) = self.held[digits_start..].iter().position(|&b| b == b'\n') {
                 let digits = &self.held[digits_start..digits_start + newline];
+                // A terminal ends the line with \r\n.
                 let pid = std::str::from_utf8(digits)
                     .ok()
-                    .and_then(|s| s.parse().ok());
+                    .and_then(|s| s.trim_end_matches('\r').parse().ok());
                 self.held.drain(start..=digits_start + newline);
                 return (pid, self.release());
             }

@@ -126,6 +126,9 @@ pub struct SshOptions {
     /// %n` expanded at connect time); `Some("none")` disables one of lower
     /// precedence.
     pub proxy_command: Option<String>,
+    /// A terminal for the command (`-x -t`, `RequestTTY`): prun's own
+    /// command only, never a transfer's.
+    pub request_tty: Option<bool>,
 }
 
 impl SshOptions {
@@ -164,6 +167,13 @@ impl SshOptions {
             "hostname" => set_once(&mut self.host_name, || Ok(value.to_string()))?,
             "proxyjump" => set_once(&mut self.proxy_jump, || Ok(parse_jumps(value)))?,
             "proxycommand" => set_once(&mut self.proxy_command, || Ok(value.to_string()))?,
+            "requesttty" => set_once(&mut self.request_tty, || {
+                match value.to_ascii_lowercase().as_str() {
+                    "yes" | "force" => Ok(true),
+                    "no" | "auto" => Ok(false),
+                    _ => Err(bad("yes, force, no or auto")),
+                }
+            })?,
             "identitiesonly" => set_once(&mut self.identities_only, || {
                 parse_yes_no(value).ok_or_else(|| bad("yes or no"))
             })?,
@@ -254,6 +264,7 @@ impl SshOptions {
         fill(&mut self.ciphers, lower.ciphers);
         fill(&mut self.macs, lower.macs);
         fill(&mut self.proxy_command, lower.proxy_command);
+        fill(&mut self.request_tty, lower.request_tty);
     }
 
     /// Applies pssh's `-x "ARGS"`: a string of ssh arguments split as a shell would.
@@ -269,6 +280,11 @@ impl SshOptions {
         while let Some(arg) = iter.next() {
             match arg.as_str() {
                 "-T" | "-q" | "-x" | "-a" => continue,
+                // ssh's -t (-tt forces one): a terminal for the command.
+                "-t" | "-tt" => {
+                    self.set("RequestTTY", "yes")?;
+                    continue;
+                }
                 _ => {}
             }
             let (flag, attached) = split_flag(arg)?;
