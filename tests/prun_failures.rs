@@ -227,6 +227,28 @@ fn unknown_hosts_are_refused_unless_accept_new_records_them() {
         recorded, expected,
         "every new host recorded once, as whole lines"
     );
+
+    // HashKnownHosts yes (Debian's default): names written hashed, read back.
+    let hashed = fleet.dir().join("hashed_known_hosts");
+    for strict in ["accept-new", "yes"] {
+        let mut prun = support::tool("prun");
+        prun.arg("-O")
+            .arg(format!("UserKnownHostsFile={}", hashed.display()))
+            .args(["-O", &format!("StrictHostKeyChecking={strict}")])
+            .args(["-O", "HashKnownHosts=yes", "--identity"])
+            .arg(fleet.key())
+            .arg("-h")
+            .arg(fleet.hosts_file())
+            .arg("true");
+        run(prun).expect_code(0);
+    }
+    let text = std::fs::read_to_string(&hashed).unwrap();
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("|1|")).count(),
+        20,
+        "{text}"
+    );
+    assert!(!text.contains(&format!("127.{}.", fleet.net)), "{text}");
 }
 
 #[test]

@@ -151,6 +151,7 @@ impl Connector {
                 host: target.address.clone(),
                 port: target.port,
                 strict: target.strict,
+                hash: target.hash_known_hosts,
                 _on_close: closed.clone().drop_guard(),
             };
             let config = Arc::clone(&target.config);
@@ -320,6 +321,8 @@ pub(super) struct HostKeyVerifier {
     host: String,
     port: u16,
     strict: StrictHostKeyChecking,
+    /// Record new keys with the host name hashed.
+    hash: bool,
     _on_close: DropGuard,
 }
 
@@ -366,13 +369,17 @@ impl client::Handler for HostKeyVerifier {
 
 impl HostKeyVerifier {
     async fn record(&self, key: PublicKey) -> Result<(), SshError> {
-        let (known_hosts, host, port) =
-            (Arc::clone(&self.known_hosts), self.host.clone(), self.port);
+        let (known_hosts, host, port, hash) = (
+            Arc::clone(&self.known_hosts),
+            self.host.clone(),
+            self.port,
+            self.hash,
+        );
         let write_error = |source| SshError::KnownHostsWrite {
             host: self.host.clone(),
             source,
         };
-        tokio::task::spawn_blocking(move || known_hosts.append(&host, port, &key))
+        tokio::task::spawn_blocking(move || known_hosts.append(&host, port, &key, hash))
             .await
             .map_err(|join| write_error(std::io::Error::other(join)))?
             .map_err(write_error)

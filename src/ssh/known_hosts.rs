@@ -154,22 +154,49 @@ impl KnownHosts {
     }
 
     /// Records a new key for accept-new. Appends one whole line under a lock,
-    /// so concurrent hosts (and concurrent runs) never tear or lose lines.
-    pub fn append(&self, host: &str, port: u16, key: &PublicKey) -> std::io::Result<()> {
+    /// so concurrent hosts (and concurrent runs) never tear or lose lines;
+    /// with `hash` (ssh_config's `HashKnownHosts yes`, Debian's default) the
+    /// host's name is written hashed, as ssh does, so the file does not
+    /// list the hosts this machine reaches.
+    pub fn append(
+        &self,
+        host: &str,
+        port: u16,
+        key: &PublicKey,
+        hash: bool,
+    ) -> std::io::Result<()> {
         let Some(path) = &self.append_to else {
             return Ok(());
         };
         let openssh = key.to_openssh().map_err(std::io::Error::other)?;
-        let line = format!("{} {}\n", lookup_name(host, port), openssh.trim_end());
+        let key_text = openssh.trim_end();
+        let name = lookup_name(host, port);
+        let plain = format!("{name} {key_text}\n");
         let mut appended = self
             .appended
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if appended.contains(&line) {
+        if appended.contains(&plain) {
             return Ok(());
         }
-        append_line(path, &line)?;
-        appended.insert(line);
+        // Another run may have added the same key since this one loaded
+        // the file: looked for under the lock, hashed or not.
+        let recorded = |known: &[u8]| {
+            let Ok(known) = std::str::from_utf8(known) else {
+                return false;
+            };
+            let Some((names, rest)) = known.split_once(' ') else {
+                return false;
+            };
+            rest.trim_end() == key_text
+                && parse_names(names).is_ok_and(|names| names.matches(&name))
+        };
+        let line = match hash {
+            true => format!("{} {key_text}\n", hashed_name(&name)?),
+            false => plain.clone(),
+        };
+        append_line(path, &line, recorded)?;
+        appended.insert(plain);
         Ok(())
     }
 }
@@ -276,7 +303,21 @@ fn read_known_hosts(path: &Path) -> Result<Option<String>, SetupError> {
     }
 }
 
-fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+/// `|1|SALT|HMAC-SHA1(SALT, NAME)`, as `ssh-keygen -H` writes a name.
+fn hashed_name(name: &str) -> std::io::Result<String> {
+    let mut salt = [0u8; 20];
+    File::open("/dev/urandom")?.read_exact(&mut salt)?;
+    let mut mac = Hmac::<Sha1>::new_from_slice(&salt).map_err(std::io::Error::other)?;
+    mac.update(name.as_bytes());
+    let hash = mac.finalize().into_bytes();
+    Ok(format!(
+        "|1|{}|{}",
+        BASE64.encode(salt),
+        BASE64.encode(hash)
+    ))
+}
+
+fn append_line(path: &Path, line: &str, recorded: impl Fn(&[u8]) -> bool) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -294,10 +335,7 @@ fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
     // file: under the lock, look before appending.
     let mut existing = Vec::new();
     (&file).take(MAX_TEXT_FILE).read_to_end(&mut existing)?;
-    if existing
-        .split(|&b| b == b'\n')
-        .any(|known| known == line.trim_end().as_bytes())
-    {
+    if existing.split(|&b| b == b'\n').any(recorded) {
         return Ok(());
     }
     let text = match existing.last() {
@@ -442,14 +480,35 @@ mod tests {
         let path = dir.path().join("known_hosts");
         // A second run that loaded the file before the first appended.
         let other = KnownHosts::load(std::slice::from_ref(&path), Some(path.clone())).unwrap();
-        known.append("new", 2222, &key(KEY_B)).unwrap();
-        known.append("new", 2222, &key(KEY_B)).unwrap();
-        other.append("new", 2222, &key(KEY_B)).unwrap();
+        known.append("new", 2222, &key(KEY_B), false).unwrap();
+        known.append("new", 2222, &key(KEY_B), false).unwrap();
+        other.append("new", 2222, &key(KEY_B), false).unwrap();
         let text = std::fs::read_to_string(dir.path().join("known_hosts")).unwrap();
         assert_eq!(text, format!("web1 {KEY_A}\n[new]:2222 {KEY_B}\n"));
         let reloaded = KnownHosts::load(&[dir.path().join("known_hosts")], None).unwrap();
         assert_eq!(
             reloaded.check("new", 2222, &key(KEY_B)),
+            HostKeyStatus::Trusted
+        );
+    }
+
+    #[test]
+    fn hashed_names_are_written_once_and_read_back() {
+        let (dir, known) = load(&format!("web1 {KEY_A}"));
+        let path = dir.path().join("known_hosts");
+        let other = KnownHosts::load(std::slice::from_ref(&path), Some(path.clone())).unwrap();
+        known.append("10.0.0.7", 22, &key(KEY_B), true).unwrap();
+        other.append("10.0.0.7", 22, &key(KEY_B), true).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[1].starts_with("|1|") && !text.contains("10.0.0.7"),
+            "{text}"
+        );
+        let reloaded = KnownHosts::load(&[path], None).unwrap();
+        assert_eq!(
+            reloaded.check("10.0.0.7", 22, &key(KEY_B)),
             HostKeyStatus::Trusted
         );
     }

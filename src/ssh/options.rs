@@ -16,6 +16,7 @@ pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "Ciphers",
     "ConnectTimeout",
     "GlobalKnownHostsFile",
+    "HashKnownHosts",
     "HostName",
     "IdentitiesOnly",
     "IdentityFile",
@@ -129,6 +130,8 @@ pub struct SshOptions {
     /// A terminal for the command (`-x -t`, `RequestTTY`): prun's own
     /// command only, never a transfer's.
     pub request_tty: Option<bool>,
+    /// Write hosts' names hashed when accept-new records a key.
+    pub hash_known_hosts: Option<bool>,
 }
 
 impl SshOptions {
@@ -167,6 +170,9 @@ impl SshOptions {
             "hostname" => set_once(&mut self.host_name, || Ok(value.to_string()))?,
             "proxyjump" => set_once(&mut self.proxy_jump, || Ok(parse_jumps(value)))?,
             "proxycommand" => set_once(&mut self.proxy_command, || Ok(value.to_string()))?,
+            "hashknownhosts" => set_once(&mut self.hash_known_hosts, || {
+                parse_yes_no(value).ok_or_else(|| bad("yes or no"))
+            })?,
             "requesttty" => set_once(&mut self.request_tty, || {
                 match value.to_ascii_lowercase().as_str() {
                     "yes" | "force" => Ok(true),
@@ -265,6 +271,7 @@ impl SshOptions {
         fill(&mut self.macs, lower.macs);
         fill(&mut self.proxy_command, lower.proxy_command);
         fill(&mut self.request_tty, lower.request_tty);
+        fill(&mut self.hash_known_hosts, lower.hash_known_hosts);
     }
 
     /// Applies pssh's `-x "ARGS"`: a string of ssh arguments split as a shell would.

@@ -54,6 +54,8 @@ pub(super) struct Target {
     /// ProxyCommand, its `%` tokens expanded: run through `sh -c`, its
     /// stdin and stdout carry the connection (when there are no jumps).
     pub(super) proxy_command: Option<String>,
+    /// accept-new writes the host's name hashed (`HashKnownHosts yes`).
+    pub(super) hash_known_hosts: bool,
 }
 
 /// Builds targets, loading each key file, known_hosts set and russh
@@ -172,6 +174,7 @@ impl<'a> Resolver<'a> {
             port,
             user,
             proxy_command,
+            hash_known_hosts: options.hash_known_hosts.unwrap_or(false),
             identities: self.identities_for(&options)?,
             identities_only: options.identities_only.unwrap_or(false),
             known_hosts,
