@@ -15,6 +15,9 @@ use super::SetupError;
 use crate::duration::MAX_DURATION;
 use crate::text::{read_utf8, TextError};
 
+/// The system-wide ssh_config, read after the user's.
+const SYSTEM_CONFIG: &str = "/etc/ssh/ssh_config";
+
 /// OpenSSH's limit on nested Includes.
 const MAX_INCLUDE_DEPTH: usize = 16;
 /// A Host line no host name matches: where Match blocks go.
@@ -27,6 +30,9 @@ pub struct ConfigFile {
     /// Every line parsed, with the file and line it came from, to say
     /// where a bad value is.
     lines: Vec<Line>,
+    /// The system-wide file, read after this one as OpenSSH does: what
+    /// neither this file nor the command line sets comes from it.
+    then: Option<Box<ConfigFile>>,
 }
 
 /// One line of the flattened config and where it was written.
@@ -39,10 +45,22 @@ struct Line {
 impl ConfigFile {
     /// ~/.ssh/config if it exists; `None` otherwise.
     pub fn load_default() -> Result<Option<Self>, SetupError> {
-        let path = expand_tilde("~/.ssh/config");
-        match path.is_file() {
-            true => Self::load(&path).map(Some),
-            false => Ok(None),
+        Self::load_pair(&expand_tilde("~/.ssh/config"), Path::new(SYSTEM_CONFIG))
+    }
+
+    /// The user's file, then the system's, each where it exists (`-F`
+    /// replaces both).
+    fn load_pair(user: &Path, system: &Path) -> Result<Option<Self>, SetupError> {
+        let system = match system.is_file() {
+            true => Some(Self::load(system)?),
+            false => None,
+        };
+        match (user.is_file(), system) {
+            (true, system) => Ok(Some(ConfigFile {
+                then: system.map(Box::new),
+                ..Self::load(user)?
+            })),
+            (false, system) => Ok(system),
         }
     }
 
@@ -59,6 +77,7 @@ impl ConfigFile {
             path: path.to_path_buf(),
             parsed,
             lines,
+            then: None,
         })
     }
 
@@ -104,6 +123,9 @@ impl ConfigFile {
         }
         for keyword in params.ignored_fields.keys() {
             tracing::debug!(%host, "{}: ignoring unknown keyword {keyword}", self.path.display());
+        }
+        if let Some(then) = &self.then {
+            options.fill_from(then.options_for(host)?);
         }
         Ok(options)
     }
@@ -403,5 +425,28 @@ mod tests {
         );
         let error = ConfigFile::load(&path).err().unwrap().to_string();
         assert!(error.ends_with("/extra:3: expected port number"), "{error}");
+    }
+
+    #[test]
+    fn the_system_file_fills_what_the_users_leaves_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = write_config(dir.path(), "user", "Host *\n  User alice\n");
+        let system = write_config(
+            dir.path(),
+            "system",
+            "Host *\n  User bob\n  Port 2200\n  SendEnv LANG LC_*\n  HashKnownHosts yes\n",
+        );
+        let both = ConfigFile::load_pair(&user, &system).unwrap().unwrap();
+        let options = both.options_for("web1").unwrap();
+        assert_eq!(options.user.as_deref(), Some("alice"));
+        assert_eq!(options.port, Some(2200));
+        assert_eq!(options.hash_known_hosts, Some(true));
+        let missing = dir.path().join("missing");
+        let only_system = ConfigFile::load_pair(&missing, &system).unwrap().unwrap();
+        assert_eq!(
+            only_system.options_for("web1").unwrap().user.as_deref(),
+            Some("bob")
+        );
+        assert!(ConfigFile::load_pair(&missing, &missing).unwrap().is_none());
     }
 }
