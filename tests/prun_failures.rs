@@ -273,13 +273,13 @@ fn malformed_hosts_file_names_the_line_and_exits_2() {
 #[test]
 fn bad_flags_and_options_exit_2_with_a_reason() {
     let mut unknown = support::tool("prun");
-    unknown.args(["-H", "h", "-O", "ProxyCommand=nc %h %p", "true"]);
+    unknown.args(["-H", "h", "-O", "Frobnicate=yes", "true"]);
     let result = run(unknown);
     result.expect_code(2);
     assert!(
         result
             .stderr
-            .contains("unknown SSH option `ProxyCommand`; supported:"),
+            .contains("unknown SSH option `Frobnicate`; supported:"),
         "{}",
         result.stderr
     );
