@@ -82,3 +82,25 @@ fn openssh_modifiers_from_the_command_line_and_ssh_config() {
         result.stderr
     );
 }
+
+#[test]
+fn host_key_algorithms_choose_which_server_keys_are_accepted() {
+    // The test hosts have ed25519 host keys only.
+    let fleet = TestFleet::start(1);
+    for (spec, works) in [
+        ("ssh-ed25519", true),
+        ("^rsa-sha2-512", true),
+        ("rsa-sha2-512,ecdsa-sha2-nistp256", false),
+        ("-ssh-ed25519", false),
+    ] {
+        let mut prun = fleet.prun_all();
+        prun.args(["-O", &format!("HostKeyAlgorithms={spec}"), "true"]);
+        let result = run(prun);
+        assert_eq!(
+            result.code() == 0,
+            works,
+            "{spec}: {}",
+            result.stdout_text()
+        );
+    }
+}

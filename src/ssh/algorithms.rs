@@ -9,6 +9,7 @@
 //! ssh2-config's rules, whose `-` takes no wildcards and whose `^` repeats
 //! names already in the list.
 
+use russh::keys::Algorithm;
 use russh::{kex, Preferred};
 use std::borrow::Cow;
 
@@ -20,6 +21,8 @@ pub enum Family {
     Kex,
     Cipher,
     Mac,
+    /// The server's host key types (`HostKeyAlgorithms`).
+    HostKey,
 }
 
 impl Family {
@@ -46,6 +49,14 @@ impl Family {
                 "aes128-gcm@openssh.com",
                 "aes256-gcm@openssh.com",
             ],
+            Family::HostKey => &[
+                "ssh-ed25519",
+                "ecdsa-sha2-nistp256",
+                "ecdsa-sha2-nistp384",
+                "ecdsa-sha2-nistp521",
+                "rsa-sha2-512",
+                "rsa-sha2-256",
+            ],
             Family::Mac => &[
                 "hmac-sha2-256-etm@openssh.com",
                 "hmac-sha2-512-etm@openssh.com",
@@ -70,6 +81,7 @@ impl Family {
             ],
             Family::Cipher => &["aes128-cbc", "aes192-cbc", "aes256-cbc"],
             Family::Mac => &[],
+            Family::HostKey => &["ssh-rsa"],
         };
         self.defaults().iter().chain(legacy).copied().collect()
     }
@@ -111,6 +123,16 @@ pub fn resolve(family: Family, spec: &str) -> Result<Vec<&'static str>, String> 
         )),
         false => Ok(list),
     }
+}
+
+/// Host key types as russh names them; `None` when not set.
+pub fn host_key_algorithms(list: Option<&[&'static str]>) -> Option<Vec<Algorithm>> {
+    list.map(|names| {
+        names
+            .iter()
+            .filter_map(|name| Algorithm::new(name).ok())
+            .collect()
+    })
 }
 
 /// The lists to offer, as russh takes them: `None` keeps the defaults.

@@ -107,6 +107,7 @@ impl ConfigFile {
             ("KexAlgorithms", &params.kex_algorithms),
             ("Ciphers", &params.ciphers),
             ("MACs", &params.mac),
+            ("HostKeyAlgorithms", &params.host_key_algorithms),
         ];
         for (keyword, list) in lists.into_iter().filter(|(_, l)| !l.is_default()) {
             self.set(&mut options, host, keyword, &list.algorithms().join(","))?;

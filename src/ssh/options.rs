@@ -17,6 +17,7 @@ pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "ConnectTimeout",
     "GlobalKnownHostsFile",
     "HashKnownHosts",
+    "HostKeyAlgorithms",
     "HostName",
     "IdentitiesOnly",
     "IdentityFile",
@@ -123,6 +124,9 @@ pub struct SshOptions {
     pub kex_algorithms: Option<Vec<&'static str>>,
     pub ciphers: Option<Vec<&'static str>>,
     pub macs: Option<Vec<&'static str>>,
+    /// Host key types to accept, in order; `None`: OpenSSH's, the types
+    /// known_hosts has for the host first.
+    pub host_key_algorithms: Option<Vec<&'static str>>,
     /// A command whose stdin and stdout carry the connection (`%h %p %r
     /// %n` expanded at connect time); `Some("none")` disables one of lower
     /// precedence.
@@ -167,6 +171,9 @@ impl SshOptions {
             "kexalgorithms" => set_once(&mut self.kex_algorithms, || algorithms(Family::Kex))?,
             "ciphers" => set_once(&mut self.ciphers, || algorithms(Family::Cipher))?,
             "macs" => set_once(&mut self.macs, || algorithms(Family::Mac))?,
+            "hostkeyalgorithms" => set_once(&mut self.host_key_algorithms, || {
+                algorithms(Family::HostKey)
+            })?,
             "hostname" => set_once(&mut self.host_name, || Ok(value.to_string()))?,
             "proxyjump" => set_once(&mut self.proxy_jump, || Ok(parse_jumps(value)))?,
             "proxycommand" => set_once(&mut self.proxy_command, || Ok(value.to_string()))?,
@@ -269,6 +276,7 @@ impl SshOptions {
         fill(&mut self.kex_algorithms, lower.kex_algorithms);
         fill(&mut self.ciphers, lower.ciphers);
         fill(&mut self.macs, lower.macs);
+        fill(&mut self.host_key_algorithms, lower.host_key_algorithms);
         fill(&mut self.proxy_command, lower.proxy_command);
         fill(&mut self.request_tty, lower.request_tty);
         fill(&mut self.hash_known_hosts, lower.hash_known_hosts);

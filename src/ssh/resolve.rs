@@ -248,12 +248,17 @@ impl<'a> Resolver<'a> {
         let keepalive_max = options
             .server_alive_count_max
             .unwrap_or(DEFAULT_ALIVE_COUNT_MAX);
-        let default = Preferred::DEFAULT.key;
-        let (mut preferred, rest): (Vec<Algorithm>, Vec<Algorithm>) = default
-            .iter()
-            .cloned()
-            .partition(|a| known.iter().any(|k| same_family(a, k)));
-        preferred.extend(rest);
+        let asked = algorithms::host_key_algorithms(options.host_key_algorithms.as_deref());
+        // Given HostKeyAlgorithms is taken as it is, as OpenSSH does.
+        let preferred = asked.unwrap_or_else(|| {
+            let default = Preferred::DEFAULT.key;
+            let (mut preferred, rest): (Vec<Algorithm>, Vec<Algorithm>) = default
+                .iter()
+                .cloned()
+                .partition(|a| known.iter().any(|k| same_family(a, k)));
+            preferred.extend(rest);
+            preferred
+        });
         let key = format!(
             "{keepalive_interval:?} {keepalive_max} {preferred:?} {:?} {:?} {:?}",
             options.kex_algorithms, options.ciphers, options.macs
