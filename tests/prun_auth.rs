@@ -98,6 +98,30 @@ fn agent_keys_authenticate_without_any_key_file() {
         .arg(fleet.hosts_file())
         .arg("true");
     run(prun).expect_code(0);
+    // IdentityAgent names the socket instead of SSH_AUTH_SOCK...
+    let mut named = prun_without_keys(&fleet);
+    named
+        .env_remove("SSH_AUTH_SOCK")
+        .arg("-O")
+        .arg(format!("IdentityAgent={}", agent.socket.display()))
+        .args(["-H", &fleet.host(0), "true"]);
+    run(named).expect_code(0);
+    // ...and `none` turns the agent off.
+    let mut off = prun_without_keys(&fleet);
+    off.env("SSH_AUTH_SOCK", &agent.socket).args([
+        "-O",
+        "IdentityAgent=none",
+        "-H",
+        &fleet.host(0),
+        "true",
+    ]);
+    let result = run(off);
+    result.expect_code(4);
+    assert!(
+        result.stdout_text().contains("tried: nothing"),
+        "{}",
+        result.stdout_text()
+    );
     // And without the agent there is nothing to offer: the error says so.
     let mut bare = prun_without_keys(&fleet);
     bare.args(["-H", &fleet.host(0), "true"]);

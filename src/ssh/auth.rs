@@ -22,9 +22,12 @@ pub(super) async fn authenticate(
 ) -> Result<(), SshError> {
     let user = target.user.as_str();
     let mut tried = Vec::new();
-    let use_agent = !agent_keys.is_empty() && !target.identities_only;
-    if use_agent && authenticate_with_agent(handle, user, agent_keys, &mut tried).await? {
-        return Ok(());
+    let agent = target.agent.as_deref().filter(|_| !target.identities_only);
+    let use_agent = !agent_keys.is_empty() && agent.is_some();
+    if let (true, Some(socket)) = (use_agent, agent) {
+        if authenticate_with_agent(handle, user, socket, agent_keys, &mut tried).await? {
+            return Ok(());
+        }
     }
     for identity in &target.identities {
         let public = identity.key.public_key();
@@ -80,10 +83,11 @@ async fn rsa_hash(
 async fn authenticate_with_agent(
     handle: &mut Handle<HostKeyVerifier>,
     user: &str,
+    socket: &std::path::Path,
     keys: &[PublicKey],
     tried: &mut Vec<String>,
 ) -> Result<bool, SshError> {
-    let mut agent = match AgentClient::connect_env().await {
+    let mut agent = match AgentClient::connect_uds(socket).await {
         Ok(agent) => agent,
         Err(error) => {
             tracing::debug!("ssh-agent unreachable: {error}");

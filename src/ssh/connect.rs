@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -41,7 +42,8 @@ pub struct Connector {
     /// For password and keyboard-interactive authentication (`-A`).
     password: Option<String>,
     /// The keys ssh-agent holds, listed once, at the first connection.
-    agent_keys: OnceCell<Vec<PublicKey>>,
+    /// The keys of each agent socket a host uses, listed once per run.
+    agent_keys: Mutex<HashMap<PathBuf, Arc<OnceCell<Vec<PublicKey>>>>>,
     bastions: Mutex<HashMap<String, BastionCell>>,
     handshakes: Semaphore,
 }
@@ -81,7 +83,7 @@ impl Connector {
         Ok(Connector {
             targets,
             password: secrets.password,
-            agent_keys: OnceCell::new(),
+            agent_keys: Mutex::new(HashMap::new()),
             bastions: Mutex::new(HashMap::new()),
             handshakes: Semaphore::new(MAX_HANDSHAKES),
         })
@@ -142,6 +144,18 @@ impl Connector {
         })
     }
 
+    /// The keys the host's agent holds, asked once per agent per run.
+    async fn agent_keys_of(&self, target: &Target) -> Vec<PublicKey> {
+        let Some(socket) = &target.agent else {
+            return Vec::new();
+        };
+        let cell = {
+            let mut agents = self.agent_keys.lock().await;
+            Arc::clone(agents.entry(socket.clone()).or_default())
+        };
+        cell.get_or_init(|| agent_keys(socket)).await.clone()
+    }
+
     /// Connects `target` directly or through `via`, under its connect timeout.
     async fn handshake(&self, target: &Target, via: Option<&Session>) -> Result<Session, SshError> {
         let attempt = async {
@@ -193,8 +207,8 @@ impl Connector {
                     client::connect_stream(config, channel.into_stream(), verifier).await?
                 }
             };
-            let agent_keys = self.agent_keys.get_or_init(agent_keys).await;
-            authenticate(&mut handle, target, agent_keys, self.password.as_deref()).await?;
+            let agent_keys = self.agent_keys_of(target).await;
+            authenticate(&mut handle, target, &agent_keys, self.password.as_deref()).await?;
             Ok(Session {
                 handle,
                 closed,

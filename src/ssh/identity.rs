@@ -103,12 +103,10 @@ fn check_key_file(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The public keys ssh-agent (SSH_AUTH_SOCK) holds; none without an agent.
-pub async fn agent_keys() -> Vec<PublicKey> {
-    if std::env::var_os("SSH_AUTH_SOCK").is_none() {
-        return Vec::new();
-    }
-    match AgentClient::connect_env().await {
+/// The public keys the ssh-agent listening at `socket` holds; none when
+/// it cannot be reached.
+pub async fn agent_keys(socket: &Path) -> Vec<PublicKey> {
+    match AgentClient::connect_uds(socket).await {
         Ok(mut agent) => match agent.request_identities().await {
             Ok(identities) => identities
                 .iter()
@@ -120,7 +118,7 @@ pub async fn agent_keys() -> Vec<PublicKey> {
             }
         },
         Err(error) => {
-            tracing::warn!("cannot reach ssh-agent at SSH_AUTH_SOCK: {error}");
+            tracing::warn!("cannot reach ssh-agent at {}: {error}", socket.display());
             Vec::new()
         }
     }

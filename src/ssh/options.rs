@@ -19,6 +19,7 @@ pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "HashKnownHosts",
     "HostKeyAlgorithms",
     "HostName",
+    "IdentityAgent",
     "IdentitiesOnly",
     "IdentityFile",
     "KexAlgorithms",
@@ -136,6 +137,8 @@ pub struct SshOptions {
     pub request_tty: Option<bool>,
     /// Write hosts' names hashed when accept-new records a key.
     pub hash_known_hosts: Option<bool>,
+    /// The ssh-agent socket: a path, `SSH_AUTH_SOCK` (the default) or `none`.
+    pub identity_agent: Option<String>,
 }
 
 impl SshOptions {
@@ -177,6 +180,7 @@ impl SshOptions {
             "hostname" => set_once(&mut self.host_name, || Ok(value.to_string()))?,
             "proxyjump" => set_once(&mut self.proxy_jump, || Ok(parse_jumps(value)))?,
             "proxycommand" => set_once(&mut self.proxy_command, || Ok(value.to_string()))?,
+            "identityagent" => set_once(&mut self.identity_agent, || Ok(value.to_string()))?,
             "hashknownhosts" => set_once(&mut self.hash_known_hosts, || {
                 parse_yes_no(value).ok_or_else(|| bad("yes or no"))
             })?,
@@ -280,6 +284,7 @@ impl SshOptions {
         fill(&mut self.proxy_command, lower.proxy_command);
         fill(&mut self.request_tty, lower.request_tty);
         fill(&mut self.hash_known_hosts, lower.hash_known_hosts);
+        fill(&mut self.identity_agent, lower.identity_agent);
     }
 
     /// Applies pssh's `-x "ARGS"`: a string of ssh arguments split as a shell would.

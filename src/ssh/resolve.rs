@@ -56,6 +56,8 @@ pub(super) struct Target {
     pub(super) proxy_command: Option<String>,
     /// accept-new writes the host's name hashed (`HashKnownHosts yes`).
     pub(super) hash_known_hosts: bool,
+    /// The ssh-agent socket to ask for keys; `None`: no agent.
+    pub(super) agent: Option<PathBuf>,
 }
 
 /// Builds targets, loading each key file, known_hosts set and russh
@@ -175,6 +177,7 @@ impl<'a> Resolver<'a> {
             user,
             proxy_command,
             hash_known_hosts: options.hash_known_hosts.unwrap_or(false),
+            agent: agent_socket(options.identity_agent.as_deref()),
             identities: self.identities_for(&options)?,
             identities_only: options.identities_only.unwrap_or(false),
             known_hosts,
@@ -280,6 +283,18 @@ impl<'a> Resolver<'a> {
             })
         });
         Arc::clone(config)
+    }
+}
+
+/// Where the agent is, as `IdentityAgent` says: `none`, `SSH_AUTH_SOCK`
+/// (the default: the environment's), or a socket path (`~` expanded).
+fn agent_socket(setting: Option<&str>) -> Option<PathBuf> {
+    match setting.map(str::trim) {
+        Some(none) if none.eq_ignore_ascii_case("none") => None,
+        None | Some("SSH_AUTH_SOCK") => std::env::var_os("SSH_AUTH_SOCK")
+            .filter(|socket| !socket.is_empty())
+            .map(PathBuf::from),
+        Some(path) => Some(expand_tilde(path)),
     }
 }
 
