@@ -293,3 +293,58 @@ fn rsa_and_ecdsa_keys_authenticate() {
         run(prun).expect_code(0);
     }
 }
+
+#[test]
+fn user_certificates_beside_the_key_or_named_by_certificate_file() {
+    let scratch = tempfile::tempdir().unwrap();
+    let keygen = |args: &[&str]| {
+        let status = Command::new("ssh-keygen").args(args).status().unwrap();
+        assert!(status.success(), "ssh-keygen {args:?}");
+    };
+    let ca = scratch.path().join("ca");
+    let user = scratch.path().join("user");
+    for key in [&ca, &user] {
+        keygen(&[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            &key.to_string_lossy(),
+        ]);
+    }
+    let ca_pub = format!("TrustedUserCAKeys {}.pub", ca.display());
+    let fleet = TestFleet::start_with(1, &["--sshd-option", &ca_pub]);
+    let prun_with = |extra: &[&str]| {
+        let mut prun = prun_without_keys(&fleet);
+        prun.env_remove("SSH_AUTH_SOCK")
+            .arg("--identity")
+            .arg(&user)
+            .args(extra)
+            .args(["-H", &fleet.host(0), "true"]);
+        run(prun)
+    };
+    // The key alone is in no authorized_keys: refused.
+    prun_with(&[]).expect_code(4);
+    let user_pub = format!("{}.pub", user.display());
+    keygen(&[
+        "-q",
+        "-s",
+        &ca.to_string_lossy(),
+        "-I",
+        "fleet-test",
+        "-n",
+        "root",
+        "-V",
+        "-5m:+1h",
+        &user_pub,
+    ]);
+    let beside = scratch.path().join("user-cert.pub");
+    prun_with(&[]).expect_code(0);
+    let elsewhere = scratch.path().join("elsewhere.pub");
+    std::fs::rename(&beside, &elsewhere).unwrap();
+    prun_with(&[]).expect_code(4);
+    let named = format!("CertificateFile={}", elsewhere.display());
+    prun_with(&["-O", &named]).expect_code(0);
+}

@@ -34,6 +34,14 @@ pub(super) async fn authenticate(
         if use_agent && agent_keys.iter().any(|k| k.key_data() == public.key_data()) {
             continue;
         }
+        if let Some(certificate) = &identity.certificate {
+            let key = Arc::clone(&identity.key);
+            let result = handle.authenticate_openssh_cert(user, key, certificate.clone());
+            if result.await?.success() {
+                return Ok(());
+            }
+            tried.push(format!("certificate of {}", identity.path.display()));
+        }
         let hash = rsa_hash(handle, public).await?;
         let key = PrivateKeyWithHashAlg::new(Arc::clone(&identity.key), hash);
         if handle.authenticate_publickey(user, key).await?.success() {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use russh::keys::agent::client::AgentClient;
+use russh::keys::Certificate;
 use russh::keys::{PrivateKey, PublicKey};
 
 use super::{Secrets, SetupError};
@@ -18,6 +19,9 @@ const DEFAULT_KEY_FILES: &[&str] = &["id_rsa", "id_ecdsa", "id_ed25519"];
 pub struct Identity {
     pub path: PathBuf,
     pub key: Arc<PrivateKey>,
+    /// Its OpenSSH certificate, offered before the bare key: KEY-cert.pub
+    /// beside it, or a `CertificateFile` for the same key.
+    pub certificate: Option<Certificate>,
 }
 
 /// OpenSSH's default key files in ~/.ssh that exist and load; the others
@@ -64,10 +68,33 @@ pub fn load_identity(path: &Path, secrets: &Secrets) -> Result<Identity, SetupEr
         }
         Err(error) => return Err(key_error(format!("not a usable private key ({error})"))),
     };
+    let certificate = beside_certificate(path, &key);
     Ok(Identity {
         path: path.to_path_buf(),
         key: Arc::new(key),
+        certificate,
     })
+}
+
+/// KEY-cert.pub, as ssh finds it, when it certifies this key.
+fn beside_certificate(path: &Path, key: &PrivateKey) -> Option<Certificate> {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-cert.pub");
+    let certificate = load_certificate(Path::new(&name)).ok()?;
+    certifies(&certificate, key).then_some(certificate)
+}
+
+/// An OpenSSH certificate file (`ssh-keygen -s` writes them).
+pub fn load_certificate(path: &Path) -> Result<Certificate, String> {
+    let text = crate::text::read_bounded(path, 1024 * 1024)
+        .and_then(crate::text::decode)
+        .map_err(|e| e.to_string())?;
+    Certificate::from_openssh(text.trim()).map_err(|e| format!("not an OpenSSH certificate ({e})"))
+}
+
+/// Whether `certificate` is for `key`.
+pub fn certifies(certificate: &Certificate, key: &PrivateKey) -> bool {
+    certificate.public_key() == key.public_key().key_data()
 }
 
 /// A private key must be a file, and, like OpenSSH, fleet refuses one of

@@ -13,6 +13,7 @@ use crate::duration::parse_seconds;
 /// Keywords accepted by `-O`, in the spelling shown to users.
 pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "BatchMode",
+    "CertificateFile",
     "Ciphers",
     "ConnectTimeout",
     "GlobalKnownHostsFile",
@@ -139,6 +140,8 @@ pub struct SshOptions {
     pub hash_known_hosts: Option<bool>,
     /// The ssh-agent socket: a path, `SSH_AUTH_SOCK` (the default) or `none`.
     pub identity_agent: Option<String>,
+    /// OpenSSH certificates for identities (accumulate, as IdentityFile).
+    pub certificate_files: Vec<PathBuf>,
 }
 
 impl SshOptions {
@@ -202,6 +205,7 @@ impl SshOptions {
                     .ok_or_else(|| bad("a port from 1 to 65535"))
             })?,
             "identityfile" => self.identity_files.push(expand_tilde(value)),
+            "certificatefile" => self.certificate_files.push(expand_tilde(value)),
             "userknownhostsfile" => {
                 set_once(&mut self.user_known_hosts_files, || Ok(path_list(value)))?
             }
@@ -257,6 +261,7 @@ impl SshOptions {
         fill(&mut self.user, lower.user);
         fill(&mut self.port, lower.port);
         self.identity_files.extend(lower.identity_files);
+        self.certificate_files.extend(lower.certificate_files);
         fill(
             &mut self.user_known_hosts_files,
             lower.user_known_hosts_files,

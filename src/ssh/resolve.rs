@@ -16,7 +16,9 @@ use russh::Preferred;
 use super::algorithms;
 
 use super::config::ConfigFile;
-use super::identity::{load_default_identities, load_identity, Identity};
+use super::identity::{
+    certifies, load_certificate, load_default_identities, load_identity, Identity,
+};
 use super::known_hosts::KnownHosts;
 use super::options::{expand_tilde, SshOptions, StrictHostKeyChecking};
 use super::{
@@ -194,6 +196,27 @@ impl<'a> Resolver<'a> {
     /// The named key files that can be used, or OpenSSH's default ones when
     /// none is named. A broken file from ssh_config is warned about once.
     fn identities_for(&mut self, options: &SshOptions) -> Result<Vec<Identity>, SetupError> {
+        let mut identities = self.keys_for(options)?;
+        for path in &options.certificate_files {
+            let certificate = load_certificate(path).map_err(|reason| SetupError::Key {
+                path: path.clone(),
+                reason,
+            })?;
+            match identities
+                .iter_mut()
+                .find(|i| certifies(&certificate, &i.key))
+            {
+                Some(identity) => identity.certificate = Some(certificate),
+                None => tracing::warn!(
+                    "CertificateFile {}: no identity of this host has its key",
+                    path.display()
+                ),
+            }
+        }
+        Ok(identities)
+    }
+
+    fn keys_for(&mut self, options: &SshOptions) -> Result<Vec<Identity>, SetupError> {
         if options.identity_files.is_empty() {
             if self.defaults.is_none() {
                 self.defaults = Some(load_default_identities());
