@@ -4,6 +4,7 @@
 #
 #   bench/testfleet.sh up DIR N [--port PORT] [--net A] [--user USER] [--password-auth] [--dropbear]
 #                                [--sshd-option "Keyword value"]...
+#                                [--host-ca CA_KEY [--host-cert-validity SPEC] [--host-cert-principals LIST]]
 #   bench/testfleet.sh down DIR
 #
 # `up` starts ceil(N/16) sshd processes, each listening on 16 addresses
@@ -16,6 +17,8 @@
 # --user creates (if needed) an ordinary user with a plain shell for logins.
 # --password-auth lets sshd accept passwords (of /etc/shadow) as well.
 # --sshd-option adds a line to every sshd_config (KexAlgorithms ...).
+# --host-ca signs each host key with CA_KEY (ssh-keygen -h; principals: the
+# host addresses, validity -5m:+1h unless given) and serves the certificate.
 # --dropbear serves the hosts with Dropbear (Debian's dropbear-bin, common
 # on embedded and rescue hosts) instead of OpenSSH, one process per host.
 # Only 127.0.0.0/8 addresses are used. `up` on a DIR whose fleet is still
@@ -70,7 +73,7 @@ plain_root() { # DIR/passwd: /etc/passwd with root at home in DIR/home, in /bin/
 
 up() {
   local dir=$1 count=$2; shift 2
-  local port=2222 user="" passwords=no server=openssh extra=""
+  local port=2222 user="" passwords=no server=openssh extra="" host_ca="" validity="-5m:+1h" principals=""
   NET=1
   while [ $# -gt 0 ]; do
     case $1 in
@@ -81,6 +84,9 @@ up() {
       --dropbear) server=dropbear; shift ;;
       --sshd-option) extra="$extra$2
 "; shift 2 ;;
+      --host-ca) host_ca=$2; shift 2 ;;
+      --host-cert-validity) validity=$2; shift 2 ;;
+      --host-cert-principals) principals=$2; shift 2 ;;
       *) die "unknown argument $1" ;;
     esac
   done
@@ -107,6 +113,18 @@ up() {
   for g in $(seq 0 $(( groups - 1 ))); do
     [ -f "$dir/hostkey-$g" ] || ssh-keygen -q -t ed25519 -N '' -C "testfleet-$g" -f "$dir/hostkey-$g"
     key=$(cut -d' ' -f1,2 "$dir/hostkey-$g.pub")
+    local certificate=""
+    if [ -n "$host_ca" ]; then
+      local names=$principals
+      if [ -z "$names" ]; then
+        names=$(for i in $(seq $(( g * PER_PROCESS )) $(( g * PER_PROCESS + PER_PROCESS - 1 ))); do
+          if [ "$i" -lt "$count" ]; then address "$i"; fi; done | paste -sd, -)
+      fi
+      rm -f "$dir/hostkey-$g-cert.pub"
+      ssh-keygen -q -s "$host_ca" -I "testfleet-$g" -h -n "$names" -V "$validity" "$dir/hostkey-$g.pub"
+      certificate="HostCertificate $dir/hostkey-$g-cert.pub
+"
+    fi
     {
       for i in $(seq $(( g * PER_PROCESS )) $(( g * PER_PROCESS + PER_PROCESS - 1 ))); do
         [ "$i" -lt "$count" ] || break
@@ -134,7 +152,7 @@ PrintLastLog no
 Subsystem sftp internal-sftp
 LogLevel INFO
 CONF
-      printf '%s' "$extra"
+      printf '%s%s' "$certificate" "$extra"
     } > "$dir/sshd-$g.conf.tmp"
     mv "$dir/sshd-$g.conf.tmp" "$dir/sshd-$g.conf"
     # sshd binds every address before it daemonizes, so the host is

@@ -3,9 +3,10 @@
 
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
-use support::{free_port, process_running, run, TestFleet};
+use support::{free_port, process_running, run, Run, TestFleet};
 
 #[test]
 fn refused_port_is_an_ssh_error() {
@@ -391,4 +392,81 @@ fn a_terminal_when_asked_and_the_timeout_still_kills_on_it() {
         !process_running(&marker),
         "`{marker}` still runs after the timeout on a terminal"
     );
+}
+
+/// A one-host fleet whose host key is certified by `ca` with `extra`
+/// testfleet flags, and a known_hosts that trusts only the CA.
+fn certified_host(ca: &Path, extra: &[&str]) -> (TestFleet, std::path::PathBuf) {
+    let ca_text = ca.to_string_lossy().into_owned();
+    let mut args = vec!["--host-ca", ca_text.as_str()];
+    args.extend(extra);
+    let fleet = TestFleet::start_with(1, &args);
+    let known = fleet.dir().join("ca_known_hosts");
+    let ca_pub = std::fs::read_to_string(format!("{}.pub", ca.display())).unwrap();
+    let line = format!(
+        "@cert-authority [{}]:{} {}",
+        fleet.address(0),
+        fleet.port,
+        ca_pub.trim()
+    );
+    std::fs::write(&known, format!("{line}\n")).unwrap();
+    (fleet, known)
+}
+
+fn prun_trusting(fleet: &TestFleet, known: &Path) -> Run {
+    let mut prun = support::tool("prun");
+    prun.arg("-O")
+        .arg(format!("UserKnownHostsFile={}", known.display()))
+        .arg("--identity")
+        .arg(fleet.key())
+        .args(["-H", &fleet.host(0), "true"]);
+    run(prun)
+}
+
+#[test]
+fn host_certificates_are_checked_for_ca_validity_principal_and_revocation() {
+    let scratch = tempfile::tempdir().unwrap();
+    let ca = scratch.path().join("host_ca");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&ca)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (fleet, known) = certified_host(&ca, &[]);
+    prun_trusting(&fleet, &known).expect_code(0);
+    // @revoked on the CA wins over @cert-authority.
+    let ca_pub = std::fs::read_to_string(format!("{}.pub", ca.display())).unwrap();
+    let trusted = std::fs::read_to_string(&known).unwrap();
+    let revoked = format!("{trusted}@revoked * {}\n", ca_pub.trim());
+    std::fs::write(&known, revoked).unwrap();
+    let result = prun_trusting(&fleet, &known);
+    result.expect_code(4);
+    assert!(
+        result.stdout_text().contains("host certificate of"),
+        "{}",
+        result.stdout_text()
+    );
+    assert!(
+        result.stdout_text().contains("revoked in"),
+        "{}",
+        result.stdout_text()
+    );
+    drop(fleet);
+    for (flags, words) in [
+        (vec!["--host-cert-validity", "-2h:-1h"], "expired at"),
+        (
+            vec!["--host-cert-principals", "someone-else"],
+            "valid for someone-else",
+        ),
+    ] {
+        let (fleet, known) = certified_host(&ca, &flags);
+        let result = prun_trusting(&fleet, &known);
+        result.expect_code(4);
+        assert!(
+            result.stdout_text().contains(words),
+            "{flags:?}: {}",
+            result.stdout_text()
+        );
+    }
 }

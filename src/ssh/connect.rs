@@ -347,11 +347,21 @@ impl client::Handler for HostKeyVerifier {
         &mut self,
         offered: &PublicKeyOrCertificate,
     ) -> Result<bool, SshError> {
-        // Certificate algorithms are never advertised, so a server cannot send one.
-        let PublicKeyOrCertificate::PublicKey { key, .. } = offered else {
-            return Ok(false);
-        };
         let name = super::lookup_name(&self.host, self.port);
+        let key = match offered {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key,
+            // Asked for only when a @cert-authority line names the host.
+            PublicKeyOrCertificate::Certificate(certificate) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                return self
+                    .known_hosts
+                    .check_certificate(&self.host, self.port, certificate, now)
+                    .map(|()| true)
+                    .map_err(|reason| SshError::HostCertificate { host: name, reason });
+            }
+        };
         match self.known_hosts.check(&self.host, self.port, key) {
             HostKeyStatus::Trusted => Ok(true),
             HostKeyStatus::Revoked { file, line } => Err(SshError::HostKeyRevoked {

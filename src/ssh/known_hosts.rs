@@ -16,7 +16,8 @@ use std::sync::Mutex;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use russh::keys::{Algorithm, PublicKey};
+use russh::keys::ssh_key::certificate::CertType;
+use russh::keys::{Algorithm, Certificate, PublicKey};
 use sha1::Sha1;
 
 use super::SetupError;
@@ -49,6 +50,8 @@ enum Names {
 enum Marker {
     None,
     Revoked,
+    /// The key is a CA whose host certificates are trusted for the names.
+    CertAuthority,
 }
 
 /// One usable known_hosts line.
@@ -122,7 +125,7 @@ impl KnownHosts {
                         line: entry.line,
                     }
                 }
-                Marker::Revoked => {}
+                Marker::Revoked | Marker::CertAuthority => {}
                 Marker::None if same_key => trusted = true,
                 Marker::None if entry.key.algorithm() == key.algorithm() && changed.is_none() => {
                     changed = Some((entry.file.clone(), entry.line))
@@ -135,6 +138,69 @@ impl KnownHosts {
             (false, Some((file, line))) => HostKeyStatus::Changed { file, line },
             (false, None) => HostKeyStatus::Unknown,
         }
+    }
+
+    /// Whether a `@cert-authority` line names the host: its certificates
+    /// are then asked for, and judged by [`KnownHosts::check_certificate`].
+    pub fn has_cert_authority(&self, host: &str, port: u16) -> bool {
+        let name = lookup_name(host, port);
+        self.entries
+            .iter()
+            .any(|e| e.marker == Marker::CertAuthority && e.names.matches(&name))
+    }
+
+    /// Judges a host certificate as OpenSSH does: `@revoked` (of the key
+    /// or the CA) wins; then it must be a host certificate, signed by a CA
+    /// a `@cert-authority` line trusts for this host, its signature good,
+    /// `now` (seconds since the epoch) within its validity, and `host`
+    /// among its principals (when it names any).
+    pub fn check_certificate(
+        &self,
+        host: &str,
+        port: u16,
+        certificate: &Certificate,
+        now: u64,
+    ) -> Result<(), String> {
+        let name = lookup_name(host, port);
+        let lines = || self.entries.iter().filter(|e| e.names.matches(&name));
+        let ca = certificate.signature_key();
+        if let Some(revoked) = lines().find(|e| {
+            e.marker == Marker::Revoked
+                && (e.key.key_data() == certificate.public_key() || e.key.key_data() == ca)
+        }) {
+            return Err(format!(
+                "revoked in {}:{}",
+                revoked.file.display(),
+                revoked.line
+            ));
+        }
+        if certificate.cert_type() != CertType::Host {
+            return Err("it is a user certificate, not a host certificate".into());
+        }
+        if !lines().any(|e| e.marker == Marker::CertAuthority && e.key.key_data() == ca) {
+            return Err(format!(
+                "signed by a CA no @cert-authority line trusts for {name}"
+            ));
+        }
+        certificate
+            .verify_signature()
+            .map_err(|_| "its signature does not verify".to_string())?;
+        let (after, before) = (certificate.valid_after(), certificate.valid_before());
+        if now < after {
+            return Err(format!(
+                "not valid before {after} (seconds since 1970); now is {now}"
+            ));
+        }
+        if now >= before {
+            return Err(format!(
+                "expired at {before} (seconds since 1970); now is {now}"
+            ));
+        }
+        let principals = certificate.valid_principals();
+        if !principals.is_empty() && !principals.iter().any(|p| p == host) {
+            return Err(format!("valid for {}, not {host}", principals.join(", ")));
+        }
+        Ok(())
     }
 
     /// Key algorithms known for the host, so the connection can ask the server
@@ -247,10 +313,7 @@ fn parse_line(line: &str) -> Result<Option<ParsedLine>, String> {
     let mut first = fields.next().unwrap_or_default();
     let marker = match first {
         "@revoked" => Marker::Revoked,
-        "@cert-authority" => {
-            tracing::warn!("host certificates are not supported; ignoring an @cert-authority line");
-            return Ok(None);
-        }
+        "@cert-authority" => Marker::CertAuthority,
         other if other.starts_with('@') => return Err(format!("unknown marker {other}")),
         _ => Marker::None,
     };

@@ -120,6 +120,8 @@ pub enum SshError {
         file: PathBuf,
         line: usize,
     },
+    #[error("host certificate of {host} refused: {reason}")]
+    HostCertificate { host: String, reason: String },
     #[error("cannot record the host key of {host}: {source}")]
     KnownHostsWrite {
         host: String,
@@ -150,6 +152,7 @@ impl SshError {
             SshError::HostKeyUnknown { .. }
                 | SshError::HostKeyChanged { .. }
                 | SshError::HostKeyRevoked { .. }
+                | SshError::HostCertificate { .. }
                 | SshError::Auth { .. }
         )
     }

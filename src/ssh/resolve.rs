@@ -172,7 +172,9 @@ impl<'a> Resolver<'a> {
             .filter(|command| !command.trim().eq_ignore_ascii_case("none"))
             .map(|command| expand_proxy_tokens(command, &address, port, &user, name));
         let known_hosts = self.known_hosts_for(&options)?;
-        let config = self.russh_config(&options, &known_hosts.known_algorithms(&address, port));
+        let known = known_hosts.known_algorithms(&address, port);
+        let certificates = known_hosts.has_cert_authority(&address, port);
+        let config = self.russh_config(&options, &known, certificates);
         Ok(Target {
             label,
             port,
@@ -266,7 +268,12 @@ impl<'a> Resolver<'a> {
     /// Keepalives as configured, and the server asked first for a host-key
     /// type known_hosts already has for it, as OpenSSH does; otherwise a host
     /// with only an ECDSA entry would offer ed25519 and be refused as unknown.
-    fn russh_config(&mut self, options: &SshOptions, known: &[Algorithm]) -> Arc<client::Config> {
+    fn russh_config(
+        &mut self,
+        options: &SshOptions,
+        known: &[Algorithm],
+        certificates: bool,
+    ) -> Arc<client::Config> {
         let interval = options
             .server_alive_interval
             .unwrap_or(DEFAULT_ALIVE_INTERVAL);
@@ -286,7 +293,7 @@ impl<'a> Resolver<'a> {
             preferred
         });
         let key = format!(
-            "{keepalive_interval:?} {keepalive_max} {preferred:?} {:?} {:?} {:?}",
+            "{keepalive_interval:?} {keepalive_max} {preferred:?} {:?} {:?} {:?} {certificates}",
             options.kex_algorithms, options.ciphers, options.macs
         );
         let config = self.russh_configs.entry(key).or_insert_with(|| {
@@ -295,6 +302,11 @@ impl<'a> Resolver<'a> {
                 keepalive_interval,
                 keepalive_max,
                 preferred: Preferred {
+                    // Certificates are asked for where a CA is trusted.
+                    host_key_certificates: match certificates {
+                        true => Cow::Owned(preferred.clone()),
+                        false => Cow::Borrowed(&[]),
+                    },
                     key: Cow::Owned(preferred),
                     ..algorithms::preferred(
                         options.kex_algorithms.as_deref(),
