@@ -45,8 +45,14 @@ fn openssh_modifiers_from_the_command_line_and_ssh_config() {
     assert_ne!(refused.code(), 0, "{}", refused.stdout_text());
     // One line naming both sides' lists.
     let stdout = refused.stdout_text();
-    assert!(stdout.contains("No common Kex algorithm - ours: [\"mlkem768x25519-sha256\""), "{stdout}");
-    assert!(stdout.contains("theirs: [\"ecdh-sha2-nistp384\""), "{stdout}");
+    assert!(
+        stdout.contains("No common Kex algorithm - ours: [\"mlkem768x25519-sha256\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("theirs: [\"ecdh-sha2-nistp384\""),
+        "{stdout}"
+    );
     // The same from ssh_config, put first with `^`.
     let config = fleet.dir().join("ssh_config");
     let text = format!(

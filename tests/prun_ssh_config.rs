@@ -216,3 +216,32 @@ fn proxy_command_carries_the_connection_through_nc_or_ssh_w() {
         failed.stdout_text()
     );
 }
+
+#[test]
+fn connection_attempts_try_again_while_the_connection_fails() {
+    let fleet = TestFleet::start(1);
+    let net = fleet.net;
+    let tried = fleet.dir().join("tried-once");
+    // A proxy that fails the first time it runs, then carries the connection.
+    let config = fleet.dir().join("ssh_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host *\n  ProxyCommand sh -c 'if [ -e {tried} ]; then exec nc %h %p; fi; touch {tried}; exit 1'\n\
+             \x20 Port {port}\n  User root\n  IdentityFile {key}\n  UserKnownHostsFile {known}\n",
+            tried = tried.display(),
+            port = fleet.port,
+            key = fleet.key().display(),
+            known = fleet.known_hosts().display(),
+        ),
+    )
+    .unwrap();
+    let host = format!("127.{net}.0.1");
+    let mut once = prun_with_config(&config);
+    once.args(["-H", &host, "true"]);
+    assert_ne!(run(once).code(), 0);
+    std::fs::remove_file(&tried).unwrap();
+    let mut twice = prun_with_config(&config);
+    twice.args(["-O", "ConnectionAttempts=2", "-H", &host, "true"]);
+    run(twice).expect_code(0);
+}

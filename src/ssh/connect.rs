@@ -157,7 +157,27 @@ impl Connector {
     }
 
     /// Connects `target` directly or through `via`, under its connect timeout.
+    /// Connects `target`, trying `ConnectionAttempts` times a second apart
+    /// while the connection itself fails (never after a host key or
+    /// authentication refusal).
     async fn handshake(&self, target: &Target, via: Option<&Session>) -> Result<Session, SshError> {
+        let mut attempt = 1;
+        loop {
+            match self.attempt(target, via).await {
+                Err(SshError::Connect(_) | SshError::ConnectTimeout(_))
+                    if attempt < target.connection_attempts =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// One attempt at connecting `target` directly or through `via`, under
+    /// its connect timeout.
+    async fn attempt(&self, target: &Target, via: Option<&Session>) -> Result<Session, SshError> {
         let attempt = async {
             let closed = CancellationToken::new();
             let verifier = HostKeyVerifier {

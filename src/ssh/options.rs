@@ -16,6 +16,7 @@ pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "CertificateFile",
     "Ciphers",
     "ConnectTimeout",
+    "ConnectionAttempts",
     "GlobalKnownHostsFile",
     "HashKnownHosts",
     "HostKeyAlgorithms",
@@ -142,6 +143,8 @@ pub struct SshOptions {
     pub identity_agent: Option<String>,
     /// OpenSSH certificates for identities (accumulate, as IdentityFile).
     pub certificate_files: Vec<PathBuf>,
+    /// Tries at connecting, a second apart (1 to 100).
+    pub connection_attempts: Option<u32>,
 }
 
 impl SshOptions {
@@ -206,6 +209,13 @@ impl SshOptions {
             })?,
             "identityfile" => self.identity_files.push(expand_tilde(value)),
             "certificatefile" => self.certificate_files.push(expand_tilde(value)),
+            "connectionattempts" => set_once(&mut self.connection_attempts, || {
+                value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| bad("a number of tries from 1 to 100"))
+            })?,
             "userknownhostsfile" => {
                 set_once(&mut self.user_known_hosts_files, || Ok(path_list(value)))?
             }
@@ -262,6 +272,7 @@ impl SshOptions {
         fill(&mut self.port, lower.port);
         self.identity_files.extend(lower.identity_files);
         self.certificate_files.extend(lower.certificate_files);
+        fill(&mut self.connection_attempts, lower.connection_attempts);
         fill(
             &mut self.user_known_hosts_files,
             lower.user_known_hosts_files,

@@ -60,6 +60,8 @@ pub(super) struct Target {
     pub(super) hash_known_hosts: bool,
     /// The ssh-agent socket to ask for keys; `None`: no agent.
     pub(super) agent: Option<PathBuf>,
+    /// Tries at connecting, a second apart (`ConnectionAttempts`).
+    pub(super) connection_attempts: u32,
 }
 
 /// Builds targets, loading each key file, known_hosts set and russh
@@ -182,6 +184,7 @@ impl<'a> Resolver<'a> {
             proxy_command,
             hash_known_hosts: options.hash_known_hosts.unwrap_or(false),
             agent: agent_socket(options.identity_agent.as_deref()),
+            connection_attempts: options.connection_attempts.unwrap_or(1),
             identities: self.identities_for(&options)?,
             identities_only: options.identities_only.unwrap_or(false),
             known_hosts,
