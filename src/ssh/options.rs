@@ -164,42 +164,27 @@ impl SshOptions {
 
     /// Sets `keyword` (case-insensitive, as in ssh_config) unless already set.
     pub fn set(&mut self, keyword: &str, value: &str) -> Result<(), OptionError> {
-        let bad = |expected| OptionError::BadValue {
-            keyword: keyword.to_string(),
-            value: value.to_string(),
-            expected,
-        };
-        let algorithms = |family| {
-            resolve(family, value).map_err(|message| OptionError::Algorithms {
-                keyword: keyword.to_string(),
-                message,
-            })
-        };
+        if self.set_connection(keyword, value)? || self.set_session(keyword, value)? {
+            return Ok(());
+        }
+        match IGNORED_KEYWORDS
+            .iter()
+            .any(|ignored| ignored.eq_ignore_ascii_case(keyword))
+        {
+            true => {
+                tracing::debug!("{keyword}={value}: fleet does not act on it; ignored");
+                Ok(())
+            }
+            false => Err(OptionError::UnknownKeyword(keyword.to_string())),
+        }
+    }
+
+    /// Where and how to connect: the host, the way there, timeouts, host
+    /// keys. False when `keyword` is none of these.
+    fn set_connection(&mut self, keyword: &str, value: &str) -> Result<bool, OptionError> {
+        let bad = bad_value(keyword, value);
         match keyword.to_ascii_lowercase().as_str() {
-            "user" => set_once(&mut self.user, || Ok(value.to_string()))?,
-            "kexalgorithms" => set_once(&mut self.kex_algorithms, || algorithms(Family::Kex))?,
-            "ciphers" => set_once(&mut self.ciphers, || algorithms(Family::Cipher))?,
-            "macs" => set_once(&mut self.macs, || algorithms(Family::Mac))?,
-            "hostkeyalgorithms" => set_once(&mut self.host_key_algorithms, || {
-                algorithms(Family::HostKey)
-            })?,
             "hostname" => set_once(&mut self.host_name, || Ok(value.to_string()))?,
-            "proxyjump" => set_once(&mut self.proxy_jump, || Ok(parse_jumps(value)))?,
-            "proxycommand" => set_once(&mut self.proxy_command, || Ok(value.to_string()))?,
-            "identityagent" => set_once(&mut self.identity_agent, || Ok(value.to_string()))?,
-            "hashknownhosts" => set_once(&mut self.hash_known_hosts, || {
-                parse_yes_no(value).ok_or_else(|| bad("yes or no"))
-            })?,
-            "requesttty" => set_once(&mut self.request_tty, || {
-                match value.to_ascii_lowercase().as_str() {
-                    "yes" | "force" => Ok(true),
-                    "no" | "auto" => Ok(false),
-                    _ => Err(bad("yes, force, no or auto")),
-                }
-            })?,
-            "identitiesonly" => set_once(&mut self.identities_only, || {
-                parse_yes_no(value).ok_or_else(|| bad("yes or no"))
-            })?,
             "port" => set_once(&mut self.port, || {
                 value
                     .parse()
@@ -207,23 +192,14 @@ impl SshOptions {
                     .filter(|&p| p > 0)
                     .ok_or_else(|| bad("a port from 1 to 65535"))
             })?,
-            "identityfile" => self.identity_files.push(expand_tilde(value)),
-            "certificatefile" => self.certificate_files.push(expand_tilde(value)),
+            "proxyjump" => set_once(&mut self.proxy_jump, || Ok(parse_jumps(value)))?,
+            "proxycommand" => set_once(&mut self.proxy_command, || Ok(value.to_string()))?,
             "connectionattempts" => set_once(&mut self.connection_attempts, || {
                 value
                     .parse()
                     .ok()
                     .filter(|n| (1..=100).contains(n))
                     .ok_or_else(|| bad("a number of tries from 1 to 100"))
-            })?,
-            "userknownhostsfile" => {
-                set_once(&mut self.user_known_hosts_files, || Ok(path_list(value)))?
-            }
-            "globalknownhostsfile" => {
-                set_once(&mut self.global_known_hosts_files, || Ok(path_list(value)))?
-            }
-            "stricthostkeychecking" => set_once(&mut self.strict_host_key_checking, || {
-                parse_strictness(value).ok_or_else(|| bad("yes, no, accept-new or ask"))
             })?,
             "connecttimeout" => set_once(&mut self.connect_timeout, || {
                 parse_seconds(value)
@@ -243,20 +219,70 @@ impl SshOptions {
                     .filter(|&n| n > 0)
                     .ok_or_else(|| bad("a count above 0"))
             })?,
+            "userknownhostsfile" => {
+                set_once(&mut self.user_known_hosts_files, || Ok(path_list(value)))?
+            }
+            "globalknownhostsfile" => {
+                set_once(&mut self.global_known_hosts_files, || Ok(path_list(value)))?
+            }
+            "stricthostkeychecking" => set_once(&mut self.strict_host_key_checking, || {
+                parse_strictness(value).ok_or_else(|| bad("yes, no, accept-new or ask"))
+            })?,
+            "hashknownhosts" => set_once(&mut self.hash_known_hosts, || {
+                parse_yes_no(value).ok_or_else(|| bad("yes or no"))
+            })?,
+            _ => return self.set_algorithms(keyword, value),
+        }
+        Ok(true)
+    }
+
+    /// Algorithm lists. False when `keyword` is not one.
+    fn set_algorithms(&mut self, keyword: &str, value: &str) -> Result<bool, OptionError> {
+        let algorithms = |family| {
+            resolve(family, value).map_err(|message| OptionError::Algorithms {
+                keyword: keyword.to_string(),
+                message,
+            })
+        };
+        match keyword.to_ascii_lowercase().as_str() {
+            "kexalgorithms" => set_once(&mut self.kex_algorithms, || algorithms(Family::Kex))?,
+            "ciphers" => set_once(&mut self.ciphers, || algorithms(Family::Cipher))?,
+            "macs" => set_once(&mut self.macs, || algorithms(Family::Mac))?,
+            "hostkeyalgorithms" => set_once(&mut self.host_key_algorithms, || {
+                algorithms(Family::HostKey)
+            })?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Who logs in and how, and what the session gets. False when
+    /// `keyword` is none of these.
+    fn set_session(&mut self, keyword: &str, value: &str) -> Result<bool, OptionError> {
+        let bad = bad_value(keyword, value);
+        match keyword.to_ascii_lowercase().as_str() {
+            "user" => set_once(&mut self.user, || Ok(value.to_string()))?,
+            "identityfile" => self.identity_files.push(expand_tilde(value)),
+            "certificatefile" => self.certificate_files.push(expand_tilde(value)),
+            "identitiesonly" => set_once(&mut self.identities_only, || {
+                parse_yes_no(value).ok_or_else(|| bad("yes or no"))
+            })?,
+            "identityagent" => set_once(&mut self.identity_agent, || Ok(value.to_string()))?,
+            "requesttty" => set_once(&mut self.request_tty, || {
+                match value.to_ascii_lowercase().as_str() {
+                    "yes" | "force" => Ok(true),
+                    "no" | "auto" => Ok(false),
+                    _ => Err(bad("yes, force, no or auto")),
+                }
+            })?,
             // We never prompt, so batch mode is always on; scripts pass it anyway.
             "batchmode" => match value.to_ascii_lowercase().as_str() {
                 "yes" => {}
                 _ => return Err(bad("yes (fleet never prompts during a run)")),
             },
-            _ if IGNORED_KEYWORDS
-                .iter()
-                .any(|ignored| ignored.eq_ignore_ascii_case(keyword)) =>
-            {
-                tracing::debug!("{keyword}={value}: fleet does not act on it; ignored");
-            }
-            _ => return Err(OptionError::UnknownKeyword(keyword.to_string())),
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Fills every setting still unset from `lower`, a source of lower
@@ -354,6 +380,15 @@ fn split_flag(arg: &str) -> Result<(char, Option<&str>), OptionError> {
         .ok_or_else(unsupported)?;
     let attached = chars.as_str();
     Ok((flag, (!attached.is_empty()).then_some(attached)))
+}
+
+/// The error for a value `keyword` does not take, saying what it takes.
+fn bad_value<'a>(keyword: &'a str, value: &'a str) -> impl Fn(&'static str) -> OptionError + 'a {
+    move |expected| OptionError::BadValue {
+        keyword: keyword.to_string(),
+        value: value.to_string(),
+        expected,
+    }
 }
 
 fn set_once<T>(
