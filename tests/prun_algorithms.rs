@@ -60,7 +60,7 @@ fn openssh_modifiers_from_the_command_line_and_ssh_config() {
         fleet.key().display(),
         fleet.known_hosts().display()
     );
-    std::fs::write(&config, text).unwrap();
+    std::fs::write(&config, &text).unwrap();
     let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_prun"));
     first
         .arg("-F")
@@ -71,6 +71,18 @@ fn openssh_modifiers_from_the_command_line_and_ssh_config() {
         .env_remove("SSH_AUTH_SOCK")
         .stdin(std::process::Stdio::null());
     run(first).expect_code(0);
+    // `-` takes wildcards in ssh_config too.
+    std::fs::write(&config, text.replace("^ecdh-sha2-nistp384", "-ecdh-*")).unwrap();
+    let mut removed = std::process::Command::new(env!("CARGO_BIN_EXE_prun"));
+    removed
+        .arg("-F")
+        .arg(&config)
+        .arg("-h")
+        .arg(fleet.hosts_file())
+        .args(["-l", "root", "true"])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(std::process::Stdio::null());
+    assert_ne!(run(removed).code(), 0);
     // Keywords pssh users pass that fleet does not act on are ignored.
     let mut harmless = fleet.prun_all();
     harmless.args([

@@ -176,7 +176,7 @@ fn proxy_command_carries_the_connection_through_nc_or_ssh_w() {
         format!(
             "Host 127.{net}.0.3\n  ProxyCommand none\n\
              Host 127.{net}.0.2\n  ProxyCommand {ssh_w}\n\
-             Host *\n  ProxyCommand sh -c 'echo %n >> {log}; exec nc %h %p'\n  Port {port}\n  User root\n\
+             Host *\n  ProxyCommand sh -c 'echo %n >> {log}; exec nc \"%h\" %p'\n  Port {port}\n  User root\n\
              \x20 IdentityFile {key}\n  UserKnownHostsFile {known}\n",
             log = log.display(),
             port = fleet.port,
@@ -194,6 +194,22 @@ fn proxy_command_carries_the_connection_through_nc_or_ssh_w() {
     // 3 directly (`ProxyCommand none` comes first for it).
     let through_nc = std::fs::read_to_string(&log).unwrap();
     assert_eq!(through_nc, format!("127.{net}.0.1\n"));
+    // A user name a shell would act on never reaches the proxy's shell.
+    let mut injected = prun_with_config(&config);
+    injected.args([
+        "-l",
+        "z$(touch${IFS}/tmp/pwned)",
+        "-H",
+        &format!("127.{net}.0.1"),
+        "true",
+    ]);
+    let refused = run(injected);
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("expected a user name"),
+        "{}",
+        refused.stderr
+    );
     // A proxy that cannot reach its host says why.
     std::fs::write(
         &config,
@@ -211,7 +227,7 @@ fn proxy_command_carries_the_connection_through_nc_or_ssh_w() {
     assert!(
         failed
             .stdout_text()
-            .contains("through ProxyCommand `nc -w 2"),
+            .contains("through ProxyCommand `exec nc -w 2"),
         "{}",
         failed.stdout_text()
     );

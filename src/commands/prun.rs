@@ -8,7 +8,7 @@ use clap::Parser;
 use tokio::io::AsyncReadExt;
 
 use super::args::CommonArgs;
-use super::{exit, parse_flags, run_tool, ToolJob};
+use super::{exit, parse_flags, run_tool, ToolJob, UsageError};
 use crate::engine::{Job, Stop};
 use crate::output::Inline;
 use crate::ssh::StdinPiece;
@@ -54,13 +54,21 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
     };
     run_tool("prun", &cli.common, stop, |_| {
         let asked = cli.common.connect.ssh_options(None)?.request_tty;
+        let tty = cli.tty || asked.unwrap_or(false);
+        if tty && cli.send_input {
+            return Err(UsageError::Invalid(
+                "-I with a terminal (--tty, -x -t, RequestTTY): a terminal never ends its input, \
+                 so the command would wait for ever; use one or the other"
+                    .into(),
+            ));
+        }
         Ok(ToolJob {
             job: Job {
                 command: cli.command.join(" "),
                 stdin,
                 timeout: cli.common.connect.command_timeout(),
                 probe: None,
-                tty: cli.tty || asked.unwrap_or(false),
+                tty,
             },
             parallelism: cli.common.connect.parallelism as usize,
             inline: Inline::Off,

@@ -13,6 +13,7 @@ use ssh2_config::{ParseRule, SshConfig};
 use super::options::{expand_tilde, SshOptions, SUPPORTED_KEYWORDS};
 use super::SetupError;
 use crate::duration::MAX_DURATION;
+use crate::pattern::wildcard_match;
 use crate::text::{read_utf8, TextError};
 
 /// The system-wide ssh_config, read after the user's.
@@ -102,15 +103,12 @@ impl ConfigFile {
         if let Some(jumps) = &params.proxy_jump {
             self.set(&mut options, host, "ProxyJump", &jumps.join(","))?;
         }
-        // ssh2-config has applied `+`, `-` and `^` to OpenSSH's lists.
-        let lists = [
-            ("KexAlgorithms", &params.kex_algorithms),
-            ("Ciphers", &params.ciphers),
-            ("MACs", &params.mac),
-            ("HostKeyAlgorithms", &params.host_key_algorithms),
-        ];
-        for (keyword, list) in lists.into_iter().filter(|(_, l)| !l.is_default()) {
-            self.set(&mut options, host, keyword, &list.algorithms().join(","))?;
+        // As written, so `-` takes wildcards and the order is OpenSSH's:
+        // ssh2-config's own resolution of these does neither.
+        for keyword in ["KexAlgorithms", "Ciphers", "MACs", "HostKeyAlgorithms"] {
+            if let Some(value) = self.first_value(host, keyword) {
+                self.set(&mut options, host, keyword, value)?;
+            }
         }
         for (keyword, values) in &params.unsupported_fields {
             if !SUPPORTED_KEYWORDS
@@ -149,6 +147,22 @@ impl ConfigFile {
                 None => config_error(&self.path, message),
             }
         })
+    }
+
+    /// The value of the first line setting `keyword` in a block that
+    /// applies to `host` (first value wins, as in OpenSSH).
+    fn first_value(&self, host: &str, keyword: &str) -> Option<&str> {
+        let host = host.to_ascii_lowercase();
+        let mut applies = true;
+        for line in &self.lines {
+            let (word, value) = keyword_and_arguments(&line.text);
+            if word.eq_ignore_ascii_case("host") {
+                applies = host_block_applies(value, &host);
+            } else if applies && word.eq_ignore_ascii_case(keyword) {
+                return Some(value.trim());
+            }
+        }
+        None
     }
 
     /// The first line that sets `keyword` to a value -O would refuse.
@@ -217,6 +231,25 @@ fn keyword_and_arguments(line: &str) -> (&str, &str) {
         keyword,
         rest.trim_start_matches(|c: char| c.is_whitespace() || c == '='),
     )
+}
+
+/// Whether a `Host` line's patterns take `host`: one matches, and no
+/// negated one does.
+fn host_block_applies(patterns: &str, host: &str) -> bool {
+    let mut matched = false;
+    for pattern in patterns.split_whitespace() {
+        let (negated, pattern) = match pattern.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, pattern),
+        };
+        if wildcard_match(&pattern.to_ascii_lowercase(), host) {
+            if negated {
+                return false;
+            }
+            matched = true;
+        }
+    }
+    matched
 }
 
 fn config_error_at(line: &Line, message: String) -> SetupError {

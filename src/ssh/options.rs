@@ -261,7 +261,11 @@ impl SshOptions {
     fn set_session(&mut self, keyword: &str, value: &str) -> Result<bool, OptionError> {
         let bad = bad_value(keyword, value);
         match keyword.to_ascii_lowercase().as_str() {
-            "user" => set_once(&mut self.user, || Ok(value.to_string()))?,
+            "user" => set_once(&mut self.user, || {
+                crate::model::check_user(value)
+                    .map(|()| value.to_string())
+                    .map_err(|_| bad("a user name: letters, digits, `.`, `_`, `-` and `$`"))
+            })?,
             "identityfile" => self.identity_files.push(expand_tilde(value)),
             "certificatefile" => self.certificate_files.push(expand_tilde(value)),
             "identitiesonly" => set_once(&mut self.identities_only, || {

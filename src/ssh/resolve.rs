@@ -22,8 +22,8 @@ use super::identity::{
 use super::known_hosts::KnownHosts;
 use super::options::{expand_tilde, SshOptions, StrictHostKeyChecking};
 use super::{
-    shell_quote, Secrets, SetupError, DEFAULT_ALIVE_COUNT_MAX, DEFAULT_ALIVE_INTERVAL,
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT,
+    Secrets, SetupError, DEFAULT_ALIVE_COUNT_MAX, DEFAULT_ALIVE_INTERVAL, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_PORT,
 };
 use crate::model::{Endpoint, Host};
 
@@ -172,7 +172,12 @@ impl<'a> Resolver<'a> {
             .proxy_command
             .as_deref()
             .filter(|command| !command.trim().eq_ignore_ascii_case("none"))
-            .map(|command| expand_proxy_tokens(command, &address, port, &user, name));
+            .map(|command| expand_proxy_tokens(command, &address, port, &user, name))
+            .transpose()
+            .map_err(|message| SetupError::Config {
+                path: PathBuf::from("ProxyCommand"),
+                message: format!("for host {label}: {message}"),
+            })?;
         let known_hosts = self.known_hosts_for(&options)?;
         let known = known_hosts.known_algorithms(&address, port);
         let certificates = known_hosts.has_cert_authority(&address, port);
@@ -338,9 +343,28 @@ fn agent_socket(setting: Option<&str>) -> Option<PathBuf> {
 
 /// ProxyCommand's tokens as OpenSSH expands them: `%h` the host to reach
 /// (HostName), `%p` its port, `%r` the remote user, `%n` the name as given,
-/// `%%` a `%`. The values are quoted for the shell that runs the command.
-fn expand_proxy_tokens(command: &str, host: &str, port: u16, user: &str, name: &str) -> String {
-    let mut expanded = String::with_capacity(command.len());
+/// `%%` a `%`; `exec` first, so the shell becomes the command (no shell is
+/// left behind it to orphan). Substituted as they are, as OpenSSH does, so
+/// `"%h"` works; a value a shell would act on (`$`, quotes, `;`...) is
+/// refused instead, as OpenSSH refuses it since CVE-2023-51385.
+fn expand_proxy_tokens(
+    command: &str,
+    host: &str,
+    port: u16,
+    user: &str,
+    name: &str,
+) -> Result<String, String> {
+    let inert = |what: &str, value: &str| {
+        let ok = |c: char| c.is_ascii_alphanumeric() || "._-:".contains(c);
+        match !value.is_empty() && value.chars().all(ok) {
+            true => Ok(value.to_string()),
+            false => Err(format!(
+                "ProxyCommand: the {what} `{}` has characters a shell would act on",
+                value.escape_debug()
+            )),
+        }
+    };
+    let mut expanded = String::from("exec ");
     let mut chars = command.chars();
     while let Some(c) = chars.next() {
         if c != '%' {
@@ -348,19 +372,16 @@ fn expand_proxy_tokens(command: &str, host: &str, port: u16, user: &str, name: &
             continue;
         }
         match chars.next() {
-            Some('h') => expanded.push_str(&shell_quote(host)),
+            Some('h') => expanded.push_str(&inert("host name", host)?),
             Some('p') => expanded.push_str(&port.to_string()),
-            Some('r') => expanded.push_str(&shell_quote(user)),
-            Some('n') => expanded.push_str(&shell_quote(name)),
+            Some('r') => expanded.push_str(&inert("user", user)?),
+            Some('n') => expanded.push_str(&inert("host name", name)?),
             Some('%') => expanded.push('%'),
-            Some(other) => {
-                expanded.push('%');
-                expanded.push(other);
-            }
-            None => expanded.push('%'),
+            Some(other) => return Err(format!("ProxyCommand: unknown token `%{other}`")),
+            None => return Err("ProxyCommand: a lone `%` at the end".into()),
         }
     }
-    expanded
+    Ok(expanded)
 }
 
 fn same_family(a: &Algorithm, b: &Algorithm) -> bool {
