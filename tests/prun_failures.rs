@@ -455,6 +455,24 @@ fn host_certificates_are_checked_for_ca_validity_principal_and_revocation() {
     assert!(status.success());
     let (fleet, known) = certified_host(&ca, &[]);
     prun_trusting(&fleet, &known).expect_code(0);
+    // Another CA trusted for the host, and the host's plain key known:
+    // the plain line vouches for the key inside the certificate.
+    let other = scratch.path().join("other_ca");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let other_pub = std::fs::read_to_string(format!("{}.pub", other.display())).unwrap();
+    let plain = std::fs::read_to_string(fleet.known_hosts()).unwrap();
+    let mixed = fleet.dir().join("mixed_known_hosts");
+    std::fs::write(
+        &mixed,
+        format!("{plain}@cert-authority * {}\n", other_pub.trim()),
+    )
+    .unwrap();
+    prun_trusting(&fleet, &mixed).expect_code(0);
     // @revoked on the CA wins over @cert-authority.
     let ca_pub = std::fs::read_to_string(format!("{}.pub", ca.display())).unwrap();
     let trusted = std::fs::read_to_string(&known).unwrap();

@@ -81,7 +81,15 @@ impl Family {
             ],
             Family::Cipher => &["aes128-cbc", "aes192-cbc", "aes256-cbc"],
             Family::Mac => &[],
-            Family::HostKey => &["ssh-rsa"],
+            Family::HostKey => &[
+                "ssh-rsa",
+                "ssh-ed25519-cert-v01@openssh.com",
+                "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+                "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+                "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+                "rsa-sha2-512-cert-v01@openssh.com",
+                "rsa-sha2-256-cert-v01@openssh.com",
+            ],
         };
         self.defaults().iter().chain(legacy).copied().collect()
     }
@@ -125,14 +133,23 @@ pub fn resolve(family: Family, spec: &str) -> Result<Vec<&'static str>, String> 
     }
 }
 
-/// Host key types as russh names them; `None` when not set.
-pub fn host_key_algorithms(list: Option<&[&'static str]>) -> Option<Vec<Algorithm>> {
-    list.map(|names| {
-        names
-            .iter()
-            .filter_map(|name| Algorithm::new(name).ok())
-            .collect()
-    })
+/// Host key types as russh names them, plain and certified (`None` when
+/// not set): certificates are asked for only for the `-cert-v01` names
+/// the list gives, as OpenSSH does.
+pub fn host_key_algorithms(
+    list: Option<&[&'static str]>,
+) -> Option<(Vec<Algorithm>, Vec<Algorithm>)> {
+    let names = list?;
+    let parse = |name: &&str| Algorithm::new(name).ok();
+    let plain = names
+        .iter()
+        .filter(|n| !n.contains("-cert-v01@"))
+        .filter_map(parse);
+    let certified = names
+        .iter()
+        .filter_map(|n| n.strip_suffix("-cert-v01@openssh.com"))
+        .filter_map(|base| Algorithm::new(base).ok());
+    Some((plain.collect(), certified.collect()))
 }
 
 /// The lists to offer, as russh takes them: `None` keeps the defaults.

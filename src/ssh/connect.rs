@@ -375,11 +375,18 @@ impl client::Handler for HostKeyVerifier {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
-                return self
-                    .known_hosts
-                    .check_certificate(&self.host, self.port, certificate, now)
-                    .map(|()| true)
-                    .map_err(|reason| SshError::HostCertificate { host: name, reason });
+                let judged =
+                    self.known_hosts
+                        .check_certificate(&self.host, self.port, certificate, now);
+                // A certificate no CA vouches for still carries the host's
+                // key: a plain known_hosts line for it is trusted, as ssh
+                // trusts it when it falls back to the plain key.
+                let key = PublicKey::from(certificate.public_key().clone());
+                let plain = self.known_hosts.check(&self.host, self.port, &key);
+                return match (judged, plain) {
+                    (Ok(()), _) | (Err(_), HostKeyStatus::Trusted) => Ok(true),
+                    (Err(reason), _) => Err(SshError::HostCertificate { host: name, reason }),
+                };
             }
         };
         match self.known_hosts.check(&self.host, self.port, key) {

@@ -290,8 +290,10 @@ impl<'a> Resolver<'a> {
             .server_alive_count_max
             .unwrap_or(DEFAULT_ALIVE_COUNT_MAX);
         let asked = algorithms::host_key_algorithms(options.host_key_algorithms.as_deref());
-        // Given HostKeyAlgorithms is taken as it is, as OpenSSH does.
-        let preferred = asked.unwrap_or_else(|| {
+        // Given HostKeyAlgorithms is taken as it is, as OpenSSH does,
+        // certificates included only as it names them.
+        let certified = asked.as_ref().map(|(_, certified)| certified.clone());
+        let preferred = asked.map(|(plain, _)| plain).unwrap_or_else(|| {
             let default = Preferred::DEFAULT.key;
             let (mut preferred, rest): (Vec<Algorithm>, Vec<Algorithm>) = default
                 .iter()
@@ -311,9 +313,10 @@ impl<'a> Resolver<'a> {
                 keepalive_max,
                 preferred: Preferred {
                     // Certificates are asked for where a CA is trusted.
-                    host_key_certificates: match certificates {
-                        true => Cow::Owned(preferred.clone()),
-                        false => Cow::Borrowed(&[]),
+                    host_key_certificates: match (certified, certificates) {
+                        (Some(certified), _) => Cow::Owned(certified),
+                        (None, true) => Cow::Owned(preferred.clone()),
+                        (None, false) => Cow::Borrowed(&[]),
                     },
                     key: Cow::Owned(preferred),
                     ..algorithms::preferred(
