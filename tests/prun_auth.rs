@@ -106,6 +106,21 @@ fn agent_keys_authenticate_without_any_key_file() {
         .arg(format!("IdentityAgent={}", agent.socket.display()))
         .args(["-H", &fleet.host(0), "true"]);
     run(named).expect_code(0);
+    // ...or the variable it is in, as `$VAR` or `${VAR}`.
+    for variable in ["$FLEET_TEST_AGENT", "${FLEET_TEST_AGENT}"] {
+        let mut indirect = prun_without_keys(&fleet);
+        indirect
+            .env_remove("SSH_AUTH_SOCK")
+            .env("FLEET_TEST_AGENT", &agent.socket)
+            .args([
+                "-O",
+                &format!("IdentityAgent={variable}"),
+                "-H",
+                &fleet.host(0),
+                "true",
+            ]);
+        run(indirect).expect_code(0);
+    }
     // ...and `none` turns the agent off.
     let mut off = prun_without_keys(&fleet);
     off.env("SSH_AUTH_SOCK", &agent.socket).args([

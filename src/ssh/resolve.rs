@@ -333,15 +333,30 @@ impl<'a> Resolver<'a> {
 }
 
 /// Where the agent is, as `IdentityAgent` says: `none`, `SSH_AUTH_SOCK`
-/// (the default: the environment's), or a socket path (`~` expanded).
+/// (the default: the environment's), `$VAR` or `${VAR}` (that variable),
+/// or a socket path (`~` expanded). A path that is not there is said once.
 fn agent_socket(setting: Option<&str>) -> Option<PathBuf> {
-    match setting.map(str::trim) {
-        Some(none) if none.eq_ignore_ascii_case("none") => None,
-        None | Some("SSH_AUTH_SOCK") => std::env::var_os("SSH_AUTH_SOCK")
+    let from_env = |name: &str| {
+        std::env::var_os(name)
             .filter(|socket| !socket.is_empty())
-            .map(PathBuf::from),
-        Some(path) => Some(expand_tilde(path)),
+            .map(PathBuf::from)
+    };
+    let socket = match setting.map(str::trim) {
+        Some(none) if none.eq_ignore_ascii_case("none") => return None,
+        None | Some("SSH_AUTH_SOCK") => return from_env("SSH_AUTH_SOCK"),
+        Some(variable) if variable.starts_with('$') => {
+            let name = variable.trim_start_matches('$');
+            from_env(name.trim_start_matches('{').trim_end_matches('}'))?
+        }
+        Some(path) => expand_tilde(path),
+    };
+    if !socket.exists() {
+        tracing::warn!(
+            "IdentityAgent {}: no such socket; no agent keys",
+            socket.display()
+        );
     }
+    Some(socket)
 }
 
 /// ProxyCommand's tokens as OpenSSH expands them: `%h` the host to reach
