@@ -8,28 +8,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use support::rollout::{kernel_release, resume, small_play, Rollout};
+use support::rollout::{kernel_release, most_down_at_once, resume, small_play, Rollout};
 use support::{assert_contains_all, check_snapshot, mkfifo, normalise, run, tool, wait_until, Lab};
-
-/// The most reboots in flight at once, from the journal's timestamps: each
-/// host is down from the moment its reboot is sent until it answers again.
-fn most_down_at_once(entries: &[serde_json::Value]) -> usize {
-    let mut edges: Vec<(f64, i32)> = Vec::new();
-    for entry in entries {
-        match entry["event"].as_str() {
-            Some("reboot_issued") => edges.push((entry["time"].as_f64().unwrap(), 1)),
-            Some("reboot_up") => edges.push((entry["time"].as_f64().unwrap(), -1)),
-            _ => {}
-        }
-    }
-    edges.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let (mut down, mut most) = (0, 0);
-    for (_, step) in edges {
-        down += step;
-        most = most.max(down);
-    }
-    most as usize
-}
 
 #[test]
 fn twenty_hosts_roll_out_the_new_module_never_more_than_serial_down() {

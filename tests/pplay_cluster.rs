@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use support::rollout::{resume, small_play, Rollout};
+use support::rollout::{most_down_at_once, resume, small_play, spawn_quietly, Rollout};
 use support::{run, tool, wait_until, Lab};
 
 const KERNELS: &str = "6.1.0-18-amd64,6.1.0-21-amd64";
@@ -89,25 +89,6 @@ fn two_kernels_roll_out_drained_batch_by_batch_and_a_second_run_reboots_nothing(
         "{stdout}"
     );
     assert!(!stdout.contains(": changed "), "{stdout}");
-}
-
-/// The most reboots in flight at once, from the journal's timestamps.
-fn most_down_at_once(entries: &[serde_json::Value]) -> usize {
-    let mut edges: Vec<(f64, i32)> = Vec::new();
-    for entry in entries {
-        match entry["event"].as_str() {
-            Some("reboot_issued") => edges.push((entry["time"].as_f64().unwrap(), 1)),
-            Some("reboot_up") => edges.push((entry["time"].as_f64().unwrap(), -1)),
-            _ => {}
-        }
-    }
-    edges.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let (mut down, mut most) = (0i32, 0i32);
-    for (_, step) in edges {
-        down += step;
-        most = most.max(down);
-    }
-    most as usize
 }
 
 #[test]
@@ -228,11 +209,7 @@ fn kill_9_in_the_second_play_resumes_there() {
         log = log.display()
     );
     let journal = work.path().join("plays.journal");
-    let mut child = small_play(&lab, work.path(), &text, "plays.journal", &[])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_quietly(small_play(&lab, work.path(), &text, "plays.journal", &[]));
     wait_until(
         Duration::from_secs(60),
         "the second play's first host",
@@ -351,11 +328,7 @@ fn an_abort_during_after_batch_leaves_the_batch_for_the_resume_to_put_back() {
         quick = quick.display()
     );
     let journal = work.path().join("abort.journal");
-    let mut child = small_play(&lab, work.path(), &text, "abort.journal", &[])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_quietly(small_play(&lab, work.path(), &text, "abort.journal", &[]));
     wait_until(Duration::from_secs(60), "after_batch to start", || {
         std::fs::read_to_string(&log)
             .unwrap_or_default()

@@ -15,6 +15,19 @@ fn hardened(lines: &[&str]) -> TestFleet {
     TestFleet::start_with(1, &args)
 }
 
+/// `prun -F CONFIG true` on the fleet, as root, with no agent.
+fn prun_with_config(fleet: &TestFleet, config: &std::path::Path) -> std::process::Command {
+    let mut prun = std::process::Command::new(env!("CARGO_BIN_EXE_prun"));
+    prun.arg("-F")
+        .arg(config)
+        .arg("-h")
+        .arg(fleet.hosts_file())
+        .args(["-l", "root", "true"])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(std::process::Stdio::null());
+    prun
+}
+
 #[test]
 fn each_family_reaches_a_server_that_allows_only_it() {
     let cases: &[&[&str]] = &[
@@ -61,28 +74,10 @@ fn openssh_modifiers_from_the_command_line_and_ssh_config() {
         fleet.known_hosts().display()
     );
     std::fs::write(&config, &text).unwrap();
-    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_prun"));
-    first
-        .arg("-F")
-        .arg(&config)
-        .arg("-h")
-        .arg(fleet.hosts_file())
-        .args(["-l", "root", "true"])
-        .env_remove("SSH_AUTH_SOCK")
-        .stdin(std::process::Stdio::null());
-    run(first).expect_code(0);
+    run(prun_with_config(&fleet, &config)).expect_code(0);
     // `-` takes wildcards in ssh_config too.
     std::fs::write(&config, text.replace("^ecdh-sha2-nistp384", "-ecdh-*")).unwrap();
-    let mut removed = std::process::Command::new(env!("CARGO_BIN_EXE_prun"));
-    removed
-        .arg("-F")
-        .arg(&config)
-        .arg("-h")
-        .arg(fleet.hosts_file())
-        .args(["-l", "root", "true"])
-        .env_remove("SSH_AUTH_SOCK")
-        .stdin(std::process::Stdio::null());
-    assert_ne!(run(removed).code(), 0);
+    assert_ne!(run(prun_with_config(&fleet, &config)).code(), 0);
     // Keywords pssh users pass that fleet does not act on are ignored.
     let mut harmless = fleet.prun_all();
     harmless.args([

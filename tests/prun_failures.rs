@@ -84,16 +84,6 @@ fn timeout_kills_the_remote_command_and_its_children() {
 #[test]
 fn ctrl_c_kills_running_commands_and_cancels_the_rest() {
     let fleet = TestFleet::start(3);
-    // A terminal never ends its input: -I with it would wait for ever.
-    let mut with_input = fleet.prun_all();
-    with_input.args(["--tty", "-I", "cat"]);
-    let result = run(with_input);
-    result.expect_code(2);
-    assert!(
-        result.stderr.contains("-I with a terminal"),
-        "{}",
-        result.stderr
-    );
     let marker = format!("sleep {}", 40_000 + std::process::id() % 10_000);
     let mut prun = fleet.prun_all();
     prun.args(["-p", "1", &marker]);

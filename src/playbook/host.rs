@@ -128,7 +128,8 @@ impl HostRun {
             let loaded = self
                 .ctx
                 .sources
-                .load(&src, spec.mode.as_deref())
+                .load_off_runtime(&src, spec.mode.as_deref())
+                .await
                 .map_err(|why| format!("{}: {why}", task.name))?;
             if loaded.first {
                 let sha256 = loaded.item.sha256.clone();

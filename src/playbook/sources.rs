@@ -58,6 +58,19 @@ impl Sources {
         loaded.map(|item| Loaded { item, first: true })
     }
 
+    /// [`Sources::load`] on the blocking pool, for a run under way: reading
+    /// and hashing a large module must not hold up the async runtime.
+    pub async fn load_off_runtime(
+        self: &Arc<Self>,
+        src: &str,
+        mode: Option<&str>,
+    ) -> Result<Loaded, String> {
+        let (sources, src, mode) = (Arc::clone(self), src.to_string(), mode.map(str::to_string));
+        tokio::task::spawn_blocking(move || sources.load(&src, mode.as_deref()))
+            .await
+            .map_err(|e| format!("copy src: {e}"))?
+    }
+
     /// A source loaded before, with that mode.
     pub fn get(&self, src: &str, mode: Option<&str>) -> Option<Arc<Item>> {
         let files = self.files.lock().unwrap_or_else(|e| e.into_inner());

@@ -124,11 +124,7 @@ impl Rollout {
     /// The rollout started in the background, its output discarded, for
     /// tests that stop or kill it midway.
     pub fn spawn_quietly(&self) -> std::process::Child {
-        let mut command = self.rollout_command(&[]);
-        command
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        command.spawn().unwrap()
+        spawn_quietly(self.rollout_command(&[]))
     }
 
     pub fn host_file(&self, index: usize, path: &str) -> PathBuf {
@@ -212,4 +208,34 @@ pub fn resume(journal: &Path, extra: &[&str]) -> Run {
     let mut command = tool("pplay");
     command.args(extra).arg("--resume").arg(journal);
     run(command)
+}
+
+/// The most reboots in flight at once, from the journal's timestamps: each
+/// host is down from the moment its reboot is sent until it answers again.
+pub fn most_down_at_once(entries: &[serde_json::Value]) -> usize {
+    let mut edges: Vec<(f64, i32)> = Vec::new();
+    for entry in entries {
+        match entry["event"].as_str() {
+            Some("reboot_issued") => edges.push((entry["time"].as_f64().unwrap(), 1)),
+            Some("reboot_up") => edges.push((entry["time"].as_f64().unwrap(), -1)),
+            _ => {}
+        }
+    }
+    edges.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let (mut down, mut most) = (0, 0);
+    for (_, step) in edges {
+        down += step;
+        most = most.max(down);
+    }
+    most as usize
+}
+
+/// `command` started in the background, its output discarded, for tests
+/// that stop or kill it midway.
+pub fn spawn_quietly(mut command: Command) -> std::process::Child {
+    command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
 }

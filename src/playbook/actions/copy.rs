@@ -15,8 +15,8 @@ use crate::ssh::transfer::{
     checksum_probe, install_script, parse_account, stdin_of, InstallOptions, Item,
 };
 
-pub async fn copy(step: Step<'_>, spec: &CopySpec, sources: &Sources) -> Done {
-    let (item, dest) = source(&step, spec, sources)?;
+pub async fn copy(step: Step<'_>, spec: &CopySpec, sources: &Arc<Sources>) -> Done {
+    let (item, dest) = source(&step, spec, sources).await?;
     let options = InstallOptions {
         backup: backup_suffix(spec.backup.as_ref().map(|b| b.0.as_str())),
         owner: account(&step, spec.owner.as_deref())?,
@@ -81,12 +81,12 @@ async fn settle(step: Step<'_>, item: &Item, dest: &str, options: &InstallOption
 pub async fn unchanged(
     step: Step<'_>,
     spec: &CopySpec,
-    sources: &Sources,
+    sources: &Arc<Sources>,
 ) -> Result<bool, TaskError> {
     if !spec.skip_unchanged {
         return Ok(false);
     }
-    let (item, dest) = source(&step, spec, sources)?;
+    let (item, dest) = source(&step, spec, sources).await?;
     holds(step.remote, step.timeout, &item, &dest).await
 }
 
@@ -103,20 +103,18 @@ async fn holds(
 }
 
 /// The loaded source of a copy and its expanded destination.
-fn source(
+async fn source(
     step: &Step<'_>,
     spec: &CopySpec,
-    sources: &Sources,
+    sources: &Arc<Sources>,
 ) -> Result<(Arc<Item>, String), TaskError> {
     let src = step.expand(&spec.src)?;
     let item = match sources.get(&src, spec.mode.as_deref()) {
         Some(item) => item,
         // Named by a fact of a host that skipped preflight (resumed).
         None => {
-            sources
-                .load(&src, spec.mode.as_deref())
-                .map_err(TaskError::Local)?
-                .item
+            let loaded = sources.load_off_runtime(&src, spec.mode.as_deref()).await;
+            loaded.map_err(TaskError::Local)?.item
         }
     };
     Ok((item, step.expand(&spec.dest)?))
