@@ -102,6 +102,12 @@ pub struct ConnectArgs {
     /// Read the passphrase of encrypted keys from the first line of FILE instead of asking
     #[arg(long = "passphrase-file", value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+    /// Run the command as root through sudo; with -A, sudo's password prompt is answered too
+    #[arg(long = "sudo")]
+    pub sudo: bool,
+    /// Run the command as USER through sudo (implies --sudo)
+    #[arg(long = "sudo-user", value_name = "USER")]
+    pub sudo_user: Option<String>,
     /// Reach every host through these bastions, as [user@]host[:port],...
     #[arg(short = 'J', long = "jump", value_name = "JUMPS")]
     pub jump: Option<String>,
@@ -284,6 +290,19 @@ impl ConnectArgs {
             passphrase,
             ask: Some(Box::new(ask_hidden)),
         })
+    }
+
+    /// Whom `--sudo` / `--sudo-user` run commands as, checked; `None`
+    /// without either flag.
+    pub fn sudo_user(&self) -> Result<Option<&str>, UsageError> {
+        let user = match (&self.sudo_user, self.sudo) {
+            (Some(user), _) => user.as_str(),
+            (None, true) => "root",
+            (None, false) => return Ok(None),
+        };
+        crate::model::check_user(user)
+            .map_err(|why| UsageError::Invalid(format!("--sudo-user: {why}")))?;
+        Ok(Some(user))
     }
 
     /// `-t` as a limit; 0 means none.

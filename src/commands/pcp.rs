@@ -78,6 +78,7 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
                 timeout: cli.common.connect.command_timeout(),
                 probe: (cli.skip_unchanged && only_files).then(|| probe(&remote, &items)),
                 tty: false,
+                sudo: None,
             },
             parallelism: cli.common.connect.parallelism.min(cli.max_transfers) as usize,
             inline: Inline::Note,

@@ -56,6 +56,7 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
                 timeout: cli.common.connect.command_timeout(),
                 probe: None,
                 tty: false,
+                sudo: None,
             },
             parallelism: cli.common.connect.parallelism as usize,
             // The count goes on the status line; --list also prints the processes.

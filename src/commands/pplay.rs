@@ -205,6 +205,7 @@ fn prepare(cli: Cli, args: &[OsString]) -> Result<(PlaybookRun, Cli), UsageError
         argv,
         base,
         check: cli.check,
+        sudo_user: cli.connect.sudo_user()?.map(str::to_string),
     };
     let play = PlaybookRun::prepare(request, resume, |hosts| {
         let options = cli.connect.ssh_options(cli.user.as_deref()).map_err(|e| {

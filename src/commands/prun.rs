@@ -69,6 +69,7 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
                 timeout: cli.common.connect.command_timeout(),
                 probe: None,
                 tty,
+                sudo: None,
             },
             parallelism: cli.common.connect.parallelism as usize,
             inline: Inline::Off,

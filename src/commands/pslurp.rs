@@ -71,6 +71,7 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
                 timeout: cli.common.connect.command_timeout(),
                 probe: None,
                 tty: false,
+                sudo: None,
             },
             parallelism: cli.common.connect.parallelism as usize,
             inline: Inline::Off,

@@ -20,7 +20,7 @@ use crate::output::{
     self, Event, EventSource, FailedHostsFile, Gather, Inline, JsonLines, LinePrinter, Notices,
     OutputFiles, Progress, Reporter, StatusPrinter, Summary,
 };
-use crate::ssh::Connector;
+use crate::ssh::{Connector, Sudo};
 
 /// How one tool's run is set up once its hosts are known.
 pub struct ToolJob {
@@ -49,15 +49,23 @@ pub async fn run_tool(
         ..
     } = common;
     init_logging(connect.verbose);
-    let prepared =
-        connect_hosts(targets, connect).and_then(|connected| Ok((setup(&connected.0)?, connected)));
-    let (tool_job, (hosts, connector)) = match prepared {
+    let prepared = connect_hosts(targets, connect)
+        .and_then(|connected| Ok((setup(&connected.hosts)?, connected)));
+    let (
+        mut tool_job,
+        Reach {
+            hosts,
+            connector,
+            sudo,
+        },
+    ) = match prepared {
         Ok(prepared) => prepared,
         Err(error) => {
             notice(tool, &error.to_string());
             return exit::USAGE;
         }
     };
+    tool_job.job.sudo = sudo;
     let mut all = tool_job.reporters;
     match reporters(tool, &hosts, output, connect.verbose, tool_job.inline) {
         Ok(standard) => all.extend(standard),
@@ -175,15 +183,24 @@ fn files_per_host(output: &OutputArgs, own: u64) -> u64 {
 }
 
 /// The hosts of the run and a connector with every host's settings resolved.
-fn connect_hosts(
-    targets: &TargetArgs,
-    connect: &ConnectArgs,
-) -> Result<(Arc<[Host]>, Connector), UsageError> {
+/// A tool's hosts, how to reach them, and the sudo to run commands under.
+struct Reach {
+    hosts: Arc<[Host]>,
+    connector: Connector,
+    sudo: Option<Sudo>,
+}
+
+fn connect_hosts(targets: &TargetArgs, connect: &ConnectArgs) -> Result<Reach, UsageError> {
     let hosts = targets.load_hosts()?;
     let options = connect.ssh_options(targets.user.as_deref())?;
     let config = connect.ssh_config()?;
     let connector = Connector::new(&hosts, &options, config.as_ref(), connect.secrets()?)?;
-    Ok((hosts.into(), connector))
+    let sudo = connect.sudo_user()?.map(|user| connector.sudo_as(user));
+    Ok(Reach {
+        hosts: hosts.into(),
+        connector,
+        sudo,
+    })
 }
 
 /// The printers selected by the output flags, in the order they run;

@@ -85,6 +85,7 @@ impl Outcome {
             Outcome::Exited(_) | Outcome::Signaled(_) => Category::Failed,
             Outcome::TimedOut(_) => Category::TimedOut,
             Outcome::Interrupted(_) | Outcome::Cancelled => Category::Interrupted,
+            Outcome::Failed(error) if error.is_command_refused() => Category::Failed,
             Outcome::Failed(error) if error.is_unreachable() => Category::Unreachable,
             Outcome::Failed(_) => Category::SshError,
             Outcome::Internal(_) => Category::Internal,

@@ -21,7 +21,7 @@ pub use stop::Stop;
 
 use crate::model::Host;
 use crate::ssh::{
-    Command, Connector, Kill, OutputSink, RemoteExit, RunEnd, Session, SshError, StdinPiece,
+    Command, Connector, Kill, OutputSink, RemoteExit, RunEnd, Session, SshError, StdinPiece, Sudo,
 };
 
 /// What to run on every host.
@@ -39,6 +39,9 @@ pub struct Job {
     pub probe: Option<Probe>,
     /// Run the command on a pseudo-terminal (prun `--tty`, `-x -t`).
     pub tty: bool,
+    /// Run the command (and the probe) through sudo (`--sudo`); every
+    /// tool's is set from the common flags.
+    pub sudo: Option<Sudo>,
 }
 
 /// A check that can settle a host before the main command (and its stdin)
@@ -166,6 +169,7 @@ impl<E: From<Event> + Send + 'static> HostWorker<E> {
             stdin: &job.stdin,
             timeout: job.timeout,
             tty: job.tty,
+            sudo: job.sudo.as_ref(),
         };
         tracing::debug!(command = %job.command, "command sent");
         let mut sink = EventSink {
@@ -181,7 +185,10 @@ impl<E: From<Event> + Send + 'static> HostWorker<E> {
     /// Runs the probe; true when the host needs nothing. Its stderr is
     /// forwarded, so a failing probe explains itself.
     async fn probe(&self, session: &Session, probe: &Probe) -> Result<bool, Outcome> {
-        let command = Command::new(&probe.command).timeout(self.run.job.timeout);
+        let job = &self.run.job;
+        let command = Command::new(&probe.command)
+            .timeout(job.timeout)
+            .sudo(job.sudo.as_ref());
         let mut sink = ProbeSink {
             stdout: Vec::new(),
             stderr: EventSink {

@@ -23,7 +23,7 @@ use super::sources::input_name;
 use super::vars::Vars;
 use super::{Action, Phase, Play, Sources, Task, PHASES};
 use crate::model::Host;
-use crate::ssh::{shell_quote, Connector};
+use crate::ssh::{shell_quote, Connector, Sudo};
 
 /// What every host of a run shares.
 pub struct Context {
@@ -50,6 +50,8 @@ pub struct Context {
     pub once: RunOnce,
     /// The files `flat` fetches of the run wrote, and which host wrote each.
     pub flat_files: Arc<FlatFiles>,
+    /// `--sudo`'s user: whom tasks become when they do not say.
+    pub sudo_user: Option<String>,
 }
 
 impl Context {
@@ -246,6 +248,8 @@ impl HostRun {
             .reboot_mark
             .as_ref()
             .is_some_and(|mark| mark.phase == phase && mark.task == index);
+        let sudo = self.sudo_for(task);
+        self.remote.set_sudo(sudo);
         let guards = match under_way {
             true => Ok(None),
             false => self.skip_reason(task).await,
@@ -305,6 +309,12 @@ impl HostRun {
         once.for_another_host()
     }
 
+    /// The sudo the task's commands run under, if any.
+    fn sudo_for(&self, task: &Task) -> Option<Sudo> {
+        let user = task.sudo_user(self.ctx.sudo_user.as_deref())?;
+        Some(self.ctx.connector.sudo_as(user))
+    }
+
     /// Where a task runs: `None` for this host, else where `delegate_to` says.
     pub async fn delegated(&self, task: &Task) -> Result<Option<Delegated>, TaskError> {
         match &task.delegate_to {
@@ -358,6 +368,9 @@ impl HostRun {
     ) -> Result<TaskStatus, TaskError> {
         let ctx = Arc::clone(&self.ctx);
         let mut delegated = self.delegated(task).await?;
+        if let Some(delegated) = &mut delegated {
+            delegated.remote().set_sudo(self.sudo_for(task));
+        }
         let step = Step {
             remote: match &mut delegated {
                 Some(delegated) => delegated.remote(),

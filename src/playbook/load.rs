@@ -114,6 +114,13 @@ impl Play {
             tasks(path, file.after_batch)?,
         ];
         resolve_conditions(path, &mut phases)?;
+        if let Some(user) = &file.sudo_user {
+            crate::model::check_user(user).map_err(|why| at_top(format!("become_user: {why}")))?;
+        }
+        for task in phases.iter_mut().flatten() {
+            task.sudo = task.sudo.or(file.sudo);
+            task.sudo_user = task.sudo_user.take().or_else(|| file.sudo_user.clone());
+        }
         let [preflight, before_batch, tasks, on_failure, after_batch] = phases;
         let name = match number {
             (_, 1) => path.display().to_string(),
@@ -499,6 +506,17 @@ fn task(path: &Path, spec: Spanned<TaskSpec>) -> Result<Task, YamlError> {
             "delegate_to: a `{kind}` task acts on its own host; it cannot be delegated"
         )));
     }
+    if let Some(user) = &spec.sudo_user {
+        crate::model::check_user(user).map_err(|why| error(format!("become_user: {why}")))?;
+    }
+    let local = spec.delegate_to.as_deref() == Some(LOCALHOST);
+    if local && spec.sudo == Some(true) {
+        return Err(error(
+            "become: a task delegated to localhost runs as you on this machine; \
+             run sudo in its command if it needs to"
+                .into(),
+        ));
+    }
     if spec.run_once && kind == "reboot" {
         return Err(error(
             "run_once: a reboot is each host's own; it cannot run once for all".into(),
@@ -522,6 +540,8 @@ fn task(path: &Path, spec: Spanned<TaskSpec>) -> Result<Task, YamlError> {
         read_only: spec.read_only,
         delegate_to: spec.delegate_to,
         run_once: spec.run_once,
+        sudo: spec.sudo,
+        sudo_user: spec.sudo_user,
         line: location.line(),
         column: location.column(),
     })
@@ -723,6 +743,26 @@ mod tests {
     }
 
     #[test]
+    fn become_is_the_tasks_else_the_plays_else_sudos() {
+        let play = load(
+            "become: true\nbecome_user: app\ntasks:\n  - {name: a, run: x}\n\
+             \x20 - {name: b, run: x, become: false}\n  - {name: c, run: x, become_user: db}\n",
+        )
+        .unwrap();
+        let users: Vec<_> = play.tasks.iter().map(|t| t.sudo_user(None)).collect();
+        assert_eq!(users, [Some("app"), None, Some("db")]);
+        let plain =
+            load("tasks:\n  - {name: a, run: x}\n  - {name: b, run: x, become: false}\n").unwrap();
+        let users: Vec<_> = plain
+            .tasks
+            .iter()
+            .map(|t| t.sudo_user(Some("root")))
+            .collect();
+        assert_eq!(users, [Some("root"), None]);
+        assert_eq!(plain.tasks[0].sudo_user(None), None);
+    }
+
+    #[test]
     fn plays_and_delegation_are_checked_with_their_position() {
         let cases = [
             ("[]\n", "play.yml:1:1", "expected a play"),
@@ -745,6 +785,16 @@ mod tests {
                 "tasks:\n  - {reboot: {}, run_once: true}\n",
                 "play.yml:2:5",
                 "cannot run once",
+            ),
+            (
+                "tasks:\n  - {run: x, delegate_to: localhost, become: true}\n",
+                "play.yml:2:5",
+                "runs as you on this machine",
+            ),
+            (
+                "become_user: '-x'\ntasks: [{run: x}]\n",
+                "play.yml:1:1",
+                "become_user: expected a user name",
             ),
         ];
         for (text, position, words) in cases {

@@ -142,6 +142,10 @@ pub struct Task {
     /// Runs once per play (per batch in batch hooks); every host gets its
     /// outcome and registered value.
     pub run_once: bool,
+    /// `become`, the task's or else its play's; `None` when neither says.
+    pub sudo: Option<bool>,
+    /// `become_user`, the task's or else its play's.
+    pub sudo_user: Option<String>,
     /// Where the task starts in the playbook, for messages.
     pub line: u64,
     pub column: u64,
@@ -163,6 +167,13 @@ pub enum Action {
 const ACTIONS: &str = "run, copy, fetch, kill, reboot, wait_for, assert, pause";
 
 impl Task {
+    /// Whom the task's commands run as through sudo, if anyone: as its
+    /// `become` (or its play's) says, else as `--sudo` (`default`) says.
+    pub fn sudo_user<'a>(&'a self, default: Option<&'a str>) -> Option<&'a str> {
+        let on = self.sudo.unwrap_or(default.is_some());
+        on.then(|| self.sudo_user.as_deref().or(default).unwrap_or("root"))
+    }
+
     /// Every field variables may appear in.
     fn templates(&self) -> Vec<&str> {
         let mut fields: Vec<&str> = self

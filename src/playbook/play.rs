@@ -53,6 +53,9 @@ pub struct PlayRequest {
     pub base: PathBuf,
     /// `--check`: run only what cannot change a host.
     pub check: bool,
+    /// `--sudo` / `--sudo-user`: whom tasks become when neither they nor
+    /// their play say `become`.
+    pub sudo_user: Option<String>,
 }
 
 /// A journal to continue: locked, and read.
@@ -261,6 +264,7 @@ impl PlaybookRun {
             ),
             once: RunOnce::default(),
             flat_files: Arc::clone(&shared.flat_files),
+            sudo_user: self.request.sudo_user.clone(),
         })
     }
 

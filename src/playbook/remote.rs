@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 use super::error::TaskError;
 use super::vars::Vars;
 use crate::model::Host;
-use crate::ssh::{Command, Connector, OutputSink, RemoteExit, RunEnd, Session, StdinPiece, Stream};
+use crate::ssh::{
+    Command, Connector, OutputSink, RemoteExit, RunEnd, Session, StdinPiece, Stream, Sudo,
+};
 use crate::text::printable;
 
 /// Most of one command's stdout and stderr kept (registers, asserts, messages).
@@ -34,6 +36,8 @@ pub struct Remote {
     abort: CancellationToken,
     /// `localhost` of `delegate_to`: commands run on this machine.
     local: bool,
+    /// The sudo the task in progress runs its commands under (`become`).
+    sudo: Option<Sudo>,
 }
 
 /// How a command ended, with its stdout (unless streamed elsewhere) and
@@ -94,6 +98,7 @@ impl Remote {
             session: None,
             abort,
             local: false,
+            sudo: None,
         }
     }
 
@@ -139,6 +144,12 @@ impl Remote {
         }
     }
 
+    /// Runs the commands that follow under `sudo` (a task's `become`), or
+    /// as the login user.
+    pub fn set_sudo(&mut self, sudo: Option<Sudo>) {
+        self.sudo = sudo;
+    }
+
     /// The abort token, for an action's own waits.
     pub fn abort(&self) -> &CancellationToken {
         &self.abort
@@ -177,6 +188,7 @@ impl Remote {
                 .await
                 .map_err(|e| TaskError::Local(format!("on localhost: {e}"))),
             false => {
+                let sudo = self.sudo.clone();
                 let session = self.session().await?;
                 let command = Command {
                     line: command,
@@ -184,6 +196,7 @@ impl Remote {
                     stdin,
                     timeout,
                     tty: false,
+                    sudo: sudo.as_ref(),
                 };
                 session
                     .run(command, &abort, &mut capture)

@@ -29,6 +29,12 @@ pub struct PlayFile {
     /// After preflight, keep one host per distinct value of this template
     /// (`"{{ host.kernel }}"`: a build host per kernel); the others are done.
     pub one_per: Option<String>,
+    /// Run every task through sudo, unless a task says otherwise.
+    #[serde(rename = "become")]
+    pub sudo: Option<bool>,
+    /// Whom `become` runs tasks as (root unless set).
+    #[serde(rename = "become_user")]
+    pub sudo_user: Option<String>,
     pub vars: Option<Spanned<BTreeMap<String, Scalar>>>,
     /// Run on every host, before any host is changed; a failure stops all.
     #[serde(default)]
@@ -199,6 +205,12 @@ pub struct TaskSpec {
     /// Run once per play (per batch in batch hooks), the outcome shared.
     #[serde(default)]
     pub run_once: bool,
+    /// Run the task's commands through sudo (overrides the play's).
+    #[serde(rename = "become")]
+    pub sudo: Option<bool>,
+    /// Whom `become` runs the task as (overrides the play's).
+    #[serde(rename = "become_user")]
+    pub sudo_user: Option<String>,
 }
 
 /// `changed_when:` of a `run` task: how its command says it changed the host.

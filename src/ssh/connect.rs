@@ -22,6 +22,7 @@ use super::identity::agent_keys;
 use super::known_hosts::{HostKeyStatus, KnownHosts};
 use super::options::{SshOptions, StrictHostKeyChecking};
 use super::resolve::{Resolver, Target};
+use super::sudo::Sudo;
 use super::{Secrets, SetupError, SshError};
 use crate::model::Host;
 
@@ -49,6 +50,12 @@ pub struct Connector {
 }
 
 impl Connector {
+    /// Runs commands as `user` (a checked user name) through sudo,
+    /// answering its prompt with the run's password (`-A`), if any.
+    pub fn sudo_as(&self, user: &str) -> Sudo {
+        Sudo::new(user, self.password.as_deref())
+    }
+
     /// Resolves the settings of every host. A key named on the command line
     /// that cannot be loaded (or decrypted), or a bad ssh_config value,
     /// fails here, before any host is contacted.

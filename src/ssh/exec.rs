@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::connect::Session;
+use super::sudo::{Sudo, PROMPT_MARKER};
 use super::SshError;
 
 /// Start of the line the wrapper prints; \x1f keeps it from colliding with real output.
@@ -62,7 +63,7 @@ living() {
   return 1
 }
 sig=KILL
-( sleep 2; kill -KILL -"$p"; sweep ) </dev/null >/dev/null 2>&1 &
+( trap '' HUP; sleep 2; kill -KILL -"$p"; sweep ) </dev/null >/dev/null 2>&1 &
 timer=$!
 sig=TERM; kill -TERM -"$p" 2>/dev/null; sweep
 i=0; while [ $i -lt 20 ] && living; do sleep 0.1; i=$((i+1)); done
@@ -80,6 +81,12 @@ if sweep; then echo "fleet-kill left$pids"; else echo "fleet-kill done"; fi"#;
 pub const KILL_CONFIRM_LIMIT: Duration = Duration::from_secs(30);
 /// After the kill, how long to keep reading for the command's last output.
 const EXIT_DRAIN: Duration = Duration::from_secs(5);
+
+/// The shell a command re-executes itself with: the login shell that ran
+/// it, or under sudo the /bin/sh sudo ran (the target user's `$SHELL` may
+/// be nologin).
+const LOGIN_SHELL: &str = "\"${SHELL:-/bin/sh}\"";
+const SUDO_SHELL: &str = "/bin/sh";
 
 /// Which output stream bytes came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -163,6 +170,8 @@ pub struct Command<'a> {
     /// Run it on a pseudo-terminal (sudo's `requiretty`, commands that want
     /// one); its stderr then arrives with its stdout, as with `ssh -t`.
     pub tty: bool,
+    /// Run it as another user through sudo (`--sudo`, `become`).
+    pub sudo: Option<&'a Sudo>,
 }
 
 impl<'a> Command<'a> {
@@ -174,11 +183,16 @@ impl<'a> Command<'a> {
             stdin: &[],
             timeout: None,
             tty: false,
+            sudo: None,
         }
     }
 
     pub fn timeout(self, timeout: Option<Duration>) -> Self {
         Command { timeout, ..self }
+    }
+
+    pub fn sudo(self, sudo: Option<&'a Sudo>) -> Self {
+        Command { sudo, ..self }
     }
 }
 
@@ -193,7 +207,12 @@ impl Session {
         sink: &mut impl OutputSink,
     ) -> Result<RunEnd, SshError> {
         let mut process = self.spawn(command).await?;
-        let writer = process.write_stdin(command.stdin.to_vec()).await?;
+        // Under sudo, input waits until the command runs: until then what
+        // the channel carries is for sudo's password prompt.
+        let mut writer = match command.sudo {
+            None => process.write_stdin(command.stdin.to_vec()).await?,
+            Some(_) => StdinWriter(None),
+        };
         let deadline = command.timeout.map(|limit| Instant::now() + limit);
         let stopped = loop {
             tokio::select! {
@@ -203,7 +222,11 @@ impl Session {
                             break Stop::Sink(error);
                         }
                     }
+                    ProcessEvent::Started if command.sudo.is_some() => {
+                        writer = process.write_stdin(command.stdin.to_vec()).await?;
+                    }
                     ProcessEvent::Started => {}
+                    ProcessEvent::PasswordAsked => process.answer_sudo(command.sudo).await?,
                     ProcessEvent::Exited(exit) => {
                         writer.abort();
                         return Ok(RunEnd::Exited(exit));
@@ -214,7 +237,7 @@ impl Session {
             }
         };
         writer.abort();
-        let kill = self.stop(&mut process, sink).await;
+        let kill = self.stop(&mut process, command, sink).await;
         Ok(match stopped {
             Stop::Deadline => RunEnd::TimedOut(kill),
             Stop::Cancel => RunEnd::Cancelled(kill),
@@ -232,9 +255,14 @@ impl Session {
         // A terminal's hangup ends the command when the connection goes,
         // which is what the watchdog does otherwise.
         let watchdog = command.stdin.is_empty() && !command.tty;
-        channel
-            .exec(true, wrap_command(command.line, command.env, watchdog))
-            .await?;
+        let line = match command.sudo {
+            None => wrap_command(command.line, command.env, watchdog, LOGIN_SHELL),
+            Some(sudo) => sudo.wrap(
+                &wrap_command(command.line, command.env, watchdog, SUDO_SHELL),
+                command.tty,
+            ),
+        };
+        channel.exec(true, line).await?;
         let (reader, writer) = channel.split();
         Ok(RemoteProcess {
             reader,
@@ -245,13 +273,26 @@ impl Session {
             queued: None,
             exit: None,
             closed: false,
+            answered_sudo: false,
         })
     }
 
     /// Kills the command's session on the host while still reading its
     /// output (a full channel must not stall the connection the kill
     /// travels on), all within [`KILL_CONFIRM_LIMIT`].
-    async fn stop(&self, process: &mut RemoteProcess, sink: &mut impl OutputSink) -> Kill {
+    async fn stop(
+        &self,
+        process: &mut RemoteProcess,
+        command: Command<'_>,
+        sink: &mut impl OutputSink,
+    ) -> Kill {
+        if command.sudo.is_some() && process.session_id.is_none() {
+            // Still in sudo (a prompt nobody answers, a slow PAM): nothing
+            // of the command runs yet, and a closed channel ends sudo.
+            process.close().await;
+            process.drain(sink, EXIT_DRAIN).await;
+            return Kill::Confirmed;
+        }
         let confirm = async {
             let Some(session_id) = process.await_session_id(sink).await else {
                 return match process.exit {
@@ -259,7 +300,7 @@ impl Session {
                     None => Kill::NotConfirmed("the command never reported its pid".into()),
                 };
             };
-            let kill = self.kill_session(session_id);
+            let kill = self.kill_session(session_id, command);
             tokio::pin!(kill);
             loop {
                 tokio::select! {
@@ -287,25 +328,47 @@ impl Session {
         kill
     }
 
-    /// Runs [`KILL_SCRIPT`] for `session_id` and reads its verdict.
-    async fn kill_session(&self, session_id: u32) -> Kill {
-        let script = KILL_SCRIPT.replace("__PID__", &session_id.to_string());
+    /// Runs [`KILL_SCRIPT`] for `session_id` and reads its verdict; as
+    /// the command's user when it ran under sudo, on a terminal when it
+    /// had one (sudo's `requiretty`).
+    async fn kill_session(&self, session_id: u32, command: Command<'_>) -> Kill {
+        let mut script = KILL_SCRIPT.replace("__PID__", &session_id.to_string());
+        if let Some(sudo) = command.sudo {
+            script = sudo.wrap(&script, command.tty);
+        }
         let verdict = async {
             let mut channel = self.handle.channel_open_session().await?;
+            if command.tty && command.sudo.is_some() {
+                channel
+                    .request_pty(true, "xterm", 80, 24, 0, 0, &[])
+                    .await?;
+            }
             channel.exec(true, script).await?;
-            channel.eof().await?;
-            let mut stdout = Vec::new();
+            let mut answer = command.sudo.and_then(Sudo::answer);
+            if answer.is_none() {
+                channel.eof().await?;
+            }
+            let mut output = Vec::new();
             // russh keeps a channel's stream open after Close; stop there.
             while let Some(message) = channel.wait().await {
                 match message {
-                    ChannelMsg::Data { data } if stdout.len() < 4096 => {
-                        stdout.extend_from_slice(&data)
+                    ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. }
+                        if output.len() < 4096 =>
+                    {
+                        output.extend_from_slice(&data)
                     }
                     ChannelMsg::Close => break,
                     _ => {}
                 }
+                if let Some(at) = find(&output, PROMPT_MARKER) {
+                    output.drain(..at + PROMPT_MARKER.len());
+                    if let Some(answer) = answer.take() {
+                        channel.data(&answer[..]).await?;
+                        channel.eof().await?;
+                    }
+                }
             }
-            Ok::<_, SshError>(String::from_utf8_lossy(&stdout).into_owned())
+            Ok::<_, SshError>(String::from_utf8_lossy(&output).into_owned())
         };
         match verdict.await {
             Ok(text) if text.contains("fleet-kill done") => Kill::Confirmed,
@@ -331,6 +394,8 @@ enum Stop {
 enum ProcessEvent {
     /// Its shell is running and reported its session id.
     Started,
+    /// sudo asks for the password (it has not run the command yet).
+    PasswordAsked,
     Output(Stream, Bytes),
     Exited(RemoteExit),
 }
@@ -349,6 +414,8 @@ struct RemoteProcess {
     exit: Option<RemoteExit>,
     /// The channel has closed; only held stderr and the exit remain to report.
     closed: bool,
+    /// sudo's prompt was answered once; a second prompt means a wrong password.
+    answered_sudo: bool,
 }
 
 impl RemoteProcess {
@@ -382,6 +449,31 @@ impl RemoteProcess {
         }))))
     }
 
+    /// Answers sudo's password prompt, once: asked again, the password was
+    /// wrong, and the command is given up rather than retried (a wrong
+    /// password tried on every host, again and again, locks accounts).
+    async fn answer_sudo(&mut self, sudo: Option<&Sudo>) -> Result<(), SshError> {
+        let refusal = match (sudo.and_then(Sudo::answer), &self.writer) {
+            (Some(answer), Some(writer)) if !self.answered_sudo => {
+                self.answered_sudo = true;
+                return writer.data_bytes(answer).await.map_err(SshError::from);
+            }
+            (None, _) => "a password is required; give it with -A",
+            _ => "incorrect password",
+        };
+        self.close().await;
+        Err(SshError::Sudo(refusal.into()))
+    }
+
+    /// Ends the channel from this side (sudo, waiting for a password, sees
+    /// its input end).
+    async fn close(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.eof().await;
+            let _ = writer.close().await;
+        }
+    }
+
     /// A deadline can pass before a slow host's shell has even reported its
     /// pid; keep reading until it does or the command ends.
     async fn await_session_id(&mut self, sink: &mut impl OutputSink) -> Option<u32> {
@@ -394,7 +486,7 @@ impl RemoteProcess {
                 ProcessEvent::Output(stream, data) => {
                     let _ = sink.output(stream, data).await;
                 }
-                ProcessEvent::Started => {}
+                ProcessEvent::Started | ProcessEvent::PasswordAsked => {}
             }
         }
         self.session_id
@@ -445,6 +537,10 @@ impl RemoteProcess {
                 self.session_id = Some(session_id);
                 self.queued = released.map(|data| (stream, data));
                 return ProcessEvent::Started;
+            }
+            if self.stderr.take_prompt() {
+                self.queued = released.map(|data| (stream, data));
+                return ProcessEvent::PasswordAsked;
             }
             if let Some(data) = released {
                 return ProcessEvent::Output(stream, data);
@@ -556,10 +652,10 @@ fn watchdog_script() -> String {
 /// (when the command reads no input of ours), export `env`, then run the
 /// operator's command unchanged in the same shell. A shell that does not
 /// lead a session of its own (Dropbear starts commands in its own session)
-/// first re-executes itself through `setsid`, so that stopping the session
-/// stops the command and nothing else; /proc/$$/stat is read with a
-/// builtin, so sshd's usual case costs no extra process.
-fn wrap_command(command: &str, env: &[(&str, String)], watchdog: bool) -> String {
+/// first re-executes itself (`shell`) through `setsid`, so that stopping
+/// the session stops the command and nothing else; /proc/$$/stat is read
+/// with a builtin, so sshd's usual case costs no extra process.
+fn wrap_command(command: &str, env: &[(&str, String)], watchdog: bool, shell: &str) -> String {
     let mut inner = String::from("printf '\\037fleet-pid %s\\n' \"$$\" >&2; ");
     if watchdog {
         inner.push_str(&watchdog_script());
@@ -571,7 +667,7 @@ fn wrap_command(command: &str, env: &[(&str, String)], watchdog: bool) -> String
     format!(
         "if read -r fleet_p fleet_c fleet_s fleet_pp fleet_pg fleet_sid fleet_r 2>/dev/null </proc/$$/stat \
          && [ \"$fleet_sid\" != \"$$\" ] && [ \"$fleet_pg\" != \"$$\" ] && command -v setsid >/dev/null 2>&1; \
-         then exec setsid \"${{SHELL:-/bin/sh}}\" -c {quoted}; fi; \
+         then exec setsid {shell} -c {quoted}; fi; \
          unset fleet_p fleet_c fleet_s fleet_pp fleet_pg fleet_sid fleet_r; {inner}",
         quoted = shell_quote(&inner)
     )
@@ -582,11 +678,17 @@ pub fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// Finds and removes the wrapper's pid line at the start of stderr.
+/// Finds and removes the wrapper's pid line at the start of stderr, and
+/// sudo's password prompts before it.
 #[derive(Default)]
 struct PidFilter {
     held: Vec<u8>,
     searching_done: bool,
+    /// A sudo prompt was found and not yet taken.
+    prompted: bool,
+    /// Where the last prompt was: on a terminal, sudo and the terminal end
+    /// its line there once the password is read.
+    prompt_at: Option<usize>,
 }
 
 impl PidFilter {
@@ -596,6 +698,11 @@ impl PidFilter {
             return (None, Some(data));
         }
         self.held.extend_from_slice(&data);
+        if let Some(start) = find(&self.held, PROMPT_MARKER) {
+            self.held.drain(start..start + PROMPT_MARKER.len());
+            self.prompted = true;
+            self.prompt_at = Some(start);
+        }
         if let Some(start) = find(&self.held, PID_MARKER) {
             let digits_start = start + PID_MARKER.len();
             if let Some(newline) = self.held[digits_start..].iter().position(|&b| b == b'\n') {
@@ -605,6 +712,12 @@ impl PidFilter {
                     .ok()
                     .and_then(|s| s.trim_end_matches('\r').parse().ok());
                 self.held.drain(start..=digits_start + newline);
+                // What a terminal echoed after the password, up to the pid line.
+                if let Some(at) = self.prompt_at.filter(|&at| at <= start) {
+                    if self.held[at..start].iter().all(|b| b"\r\n".contains(b)) {
+                        self.held.drain(at..start);
+                    }
+                }
                 return (pid, self.release());
             }
         }
@@ -612,6 +725,11 @@ impl PidFilter {
             return (None, self.release());
         }
         (None, None)
+    }
+
+    /// Whether sudo asked for its password since the last call.
+    fn take_prompt(&mut self) -> bool {
+        std::mem::take(&mut self.prompted)
     }
 
     /// Stops searching and hands back everything held.
@@ -645,6 +763,19 @@ mod tests {
     }
 
     #[test]
+    fn sudo_prompts_are_found_and_removed() {
+        let mut filter = PidFilter::default();
+        let mut prompt = b"lecture\n".to_vec();
+        prompt.extend_from_slice(PROMPT_MARKER);
+        assert_eq!(filter.filter(Bytes::from(prompt)), (None, None));
+        assert!(filter.take_prompt());
+        assert!(!filter.take_prompt());
+        let (pid, passed) = filter.filter(Bytes::from_static(b"\r\n\x1ffleet-pid 7\r\nout\r\n"));
+        assert_eq!(pid, Some(7));
+        assert_eq!(passed.as_deref(), Some(&b"lecture\nout\r\n"[..]));
+    }
+
+    #[test]
     fn gives_up_without_marker() {
         let mut filter = PidFilter::default();
         let big = Bytes::from(vec![b'e'; PID_SEARCH_LIMIT + 1]);
@@ -657,7 +788,7 @@ mod tests {
             shell_quote("x'; touch /tmp/pwned; '"),
             r"'x'\''; touch /tmp/pwned; '\'''"
         );
-        let wrapped = wrap_command("uptime", &[("PSSH_HOST", "a'b".into())], false);
+        let wrapped = wrap_command("uptime", &[("PSSH_HOST", "a'b".into())], false, LOGIN_SHELL);
         assert!(
             wrapped.ends_with("PSSH_HOST='a'\\''b'; export PSSH_HOST; uptime"),
             "{wrapped}"

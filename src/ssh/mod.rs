@@ -13,6 +13,7 @@ mod known_hosts;
 mod nuke;
 mod options;
 mod resolve;
+mod sudo;
 pub mod transfer;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ pub use nuke::{parse_pattern, parse_signal, Nuke};
 pub use options::{
     expand_tilde, OptionError, SshOptions, StrictHostKeyChecking, SUPPORTED_KEYWORDS,
 };
+pub use sudo::Sudo;
 
 /// A problem with the run's own SSH setup, found before any host is contacted.
 #[derive(Debug, Error)]
@@ -131,6 +133,9 @@ pub enum SshError {
     Auth { user: String, tried: String },
     #[error("through bastion {bastion}: {message}")]
     Bastion { bastion: String, message: String },
+    /// sudo would not run the command: a wrong or missing password.
+    #[error("sudo: {0}")]
+    Sudo(String),
     #[error("connection lost before the command finished")]
     ConnectionLost,
     #[error("SSH protocol error: {0}")]
@@ -142,6 +147,12 @@ impl SshError {
     /// reached and refusing us), for the run summary.
     pub fn is_unreachable(&self) -> bool {
         matches!(self, SshError::ConnectTimeout(_) | SshError::Connect(_))
+    }
+
+    /// True when the host was reached and the command refused on it (sudo
+    /// said no): a failure of the command, not of the connection.
+    pub fn is_command_refused(&self) -> bool {
+        matches!(self, SshError::Sudo(_))
     }
 
     /// True when trying again cannot help until someone changes something:
