@@ -261,3 +261,64 @@ fn connection_attempts_try_again_while_the_connection_fails() {
     twice.args(["-O", "ConnectionAttempts=2", "-H", &host, "true"]);
     run(twice).expect_code(0);
 }
+
+#[test]
+fn match_blocks_choose_settings_per_host_user_and_local_check() {
+    let fleet = TestFleet::start(2);
+    let config = fleet.dir().join("ssh_config");
+    let marker = fleet.dir().join("vpn-up");
+    let net = fleet.net;
+    std::fs::write(
+        &config,
+        format!(
+            "Host *\n  IdentityFile {key}\n  UserKnownHostsFile {known}\n\
+             Match originalhost inner-* exec \"test -e {marker}\"\n  HostName 127.{net}.0.2\n\
+             Match originalhost inner-*\n  HostName 127.{net}.0.250\n\
+             Match user nosuchuser\n  Port 1\n\
+             Match final host 127.{net}.0.*\n  Port {port}\n",
+            key = fleet.key().display(),
+            known = fleet.known_hosts().display(),
+            marker = marker.display(),
+            port = fleet.port,
+        ),
+    )
+    .unwrap();
+    let inner = |user: &str| {
+        let mut prun = prun_with_config(&config);
+        prun.args(["-l", user, "-H", "inner-a", "-i", "echo reached"]);
+        prun
+    };
+    // Without the local marker, the exec check fails: the address no one serves.
+    let result = run(inner("root"));
+    result.expect_code(4);
+    assert!(
+        result.stdout_text().contains("cannot connect"),
+        "{}",
+        result.stdout_text()
+    );
+    // With it, the host is found, through the final pass's Port.
+    std::fs::write(&marker, "").unwrap();
+    let result = run(inner("root"));
+    result.expect_code(0);
+    assert!(result.stdout_text().contains("reached"));
+    // Match user sees the user from -l: the first Port wins.
+    let result = run(inner("nosuchuser"));
+    result.expect_code(4);
+    // A criterion fleet cannot answer is an error at its line, before any host.
+    std::fs::write(
+        &config,
+        "Host *\n  Port 22\nMatch localnetwork 10.0.0.0/8\n",
+    )
+    .unwrap();
+    let mut prun = prun_with_config(&config);
+    prun.args(["-H", "127.0.0.1", "true"]);
+    let result = run(prun);
+    result.expect_code(2);
+    assert!(
+        result
+            .stderr
+            .contains("ssh_config:3: Match localnetwork: fleet supports"),
+        "{}",
+        result.stderr
+    );
+}

@@ -1,17 +1,24 @@
 //! ~/.ssh/config, parsed by ssh2-config, so prun reaches hosts the way
 //! `ssh host` does. Before parsing, `Include`s are inlined here (with the
-//! enclosing Host block restored after each, as OpenSSH does) and every
-//! `Match` block is turned into a block that matches nothing, with one
-//! warning, so its settings can never leak into a Host block.
+//! enclosing Host or Match block restored after each, as OpenSSH does).
+//! ssh2-config knows no `Match`: each host's Match lines are decided here
+//! (see [`super::matching`]), each becoming a Host line that matches
+//! everything or nothing, and the file is parsed once per distinct set of
+//! decisions (usually one or two for a whole fleet). As in OpenSSH, a
+//! `Match final` block asks for a second pass, where `host` is HostName.
 
+use std::collections::HashMap;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ssh2_config::{ParseRule, SshConfig};
 
+use super::matching::{ExecCache, MatchLine, Subject};
 use super::options::{expand_tilde, SshOptions, SUPPORTED_KEYWORDS};
-use super::SetupError;
+use super::tokens::local_user_name;
+use super::{SetupError, DEFAULT_PORT};
 use crate::duration::MAX_DURATION;
 use crate::pattern::wildcard_match;
 use crate::text::{read_utf8, TextError};
@@ -21,16 +28,23 @@ const SYSTEM_CONFIG: &str = "/etc/ssh/ssh_config";
 
 /// OpenSSH's limit on nested Includes.
 const MAX_INCLUDE_DEPTH: usize = 16;
-/// A Host line no host name matches: where Match blocks go.
+/// A Host line no host name matches: a Match block that does not hold.
 const NOWHERE: &str = "Host !*";
+/// A Host line every host name matches: a Match block that holds.
+const EVERYWHERE: &str = "Host *";
 
 /// A parsed ssh_config file.
 pub struct ConfigFile {
     path: PathBuf,
-    parsed: SshConfig,
+    /// Parsed once per distinct set of Match decisions (one per Match
+    /// line, in order).
+    parsed: Mutex<HashMap<Vec<bool>, Arc<SshConfig>>>,
     /// Every line parsed, with the file and line it came from, to say
     /// where a bad value is.
     lines: Vec<Line>,
+    /// The Match lines, in order, and the index in `lines` of each.
+    matches: Vec<(MatchLine, usize)>,
+    execs: ExecCache,
     /// The system-wide file, read after this one as OpenSSH does: what
     /// neither this file nor the command line sets comes from it.
     then: Option<Box<ConfigFile>>,
@@ -41,6 +55,9 @@ struct Line {
     text: String,
     path: PathBuf,
     number: usize,
+    /// A Match line (or one reopened after an Include): its index in
+    /// `matches`; its text stands for it only in messages.
+    matching: Option<usize>,
 }
 
 impl ConfigFile {
@@ -69,23 +86,115 @@ impl ConfigFile {
     pub fn load(path: &Path) -> Result<Self, SetupError> {
         let mut flattener = Flattener::default();
         flattener.read(path, 0)?;
-        let lines = flattener.lines;
-        let parsed = parse(&lines).map_err(|message| match first_bad_line(&lines) {
-            Some(line) => config_error_at(line, message),
-            None => config_error(path, message),
+        let Flattener { lines, matches, .. } = flattener;
+        let none_hold = vec![false; matches.len()];
+        let parsed = parse(&lines, &none_hold).map_err(|message| {
+            match first_bad_line(&lines, &none_hold) {
+                Some(line) => config_error_at(line, message),
+                None => config_error(path, message),
+            }
         })?;
         Ok(ConfigFile {
             path: path.to_path_buf(),
-            parsed,
+            parsed: Mutex::new(HashMap::from([(none_hold, Arc::new(parsed))])),
             lines,
+            matches,
+            execs: ExecCache::default(),
             then: None,
         })
     }
 
     /// The options the file gives for `host`, as if each were given with -O
     /// (so they are checked the same way); `%h` in HostName becomes `host`.
-    pub fn options_for(&self, host: &str) -> Result<SshOptions, SetupError> {
-        let params = self.parsed.query(host);
+    /// `known` is what the hosts entry and the command line set (Match
+    /// `user` sees their user).
+    pub fn options_for(&self, host: &str, known: &SshOptions) -> Result<SshOptions, SetupError> {
+        let mut options = self.pass(host, known, None)?;
+        if self.matches.iter().any(|(line, _)| line.wants_final_pass()) {
+            let mut so_far = known.clone();
+            so_far.fill_from(options.clone());
+            let target = so_far.host_name.clone().unwrap_or_else(|| host.to_string());
+            options.fill_from(self.pass(host, &so_far, Some(&target))?);
+        }
+        if let Some(then) = &self.then {
+            options.fill_from(then.options_for(host, known)?);
+        }
+        Ok(options)
+    }
+}
+
+impl ConfigFile {
+    /// One reading of the file for `host`: the first pass, or the final
+    /// one, whose Match `host` is `final_host` (HostName).
+    fn pass(
+        &self,
+        host: &str,
+        known: &SshOptions,
+        final_host: Option<&str>,
+    ) -> Result<SshOptions, SetupError> {
+        let decisions = self.decide(host, known, final_host)?;
+        let parsed = self.parsed_for(&decisions)?;
+        self.options_from(host, &parsed, &decisions)
+    }
+
+    /// Whether each Match line holds for `host`, in order: a line's `user`
+    /// is the one known, else what the lines above it set.
+    fn decide(
+        &self,
+        host: &str,
+        known: &SshOptions,
+        final_host: Option<&str>,
+    ) -> Result<Vec<bool>, SetupError> {
+        let mut decisions = Vec::with_capacity(self.matches.len());
+        for (line, header) in &self.matches {
+            let above = |keyword| self.first_value(host, keyword, &decisions, *header);
+            let user = match &known.user {
+                Some(user) => user.clone(),
+                None => above("User").map_or_else(local_user_name, str::to_string),
+            };
+            let port = known
+                .port
+                .or_else(|| above("Port").and_then(|port| port.parse().ok()))
+                .unwrap_or(DEFAULT_PORT);
+            let subject = Subject {
+                original: host,
+                host: final_host.unwrap_or(host),
+                user: &user,
+                port,
+                final_pass: final_host.is_some(),
+            };
+            let holds = line.holds(&subject, &self.execs).map_err(|why| {
+                config_error_at(&self.lines[*header], format!("for host {host}: {why}"))
+            })?;
+            decisions.push(holds);
+        }
+        Ok(decisions)
+    }
+
+    /// The file parsed with these Match decisions, parsed once.
+    fn parsed_for(&self, decisions: &[bool]) -> Result<Arc<SshConfig>, SetupError> {
+        let mut parsed = self
+            .parsed
+            .lock()
+            .map_err(|_| config_error(&self.path, "a parse panicked".into()))?;
+        if let Some(config) = parsed.get(decisions) {
+            return Ok(Arc::clone(config));
+        }
+        let config = Arc::new(
+            parse(&self.lines, decisions).map_err(|message| config_error(&self.path, message))?,
+        );
+        parsed.insert(decisions.to_vec(), Arc::clone(&config));
+        Ok(config)
+    }
+
+    /// What `parsed` (read with `decisions`) sets for `host`.
+    fn options_from(
+        &self,
+        host: &str,
+        parsed: &SshConfig,
+        decisions: &[bool],
+    ) -> Result<SshOptions, SetupError> {
+        let params = parsed.query(host);
         let mut options = SshOptions::default();
         if let Some(name) = &params.host_name {
             options.host_name = Some(name.replace("%h", host).replace("%%", "%"));
@@ -106,7 +215,7 @@ impl ConfigFile {
         // As written, so `-` takes wildcards and the order is OpenSSH's:
         // ssh2-config's own resolution of these does neither.
         for keyword in ["KexAlgorithms", "Ciphers", "MACs", "HostKeyAlgorithms"] {
-            if let Some(value) = self.first_value(host, keyword) {
+            if let Some(value) = self.first_value(host, keyword, decisions, self.lines.len()) {
                 self.set(&mut options, host, keyword, value)?;
             }
         }
@@ -123,14 +232,9 @@ impl ConfigFile {
         for keyword in params.ignored_fields.keys() {
             tracing::debug!(%host, "{}: ignoring unknown keyword {keyword}", self.path.display());
         }
-        if let Some(then) = &self.then {
-            options.fill_from(then.options_for(host)?);
-        }
         Ok(options)
     }
-}
 
-impl ConfigFile {
     /// Sets `keyword` as -O would; a bad value is an error at the line
     /// that holds it.
     fn set(
@@ -149,14 +253,24 @@ impl ConfigFile {
         })
     }
 
-    /// The value of the first line setting `keyword` in a block that
-    /// applies to `host` (first value wins, as in OpenSSH).
-    fn first_value(&self, host: &str, keyword: &str) -> Option<&str> {
+    /// The value of the first line, of the first `until` lines, setting
+    /// `keyword` in a block that applies to `host` (first value wins, as in
+    /// OpenSSH); Match lines hold as `decisions` say (those past its end
+    /// are not reached).
+    fn first_value(
+        &self,
+        host: &str,
+        keyword: &str,
+        decisions: &[bool],
+        until: usize,
+    ) -> Option<&str> {
         let host = host.to_ascii_lowercase();
         let mut applies = true;
-        for line in &self.lines {
+        for line in &self.lines[..until] {
             let (word, value) = keyword_and_arguments(&line.text);
-            if word.eq_ignore_ascii_case("host") {
+            if let Some(index) = line.matching {
+                applies = decisions.get(index).copied().unwrap_or(false);
+            } else if word.eq_ignore_ascii_case("host") {
                 applies = host_block_applies(value, &host);
             } else if applies && word.eq_ignore_ascii_case(keyword) {
                 return Some(value.trim());
@@ -193,11 +307,16 @@ impl ConfigFile {
     }
 }
 
-/// Parses the flattened lines with ssh2-config.
-fn parse(lines: &[Line]) -> Result<SshConfig, String> {
+/// Parses the flattened lines with ssh2-config, each Match line a Host
+/// line that takes every host or none, as `decisions` say.
+fn parse(lines: &[Line], decisions: &[bool]) -> Result<SshConfig, String> {
     let text: String = lines
         .iter()
-        .map(|line| format!("{}\n", line.text))
+        .map(|line| match line.matching {
+            Some(index) if decisions.get(index) == Some(&true) => format!("{EVERYWHERE}\n"),
+            Some(_) => format!("{NOWHERE}\n"),
+            None => format!("{}\n", line.text),
+        })
         .collect();
     let rules = ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS;
     SshConfig::default()
@@ -207,12 +326,12 @@ fn parse(lines: &[Line]) -> Result<SshConfig, String> {
 
 /// The line where `lines` stop parsing, found by bisecting prefixes:
 /// ssh2-config's errors do not say where they are.
-fn first_bad_line(lines: &[Line]) -> Option<&Line> {
+fn first_bad_line<'a>(lines: &'a [Line], decisions: &[bool]) -> Option<&'a Line> {
     // Invariant: the first `good` lines parse, the first `bad` do not.
     let (mut good, mut bad) = (0, lines.len());
     while bad - good > 1 {
         let middle = (good + bad) / 2;
-        match parse(&lines[..middle]) {
+        match parse(&lines[..middle], decisions) {
             Ok(_) => good = middle,
             Err(_) => bad = middle,
         }
@@ -260,6 +379,14 @@ fn config_error_at(line: &Line, message: String) -> SetupError {
     }
 }
 
+fn config_error_at_place((path, line): (&Path, usize), message: String) -> SetupError {
+    SetupError::ConfigLine {
+        path: path.to_path_buf(),
+        line,
+        message,
+    }
+}
+
 fn config_error(path: &Path, message: String) -> SetupError {
     SetupError::Config {
         path: path.to_path_buf(),
@@ -271,9 +398,18 @@ fn config_error(path: &Path, message: String) -> SetupError {
 #[derive(Default)]
 struct Flattener {
     lines: Vec<Line>,
-    /// The Host line in force, to restore after an Include.
-    current_host: Option<String>,
-    warned_about_match: bool,
+    /// The Match lines read, and where each is in `lines`.
+    matches: Vec<(MatchLine, usize)>,
+    /// The Host or Match line in force, to restore after an Include.
+    current_block: Option<Block>,
+}
+
+/// A block's opening line.
+#[derive(Clone)]
+enum Block {
+    Host(String),
+    /// Its index in `matches`.
+    Match(usize),
 }
 
 impl Flattener {
@@ -295,23 +431,19 @@ impl Flattener {
             let at = (path, index + 1);
             match keyword.to_ascii_lowercase().as_str() {
                 "host" => {
-                    self.current_host = Some(line.to_string());
-                    self.push(line, at);
+                    self.current_block = Some(Block::Host(line.to_string()));
+                    self.push(line, at, None);
                 }
                 "match" => {
-                    if !self.warned_about_match {
-                        tracing::warn!(
-                            "{}:{}: Match blocks are not supported; skipping them",
-                            path.display(),
-                            index + 1
-                        );
-                        self.warned_about_match = true;
-                    }
-                    self.current_host = Some(NOWHERE.to_string());
-                    self.push(NOWHERE, at);
+                    let parsed = MatchLine::parse(arguments)
+                        .map_err(|why| config_error_at_place(at, why))?;
+                    let index = self.matches.len();
+                    self.matches.push((parsed, self.lines.len()));
+                    self.current_block = Some(Block::Match(index));
+                    self.push(line, at, Some(index));
                 }
                 "include" => self.include(at, arguments, depth)?,
-                _ => self.push(line, at),
+                _ => self.push(line, at, None),
             }
         }
         Ok(())
@@ -325,7 +457,7 @@ impl Flattener {
         arguments: &str,
         depth: usize,
     ) -> Result<(), SetupError> {
-        let saved = self.current_host.clone();
+        let saved = self.current_block.clone();
         for argument in arguments.split_whitespace() {
             let pattern = match expand_tilde(argument) {
                 absolute if absolute.is_absolute() => absolute,
@@ -342,17 +474,21 @@ impl Flattener {
                 self.read(&file, depth + 1)?;
             }
         }
-        let restore = saved.clone().unwrap_or_else(|| "Host *".to_string());
-        self.push(&restore, (from, number));
-        self.current_host = saved;
+        match &saved {
+            Some(Block::Match(index)) => self.push("Match", (from, number), Some(*index)),
+            Some(Block::Host(line)) => self.push(&line.clone(), (from, number), None),
+            None => self.push(EVERYWHERE, (from, number), None),
+        }
+        self.current_block = saved;
         Ok(())
     }
 
-    fn push(&mut self, text: &str, (path, number): (&Path, usize)) {
+    fn push(&mut self, text: &str, (path, number): (&Path, usize), matching: Option<usize>) {
         self.lines.push(Line {
             text: text.to_string(),
             path: path.to_path_buf(),
             number,
+            matching,
         });
     }
 }
@@ -378,7 +514,7 @@ mod tests {
              Host *\n  User fallback\n  ConnectTimeout 7\n  StrictHostKeyChecking accept-new\n  SomethingNew yes\n",
         );
         let config = ConfigFile::load(&path).unwrap();
-        let web = config.options_for("web1").unwrap();
+        let web = config.options_for("web1", &SshOptions::default()).unwrap();
         assert_eq!(web.user.as_deref(), Some("deploy"));
         assert_eq!(web.port, Some(2200));
         assert_eq!(web.host_name.as_deref(), Some("web1.dc1.example"));
@@ -387,7 +523,9 @@ mod tests {
             web.strict_host_key_checking,
             Some(super::super::StrictHostKeyChecking::AcceptNew)
         );
-        let legacy = config.options_for("web-legacy").unwrap();
+        let legacy = config
+            .options_for("web-legacy", &SshOptions::default())
+            .unwrap();
         assert_eq!(legacy.user.as_deref(), Some("fallback"));
         assert_eq!(legacy.port, None);
     }
@@ -407,31 +545,75 @@ mod tests {
         );
         let config = ConfigFile::load(&main).unwrap();
         assert_eq!(
-            config.options_for("db1").unwrap().user.as_deref(),
+            config
+                .options_for("db1", &SshOptions::default())
+                .unwrap()
+                .user
+                .as_deref(),
             Some("dba")
         );
         assert_eq!(
-            config.options_for("app").unwrap().port,
+            config
+                .options_for("app", &SshOptions::default())
+                .unwrap()
+                .port,
             Some(2022),
             "Port stays in the app block"
         );
-        assert_eq!(config.options_for("db1").unwrap().port, None);
+        assert_eq!(
+            config
+                .options_for("db1", &SshOptions::default())
+                .unwrap()
+                .port,
+            None
+        );
     }
 
     #[test]
-    fn match_blocks_never_leak() {
+    fn match_blocks_hold_per_host_user_and_pass() {
         let dir = tempfile::tempdir().unwrap();
         let path = write_config(
             dir.path(),
             "config",
-            "Host web1\n  User alice\nMatch host web1 exec true\n  User mallory\n  Port 9999\n",
+            "Host db1\n  HostName 10.0.0.9\nMatch host web1 exec \"test %n = web1\"\n  Port 9999\n\
+             Match user ops\n  ConnectTimeout 7\nMatch final host 10.0.0.*\n  Port 2200\n\
+             Match !localuser nobody-here host web*\n  ConnectTimeout 9\n  User fallback\n",
         );
-        let options = ConfigFile::load(&path)
-            .unwrap()
-            .options_for("web1")
-            .unwrap();
-        assert_eq!(options.user.as_deref(), Some("alice"));
-        assert_eq!(options.port, None);
+        let config = ConfigFile::load(&path).unwrap();
+        let plain = SshOptions::default();
+        let web = config.options_for("web1", &plain).unwrap();
+        assert_eq!(web.port, Some(9999));
+        assert_eq!(web.connect_timeout, Some(Duration::from_secs(9)));
+        assert_eq!(web.user.as_deref(), Some("fallback"));
+        let ops = SshOptions {
+            user: Some("ops".into()),
+            ..SshOptions::default()
+        };
+        let web = config.options_for("web1", &ops).unwrap();
+        assert_eq!(web.connect_timeout, Some(Duration::from_secs(7)));
+        let db = config.options_for("db1", &plain).unwrap();
+        assert_eq!(db.port, Some(2200), "the final pass matches HostName");
+        assert_eq!(config.options_for("db2", &plain).unwrap().port, None);
+
+        let included = write_config(dir.path(), "extra", "Host other\n  Port 1\n");
+        let path = write_config(
+            dir.path(),
+            "config",
+            &format!(
+                "Match host web1\n  Include {}\n  Port 2\n",
+                included.display()
+            ),
+        );
+        let config = ConfigFile::load(&path).unwrap();
+        assert_eq!(config.options_for("web1", &plain).unwrap().port, Some(2));
+        assert_eq!(config.options_for("web2", &plain).unwrap().port, None);
+
+        let path = write_config(dir.path(), "config", "Host a\n  Port 1\nMatch canonical\n");
+        let error = ConfigFile::load(&path).err().unwrap().to_string();
+        assert!(
+            error.ends_with("/config:3: Match canonical: fleet supports all, final, host, originalhost, user, localuser and exec"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -444,7 +626,7 @@ mod tests {
         );
         let error = ConfigFile::load(&path)
             .unwrap()
-            .options_for("x")
+            .options_for("x", &SshOptions::default())
             .unwrap_err()
             .to_string();
         assert!(
@@ -471,14 +653,18 @@ mod tests {
             "Host *\n  User bob\n  Port 2200\n  SendEnv LANG LC_*\n  HashKnownHosts yes\n",
         );
         let both = ConfigFile::load_pair(&user, &system).unwrap().unwrap();
-        let options = both.options_for("web1").unwrap();
+        let options = both.options_for("web1", &SshOptions::default()).unwrap();
         assert_eq!(options.user.as_deref(), Some("alice"));
         assert_eq!(options.port, Some(2200));
         assert_eq!(options.hash_known_hosts, Some(true));
         let missing = dir.path().join("missing");
         let only_system = ConfigFile::load_pair(&missing, &system).unwrap().unwrap();
         assert_eq!(
-            only_system.options_for("web1").unwrap().user.as_deref(),
+            only_system
+                .options_for("web1", &SshOptions::default())
+                .unwrap()
+                .user
+                .as_deref(),
             Some("bob")
         );
         assert!(ConfigFile::load_pair(&missing, &missing).unwrap().is_none());

@@ -10,10 +10,12 @@ mod connect;
 mod exec;
 mod identity;
 mod known_hosts;
+mod matching;
 mod nuke;
 mod options;
 mod resolve;
 mod sudo;
+mod tokens;
 pub mod transfer;
 
 use std::path::{Path, PathBuf};

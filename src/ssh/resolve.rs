@@ -21,6 +21,7 @@ use super::identity::{
 };
 use super::known_hosts::KnownHosts;
 use super::options::{expand_tilde, SshOptions, StrictHostKeyChecking};
+use super::tokens::{self, local_user_name, Tokens};
 use super::{
     Secrets, SetupError, DEFAULT_ALIVE_COUNT_MAX, DEFAULT_ALIVE_INTERVAL, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_PORT,
@@ -115,7 +116,8 @@ impl<'a> Resolver<'a> {
         options.fill_from(own.clone());
         options.fill_from(self.command_line.clone());
         if let Some(config) = self.config {
-            options.fill_from(config.options_for(&host.name)?);
+            let from_config = config.options_for(&host.name, &options)?;
+            options.fill_from(from_config);
         }
         let jumps = self.jumps(options.proxy_jump.as_deref().unwrap_or_default())?;
         self.target(host.label(), &host.name, options, jumps)
@@ -143,7 +145,8 @@ impl<'a> Resolver<'a> {
             inherited.host_name = None;
             options.fill_from(inherited);
             if let Some(config) = self.config {
-                options.fill_from(config.options_for(&host.name)?);
+                let from_config = config.options_for(&host.name, &options)?;
+                options.fill_from(from_config);
             }
             jumps.push(Arc::new(self.target(
                 host.label(),
@@ -172,7 +175,7 @@ impl<'a> Resolver<'a> {
             .proxy_command
             .as_deref()
             .filter(|command| !command.trim().eq_ignore_ascii_case("none"))
-            .map(|command| expand_proxy_tokens(command, &address, port, &user, name))
+            .map(|command| proxy_command(command, &address, port, &user, name))
             .transpose()
             .map_err(|message| SetupError::Config {
                 path: PathBuf::from("ProxyCommand"),
@@ -359,68 +362,27 @@ fn agent_socket(setting: Option<&str>) -> Option<PathBuf> {
     Some(socket)
 }
 
-/// ProxyCommand's tokens as OpenSSH expands them: `%h` the host to reach
-/// (HostName), `%p` its port, `%r` the remote user, `%n` the name as given,
-/// `%%` a `%`; `exec` first, so the shell becomes the command (no shell is
-/// left behind it to orphan). Substituted as they are, as OpenSSH does, so
-/// `"%h"` works; a value a shell would act on (`$`, quotes, `;`...) is
-/// refused instead, as OpenSSH refuses it since CVE-2023-51385.
-fn expand_proxy_tokens(
+/// ProxyCommand with its tokens expanded (`%h %p %r %n`), `exec` first so
+/// the shell becomes the command (no shell is left behind it to orphan).
+fn proxy_command(
     command: &str,
     host: &str,
     port: u16,
     user: &str,
     name: &str,
 ) -> Result<String, String> {
-    let inert = |what: &str, value: &str| {
-        let ok = |c: char| c.is_ascii_alphanumeric() || "._-:".contains(c);
-        match !value.is_empty() && value.chars().all(ok) {
-            true => Ok(value.to_string()),
-            false => Err(format!(
-                "ProxyCommand: the {what} `{}` has characters a shell would act on",
-                value.escape_debug()
-            )),
-        }
+    let tokens = Tokens {
+        host,
+        name,
+        port,
+        user,
     };
-    let mut expanded = String::from("exec ");
-    let mut chars = command.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            expanded.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('h') => expanded.push_str(&inert("host name", host)?),
-            Some('p') => expanded.push_str(&port.to_string()),
-            Some('r') => expanded.push_str(&inert("user", user)?),
-            Some('n') => expanded.push_str(&inert("host name", name)?),
-            Some('%') => expanded.push('%'),
-            Some(other) => return Err(format!("ProxyCommand: unknown token `%{other}`")),
-            None => return Err("ProxyCommand: a lone `%` at the end".into()),
-        }
-    }
-    Ok(expanded)
+    Ok(format!(
+        "exec {}",
+        tokens::expand("ProxyCommand", command, &tokens, "hnpr")?
+    ))
 }
 
 fn same_family(a: &Algorithm, b: &Algorithm) -> bool {
     matches!((a, b), (Algorithm::Rsa { .. }, Algorithm::Rsa { .. })) || a == b
-}
-
-/// The local login name, the default remote user as for ssh.
-fn local_user_name() -> String {
-    if let Some(name) = std::env::var_os("USER").or_else(|| std::env::var_os("LOGNAME")) {
-        return name.to_string_lossy().into_owned();
-    }
-    // SAFETY: getpwuid returns a pointer into static storage or null; we copy
-    // the name out immediately and never keep the pointer.
-    unsafe {
-        let uid = libc::getuid();
-        let entry = libc::getpwuid(uid);
-        if entry.is_null() {
-            return uid.to_string();
-        }
-        std::ffi::CStr::from_ptr((*entry).pw_name)
-            .to_string_lossy()
-            .into_owned()
-    }
 }
