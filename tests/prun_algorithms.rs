@@ -121,3 +121,46 @@ fn host_key_algorithms_choose_which_server_keys_are_accepted() {
         );
     }
 }
+
+#[test]
+fn pubkey_accepted_algorithms_choose_which_signatures_are_offered() {
+    let fleet = hardened(&["PubkeyAcceptedAlgorithms rsa-sha2-512"]);
+    let rsa = fleet.dir().join("id_rsa");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "rsa", "-b", "3072", "-N", "", "-f"])
+        .arg(&rsa)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let public = std::fs::read_to_string(rsa.with_extension("pub")).unwrap();
+    let authorized = fleet.dir().join("authorized_keys");
+    let mut keys = std::fs::read_to_string(&authorized).unwrap();
+    keys.push_str(&public);
+    std::fs::write(&authorized, keys).unwrap();
+    let with = |options: &[&str]| {
+        let mut prun = fleet.prun();
+        prun.arg("--identity")
+            .arg(&rsa)
+            .args(["-h"])
+            .arg(fleet.hosts_file());
+        for option in options {
+            prun.args(["-O", option]);
+        }
+        prun.arg("true");
+        run(prun)
+    };
+    // The server takes only SHA-512 RSA signatures and says so: reached.
+    with(&[]).expect_code(0);
+    // Allowed only SHA-256 ones, fleet offers nothing the server takes.
+    let result = with(&["PubkeyAcceptedAlgorithms=rsa-sha2-256"]);
+    result.expect_code(4);
+    // Without ed25519, the fleet's ed25519 key is not even offered.
+    let result = with(&["PubkeyAcceptedAlgorithms=-ssh-ed25519*,rsa*"]);
+    result.expect_code(4);
+    assert!(
+        result.stdout_text().contains("not publickey")
+            && result.stdout_text().contains("PubkeyAcceptedAlgorithms"),
+        "{}",
+        result.stdout_text()
+    );
+}

@@ -9,7 +9,7 @@
 //! ssh2-config's rules, whose `-` takes no wildcards and whose `^` repeats
 //! names already in the list.
 
-use russh::keys::Algorithm;
+use russh::keys::{Algorithm, HashAlg};
 use russh::{kex, Preferred};
 use std::borrow::Cow;
 
@@ -23,6 +23,8 @@ pub enum Family {
     Mac,
     /// The server's host key types (`HostKeyAlgorithms`).
     HostKey,
+    /// The signatures fleet authenticates with (`PubkeyAcceptedAlgorithms`).
+    Pubkey,
 }
 
 impl Family {
@@ -50,6 +52,20 @@ impl Family {
                 "aes256-gcm@openssh.com",
             ],
             Family::HostKey => &[
+                "ssh-ed25519",
+                "ecdsa-sha2-nistp256",
+                "ecdsa-sha2-nistp384",
+                "ecdsa-sha2-nistp521",
+                "rsa-sha2-512",
+                "rsa-sha2-256",
+            ],
+            Family::Pubkey => &[
+                "ssh-ed25519-cert-v01@openssh.com",
+                "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+                "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+                "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+                "rsa-sha2-512-cert-v01@openssh.com",
+                "rsa-sha2-256-cert-v01@openssh.com",
                 "ssh-ed25519",
                 "ecdsa-sha2-nistp256",
                 "ecdsa-sha2-nistp384",
@@ -90,6 +106,7 @@ impl Family {
                 "rsa-sha2-512-cert-v01@openssh.com",
                 "rsa-sha2-256-cert-v01@openssh.com",
             ],
+            Family::Pubkey => &["ssh-rsa", "ssh-rsa-cert-v01@openssh.com"],
         };
         self.defaults().iter().chain(legacy).copied().collect()
     }
@@ -152,6 +169,49 @@ pub fn host_key_algorithms(
     Some((plain.collect(), certified.collect()))
 }
 
+/// How to sign with `key` (a certificate's when `certified`) as the
+/// accepted list (`PubkeyAcceptedAlgorithms`, OpenSSH's by default)
+/// allows: `None` when it leaves the key out; for RSA, the hash the
+/// server prefers (`server_rsa`, from its server-sig-algs) when allowed,
+/// else SHA-256 when allowed (servers that say nothing), else the list's
+/// first RSA signature.
+pub fn signature(
+    accepted: Option<&[&'static str]>,
+    key: &Algorithm,
+    certified: bool,
+    server_rsa: Option<HashAlg>,
+) -> Option<Option<HashAlg>> {
+    let accepted = accepted.unwrap_or(Family::Pubkey.defaults());
+    let allows = |name: &str| {
+        let name = match certified {
+            true => format!("{name}-cert-v01@openssh.com"),
+            false => name.to_string(),
+        };
+        accepted.contains(&name.as_str())
+    };
+    if !matches!(key, Algorithm::Rsa { .. }) {
+        return allows(key.as_str()).then_some(None);
+    }
+    let rsa = [
+        ("rsa-sha2-512", Some(HashAlg::Sha512)),
+        ("rsa-sha2-256", Some(HashAlg::Sha256)),
+        ("ssh-rsa", None),
+    ];
+    let allowed = |hash: Option<HashAlg>| rsa.iter().any(|(name, h)| *h == hash && allows(name));
+    if let Some(hash) = server_rsa.filter(|&hash| allowed(Some(hash))) {
+        return Some(Some(hash));
+    }
+    if allowed(Some(HashAlg::Sha256)) {
+        return Some(Some(HashAlg::Sha256));
+    }
+    let mut first = accepted.iter().filter_map(|name| {
+        let name = name.strip_suffix("-cert-v01@openssh.com").unwrap_or(name);
+        rsa.iter()
+            .find(|(rsa_name, _)| *rsa_name == name && allows(name))
+    });
+    first.next().map(|(_, hash)| *hash)
+}
+
 /// The lists to offer, as russh takes them: `None` keeps the defaults.
 pub fn preferred(
     kex_algorithms: Option<&[&'static str]>,
@@ -210,6 +270,32 @@ mod tests {
             "{error}"
         );
         assert!(resolve(Family::Mac, "-*").is_err());
+    }
+
+    #[test]
+    fn signatures_follow_pubkey_accepted_algorithms() {
+        let ed25519 = Algorithm::Ed25519;
+        let rsa = Algorithm::Rsa { hash: None };
+        assert_eq!(signature(None, &ed25519, false, None), Some(None));
+        let no_ed = resolve(Family::Pubkey, "-ssh-ed25519*").unwrap();
+        assert_eq!(signature(Some(&no_ed), &ed25519, false, None), None);
+        assert_eq!(signature(Some(&no_ed), &ed25519, true, None), None);
+        assert_eq!(
+            signature(None, &rsa, false, Some(HashAlg::Sha512)),
+            Some(Some(HashAlg::Sha512))
+        );
+        assert_eq!(
+            signature(None, &rsa, false, None),
+            Some(Some(HashAlg::Sha256))
+        );
+        let only_512 = resolve(Family::Pubkey, "rsa-sha2-512").unwrap();
+        assert_eq!(
+            signature(Some(&only_512), &rsa, false, Some(HashAlg::Sha256)),
+            Some(Some(HashAlg::Sha512))
+        );
+        let legacy = resolve(Family::Pubkey, "ssh-rsa").unwrap();
+        assert_eq!(signature(Some(&legacy), &rsa, false, None), Some(None));
+        assert_eq!(signature(Some(&legacy), &ed25519, false, None), None);
     }
 
     #[test]

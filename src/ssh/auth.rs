@@ -7,6 +7,7 @@ use russh::client::{Handle, KeyboardInteractiveAuthResponse};
 use russh::keys::agent::client::AgentClient;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
 
+use super::algorithms;
 use super::connect::HostKeyVerifier;
 use super::resolve::Target;
 use super::SshError;
@@ -25,7 +26,7 @@ pub(super) async fn authenticate(
     let agent = target.agent.as_deref().filter(|_| !target.identities_only);
     let use_agent = !agent_keys.is_empty() && agent.is_some();
     if let (true, Some(socket)) = (use_agent, agent) {
-        if authenticate_with_agent(handle, user, socket, agent_keys, &mut tried).await? {
+        if authenticate_with_agent(handle, target, socket, agent_keys, &mut tried).await? {
             return Ok(());
         }
     }
@@ -34,20 +35,29 @@ pub(super) async fn authenticate(
         if use_agent && agent_keys.iter().any(|k| k.key_data() == public.key_data()) {
             continue;
         }
+        let path = identity.path.display();
         if let Some(certificate) = &identity.certificate {
-            let key = Arc::clone(&identity.key);
-            let result = handle.authenticate_openssh_cert(user, key, certificate.clone());
-            if result.await?.success() {
-                return Ok(());
+            match signing(handle, target, public, true).await? {
+                Some(_) => {
+                    let key = Arc::clone(&identity.key);
+                    let result = handle.authenticate_openssh_cert(user, key, certificate.clone());
+                    if result.await?.success() {
+                        return Ok(());
+                    }
+                    tried.push(format!("certificate of {path}"));
+                }
+                None => tried.push(format!("not the certificate of {path} ({NOT_ACCEPTED})")),
             }
-            tried.push(format!("certificate of {}", identity.path.display()));
         }
-        let hash = rsa_hash(handle, public).await?;
+        let Some(hash) = signing(handle, target, public, false).await? else {
+            tried.push(format!("not publickey {path} ({NOT_ACCEPTED})"));
+            continue;
+        };
         let key = PrivateKeyWithHashAlg::new(Arc::clone(&identity.key), hash);
         if handle.authenticate_publickey(user, key).await?.success() {
             return Ok(());
         }
-        tried.push(format!("publickey {}", identity.path.display()));
+        tried.push(format!("publickey {path}"));
     }
     if let Some(password) = password {
         if keyboard_interactive(handle, user, password).await? {
@@ -72,25 +82,36 @@ pub(super) async fn authenticate(
     })
 }
 
-/// OpenSSH 8.8+ refuses SHA-1 RSA signatures; ask the server what it takes.
-async fn rsa_hash(
+/// Why a key was not offered.
+const NOT_ACCEPTED: &str = "its type is not in PubkeyAcceptedAlgorithms";
+
+/// How to sign with `key` (its certificate's, when `certified`) as
+/// PubkeyAcceptedAlgorithms allows, RSA with the hash the server prefers
+/// (OpenSSH 8.8+ refuses SHA-1); `None`: not offered at all.
+async fn signing(
     handle: &Handle<HostKeyVerifier>,
+    target: &Target,
     key: &PublicKey,
-) -> Result<Option<HashAlg>, SshError> {
-    match key.algorithm().is_rsa() {
-        true => Ok(handle
-            .best_supported_rsa_hash()
-            .await?
-            .flatten()
-            .or(Some(HashAlg::Sha256))),
-        false => Ok(None),
-    }
+    certified: bool,
+) -> Result<Option<Option<HashAlg>>, SshError> {
+    let algorithm = key.algorithm();
+    let server_rsa = match algorithm.is_rsa() {
+        true => handle.best_supported_rsa_hash().await?.flatten(),
+        false => None,
+    };
+    let accepted = target.pubkey_algorithms.as_deref();
+    Ok(algorithms::signature(
+        accepted,
+        &key.algorithm(),
+        certified,
+        server_rsa,
+    ))
 }
 
 /// Offers each agent key; true once one is accepted.
 async fn authenticate_with_agent(
     handle: &mut Handle<HostKeyVerifier>,
-    user: &str,
+    target: &Target,
     socket: &std::path::Path,
     keys: &[PublicKey],
     tried: &mut Vec<String>,
@@ -102,8 +123,13 @@ async fn authenticate_with_agent(
             return Ok(false);
         }
     };
+    let user = target.user.as_str();
     for key in keys {
-        let hash = rsa_hash(handle, key).await?;
+        let fingerprint = key.fingerprint(HashAlg::Sha256);
+        let Some(hash) = signing(handle, target, key, false).await? else {
+            tried.push(format!("not {fingerprint} from ssh-agent ({NOT_ACCEPTED})"));
+            continue;
+        };
         match handle
             .authenticate_publickey_with(user, key.clone(), hash, &mut agent)
             .await
@@ -112,10 +138,7 @@ async fn authenticate_with_agent(
             Ok(_) => {}
             Err(error) => tracing::debug!("ssh-agent could not sign: {error:?}"),
         }
-        tried.push(format!(
-            "publickey {} from ssh-agent",
-            key.fingerprint(HashAlg::Sha256)
-        ));
+        tried.push(format!("publickey {fingerprint} from ssh-agent"));
     }
     Ok(false)
 }

@@ -214,7 +214,13 @@ impl ConfigFile {
         }
         // As written, so `-` takes wildcards and the order is OpenSSH's:
         // ssh2-config's own resolution of these does neither.
-        for keyword in ["KexAlgorithms", "Ciphers", "MACs", "HostKeyAlgorithms"] {
+        for keyword in [
+            "KexAlgorithms",
+            "Ciphers",
+            "MACs",
+            "HostKeyAlgorithms",
+            "PubkeyAcceptedAlgorithms",
+        ] {
             if let Some(value) = self.first_value(host, keyword, decisions, self.lines.len()) {
                 self.set(&mut options, host, keyword, value)?;
             }

@@ -28,6 +28,8 @@ pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "MACs",
     "Port",
     "ProxyCommand",
+    "PubkeyAcceptedAlgorithms",
+    "PubkeyAcceptedKeyTypes",
     "ProxyJump",
     "ServerAliveCountMax",
     "ServerAliveInterval",
@@ -130,6 +132,8 @@ pub struct SshOptions {
     /// Host key types to accept, in order; `None`: OpenSSH's, the types
     /// known_hosts has for the host first.
     pub host_key_algorithms: Option<Vec<&'static str>>,
+    /// Signatures to authenticate with, in order; `None`: OpenSSH's.
+    pub pubkey_accepted_algorithms: Option<Vec<&'static str>>,
     /// A command whose stdin and stdout carry the connection (`%h %p %r
     /// %n` expanded at connect time); `Some("none")` disables one of lower
     /// precedence.
@@ -251,6 +255,11 @@ impl SshOptions {
             "hostkeyalgorithms" => set_once(&mut self.host_key_algorithms, || {
                 algorithms(Family::HostKey)
             })?,
+            "pubkeyacceptedalgorithms" | "pubkeyacceptedkeytypes" => {
+                set_once(&mut self.pubkey_accepted_algorithms, || {
+                    algorithms(Family::Pubkey)
+                })?
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -327,6 +336,10 @@ impl SshOptions {
         fill(&mut self.ciphers, lower.ciphers);
         fill(&mut self.macs, lower.macs);
         fill(&mut self.host_key_algorithms, lower.host_key_algorithms);
+        fill(
+            &mut self.pubkey_accepted_algorithms,
+            lower.pubkey_accepted_algorithms,
+        );
         fill(&mut self.proxy_command, lower.proxy_command);
         fill(&mut self.request_tty, lower.request_tty);
         fill(&mut self.hash_known_hosts, lower.hash_known_hosts);

@@ -63,6 +63,9 @@ pub(super) struct Target {
     pub(super) agent: Option<PathBuf>,
     /// Tries at connecting, a second apart (`ConnectionAttempts`).
     pub(super) connection_attempts: u32,
+    /// Signatures to authenticate with (`PubkeyAcceptedAlgorithms`);
+    /// `None`: OpenSSH's.
+    pub(super) pubkey_algorithms: Option<Vec<&'static str>>,
 }
 
 /// Builds targets, loading each key file, known_hosts set and russh
@@ -193,6 +196,7 @@ impl<'a> Resolver<'a> {
             hash_known_hosts: options.hash_known_hosts.unwrap_or(false),
             agent: agent_socket(options.identity_agent.as_deref()),
             connection_attempts: options.connection_attempts.unwrap_or(1),
+            pubkey_algorithms: options.pubkey_accepted_algorithms.clone(),
             identities: self.identities_for(&options)?,
             identities_only: options.identities_only.unwrap_or(false),
             known_hosts,
