@@ -362,4 +362,32 @@ fn user_certificates_beside_the_key_or_named_by_certificate_file() {
     prun_with(&[]).expect_code(4);
     let named = format!("CertificateFile={}", elsewhere.display());
     prun_with(&["-O", &named]).expect_code(0);
+
+    // The same certificate held by ssh-agent, with no key file at all.
+    std::fs::rename(&elsewhere, &beside).unwrap();
+    let agent = Agent::start(scratch.path());
+    agent.add(&user);
+    let mut prun = prun_without_keys(&fleet);
+    prun.env("SSH_AUTH_SOCK", &agent.socket)
+        .args(["-H", &fleet.host(0), "true"]);
+    run(prun).expect_code(0);
+}
+
+#[test]
+fn an_agent_that_never_answers_is_left_out_not_waited_on() {
+    let fleet = TestFleet::start(2);
+    // A socket that takes connections and never says a word.
+    let socket = fleet.dir().join("mute-agent.sock");
+    let _mute = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let mut prun = fleet.prun_all();
+    prun.env("SSH_AUTH_SOCK", &socket).arg("true");
+    let result = run(prun);
+    result.expect_code(0);
+    assert!(
+        result
+            .stderr
+            .contains("did not answer within 5s; not using it"),
+        "{}",
+        result.stderr
+    );
 }

@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use russh::client::{Handle, KeyboardInteractiveAuthResponse};
 use russh::keys::agent::client::AgentClient;
+use russh::keys::agent::AgentIdentity;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
 
 use super::algorithms;
 use super::connect::HostKeyVerifier;
+use super::identity::AGENT_TIMEOUT;
 use super::resolve::Target;
 use super::SshError;
 
@@ -18,7 +20,7 @@ use super::SshError;
 pub(super) async fn authenticate(
     handle: &mut Handle<HostKeyVerifier>,
     target: &Target,
-    agent_keys: &[PublicKey],
+    agent_keys: &[AgentIdentity],
     password: Option<&str>,
 ) -> Result<(), SshError> {
     let user = target.user.as_str();
@@ -32,7 +34,8 @@ pub(super) async fn authenticate(
     }
     for identity in &target.identities {
         let public = identity.key.public_key();
-        if use_agent && agent_keys.iter().any(|k| k.key_data() == public.key_data()) {
+        let offered = |k: &AgentIdentity| k.public_key().key_data() == public.key_data();
+        if use_agent && agent_keys.iter().any(offered) {
             continue;
         }
         let path = identity.path.display();
@@ -108,12 +111,14 @@ async fn signing(
     ))
 }
 
-/// Offers each agent key; true once one is accepted.
+/// Offers each key and certificate the agent holds, in its order; true
+/// once one is accepted. An agent that stops answering fails the host
+/// (the connection is mid-request and cannot go on to other methods).
 async fn authenticate_with_agent(
     handle: &mut Handle<HostKeyVerifier>,
     target: &Target,
     socket: &std::path::Path,
-    keys: &[PublicKey],
+    identities: &[AgentIdentity],
     tried: &mut Vec<String>,
 ) -> Result<bool, SshError> {
     let mut agent = match AgentClient::connect_uds(socket).await {
@@ -124,21 +129,49 @@ async fn authenticate_with_agent(
         }
     };
     let user = target.user.as_str();
-    for key in keys {
+    for identity in identities {
+        let key = identity.public_key();
         let fingerprint = key.fingerprint(HashAlg::Sha256);
-        let Some(hash) = signing(handle, target, key, false).await? else {
-            tried.push(format!("not {fingerprint} from ssh-agent ({NOT_ACCEPTED})"));
+        let (certified, what) = match identity {
+            AgentIdentity::Certificate { .. } => (true, "certificate"),
+            AgentIdentity::PublicKey { .. } => (false, "publickey"),
+        };
+        let Some(hash) = signing(handle, target, &key, certified).await? else {
+            tried.push(format!(
+                "not {what} {fingerprint} from ssh-agent ({NOT_ACCEPTED})"
+            ));
             continue;
         };
-        match handle
-            .authenticate_publickey_with(user, key.clone(), hash, &mut agent)
-            .await
-        {
+        let attempt = async {
+            match identity {
+                AgentIdentity::Certificate { certificate, .. } => {
+                    let certificate = certificate.clone();
+                    handle
+                        .authenticate_certificate_with(user, certificate, hash, &mut agent)
+                        .await
+                }
+                AgentIdentity::PublicKey { key, .. } => {
+                    handle
+                        .authenticate_publickey_with(user, key.clone(), hash, &mut agent)
+                        .await
+                }
+            }
+        };
+        let Ok(answer) = tokio::time::timeout(AGENT_TIMEOUT, attempt).await else {
+            return Err(SshError::Agent {
+                socket: socket.to_path_buf(),
+                message: format!(
+                    "no signature within {}s (is it waiting for a confirmation?)",
+                    AGENT_TIMEOUT.as_secs()
+                ),
+            });
+        };
+        match answer {
             Ok(result) if result.success() => return Ok(true),
             Ok(_) => {}
             Err(error) => tracing::debug!("ssh-agent could not sign: {error:?}"),
         }
-        tried.push(format!("publickey {fingerprint} from ssh-agent"));
+        tried.push(format!("{what} {fingerprint} from ssh-agent"));
     }
     Ok(false)
 }

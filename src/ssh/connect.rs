@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use russh::client::{self, Handle};
+use russh::keys::agent::AgentIdentity;
 use russh::keys::{HashAlg, PublicKey, PublicKeyOrCertificate};
 use tokio::net::TcpStream;
 use tokio::sync::{Mutex, OnceCell, Semaphore};
@@ -18,7 +19,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::auth::authenticate;
 use super::config::ConfigFile;
-use super::identity::agent_keys;
+use super::identity::agent_identities;
 use super::known_hosts::{HostKeyStatus, KnownHosts};
 use super::options::{SshOptions, StrictHostKeyChecking};
 use super::resolve::{Resolver, Target};
@@ -44,7 +45,7 @@ pub struct Connector {
     password: Option<String>,
     /// The keys ssh-agent holds, listed once, at the first connection.
     /// The keys of each agent socket a host uses, listed once per run.
-    agent_keys: Mutex<HashMap<PathBuf, Arc<OnceCell<Vec<PublicKey>>>>>,
+    agent_keys: Mutex<HashMap<PathBuf, Arc<OnceCell<Vec<AgentIdentity>>>>>,
     bastions: Mutex<HashMap<String, BastionCell>>,
     handshakes: Semaphore,
 }
@@ -151,8 +152,9 @@ impl Connector {
         })
     }
 
-    /// The keys the host's agent holds, asked once per agent per run.
-    async fn agent_keys_of(&self, target: &Target) -> Vec<PublicKey> {
+    /// The keys and certificates the host's agent holds, asked once per
+    /// agent per run.
+    async fn agent_keys_of(&self, target: &Target) -> Vec<AgentIdentity> {
         let Some(socket) = &target.agent else {
             return Vec::new();
         };
@@ -160,7 +162,7 @@ impl Connector {
             let mut agents = self.agent_keys.lock().await;
             Arc::clone(agents.entry(socket.clone()).or_default())
         };
-        cell.get_or_init(|| agent_keys(socket)).await.clone()
+        cell.get_or_init(|| agent_identities(socket)).await.clone()
     }
 
     /// Connects `target` directly or through `via`, under its connect timeout.

@@ -4,10 +4,12 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use russh::keys::agent::client::AgentClient;
+use russh::keys::agent::AgentIdentity;
 use russh::keys::Certificate;
-use russh::keys::{PrivateKey, PublicKey};
+use russh::keys::PrivateKey;
 
 use super::{Secrets, SetupError};
 
@@ -130,23 +132,33 @@ fn check_key_file(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The public keys the ssh-agent listening at `socket` holds; none when
-/// it cannot be reached.
-pub async fn agent_keys(socket: &Path) -> Vec<PublicKey> {
-    match AgentClient::connect_uds(socket).await {
-        Ok(mut agent) => match agent.request_identities().await {
-            Ok(identities) => identities
-                .iter()
-                .map(|i| i.public_key().into_owned())
-                .collect(),
-            Err(error) => {
-                tracing::warn!("ssh-agent did not list its keys: {error}");
-                Vec::new()
-            }
-        },
-        Err(error) => {
-            tracing::warn!("cannot reach ssh-agent at {}: {error}", socket.display());
-            Vec::new()
-        }
-    }
+/// How long an ssh-agent may take to list its keys or to sign: a hung
+/// agent must not look like every host timing out.
+pub(super) const AGENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The keys and certificates the ssh-agent listening at `socket` holds;
+/// none when it cannot be reached or does not answer in time (said once).
+pub(super) async fn agent_identities(socket: &Path) -> Vec<AgentIdentity> {
+    let listed = async {
+        let mut agent = AgentClient::connect_uds(socket)
+            .await
+            .map_err(|error| format!("cannot reach ssh-agent at {}: {error}", socket.display()))?;
+        agent
+            .request_identities()
+            .await
+            .map_err(|error| format!("ssh-agent did not list its keys: {error}"))
+    };
+    let listed = tokio::time::timeout(AGENT_TIMEOUT, listed)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "ssh-agent at {} did not answer within {}s; not using it",
+                socket.display(),
+                AGENT_TIMEOUT.as_secs()
+            ))
+        });
+    listed.unwrap_or_else(|why| {
+        tracing::warn!("{why}");
+        Vec::new()
+    })
 }

@@ -31,7 +31,7 @@ pub use exec::{
     shell_quote, Command, Kill, OutputSink, RemoteExit, RunEnd, StdinPiece, Stream,
     KILL_CONFIRM_LIMIT,
 };
-pub use identity::{agent_keys, load_default_identities, load_identity, Identity};
+pub use identity::{load_default_identities, load_identity, Identity};
 pub use known_hosts::{lookup_name, HostKeyStatus, KnownHosts};
 pub use nuke::{parse_pattern, parse_signal, Nuke};
 pub use options::{
@@ -138,6 +138,8 @@ pub enum SshError {
     /// sudo would not run the command: a wrong or missing password.
     #[error("sudo: {0}")]
     Sudo(String),
+    #[error("ssh-agent at {}: {message}", socket.display())]
+    Agent { socket: PathBuf, message: String },
     #[error("connection lost before the command finished")]
     ConnectionLost,
     #[error("SSH protocol error: {0}")]
