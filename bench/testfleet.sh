@@ -5,6 +5,7 @@
 #   bench/testfleet.sh up DIR N [--port PORT] [--net A] [--user USER] [--password-auth] [--dropbear]
 #                                [--sshd-option "Keyword value"]...
 #                                [--host-ca CA_KEY [--host-cert-validity SPEC] [--host-cert-principals LIST]]
+#                                [--pam-service NAME]
 #   bench/testfleet.sh down DIR
 #
 # `up` starts ceil(N/16) sshd processes, each listening on 16 addresses
@@ -19,6 +20,10 @@
 # --sshd-option adds a line to every sshd_config (KexAlgorithms ...).
 # --host-ca signs each host key with CA_KEY (ssh-keygen -h; principals: the
 # host addresses, validity -5m:+1h unless given) and serves the certificate.
+# --pam-service runs sshd with PAM and keyboard-interactive on, under the
+# PAM service NAME (/etc/pam.d/NAME, which the caller provides): sshd
+# names its PAM service after its program name, so it is started through a
+# link of that name.
 # --dropbear serves the hosts with Dropbear (Debian's dropbear-bin, common
 # on embedded and rescue hosts) instead of OpenSSH, one process per host.
 # Only 127.0.0.0/8 addresses are used. `up` on a DIR whose fleet is still
@@ -74,6 +79,7 @@ plain_root() { # DIR/passwd: /etc/passwd with root at home in DIR/home, in /bin/
 up() {
   local dir=$1 count=$2; shift 2
   local port=2222 user="" passwords=no server=openssh extra="" host_ca="" validity="-5m:+1h" principals=""
+  local pam="" sshd=$SSHD
   NET=1
   while [ $# -gt 0 ]; do
     case $1 in
@@ -87,6 +93,7 @@ up() {
       --host-ca) host_ca=$2; shift 2 ;;
       --host-cert-validity) validity=$2; shift 2 ;;
       --host-cert-principals) principals=$2; shift 2 ;;
+      --pam-service) pam=$2; shift 2 ;;
       *) die "unknown argument $1" ;;
     esac
   done
@@ -101,6 +108,11 @@ up() {
   [ -n "$user" ] && ensure_user "$user"
 
   plain_root "$dir"
+  if [ -n "$pam" ]; then
+    [[ $pam =~ ^[a-z0-9-]+$ ]] || die "--pam-service: letters, digits and - only"
+    sshd="$dir/$pam"
+    ln -sfn "$SSHD" "$sshd"
+  fi
   [ -f "$dir/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C testfleet -f "$dir/id_ed25519"
   cp "$dir/id_ed25519.pub" "$dir/authorized_keys"
   chmod 0644 "$dir/authorized_keys"
@@ -138,9 +150,9 @@ HostKey $dir/hostkey-$g
 PidFile $dir/sshd-$g.pid
 AuthorizedKeysFile $dir/authorized_keys
 StrictModes no
-UsePAM no
+UsePAM $([ -n "$pam" ] && echo yes || echo no)
 PasswordAuthentication $passwords
-KbdInteractiveAuthentication no
+KbdInteractiveAuthentication $([ -n "$pam" ] && echo yes || echo no)
 PubkeyAuthentication yes
 PermitRootLogin prohibit-password
 MaxStartups 10000
@@ -157,7 +169,7 @@ CONF
     mv "$dir/sshd-$g.conf.tmp" "$dir/sshd-$g.conf"
     # sshd binds every address before it daemonizes, so the host is
     # reachable as soon as this returns.
-    in_namespace "$dir" "$SSHD" -f "$dir/sshd-$g.conf" -E "$dir/sshd-$g.log" \
+    in_namespace "$dir" "$sshd" -f "$dir/sshd-$g.conf" -E "$dir/sshd-$g.log" \
       || die "sshd $g failed to start; see $dir/sshd-$g.log"
   done
 }

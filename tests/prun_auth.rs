@@ -391,3 +391,111 @@ fn an_agent_that_never_answers_is_left_out_not_waited_on() {
         result.stderr
     );
 }
+
+/// A PAM service for sshd: the account's password, then a one-time code
+/// (libpam-oath, HOTP with RFC 4226's test secret), removed when dropped.
+struct OtpService {
+    pam_file: std::path::PathBuf,
+}
+
+impl OtpService {
+    const NAME: &'static str = "fleet-otp-test";
+    /// RFC 4226's test secret and its first codes.
+    const SECRET: &'static str = "3132333435363738393031323334353637383930";
+    const CODES: [&'static str; 2] = ["755224", "287082"];
+
+    fn install(dir: &Path, user: &str) -> OtpService {
+        let module = ["/lib", "/usr/lib"].iter().any(|lib| {
+            std::fs::read_dir(lib).is_ok_and(|entries| {
+                entries
+                    .flatten()
+                    .any(|arch| arch.path().join("security/pam_oath.so").exists())
+            })
+        });
+        assert!(module, "pam_oath.so not found: install libpam-oath");
+        let users = dir.join("users.oath");
+        std::fs::write(&users, format!("HOTP {user} - {}\n", Self::SECRET)).unwrap();
+        let pam_file = Path::new("/etc/pam.d").join(Self::NAME);
+        std::fs::write(
+            &pam_file,
+            format!(
+                "auth required pam_unix.so\n\
+                 auth required pam_oath.so usersfile={} window=20\n\
+                 account required pam_permit.so\nsession required pam_permit.so\n",
+                users.display()
+            ),
+        )
+        .unwrap();
+        OtpService { pam_file }
+    }
+}
+
+impl Drop for OtpService {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.pam_file);
+    }
+}
+
+#[test]
+fn one_time_codes_are_asked_per_host_in_turn() {
+    let user = password_user();
+    let fleet = TestFleet::start_with(2, &["--pam-service", OtpService::NAME]);
+    let _service = OtpService::install(fleet.dir(), user);
+    let prun = format!(
+        "{} -F none -A -l {user} -O UserKnownHostsFile={} -h {} -i 'id -un'",
+        env!("CARGO_BIN_EXE_prun"),
+        fleet.known_hosts().display(),
+        fleet.hosts_file().display()
+    );
+    // The password once, then a code for each host as it asks.
+    let [first, second] = OtpService::CODES;
+    let session = format!(
+        "(sleep 2; printf 'Fleet-pw-42\\n'; sleep 2; printf '{first}\\n'; sleep 2; printf '{second}\\n') \
+         | script -qec \"{prun}\" /dev/null"
+    );
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(&session)
+        .env("HOME", fleet.dir())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(screen.matches("Password:").count(), 1, "{screen}");
+    for host in [fleet.host(0), fleet.host(1)] {
+        let question = format!("{host}: One-time password (OATH) for `{user}':");
+        assert_eq!(screen.matches(&question).count(), 1, "{screen}");
+    }
+    assert_eq!(
+        screen.matches(&format!("{user}\r\n")).count(),
+        2,
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("Fleet-pw-42"),
+        "the password was echoed: {screen}"
+    );
+
+    // Unattended, nobody can give the code: refused, not hung.
+    let password = fleet.dir().join("password");
+    std::fs::write(&password, "Fleet-pw-42\n").unwrap();
+    let mut unattended = prun_without_keys(&fleet);
+    unattended
+        .args(["-l", user, "--password-file"])
+        .arg(&password)
+        .args(["-H", &fleet.host(0), "true"]);
+    // SAFETY: setsid in the child drops the controlling terminal, as under cron.
+    unsafe {
+        unattended.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let result = run(unattended);
+    result.expect_code(4);
+    assert!(
+        result.stdout_text().contains("keyboard-interactive"),
+        "{}",
+        result.stdout_text()
+    );
+}

@@ -1,5 +1,6 @@
 //! Authentication, in OpenSSH's order: ssh-agent's keys, key files, then
-//! keyboard-interactive and password when `-A` gave one.
+//! keyboard-interactive and password when `-A` gave one (the operator
+//! answering, on the terminal, prompts that are not for the password).
 
 use std::sync::Arc;
 
@@ -11,8 +12,21 @@ use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
 use super::algorithms;
 use super::connect::HostKeyVerifier;
 use super::identity::AGENT_TIMEOUT;
+use super::operator::{Operator, OperatorClock};
 use super::resolve::Target;
 use super::SshError;
+
+/// What a host may be authenticated with, beside its own key files.
+pub(super) struct Credentials<'a> {
+    /// What the host's ssh-agent holds.
+    pub agent_keys: &'a [AgentIdentity],
+    /// `-A`'s.
+    pub password: Option<&'a str>,
+    /// Asked what the password cannot answer.
+    pub operator: &'a Operator,
+    /// The attempt's time spent asking the operator.
+    pub clock: &'a OperatorClock,
+}
 
 /// Authenticates in OpenSSH's order: ssh-agent's keys, then key files (those
 /// the agent did not already offer), then keyboard-interactive and password
@@ -20,9 +34,9 @@ use super::SshError;
 pub(super) async fn authenticate(
     handle: &mut Handle<HostKeyVerifier>,
     target: &Target,
-    agent_keys: &[AgentIdentity],
-    password: Option<&str>,
+    credentials: Credentials<'_>,
 ) -> Result<(), SshError> {
+    let agent_keys = credentials.agent_keys;
     let user = target.user.as_str();
     let mut tried = Vec::new();
     let agent = target.agent.as_deref().filter(|_| !target.identities_only);
@@ -62,8 +76,8 @@ pub(super) async fn authenticate(
         }
         tried.push(format!("publickey {path}"));
     }
-    if let Some(password) = password {
-        if keyboard_interactive(handle, user, password).await? {
+    if let Some(password) = credentials.password {
+        if keyboard_interactive(handle, target, password, &credentials).await? {
             return Ok(());
         }
         tried.push("keyboard-interactive".into());
@@ -179,31 +193,33 @@ async fn authenticate_with_agent(
 /// Rounds of keyboard-interactive prompts answered before giving up.
 const MAX_PROMPT_ROUNDS: usize = 8;
 
-/// Answers every hidden prompt PAM sends with the password; visible prompts
-/// (a one-time code, say) cannot be answered unattended and get nothing.
+/// Answers PAM's prompts: the password's with the password, any other (a
+/// one-time code) by asking the operator for this host on the terminal.
 async fn keyboard_interactive(
     handle: &mut Handle<HostKeyVerifier>,
-    user: &str,
+    target: &Target,
     password: &str,
+    credentials: &Credentials<'_>,
 ) -> Result<bool, SshError> {
     let mut response = handle
-        .authenticate_keyboard_interactive_start(user, None::<String>)
+        .authenticate_keyboard_interactive_start(target.user.as_str(), None::<String>)
         .await?;
     for _ in 0..MAX_PROMPT_ROUNDS {
         response = match response {
             KeyboardInteractiveAuthResponse::Success => return Ok(true),
             KeyboardInteractiveAuthResponse::Failure { .. } => return Ok(false),
             KeyboardInteractiveAuthResponse::InfoRequest { prompts, .. } => {
-                let answers = prompts
-                    .iter()
-                    .map(|p| {
-                        if p.echo {
-                            String::new()
-                        } else {
-                            password.to_string()
+                let mut answers = Vec::with_capacity(prompts.len());
+                for prompt in &prompts {
+                    let answer = match asks_for_password(&prompt.prompt) {
+                        true => Some(password.to_string()),
+                        false => {
+                            let (operator, clock) = (credentials.operator, credentials.clock);
+                            operator.ask(&target.label, &prompt.prompt, clock).await
                         }
-                    })
-                    .collect();
+                    };
+                    answers.push(answer.unwrap_or_default());
+                }
                 handle
                     .authenticate_keyboard_interactive_respond(answers)
                     .await?
@@ -211,4 +227,54 @@ async fn keyboard_interactive(
         };
     }
     Ok(false)
+}
+
+/// Whether a keyboard-interactive prompt asks for the account's password
+/// ("Password:", "alice@web1's password:") rather than for what only the
+/// operator has ("One-time password (OATH)", "Verification code").
+fn asks_for_password(prompt: &str) -> bool {
+    let text = prompt
+        .trim()
+        .trim_end_matches(':')
+        .trim_end()
+        .to_ascii_lowercase();
+    let something_else = [
+        "one-time",
+        "one time",
+        "otp",
+        "oath",
+        "code",
+        "token",
+        "verification",
+        "pin",
+        "new ",
+        "again",
+        "retype",
+    ];
+    text.ends_with("password") && !something_else.iter().any(|word| text.contains(word))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::asks_for_password;
+
+    #[test]
+    fn password_prompts_are_told_from_one_time_codes() {
+        for prompt in [
+            "Password: ",
+            "alice@web1's password:",
+            "(current) UNIX password:",
+        ] {
+            assert!(asks_for_password(prompt), "{prompt}");
+        }
+        for prompt in [
+            "One-time password (OATH) for `alice': ",
+            "Verification code: ",
+            "New password: ",
+            "Enter PASSCODE:",
+            "Retype new password:",
+        ] {
+            assert!(!asks_for_password(prompt), "{prompt}");
+        }
+    }
 }

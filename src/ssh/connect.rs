@@ -17,10 +17,11 @@ use tokio::net::TcpStream;
 use tokio::sync::{Mutex, OnceCell, Semaphore};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::auth::authenticate;
+use super::auth::{authenticate, Credentials};
 use super::config::ConfigFile;
 use super::identity::agent_identities;
 use super::known_hosts::{HostKeyStatus, KnownHosts};
+use super::operator::{within, Operator, OperatorClock};
 use super::options::{SshOptions, StrictHostKeyChecking};
 use super::resolve::{Resolver, Target};
 use super::sudo::Sudo;
@@ -43,6 +44,8 @@ pub struct Connector {
     targets: HashMap<Host, Arc<Target>>,
     /// For password and keyboard-interactive authentication (`-A`).
     password: Option<String>,
+    /// Answers keyboard-interactive prompts the password cannot (a one-time code).
+    operator: Operator,
     /// The keys ssh-agent holds, listed once, at the first connection.
     /// The keys of each agent socket a host uses, listed once per run.
     agent_keys: Mutex<HashMap<PathBuf, Arc<OnceCell<Vec<AgentIdentity>>>>>,
@@ -91,6 +94,7 @@ impl Connector {
         Ok(Connector {
             targets,
             password: secrets.password,
+            operator: Operator::new(secrets.ask),
             agent_keys: Mutex::new(HashMap::new()),
             bastions: Mutex::new(HashMap::new()),
             handshakes: Semaphore::new(MAX_HANDSHAKES),
@@ -187,6 +191,7 @@ impl Connector {
     /// One attempt at connecting `target` directly or through `via`, under
     /// its connect timeout.
     async fn attempt(&self, target: &Target, via: Option<&Session>) -> Result<Session, SshError> {
+        let clock = OperatorClock::default();
         let attempt = async {
             let closed = CancellationToken::new();
             let verifier = HostKeyVerifier {
@@ -236,17 +241,20 @@ impl Connector {
                     client::connect_stream(config, channel.into_stream(), verifier).await?
                 }
             };
-            let agent_keys = self.agent_keys_of(target).await;
-            authenticate(&mut handle, target, &agent_keys, self.password.as_deref()).await?;
+            let credentials = Credentials {
+                agent_keys: &self.agent_keys_of(target).await,
+                password: self.password.as_deref(),
+                operator: &self.operator,
+                clock: &clock,
+            };
+            authenticate(&mut handle, target, credentials).await?;
             Ok(Session {
                 handle,
                 closed,
                 _proxy: proxy,
             })
         };
-        tokio::time::timeout(target.connect_timeout, attempt)
-            .await
-            .map_err(|_| SshError::ConnectTimeout(target.connect_timeout))?
+        within(target.connect_timeout, &clock, attempt).await
     }
 }
 

@@ -12,6 +12,7 @@ mod identity;
 mod known_hosts;
 mod matching;
 mod nuke;
+mod operator;
 mod options;
 mod resolve;
 mod sudo;
