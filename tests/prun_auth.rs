@@ -499,3 +499,61 @@ fn one_time_codes_are_asked_per_host_in_turn() {
         result.stdout_text()
     );
 }
+
+#[test]
+fn authentication_options_choose_the_methods_tried() {
+    let user = password_user();
+    let fleet = TestFleet::start_with(1, &["--password-auth"]);
+    let password = fleet.dir().join("password");
+    std::fs::write(&password, "Fleet-pw-42\n").unwrap();
+    std::fs::set_permissions(
+        &password,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let with = |mut prun: Command, options: &[&str]| {
+        prun.args(["-l", user, "--password-file"]).arg(&password);
+        for option in options {
+            prun.args(["-O", option]);
+        }
+        prun.args(["-H", &fleet.host(0), "true"]);
+        run(prun)
+    };
+    // No key: the password gets in, unless the options leave it out.
+    with(prun_without_keys(&fleet), &[]).expect_code(0);
+    let only_password = ["PreferredAuthentications=password"];
+    with(prun_without_keys(&fleet), &only_password).expect_code(0);
+    let no_passwords = [
+        "PasswordAuthentication=no",
+        "KbdInteractiveAuthentication=no",
+    ];
+    let result = with(prun_without_keys(&fleet), &no_passwords);
+    result.expect_code(4);
+    assert!(
+        result
+            .stdout_text()
+            .contains("tried: nothing: no agent, no key"),
+        "{}",
+        result.stdout_text()
+    );
+    // With the fleet's key, which every test user may log in with.
+    let result = with(
+        fleet.prun(),
+        &["PubkeyAuthentication=no", "PasswordAuthentication=no"],
+    );
+    result.expect_code(4);
+    assert!(
+        result
+            .stdout_text()
+            .contains("tried: keyboard-interactive)"),
+        "{}",
+        result.stdout_text()
+    );
+    with(
+        fleet.prun(),
+        &["PreferredAuthentications=gssapi-with-mic,publickey"],
+    )
+    .expect_code(0);
+    // Unattended runs pass BatchMode=no too; it is accepted.
+    with(fleet.prun(), &["BatchMode=no", "PubkeyAuthentication=no"]).expect_code(0);
+}

@@ -28,22 +28,119 @@ pub(super) struct Credentials<'a> {
     pub clock: &'a OperatorClock,
 }
 
-/// Authenticates in OpenSSH's order: ssh-agent's keys, then key files (those
-/// the agent did not already offer), then keyboard-interactive and password
-/// when `-A` gave one. The error names every method tried.
+/// A way to log in, as `PreferredAuthentications` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// ssh-agent's keys and certificates, then key files.
+    Publickey,
+    /// PAM's prompts (the password's answered with `-A`'s).
+    KeyboardInteractive,
+    Password,
+}
+
+impl AuthMethod {
+    /// OpenSSH's order.
+    pub const DEFAULT: [AuthMethod; 3] = [
+        AuthMethod::Publickey,
+        AuthMethod::KeyboardInteractive,
+        AuthMethod::Password,
+    ];
+
+    /// The method OpenSSH calls `name`; `None` for those fleet lacks
+    /// (gssapi-with-mic, hostbased).
+    pub fn named(name: &str) -> Option<AuthMethod> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "publickey" => Some(AuthMethod::Publickey),
+            "keyboard-interactive" => Some(AuthMethod::KeyboardInteractive),
+            "password" => Some(AuthMethod::Password),
+            _ => None,
+        }
+    }
+}
+
+/// Authenticates with each of the host's methods in order (OpenSSH's:
+/// ssh-agent's keys, then key files the agent did not already offer, then
+/// keyboard-interactive and password when `-A` gave one). The error names
+/// everything tried.
 pub(super) async fn authenticate(
     handle: &mut Handle<HostKeyVerifier>,
     target: &Target,
     credentials: Credentials<'_>,
 ) -> Result<(), SshError> {
-    let agent_keys = credentials.agent_keys;
-    let user = target.user.as_str();
     let mut tried = Vec::new();
+    for method in &target.auth_methods {
+        let accepted = match (method, credentials.password) {
+            (AuthMethod::Publickey, _) => {
+                publickey(handle, target, credentials.agent_keys, &mut tried).await?
+            }
+            (AuthMethod::KeyboardInteractive, Some(password)) => {
+                let accepted = keyboard_interactive(handle, target, password, &credentials).await?;
+                tried.push("keyboard-interactive".into());
+                accepted
+            }
+            (AuthMethod::Password, Some(password)) => {
+                let accepted = handle
+                    .authenticate_password(target.user.as_str(), password)
+                    .await?
+                    .success();
+                tried.push("password".into());
+                accepted
+            }
+            (_, None) => false,
+        };
+        if accepted {
+            return Ok(());
+        }
+    }
+    if tried.is_empty() {
+        tried.push(nothing_tried(target));
+    }
+    Err(SshError::Auth {
+        user: target.user.clone(),
+        tried: tried.join(", "),
+    })
+}
+
+/// Why no method was tried, for the error.
+fn nothing_tried(target: &Target) -> String {
+    let methods: Vec<&str> = target
+        .auth_methods
+        .iter()
+        .map(|method| match method {
+            AuthMethod::Publickey => "publickey",
+            AuthMethod::KeyboardInteractive => "keyboard-interactive",
+            AuthMethod::Password => "password",
+        })
+        .collect();
+    if methods.is_empty() {
+        "nothing: PreferredAuthentications and the *Authentication options leave no method".into()
+    } else if methods.contains(&"publickey") {
+        "nothing: no agent, no key in ~/.ssh or given with --identity, -O IdentityFile or \
+         ssh_config, and no -A"
+            .into()
+    } else {
+        format!(
+            "nothing: only {} allowed, and no -A password for them",
+            methods.join(", ")
+        )
+    }
+}
+
+/// ssh-agent's keys and certificates, then the key files the agent did
+/// not already offer, each with its certificate first; true once one is
+/// accepted.
+async fn publickey(
+    handle: &mut Handle<HostKeyVerifier>,
+    target: &Target,
+    agent_keys: &[AgentIdentity],
+    tried: &mut Vec<String>,
+) -> Result<bool, SshError> {
+    let user = target.user.as_str();
     let agent = target.agent.as_deref().filter(|_| !target.identities_only);
     let use_agent = !agent_keys.is_empty() && agent.is_some();
     if let (true, Some(socket)) = (use_agent, agent) {
-        if authenticate_with_agent(handle, target, socket, agent_keys, &mut tried).await? {
-            return Ok(());
+        if authenticate_with_agent(handle, target, socket, agent_keys, tried).await? {
+            return Ok(true);
         }
     }
     for identity in &target.identities {
@@ -59,7 +156,7 @@ pub(super) async fn authenticate(
                     let key = Arc::clone(&identity.key);
                     let result = handle.authenticate_openssh_cert(user, key, certificate.clone());
                     if result.await?.success() {
-                        return Ok(());
+                        return Ok(true);
                     }
                     tried.push(format!("certificate of {path}"));
                 }
@@ -72,31 +169,11 @@ pub(super) async fn authenticate(
         };
         let key = PrivateKeyWithHashAlg::new(Arc::clone(&identity.key), hash);
         if handle.authenticate_publickey(user, key).await?.success() {
-            return Ok(());
+            return Ok(true);
         }
         tried.push(format!("publickey {path}"));
     }
-    if let Some(password) = credentials.password {
-        if keyboard_interactive(handle, target, password, &credentials).await? {
-            return Ok(());
-        }
-        tried.push("keyboard-interactive".into());
-        if handle
-            .authenticate_password(user, password)
-            .await?
-            .success()
-        {
-            return Ok(());
-        }
-        tried.push("password".into());
-    }
-    if tried.is_empty() {
-        tried.push("nothing: no agent, no key in ~/.ssh or given with --identity, -O IdentityFile or ssh_config, and no -A".into());
-    }
-    Err(SshError::Auth {
-        user: user.to_string(),
-        tried: tried.join(", "),
-    })
+    Ok(false)
 }
 
 /// Why a key was not offered.
@@ -213,6 +290,8 @@ async fn keyboard_interactive(
                 for prompt in &prompts {
                     let answer = match asks_for_password(&prompt.prompt) {
                         true => Some(password.to_string()),
+                        // BatchMode: nobody is there to ask.
+                        false if target.batch_mode => None,
                         false => {
                             let (operator, clock) = (credentials.operator, credentials.clock);
                             operator.ask(&target.label, &prompt.prompt, clock).await

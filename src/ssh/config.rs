@@ -23,6 +23,17 @@ use crate::duration::MAX_DURATION;
 use crate::pattern::wildcard_match;
 use crate::text::{read_utf8, TextError};
 
+/// Keywords ssh2-config parses itself that fleet reads as written.
+const AS_WRITTEN: [&str; 7] = [
+    "KexAlgorithms",
+    "Ciphers",
+    "MACs",
+    "HostKeyAlgorithms",
+    "PubkeyAcceptedAlgorithms",
+    "ConnectionAttempts",
+    "PubkeyAuthentication",
+];
+
 /// The system-wide ssh_config, read after the user's.
 const SYSTEM_CONFIG: &str = "/etc/ssh/ssh_config";
 
@@ -212,18 +223,17 @@ impl ConfigFile {
         if let Some(jumps) = &params.proxy_jump {
             self.set(&mut options, host, "ProxyJump", &jumps.join(","))?;
         }
-        // As written, so `-` takes wildcards and the order is OpenSSH's:
-        // ssh2-config's own resolution of these does neither.
-        for keyword in [
-            "KexAlgorithms",
-            "Ciphers",
-            "MACs",
-            "HostKeyAlgorithms",
-            "PubkeyAcceptedAlgorithms",
-        ] {
-            if let Some(value) = self.first_value(host, keyword, decisions, self.lines.len()) {
+        // As written: ssh2-config keeps these to itself (algorithm lists
+        // resolved without OpenSSH's wildcards and order, one
+        // CertificateFile only), so they never reach `unsupported_fields`.
+        let all = self.lines.len();
+        for keyword in AS_WRITTEN {
+            if let Some(value) = self.first_value(host, keyword, decisions, all) {
                 self.set(&mut options, host, keyword, value)?;
             }
+        }
+        for value in self.values(host, "CertificateFile", decisions, all) {
+            self.set(&mut options, host, "CertificateFile", value)?;
         }
         for (keyword, values) in &params.unsupported_fields {
             if !SUPPORTED_KEYWORDS
@@ -263,16 +273,28 @@ impl ConfigFile {
     /// `keyword` in a block that applies to `host` (first value wins, as in
     /// OpenSSH); Match lines hold as `decisions` say (those past its end
     /// are not reached).
-    fn first_value(
-        &self,
+    fn first_value<'a>(
+        &'a self,
         host: &str,
-        keyword: &str,
-        decisions: &[bool],
+        keyword: &'a str,
+        decisions: &'a [bool],
         until: usize,
-    ) -> Option<&str> {
+    ) -> Option<&'a str> {
+        self.values(host, keyword, decisions, until).next()
+    }
+
+    /// Every value, in order, of the first `until` lines setting `keyword`
+    /// in blocks that apply to `host` (Match lines as `decisions` say).
+    fn values<'a>(
+        &'a self,
+        host: &str,
+        keyword: &'a str,
+        decisions: &'a [bool],
+        until: usize,
+    ) -> impl Iterator<Item = &'a str> {
         let host = host.to_ascii_lowercase();
         let mut applies = true;
-        for line in &self.lines[..until] {
+        self.lines[..until].iter().filter_map(move |line| {
             let (word, value) = keyword_and_arguments(&line.text);
             if let Some(index) = line.matching {
                 applies = decisions.get(index).copied().unwrap_or(false);
@@ -281,8 +303,8 @@ impl ConfigFile {
             } else if applies && word.eq_ignore_ascii_case(keyword) {
                 return Some(value.trim());
             }
-        }
-        None
+            None
+        })
     }
 
     /// The first line that sets `keyword` to a value -O would refuse.
@@ -647,6 +669,31 @@ mod tests {
         );
         let error = ConfigFile::load(&path).err().unwrap().to_string();
         assert!(error.ends_with("/extra:3: expected port number"), "{error}");
+    }
+
+    #[test]
+    fn keywords_ssh2_config_keeps_to_itself_are_read_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(
+            dir.path(),
+            "config",
+            "Host *\n  CertificateFile /x/a-cert.pub\n  CertificateFile /x/b-cert.pub\n\
+             \x20 ConnectionAttempts 3\n  PubkeyAuthentication no\n  PasswordAuthentication no\n\
+             \x20 PreferredAuthentications password,keyboard-interactive\n  BatchMode yes\n",
+        );
+        let options = ConfigFile::load(&path)
+            .unwrap()
+            .options_for("web1", &SshOptions::default())
+            .unwrap();
+        let certificates = [
+            PathBuf::from("/x/a-cert.pub"),
+            PathBuf::from("/x/b-cert.pub"),
+        ];
+        assert_eq!(options.certificate_files, certificates);
+        assert_eq!(options.connection_attempts, Some(3));
+        assert_eq!(options.batch_mode, Some(true));
+        use super::super::auth::AuthMethod;
+        assert_eq!(options.auth_methods(), [AuthMethod::KeyboardInteractive]);
     }
 
     #[test]

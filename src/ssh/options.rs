@@ -3,6 +3,7 @@
 //! given for a keyword wins, except IdentityFile, which accumulates.
 
 use super::algorithms::{resolve, Family};
+use super::auth::AuthMethod;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use crate::duration::parse_seconds;
 pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "BatchMode",
     "CertificateFile",
+    "ChallengeResponseAuthentication",
     "Ciphers",
     "ConnectTimeout",
     "ConnectionAttempts",
@@ -24,13 +26,18 @@ pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "IdentityAgent",
     "IdentitiesOnly",
     "IdentityFile",
+    "KbdInteractiveAuthentication",
     "KexAlgorithms",
     "MACs",
+    "PasswordAuthentication",
     "Port",
+    "PreferredAuthentications",
     "ProxyCommand",
+    "ProxyJump",
     "PubkeyAcceptedAlgorithms",
     "PubkeyAcceptedKeyTypes",
-    "ProxyJump",
+    "PubkeyAuthentication",
+    "RequestTTY",
     "ServerAliveCountMax",
     "ServerAliveInterval",
     "StrictHostKeyChecking",
@@ -60,6 +67,7 @@ pub const IGNORED_KEYWORDS: &[&str] = &[
     "GSSAPIDelegateCredentials",
     "IPQoS",
     "LogLevel",
+    "NumberOfPasswordPrompts",
     "Protocol",
     "SendEnv",
     "TCPKeepAlive",
@@ -141,6 +149,16 @@ pub struct SshOptions {
     /// A terminal for the command (`-x -t`, `RequestTTY`): prun's own
     /// command only, never a transfer's.
     pub request_tty: Option<bool>,
+    /// `PreferredAuthentications`: the methods to try, in order (those
+    /// fleet lacks left out).
+    pub auth_methods: Option<Vec<AuthMethod>>,
+    /// `PubkeyAuthentication`, `KbdInteractiveAuthentication` and
+    /// `PasswordAuthentication`: `no` leaves the method out.
+    pub pubkey_authentication: Option<bool>,
+    pub kbd_interactive_authentication: Option<bool>,
+    pub password_authentication: Option<bool>,
+    /// `BatchMode yes`: never ask the operator (a one-time code goes unanswered).
+    pub batch_mode: Option<bool>,
     /// Write hosts' names hashed when accept-new records a key.
     pub hash_known_hosts: Option<bool>,
     /// The ssh-agent socket: a path, `SSH_AUTH_SOCK` (the default) or `none`.
@@ -265,6 +283,46 @@ impl SshOptions {
         Ok(true)
     }
 
+    /// Which ways of logging in to try. False when `keyword` is none of these.
+    fn set_authentication(&mut self, keyword: &str, value: &str) -> Result<bool, OptionError> {
+        let bad = bad_value(keyword, value);
+        let yes_no = || parse_yes_no(value).ok_or_else(|| bad("yes or no"));
+        match keyword.to_ascii_lowercase().as_str() {
+            "preferredauthentications" => set_once(&mut self.auth_methods, || {
+                let methods: Vec<AuthMethod> =
+                    value.split(',').filter_map(AuthMethod::named).collect();
+                match methods.is_empty() {
+                    true => Err(bad(
+                        "publickey, keyboard-interactive or password (comma separated)",
+                    )),
+                    false => Ok(methods),
+                }
+            })?,
+            "pubkeyauthentication" => set_once(&mut self.pubkey_authentication, yes_no)?,
+            "kbdinteractiveauthentication" | "challengeresponseauthentication" => {
+                set_once(&mut self.kbd_interactive_authentication, yes_no)?
+            }
+            "passwordauthentication" => set_once(&mut self.password_authentication, yes_no)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The ways of logging in to try, in order: PreferredAuthentications'
+    /// (OpenSSH's by default), less those set to `no`.
+    pub fn auth_methods(&self) -> Vec<AuthMethod> {
+        let listed = self.auth_methods.as_deref().unwrap_or(&AuthMethod::DEFAULT);
+        let allowed = |method: &&AuthMethod| {
+            let flag = match method {
+                AuthMethod::Publickey => self.pubkey_authentication,
+                AuthMethod::KeyboardInteractive => self.kbd_interactive_authentication,
+                AuthMethod::Password => self.password_authentication,
+            };
+            flag.unwrap_or(true)
+        };
+        listed.iter().filter(allowed).copied().collect()
+    }
+
     /// Who logs in and how, and what the session gets. False when
     /// `keyword` is none of these.
     fn set_session(&mut self, keyword: &str, value: &str) -> Result<bool, OptionError> {
@@ -288,12 +346,10 @@ impl SshOptions {
                     _ => Err(bad("yes, force, no or auto")),
                 }
             })?,
-            // We never prompt, so batch mode is always on; scripts pass it anyway.
-            "batchmode" => match value.to_ascii_lowercase().as_str() {
-                "yes" => {}
-                _ => return Err(bad("yes (fleet never prompts during a run)")),
-            },
-            _ => return Ok(false),
+            "batchmode" => set_once(&mut self.batch_mode, || {
+                parse_yes_no(value).ok_or_else(|| bad("yes or no"))
+            })?,
+            _ => return self.set_authentication(keyword, value),
         }
         Ok(true)
     }
@@ -342,6 +398,17 @@ impl SshOptions {
         );
         fill(&mut self.proxy_command, lower.proxy_command);
         fill(&mut self.request_tty, lower.request_tty);
+        fill(&mut self.auth_methods, lower.auth_methods);
+        fill(&mut self.pubkey_authentication, lower.pubkey_authentication);
+        fill(
+            &mut self.kbd_interactive_authentication,
+            lower.kbd_interactive_authentication,
+        );
+        fill(
+            &mut self.password_authentication,
+            lower.password_authentication,
+        );
+        fill(&mut self.batch_mode, lower.batch_mode);
         fill(&mut self.hash_known_hosts, lower.hash_known_hosts);
         fill(&mut self.identity_agent, lower.identity_agent);
     }

@@ -14,6 +14,7 @@ use russh::keys::Algorithm;
 use russh::Preferred;
 
 use super::algorithms;
+use super::auth::AuthMethod;
 
 use super::config::ConfigFile;
 use super::identity::{
@@ -66,6 +67,10 @@ pub(super) struct Target {
     /// Signatures to authenticate with (`PubkeyAcceptedAlgorithms`);
     /// `None`: OpenSSH's.
     pub(super) pubkey_algorithms: Option<Vec<&'static str>>,
+    /// The ways of logging in to try, in order.
+    pub(super) auth_methods: Vec<AuthMethod>,
+    /// Never ask the operator (`BatchMode yes`).
+    pub(super) batch_mode: bool,
 }
 
 /// Builds targets, loading each key file, known_hosts set and russh
@@ -197,6 +202,8 @@ impl<'a> Resolver<'a> {
             agent: agent_socket(options.identity_agent.as_deref()),
             connection_attempts: options.connection_attempts.unwrap_or(1),
             pubkey_algorithms: options.pubkey_accepted_algorithms.clone(),
+            auth_methods: options.auth_methods(),
+            batch_mode: options.batch_mode.unwrap_or(false),
             identities: self.identities_for(&options)?,
             identities_only: options.identities_only.unwrap_or(false),
             known_hosts,
