@@ -484,6 +484,24 @@ fn kill_9_of_fleet_leaves_no_remote_command_and_no_half_copied_file() {
     wait_until(Duration::from_secs(30), "the orphaned sleeps end", || {
         count_processes(&sleeper) == 0
     });
+    // With input of ours (-I) the command's stdin is no watchdog: the
+    // connection's sshd is watched instead.
+    let reader = format!("sleep {}", unique());
+    let mut prun = fleet.prun_all();
+    prun.args(["-t", "0", "-I", &format!("cat >/dev/null; {reader}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = prun.spawn().unwrap();
+    drop(child.stdin.take());
+    wait_until(Duration::from_secs(60), "5 hosts run the reader", || {
+        count_processes(&reader) == 5
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until(Duration::from_secs(30), "the readers end", || {
+        count_processes(&reader) == 0
+    });
     // pcp: a transfer cut by kill -9 leaves no temporary file on any host.
     let big = fleet.dir().join("big");
     support::random_file(&big, 300_000_000);

@@ -227,6 +227,9 @@ impl Session {
                     }
                     ProcessEvent::Started => {}
                     ProcessEvent::PasswordAsked => process.answer_sudo(command.sudo).await?,
+                    ProcessEvent::SudoRefused(said) => {
+                        return Err(SshError::Sudo(sudo_refusal(&said)))
+                    }
                     ProcessEvent::Exited(exit) => {
                         writer.abort();
                         return Ok(RunEnd::Exited(exit));
@@ -254,7 +257,11 @@ impl Session {
         }
         // A terminal's hangup ends the command when the connection goes,
         // which is what the watchdog does otherwise.
-        let watchdog = command.stdin.is_empty() && !command.tty;
+        let watchdog = match (command.tty, command.stdin.is_empty()) {
+            (true, _) => Watchdog::Terminal,
+            (false, true) => Watchdog::Input,
+            (false, false) => Watchdog::Connection,
+        };
         let line = match command.sudo {
             None => wrap_command(command.line, command.env, watchdog, LOGIN_SHELL),
             Some(sudo) => sudo.wrap(
@@ -274,6 +281,7 @@ impl Session {
             exit: None,
             closed: false,
             answered_sudo: false,
+            sudo: command.sudo.is_some(),
         })
     }
 
@@ -396,6 +404,8 @@ enum ProcessEvent {
     Started,
     /// sudo asks for the password (it has not run the command yet).
     PasswordAsked,
+    /// sudo gave up before running the command, saying this.
+    SudoRefused(String),
     Output(Stream, Bytes),
     Exited(RemoteExit),
 }
@@ -416,6 +426,8 @@ struct RemoteProcess {
     closed: bool,
     /// sudo's prompt was answered once; a second prompt means a wrong password.
     answered_sudo: bool,
+    /// Runs under sudo, which has not refused yet.
+    sudo: bool,
 }
 
 impl RemoteProcess {
@@ -486,7 +498,9 @@ impl RemoteProcess {
                 ProcessEvent::Output(stream, data) => {
                     let _ = sink.output(stream, data).await;
                 }
-                ProcessEvent::Started | ProcessEvent::PasswordAsked => {}
+                ProcessEvent::Started
+                | ProcessEvent::PasswordAsked
+                | ProcessEvent::SudoRefused(_) => {}
             }
         }
         self.session_id
@@ -546,6 +560,13 @@ impl RemoteProcess {
                 return ProcessEvent::Output(stream, data);
             }
         }
+        let failed = matches!(self.exit, Some(RemoteExit::Code(code)) if code != 0);
+        if self.sudo && self.session_id.is_none() && failed {
+            // sudo ended without running the command: what it said is why.
+            self.sudo = false;
+            let said = self.stderr.release().unwrap_or_default();
+            return ProcessEvent::SudoRefused(String::from_utf8_lossy(&said).into_owned());
+        }
         if let Some(held) = self.stderr.release() {
             let stream = match self.tty {
                 true => Stream::Stdout,
@@ -554,6 +575,24 @@ impl RemoteProcess {
             return ProcessEvent::Output(stream, held);
         }
         ProcessEvent::Exited(self.exit.clone().unwrap_or(RemoteExit::Lost))
+    }
+}
+
+/// Why sudo would not run a command, from what it said (its last line,
+/// after any lecture), as one short reason.
+fn sudo_refusal(said: &str) -> String {
+    let last = said
+        .lines()
+        .map(|line| line.trim().trim_start_matches("sudo: ").trim())
+        .filter(|line| !line.is_empty())
+        .next_back()
+        .unwrap_or("it gave up before running the command");
+    if last.contains("incorrect password") {
+        "incorrect password".into()
+    } else if last.contains("must have a tty") {
+        format!("{last} (add --tty)")
+    } else {
+        last.to_string()
     }
 }
 
@@ -638,13 +677,35 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// does not kill itself; without `setsid` it falls back to signalling the
 /// process group.
 fn watchdog_script() -> String {
-    let kill = shell_quote(&KILL_SCRIPT.replace("__PID__", "$1"));
     format!(
         "exec 3<&0 </dev/null; \
-         ( ( read -r _ <&3; kill -0 $$ 2>/dev/null || exit 0; \
-           command -v setsid >/dev/null 2>&1 && exec setsid /bin/sh -c {kill} fleet-kill $$; \
-           trap '' TERM; kill -TERM -$$; sleep 2; kill -KILL -$$ ) >/dev/null 2>&1 3<&3 & ); \
-         exec 3<&-; "
+         ( ( read -r _ <&3; kill -0 $$ 2>/dev/null || exit 0; {stop} ) >/dev/null 2>&1 3<&3 & ); \
+         exec 3<&-; ",
+        stop = stop_session()
+    )
+}
+
+/// The watchdog of a command that reads input of ours (`-I`, pcp's
+/// stream), whose end is no sign of anything: it looks once a second for
+/// the sshd process that carries the connection (`$fleet_sshd`), which
+/// goes with it, and stops the session the same way. It ends with the
+/// command.
+fn connection_watchdog_script() -> String {
+    format!(
+        "( ( while [ -e /proc/$$ ] && [ -e \"/proc/$fleet_sshd\" ]; do sleep 1; done; \
+           [ -e /proc/$$ ] || exit 0; {stop} ) </dev/null >/dev/null 2>&1 & ); ",
+        stop = stop_session()
+    )
+}
+
+/// Stops session `$$` with [`KILL_SCRIPT`], from a session of its own so
+/// that it does not kill itself; without `setsid`, by signalling the
+/// process group.
+fn stop_session() -> String {
+    let kill = shell_quote(&KILL_SCRIPT.replace("__PID__", "$1"));
+    format!(
+        "command -v setsid >/dev/null 2>&1 && exec setsid /bin/sh -c {kill} fleet-kill $$; \
+         trap '' TERM; kill -TERM -$$; sleep 2; kill -KILL -$$"
     )
 }
 
@@ -655,11 +716,17 @@ fn watchdog_script() -> String {
 /// first re-executes itself (`shell`) through `setsid`, so that stopping
 /// the session stops the command and nothing else; /proc/$$/stat is read
 /// with a builtin, so sshd's usual case costs no extra process.
-fn wrap_command(command: &str, env: &[(&str, String)], watchdog: bool, shell: &str) -> String {
-    let mut inner = String::from("printf '\\037fleet-pid %s\\n' \"$$\" >&2; ");
-    if watchdog {
-        inner.push_str(&watchdog_script());
+fn wrap_command(command: &str, env: &[(&str, String)], watchdog: Watchdog, shell: &str) -> String {
+    // The sshd process of the connection: the login shell's parent, handed
+    // on as $1 through sudo and a re-execution.
+    let mut inner =
+        String::from("printf '\\037fleet-pid %s\\n' \"$$\" >&2; fleet_sshd=${1:-$PPID}; set --; ");
+    match watchdog {
+        Watchdog::Input => inner.push_str(&watchdog_script()),
+        Watchdog::Connection => inner.push_str(&connection_watchdog_script()),
+        Watchdog::Terminal => {}
     }
+    inner.push_str("unset fleet_sshd; ");
     for (name, value) in env {
         inner.push_str(&format!("{name}={}; export {name}; ", shell_quote(value)));
     }
@@ -667,10 +734,21 @@ fn wrap_command(command: &str, env: &[(&str, String)], watchdog: bool, shell: &s
     format!(
         "if read -r fleet_p fleet_c fleet_s fleet_pp fleet_pg fleet_sid fleet_r 2>/dev/null </proc/$$/stat \
          && [ \"$fleet_sid\" != \"$$\" ] && [ \"$fleet_pg\" != \"$$\" ] && command -v setsid >/dev/null 2>&1; \
-         then exec setsid {shell} -c {quoted}; fi; \
+         then exec setsid {shell} -c {quoted} fleet-sh \"${{1:-$PPID}}\"; fi; \
          unset fleet_p fleet_c fleet_s fleet_pp fleet_pg fleet_sid fleet_r; {inner}",
         quoted = shell_quote(&inner)
     )
+}
+
+/// How a command notices that its connection went away.
+#[derive(Debug, Clone, Copy)]
+enum Watchdog {
+    /// It reads none of our input: a read of the channel ends only then.
+    Input,
+    /// It reads our input: the sshd process carrying the connection is watched.
+    Connection,
+    /// On a terminal, the hangup does it.
+    Terminal,
 }
 
 /// Quotes `text` as one word for any POSIX shell.
@@ -776,6 +854,20 @@ mod tests {
     }
 
     #[test]
+    fn sudos_refusals_are_one_reason() {
+        assert_eq!(
+            sudo_refusal("\nWe trust you have received the usual lecture\n\nsudo: 1 incorrect password attempt\n"),
+            "incorrect password"
+        );
+        assert_eq!(
+            sudo_refusal("sudo: sorry, you must have a tty to run sudo\r\n"),
+            "sorry, you must have a tty to run sudo (add --tty)"
+        );
+        assert_eq!(sudo_refusal("sudo: unknown user ..\n"), "unknown user ..");
+        assert_eq!(sudo_refusal(""), "it gave up before running the command");
+    }
+
+    #[test]
     fn gives_up_without_marker() {
         let mut filter = PidFilter::default();
         let big = Bytes::from(vec![b'e'; PID_SEARCH_LIMIT + 1]);
@@ -788,7 +880,12 @@ mod tests {
             shell_quote("x'; touch /tmp/pwned; '"),
             r"'x'\''; touch /tmp/pwned; '\'''"
         );
-        let wrapped = wrap_command("uptime", &[("PSSH_HOST", "a'b".into())], false, LOGIN_SHELL);
+        let wrapped = wrap_command(
+            "uptime",
+            &[("PSSH_HOST", "a'b".into())],
+            Watchdog::Terminal,
+            LOGIN_SHELL,
+        );
         assert!(
             wrapped.ends_with("PSSH_HOST='a'\\''b'; export PSSH_HOST; uptime"),
             "{wrapped}"

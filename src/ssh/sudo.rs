@@ -44,8 +44,9 @@ impl Sudo {
             (Some(_), false) => "-S ",
             (Some(_), true) => "",
         };
+        // The login shell's parent is the connection's sshd: handed on as $1.
         format!(
-            "exec sudo {mode}-p {prompt} -u {user} -- /bin/sh -c {line}",
+            "exec sudo {mode}-p {prompt} -u {user} -- /bin/sh -c {line} fleet-sh \"$PPID\"",
             prompt = shell_quote(&String::from_utf8_lossy(PROMPT_MARKER)),
             user = shell_quote(&self.user),
             line = shell_quote(line),
@@ -77,7 +78,10 @@ mod tests {
         let sudo = Sudo::new("root", Some("s3cret'"));
         let line = sudo.wrap("id -u", false);
         assert!(line.starts_with("exec sudo -S -p "), "{line}");
-        assert!(line.ends_with("-u 'root' -- /bin/sh -c 'id -u'"), "{line}");
+        assert!(
+            line.ends_with("-u 'root' -- /bin/sh -c 'id -u' fleet-sh \"$PPID\""),
+            "{line}"
+        );
         assert!(!line.contains("s3cret"));
         assert!(!format!("{sudo:?}").contains("s3cret"));
         assert_eq!(sudo.answer().as_deref(), Some(&b"s3cret'\n"[..]));
