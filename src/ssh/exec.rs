@@ -584,8 +584,7 @@ fn sudo_refusal(said: &str) -> String {
     let last = said
         .lines()
         .map(|line| line.trim().trim_start_matches("sudo: ").trim())
-        .filter(|line| !line.is_empty())
-        .next_back()
+        .rfind(|line| !line.is_empty())
         .unwrap_or("it gave up before running the command");
     if last.contains("incorrect password") {
         "incorrect password".into()
