@@ -53,8 +53,8 @@ pub struct ConfigFile {
     /// Every line parsed, with the file and line it came from, to say
     /// where a bad value is.
     lines: Vec<Line>,
-    /// The Match lines, in order, and the index in `lines` of each.
-    matches: Vec<(MatchLine, usize)>,
+    /// The lines decided per host, in order, and the index in `lines` of each.
+    conditions: Vec<(Condition, usize)>,
     execs: ExecCache,
     /// The system-wide file, read after this one as OpenSSH does: what
     /// neither this file nor the command line sets comes from it.
@@ -66,8 +66,8 @@ struct Line {
     text: String,
     path: PathBuf,
     number: usize,
-    /// A Match line (or one reopened after an Include): its index in
-    /// `matches`; its text stands for it only in messages.
+    /// A line decided per host (or one reopened after an Include): its
+    /// index in `conditions`; its text stands for it only in messages.
     matching: Option<usize>,
 }
 
@@ -97,8 +97,10 @@ impl ConfigFile {
     pub fn load(path: &Path) -> Result<Self, SetupError> {
         let mut flattener = Flattener::default();
         flattener.read(path, 0)?;
-        let Flattener { lines, matches, .. } = flattener;
-        let none_hold = vec![false; matches.len()];
+        let Flattener {
+            lines, conditions, ..
+        } = flattener;
+        let none_hold = vec![false; conditions.len()];
         let parsed = parse(&lines, &none_hold).map_err(|message| {
             match first_bad_line(&lines, &none_hold) {
                 Some(line) => config_error_at(line, message),
@@ -109,7 +111,7 @@ impl ConfigFile {
             path: path.to_path_buf(),
             parsed: Mutex::new(HashMap::from([(none_hold, Arc::new(parsed))])),
             lines,
-            matches,
+            conditions,
             execs: ExecCache::default(),
             then: None,
         })
@@ -121,7 +123,11 @@ impl ConfigFile {
     /// `user` sees their user).
     pub fn options_for(&self, host: &str, known: &SshOptions) -> Result<SshOptions, SetupError> {
         let mut options = self.pass(host, known, None)?;
-        if self.matches.iter().any(|(line, _)| line.wants_final_pass()) {
+        let final_pass = |(condition, _): &(Condition, usize)| match &condition.test {
+            Test::Match(line) => line.wants_final_pass(),
+            Test::Host(_) => false,
+        };
+        if self.conditions.iter().any(final_pass) {
             let mut so_far = known.clone();
             so_far.fill_from(options.clone());
             let target = so_far.host_name.clone().unwrap_or_else(|| host.to_string());
@@ -148,38 +154,71 @@ impl ConfigFile {
         self.options_from(host, &parsed, &decisions)
     }
 
-    /// Whether each Match line holds for `host`, in order: a line's `user`
-    /// is the one known, else what the lines above it set.
+    /// Whether each condition holds for `host`, in order.
     fn decide(
         &self,
         host: &str,
         known: &SshOptions,
         final_host: Option<&str>,
     ) -> Result<Vec<bool>, SetupError> {
-        let mut decisions = Vec::with_capacity(self.matches.len());
-        for (line, header) in &self.matches {
-            let above = |keyword| self.first_value(host, keyword, &decisions, *header);
-            let user = match &known.user {
-                Some(user) => user.clone(),
-                None => above("User").map_or_else(local_user_name, str::to_string),
-            };
-            let port = known
-                .port
-                .or_else(|| above("Port").and_then(|port| port.parse().ok()))
-                .unwrap_or(DEFAULT_PORT);
-            let subject = Subject {
-                original: host,
-                host: final_host.unwrap_or(host),
-                user: &user,
-                port,
-                final_pass: final_host.is_some(),
-            };
-            let holds = line.holds(&subject, &self.execs).map_err(|why| {
-                config_error_at(&self.lines[*header], format!("for host {host}: {why}"))
-            })?;
+        let lower = host.to_ascii_lowercase();
+        let mut decisions = Vec::with_capacity(self.conditions.len());
+        for (condition, header) in &self.conditions {
+            let guarded = condition.guards.iter().all(|guard| match guard {
+                Block::Host(line) => host_block_applies(keyword_and_arguments(line).1, &lower),
+                Block::Condition(index) => decisions.get(*index) == Some(&true),
+            });
+            let holds = guarded
+                && match &condition.test {
+                    Test::Host(patterns) => host_block_applies(patterns, &lower),
+                    Test::Match(line) => {
+                        let subject = self.subject(host, known, final_host, &decisions, *header);
+                        let (user, target, port) = subject;
+                        let subject = Subject {
+                            original: host,
+                            host: &target,
+                            user: &user,
+                            port,
+                            final_pass: final_host.is_some(),
+                        };
+                        line.holds(&subject, &self.execs).map_err(|why| {
+                            config_error_at(&self.lines[*header], format!("for host {host}: {why}"))
+                        })?
+                    }
+                };
             decisions.push(holds);
         }
         Ok(decisions)
+    }
+
+    /// What a Match line at `header` tests for `host`: the user, the host
+    /// to reach and the port as known, else as the lines above it set,
+    /// as OpenSSH has them when it reaches the line. In the final pass the
+    /// host is `final_host` (HostName).
+    fn subject(
+        &self,
+        host: &str,
+        known: &SshOptions,
+        final_host: Option<&str>,
+        decisions: &[bool],
+        header: usize,
+    ) -> (String, String, u16) {
+        let above = |keyword| self.first_value(host, keyword, decisions, header);
+        let user = match &known.user {
+            Some(user) => user.clone(),
+            None => above("User").map_or_else(local_user_name, str::to_string),
+        };
+        let target = match (final_host, known.host_name.as_deref()) {
+            (Some(name), _) | (None, Some(name)) => name.to_string(),
+            (None, None) => above("HostName")
+                .map(|name| name.replace("%h", host).replace("%%", "%"))
+                .unwrap_or_else(|| host.to_string()),
+        };
+        let port = known
+            .port
+            .or_else(|| above("Port").and_then(|port| port.parse().ok()))
+            .unwrap_or(DEFAULT_PORT);
+        (user, target, port)
     }
 
     /// The file parsed with these Match decisions, parsed once.
@@ -422,22 +461,40 @@ fn config_error(path: &Path, message: String) -> SetupError {
     }
 }
 
+/// A line decided per host: a Match line, or a Host line of a file
+/// included from a block that may not apply (as in OpenSSH, such a file's
+/// blocks apply only where the block its Include sits in does).
+struct Condition {
+    test: Test,
+    /// The blocks the Includes it came through sat in, outermost first.
+    guards: Vec<Block>,
+}
+
+enum Test {
+    Match(MatchLine),
+    /// A Host line's patterns.
+    Host(String),
+}
+
 /// Builds one text from a config file and everything it includes.
 #[derive(Default)]
 struct Flattener {
     lines: Vec<Line>,
-    /// The Match lines read, and where each is in `lines`.
-    matches: Vec<(MatchLine, usize)>,
+    /// The lines decided per host, and where each is in `lines`.
+    conditions: Vec<(Condition, usize)>,
     /// The Host or Match line in force, to restore after an Include.
     current_block: Option<Block>,
+    /// The blocks the Includes being read sit in.
+    guards: Vec<Block>,
 }
 
 /// A block's opening line.
 #[derive(Clone)]
 enum Block {
+    /// A plain Host line, its text.
     Host(String),
-    /// Its index in `matches`.
-    Match(usize),
+    /// A line decided per host: its index in `conditions`.
+    Condition(usize),
 }
 
 impl Flattener {
@@ -458,17 +515,15 @@ impl Flattener {
             let (keyword, arguments) = keyword_and_arguments(line);
             let at = (path, index + 1);
             match keyword.to_ascii_lowercase().as_str() {
-                "host" => {
+                "host" if self.guards.is_empty() => {
                     self.current_block = Some(Block::Host(line.to_string()));
                     self.push(line, at, None);
                 }
+                "host" => self.push_condition(line, at, Test::Host(arguments.to_string())),
                 "match" => {
                     let parsed = MatchLine::parse(arguments)
                         .map_err(|why| config_error_at_place(at, why))?;
-                    let index = self.matches.len();
-                    self.matches.push((parsed, self.lines.len()));
-                    self.current_block = Some(Block::Match(index));
-                    self.push(line, at, Some(index));
+                    self.push_condition(line, at, Test::Match(parsed));
                 }
                 "include" => self.include(at, arguments, depth)?,
                 _ => self.push(line, at, None),
@@ -486,6 +541,7 @@ impl Flattener {
         depth: usize,
     ) -> Result<(), SetupError> {
         let saved = self.current_block.clone();
+        self.guards.extend(saved.clone());
         for argument in arguments.split_whitespace() {
             let pattern = match expand_tilde(argument) {
                 absolute if absolute.is_absolute() => absolute,
@@ -502,13 +558,26 @@ impl Flattener {
                 self.read(&file, depth + 1)?;
             }
         }
+        if saved.is_some() {
+            self.guards.pop();
+        }
         match &saved {
-            Some(Block::Match(index)) => self.push("Match", (from, number), Some(*index)),
+            Some(Block::Condition(index)) => self.push("Match", (from, number), Some(*index)),
             Some(Block::Host(line)) => self.push(&line.clone(), (from, number), None),
             None => self.push(EVERYWHERE, (from, number), None),
         }
         self.current_block = saved;
         Ok(())
+    }
+
+    /// A line decided per host, guarded by the Includes being read.
+    fn push_condition(&mut self, line: &str, at: (&Path, usize), test: Test) {
+        let index = self.conditions.len();
+        let guards = self.guards.clone();
+        self.conditions
+            .push((Condition { test, guards }, self.lines.len()));
+        self.current_block = Some(Block::Condition(index));
+        self.push(line, at, Some(index));
     }
 
     fn push(&mut self, text: &str, (path, number): (&Path, usize), matching: Option<usize>) {
@@ -567,19 +636,20 @@ mod tests {
             dir.path(),
             "config",
             &format!(
-                "Host app\n  Include {}/conf.d/*\n  Port 2022\nHost *\n  User everyone\n",
+                "Host app db2\n  Include {}/conf.d/*\n  Port 2022\nHost *\n  User everyone\n",
                 dir.path().display()
             ),
         );
         let config = ConfigFile::load(&main).unwrap();
-        assert_eq!(
+        let user = |host| {
             config
-                .options_for("db1", &SshOptions::default())
+                .options_for(host, &SshOptions::default())
                 .unwrap()
                 .user
-                .as_deref(),
-            Some("dba")
-        );
+        };
+        // The included blocks apply only where the block of the Include does.
+        assert_eq!(user("db1").as_deref(), Some("everyone"));
+        assert_eq!(user("db2").as_deref(), Some("dba"));
         assert_eq!(
             config
                 .options_for("app", &SshOptions::default())
@@ -635,6 +705,22 @@ mod tests {
         let config = ConfigFile::load(&path).unwrap();
         assert_eq!(config.options_for("web1", &plain).unwrap().port, Some(2));
         assert_eq!(config.options_for("web2", &plain).unwrap().port, None);
+
+        // Match host sees a HostName set above it; an Include in a Match
+        // block that does not hold brings nothing.
+        let included = write_config(dir.path(), "extra", "Host web*\n  Port 3\n");
+        let path = write_config(
+            dir.path(),
+            "config",
+            &format!(
+                "Host web1\n  HostName 10.0.0.1\nMatch host 10.0.0.1\n  User fn\n\
+                 Match host 10.9.9.9\n  Include {}\n",
+                included.display()
+            ),
+        );
+        let config = ConfigFile::load(&path).unwrap();
+        let web1 = config.options_for("web1", &plain).unwrap();
+        assert_eq!((web1.user.as_deref(), web1.port), (Some("fn"), None));
 
         let path = write_config(dir.path(), "config", "Host a\n  Port 1\nMatch canonical\n");
         let error = ConfigFile::load(&path).err().unwrap().to_string();

@@ -63,13 +63,19 @@ impl MatchLine {
         let mut words = words.into_iter();
         let mut criteria = Vec::new();
         while let Some(word) = words.next() {
-            let (negated, keyword) = match word.strip_prefix('!') {
-                Some(rest) => (true, rest.to_ascii_lowercase()),
-                None => (false, word.to_ascii_lowercase()),
+            let (negated, word) = match word.strip_prefix('!') {
+                Some(rest) => (true, rest),
+                None => (false, word.as_str()),
+            };
+            // `host=web*` is `host web*`, as OpenSSH takes it.
+            let (keyword, mut joined) = match word.split_once('=') {
+                Some((keyword, value)) => (keyword.to_ascii_lowercase(), Some(value.to_string())),
+                None => (word.to_ascii_lowercase(), None),
             };
             let mut argument = |what: &str| {
-                words
-                    .next()
+                joined
+                    .take()
+                    .or_else(|| words.next())
                     .ok_or_else(|| format!("Match {keyword}: expected {what}"))
             };
             let test = match keyword.as_str() {
@@ -195,6 +201,9 @@ fn split_words(text: &str) -> Result<Vec<String>, String> {
             chars.next();
             continue;
         }
+        if c == '\'' {
+            return Err("Match: quote with double quotes (\"...\"), as OpenSSH reads them".into());
+        }
         let mut word = String::new();
         let mut quoted = false;
         for c in chars.by_ref() {
@@ -274,10 +283,19 @@ mod tests {
             ("", "expected criteria"),
             ("all host x", "goes alone"),
             ("exec \"true", "not closed"),
+            ("exec 'test -d /tmp'", "double quotes"),
         ] {
             let error = MatchLine::parse(text).unwrap_err();
             assert!(error.contains(words), "{text}: {error}");
         }
         assert!(MatchLine::parse("final all").is_ok());
+        let joined = MatchLine::parse("host=web* !user=root").unwrap();
+        let execs = ExecCache::default();
+        assert!(joined
+            .holds(&subject("web1", "ops", false), &execs)
+            .unwrap());
+        assert!(!joined
+            .holds(&subject("web1", "root", false), &execs)
+            .unwrap());
     }
 }

@@ -72,23 +72,24 @@ pub(super) fn expand(
     Ok(expanded)
 }
 
-/// The local login name, the default remote user as for ssh.
+/// The local login name, the default remote user as for ssh: the
+/// account's, as OpenSSH takes it (not `$USER`, which anyone can set);
+/// `$USER` only for a uid with no account.
 pub(super) fn local_user_name() -> String {
-    if let Some(name) = std::env::var_os("USER").or_else(|| std::env::var_os("LOGNAME")) {
-        return name.to_string_lossy().into_owned();
-    }
     // SAFETY: getpwuid returns a pointer into static storage or null; we copy
     // the name out immediately and never keep the pointer.
-    unsafe {
-        let uid = libc::getuid();
-        let entry = libc::getpwuid(uid);
-        if entry.is_null() {
-            return uid.to_string();
-        }
-        std::ffi::CStr::from_ptr((*entry).pw_name)
-            .to_string_lossy()
-            .into_owned()
-    }
+    let account = unsafe {
+        let entry = libc::getpwuid(libc::getuid());
+        (!entry.is_null()).then(|| {
+            std::ffi::CStr::from_ptr((*entry).pw_name)
+                .to_string_lossy()
+                .into_owned()
+        })
+    };
+    account
+        .or_else(|| std::env::var("USER").ok())
+        // SAFETY: getuid cannot fail and touches no memory.
+        .unwrap_or_else(|| unsafe { libc::getuid() }.to_string())
 }
 
 /// This machine's host name (`%l`).
