@@ -55,6 +55,14 @@ impl PartialFile {
         })
     }
 
+    /// Makes it readable and writable by this user only (what came from a
+    /// host may be a secret there).
+    pub fn keep_private(&self) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        self.file
+            .set_permissions(std::fs::Permissions::from_mode(0o600))
+    }
+
     pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         self.file.write_all(data)
     }

@@ -295,6 +295,8 @@ fn pcp_pslurp_and_pnuke_reach_what_only_root_may() {
         false => local.join(fleet.host(1)).join("secret"),
     };
     assert_eq!(std::fs::read_to_string(&copy).unwrap(), "for root's eyes\n");
+    let mode = std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "a secret stays private here too");
 
     let victim = root_process(fleet.dir(), "fleetsu-victim");
     let mut pnuke = as_user(&fleet, "pnuke", &user, true);

@@ -57,6 +57,9 @@ impl Reporter for SlurpFiles {
         let final_path = self.host_dir(host.index).join(&self.local_name);
         let file =
             PartialFile::create_in(&self.root, &final_path).map_err(with_path(&final_path))?;
+        // `cat` brings no mode; a file only root could read there (under
+        // --sudo) must not become readable by all here.
+        file.keep_private().map_err(with_path(&final_path))?;
         self.open.insert(host.index, file);
         Ok(())
     }
