@@ -274,6 +274,10 @@ impl ConfigFile {
         for value in self.values(host, "CertificateFile", decisions, all) {
             self.set(&mut options, host, "CertificateFile", value)?;
         }
+        if let Some(value) = self.first_value(host, "RevokedHostKeys", decisions, all) {
+            // A security setting: ignoring it would accept what it revokes.
+            self.set(&mut options, host, "RevokedHostKeys", value)?;
+        }
         for (keyword, values) in &params.unsupported_fields {
             if !SUPPORTED_KEYWORDS
                 .iter()

@@ -51,6 +51,7 @@ pub const SUPPORTED_KEYWORDS: &[&str] = &[
 /// over them would help no one. Each is ignored with a debug line.
 pub const IGNORED_KEYWORDS: &[&str] = &[
     "AddKeysToAgent",
+    "CASignatureAlgorithms",
     "CheckHostIP",
     "ClearAllForwardings",
     "Compression",
@@ -70,11 +71,84 @@ pub const IGNORED_KEYWORDS: &[&str] = &[
     "NumberOfPasswordPrompts",
     "Protocol",
     "SendEnv",
+    "StdinNull",
+    "StreamLocalBindMask",
+    "StreamLocalBindUnlink",
     "TCPKeepAlive",
     "UpdateHostKeys",
     "UseRoaming",
+    "VerifyHostKeyDNS",
     "VisualHostKey",
 ];
+
+/// ssh_config keywords asking for what fleet does not do, and why: on the
+/// command line (`-O`, `-x -o`) each refuses the run, since ignoring it
+/// would do something else than asked. In ssh_config, written for
+/// interactive ssh, they are ignored with a debug line, except the
+/// security ones (`RevokedHostKeys`), which refuse the run there too.
+pub const REFUSED_KEYWORDS: &[(&str, &str)] = &[
+    (
+        "AddressFamily",
+        "fleet connects to the addresses the name resolves to, in order",
+    ),
+    (
+        "BindAddress",
+        "fleet connects from the system's default address",
+    ),
+    (
+        "BindInterface",
+        "fleet connects from the system's default address",
+    ),
+    (
+        "CanonicalizeHostname",
+        "fleet does not canonicalize host names; give full names",
+    ),
+    ("DynamicForward", "fleet forwards no ports"),
+    ("ForkAfterAuthentication", "it is for interactive ssh"),
+    (
+        "HostbasedAuthentication",
+        "fleet does no host-based authentication",
+    ),
+    ("KnownHostsCommand", "fleet reads known_hosts files only"),
+    (
+        "LocalCommand",
+        "fleet runs no local command after connecting",
+    ),
+    ("LocalForward", "fleet forwards no ports"),
+    (
+        "PKCS11Provider",
+        "fleet uses key files and ssh-agent; add the token's keys to the agent",
+    ),
+    (
+        "PermitLocalCommand",
+        "fleet runs no local command after connecting",
+    ),
+    (
+        "ProxyUseFdpass",
+        "fleet speaks SSH over ProxyCommand's stdin and stdout",
+    ),
+    ("RemoteCommand", "the command is the tool's argument"),
+    ("RemoteForward", "fleet forwards no ports"),
+    (
+        "RevokedHostKeys",
+        "fleet would accept the keys it revokes; put @revoked lines in known_hosts",
+    ),
+    (
+        "SecurityKeyProvider",
+        "fleet uses key files and ssh-agent; add the key to the agent",
+    ),
+    ("SessionType", "fleet runs a command in every session"),
+    ("SetEnv", "export the variables in the command instead"),
+    ("Tunnel", "fleet opens no tunnels"),
+];
+
+/// Why fleet refuses `keyword`, if it does.
+pub fn refusal(keyword: &str) -> Option<&'static str> {
+    REFUSED_KEYWORDS
+        .iter()
+        .find(|(known, _)| known.eq_ignore_ascii_case(keyword))
+        .map(|(_, why)| *why)
+}
 
 /// What to do with a host key that known_hosts does not vouch for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +170,8 @@ pub enum OptionError {
         ignored = IGNORED_KEYWORDS.join(", ")
     )]
     UnknownKeyword(String),
+    #[error("{keyword} is not supported: {why}")]
+    Refused { keyword: String, why: &'static str },
     #[error("bad value `{value}` for {keyword}: expected {expected}")]
     BadValue {
         keyword: String,
@@ -197,7 +273,13 @@ impl SshOptions {
                 tracing::debug!("{keyword}={value}: fleet does not act on it; ignored");
                 Ok(())
             }
-            false => Err(OptionError::UnknownKeyword(keyword.to_string())),
+            false => Err(match refusal(keyword) {
+                Some(why) => OptionError::Refused {
+                    keyword: keyword.to_string(),
+                    why,
+                },
+                None => OptionError::UnknownKeyword(keyword.to_string()),
+            }),
         }
     }
 
@@ -564,6 +646,13 @@ mod tests {
         o.apply_option("LogLevel=ERROR").unwrap();
         o.apply_ssh_arg_string("-o ControlMaster=auto -o Compression=yes")
             .unwrap();
+        // What fleet would not do as asked is refused, saying why.
+        let err = o.apply_option("LocalForward=8080:db:5432").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "LocalForward is not supported: fleet forwards no ports"
+        );
+        assert!(o.apply_option("revokedhostkeys=/etc/ssh/revoked").is_err());
         assert!(matches!(
             o.apply_option("Port=http"),
             Err(OptionError::BadValue { .. })
