@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use super::UsageError;
+use crate::output::hidden_while;
 use crate::text::read_bounded;
 
 /// The terminal and its settings while a prompt has its echo off.
@@ -25,8 +26,12 @@ pub fn restore_terminal() {
 }
 
 /// Asks `prompt` on /dev/tty and reads one line without echoing it; `None`
-/// when there is no terminal.
+/// when there is no terminal. A progress line stays off the screen meanwhile.
 pub fn ask_hidden(prompt: &str) -> Option<String> {
+    hidden_while(|| read_hidden(prompt))
+}
+
+fn read_hidden(prompt: &str) -> Option<String> {
     let mut tty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -57,6 +62,10 @@ pub fn ask_hidden(prompt: &str) -> Option<String> {
 /// Asks `prompt` on /dev/tty and reads one line, echoed; `None` when there
 /// is no terminal.
 pub fn ask_line(prompt: &str) -> Option<String> {
+    hidden_while(|| read_line(prompt))
+}
+
+fn read_line(prompt: &str) -> Option<String> {
     let mut tty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -37,7 +37,7 @@ pub use lines::LinePrinter;
 pub use notices::Notices;
 pub use play_json::PlayJson;
 pub use play_text::PlayText;
-pub use progress::{wanted as progress_wanted, Progress};
+pub use progress::{hidden_while, wanted as progress_wanted, Progress};
 pub use slurp::SlurpFiles;
 pub use status::{Inline, StatusPrinter};
 pub use summary::{FailedHostsFile, Summary};

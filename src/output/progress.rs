@@ -16,6 +16,19 @@ use super::{HostRef, Reporter};
 use crate::engine::{HostResult, Stream};
 use crate::playbook::{HostEnd, PlayEvent, PlayReport, TaskStatus};
 
+/// The progress line on screen, if any: a question asked on the terminal
+/// mid-run (a one-time code, a pause) hides it while the operator answers.
+static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Runs `ask` with the progress line, if one is shown, off the screen.
+pub fn hidden_while<T>(ask: impl FnOnce() -> T) -> T {
+    let shown = SHOWN.lock().ok().and_then(|bar| bar.clone());
+    match shown {
+        Some(bar) => bar.suspend(ask),
+        None => ask(),
+    }
+}
+
 /// No host finished for this long: the line lists the hosts still running.
 const STALL: Duration = Duration::from_secs(5);
 /// Most running hosts named on the line.
@@ -70,6 +83,9 @@ impl Progress {
             .with_style(style);
         bar.set_message("0 failed, 0 running");
         bar.enable_steady_tick(Duration::from_millis(250));
+        if let Ok(mut shown) = SHOWN.lock() {
+            *shown = Some(bar.clone());
+        }
         Progress {
             bar,
             inner,
@@ -200,5 +216,13 @@ impl Reporter for Progress {
     fn run_finished(&mut self) -> io::Result<()> {
         self.bar.finish_and_clear();
         self.inner.run_finished()
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Ok(mut shown) = SHOWN.lock() {
+            *shown = None;
+        }
     }
 }
