@@ -81,7 +81,8 @@ impl ConfigFile {
     /// replaces both).
     fn load_pair(user: &Path, system: &Path) -> Result<Option<Self>, SetupError> {
         let system = match system.is_file() {
-            true => Some(Self::load(system)?),
+            // Its relative Includes are relative to where it is, as in OpenSSH.
+            true => Some(Self::load_relative_to(system, system.parent())?),
             false => None,
         };
         match (user.is_file(), system) {
@@ -95,7 +96,16 @@ impl ConfigFile {
 
     /// The file given with `-F`; it must exist.
     pub fn load(path: &Path) -> Result<Self, SetupError> {
-        let mut flattener = Flattener::default();
+        Self::load_relative_to(path, None)
+    }
+
+    /// A file whose relative Includes are under `includes` (~/.ssh when
+    /// `None`, as for the user's own files).
+    fn load_relative_to(path: &Path, includes: Option<&Path>) -> Result<Self, SetupError> {
+        let mut flattener = Flattener {
+            includes: includes.map_or_else(|| expand_tilde("~/.ssh"), Path::to_path_buf),
+            ..Flattener::default()
+        };
         flattener.read(path, 0)?;
         let Flattener {
             lines, conditions, ..
@@ -490,6 +500,8 @@ struct Flattener {
     current_block: Option<Block>,
     /// The blocks the Includes being read sit in.
     guards: Vec<Block>,
+    /// Where relative Includes are.
+    includes: PathBuf,
 }
 
 /// A block's opening line.
@@ -537,7 +549,8 @@ impl Flattener {
     }
 
     /// Inlines every file an `Include` names (globs, `~`, paths relative to
-    /// ~/.ssh), then reopens the Host block that was in force.
+    /// ~/.ssh, or /etc/ssh in the system file), then reopens the block that
+    /// was in force.
     fn include(
         &mut self,
         (from, number): (&Path, usize),
@@ -549,7 +562,7 @@ impl Flattener {
         for argument in arguments.split_whitespace() {
             let pattern = match expand_tilde(argument) {
                 absolute if absolute.is_absolute() => absolute,
-                relative => expand_tilde("~/.ssh").join(relative),
+                relative => self.includes.join(relative),
             };
             let paths = glob::glob(&pattern.to_string_lossy())
                 .map_err(|e| config_error(from, format!("bad Include pattern {argument}: {e}")))?;
@@ -790,16 +803,23 @@ mod tests {
     fn the_system_file_fills_what_the_users_leaves_unset() {
         let dir = tempfile::tempdir().unwrap();
         let user = write_config(dir.path(), "user", "Host *\n  User alice\n");
+        std::fs::create_dir(dir.path().join("system.d")).unwrap();
+        write_config(
+            dir.path(),
+            "system.d/10.conf",
+            "Host *\n  ConnectTimeout 3\n",
+        );
         let system = write_config(
             dir.path(),
             "system",
-            "Host *\n  User bob\n  Port 2200\n  SendEnv LANG LC_*\n  HashKnownHosts yes\n",
+            "Include system.d/*.conf\nHost *\n  User bob\n  Port 2200\n  SendEnv LANG LC_*\n  HashKnownHosts yes\n",
         );
         let both = ConfigFile::load_pair(&user, &system).unwrap().unwrap();
         let options = both.options_for("web1", &SshOptions::default()).unwrap();
         assert_eq!(options.user.as_deref(), Some("alice"));
         assert_eq!(options.port, Some(2200));
         assert_eq!(options.hash_known_hosts, Some(true));
+        assert_eq!(options.connect_timeout, Some(Duration::from_secs(3)));
         let missing = dir.path().join("missing");
         let only_system = ConfigFile::load_pair(&missing, &system).unwrap().unwrap();
         assert_eq!(
