@@ -493,10 +493,59 @@ fn one_time_codes_are_asked_per_host_in_turn() {
     }
     let result = run(unattended);
     result.expect_code(4);
+    // No empty code is sent (a failed login there): fleet gives up first.
     assert!(
-        result.stdout_text().contains("keyboard-interactive"),
+        result.stdout_text().contains(
+            "which asks `One-time password (OATH) for `fleetpw':`, and there is no terminal"
+        ),
         "{}",
         result.stdout_text()
+    );
+}
+
+#[test]
+fn ctrl_c_at_a_code_prompt_asks_no_other_host_and_gives_the_terminal_back() {
+    let user = password_user();
+    let fleet = TestFleet::start_with(3, &["--pam-service", OtpService::NAME]);
+    let _service = OtpService::install(fleet.dir(), user);
+    let prun = format!(
+        "s=$(date +%s); {} -F none -A -l {user} -O UserKnownHostsFile={} -h {} true; \
+         echo PRUNRC=$? TOOK=$(( $(date +%s) - s )); stty -a",
+        env!("CARGO_BIN_EXE_prun"),
+        fleet.known_hosts().display(),
+        fleet.hosts_file().display()
+    );
+    // The password, then Ctrl-C at the first host's code; the Enter that
+    // comes much later must not be what lets prun go.
+    let session = format!(
+        "(sleep 2; printf 'Fleet-pw-42\\n'; sleep 3; printf '\\003'; sleep 10; printf '\\n') \
+         | script -qec '{prun}' /dev/null"
+    );
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(&session)
+        .env("HOME", fleet.dir())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(screen.matches("One-time password").count(), 1, "{screen}");
+    // Interrupted hosts: pssh's exit 3, well before the Enter 15 s in.
+    assert!(screen.contains("PRUNRC=3 "), "{screen}");
+    let took: u64 = screen
+        .split("TOOK=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|seconds| seconds.parse().ok())
+        .unwrap_or(u64::MAX);
+    assert!(
+        took < 14,
+        "prun waited for the abandoned prompt's Enter: {screen}"
+    );
+    let settings = screen.split("PRUNRC=").nth(1).unwrap_or_default();
+    assert!(
+        settings.contains(" echo ") && !settings.contains("-echo "),
+        "the terminal's echo stayed off: {screen}"
     );
 }
 

@@ -49,7 +49,8 @@ fn read_hidden(prompt: &str) -> Option<String> {
     let _ = tty.write_all(prompt.as_bytes());
     let _ = tty.flush();
     if let Ok(mut echo_off) = ECHO_OFF.lock() {
-        *echo_off = Some((fd, saved));
+        // The settings from before any prompt are the ones to restore.
+        echo_off.get_or_insert((fd, saved));
     }
     unsafe { libc::tcsetattr(fd, libc::TCSANOW, &silent) };
     let mut line = String::new();

@@ -6,7 +6,7 @@
 //! cut through it).
 
 use std::collections::BTreeMap;
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,12 +21,18 @@ use crate::playbook::{HostEnd, PlayEvent, PlayReport, TaskStatus};
 static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
 /// Runs `ask` with the progress line, if one is shown, off the screen.
+/// The line is not locked meanwhile: output and a Ctrl-C's words still get
+/// through while the operator types.
 pub fn hidden_while<T>(ask: impl FnOnce() -> T) -> T {
     let shown = SHOWN.lock().ok().and_then(|bar| bar.clone());
-    match shown {
-        Some(bar) => bar.suspend(ask),
-        None => ask(),
-    }
+    let Some(bar) = shown else {
+        return ask();
+    };
+    bar.set_draw_target(ProgressDrawTarget::hidden());
+    let _ = write!(io::stderr(), "\r\x1b[2K");
+    let answer = ask();
+    bar.set_draw_target(ProgressDrawTarget::stderr());
+    answer
 }
 
 /// No host finished for this long: the line lists the hosts still running.

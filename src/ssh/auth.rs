@@ -15,6 +15,7 @@ use super::identity::AGENT_TIMEOUT;
 use super::operator::{Operator, OperatorClock};
 use super::resolve::Target;
 use super::SshError;
+use crate::text::printable;
 
 /// What a host may be authenticated with, beside its own key files.
 pub(super) struct Credentials<'a> {
@@ -138,15 +139,23 @@ async fn publickey(
     let user = target.user.as_str();
     let agent = target.agent.as_deref().filter(|_| !target.identities_only);
     let use_agent = !agent_keys.is_empty() && agent.is_some();
+    // Keys the server refused from the agent: not offered again from files.
+    let mut refused = Vec::new();
     if let (true, Some(socket)) = (use_agent, agent) {
-        if authenticate_with_agent(handle, target, socket, agent_keys, tried).await? {
+        let agent = Agent {
+            socket,
+            identities: agent_keys,
+        };
+        if authenticate_with_agent(handle, target, agent, &mut refused, tried).await? {
             return Ok(true);
         }
     }
     for identity in &target.identities {
         let public = identity.key.public_key();
-        let offered = |k: &AgentIdentity| k.public_key().key_data() == public.key_data();
-        if use_agent && agent_keys.iter().any(offered) {
+        if refused
+            .iter()
+            .any(|k: &PublicKey| k.key_data() == public.key_data())
+        {
             continue;
         }
         let path = identity.path.display();
@@ -203,13 +212,15 @@ async fn signing(
 }
 
 /// Offers each key and certificate the agent holds, in its order; true
-/// once one is accepted. An agent that stops answering fails the host
-/// (the connection is mid-request and cannot go on to other methods).
+/// once one is accepted. Keys the server refused go in `refused`; a key
+/// the agent would not sign with is not one of them (its file may do). An
+/// agent that stops answering fails the host (the connection is
+/// mid-request and cannot go on to other methods).
 async fn authenticate_with_agent(
     handle: &mut Handle<HostKeyVerifier>,
     target: &Target,
-    socket: &std::path::Path,
-    identities: &[AgentIdentity],
+    Agent { socket, identities }: Agent<'_>,
+    refused: &mut Vec<PublicKey>,
     tried: &mut Vec<String>,
 ) -> Result<bool, SshError> {
     let mut agent = match AgentClient::connect_uds(socket).await {
@@ -259,12 +270,23 @@ async fn authenticate_with_agent(
         };
         match answer {
             Ok(result) if result.success() => return Ok(true),
-            Ok(_) => {}
-            Err(error) => tracing::debug!("ssh-agent could not sign: {error:?}"),
+            Ok(_) => {
+                refused.push(key.into_owned());
+                tried.push(format!("{what} {fingerprint} from ssh-agent"));
+            }
+            Err(error) => tried.push(format!(
+                "{what} {fingerprint} from ssh-agent at {} (it did not sign: {error:?})",
+                socket.display()
+            )),
         }
-        tried.push(format!("{what} {fingerprint} from ssh-agent"));
     }
     Ok(false)
+}
+
+/// An ssh-agent's socket and what it holds.
+struct Agent<'a> {
+    socket: &'a std::path::Path,
+    identities: &'a [AgentIdentity],
 }
 
 /// Rounds of keyboard-interactive prompts answered before giving up.
@@ -288,16 +310,26 @@ async fn keyboard_interactive(
             KeyboardInteractiveAuthResponse::InfoRequest { prompts, .. } => {
                 let mut answers = Vec::with_capacity(prompts.len());
                 for prompt in &prompts {
+                    // The host's words, shown on our terminal: nothing in
+                    // them may act on it (clear it, pose as another host).
+                    let question: Vec<String> =
+                        prompt.prompt.trim_end().lines().map(printable).collect();
+                    let question = question.join("\n");
                     let answer = match asks_for_password(&prompt.prompt) {
                         true => Some(password.to_string()),
                         // BatchMode: nobody is there to ask.
                         false if target.batch_mode => None,
                         false => {
                             let (operator, clock) = (credentials.operator, credentials.clock);
-                            operator.ask(&target.label, &prompt.prompt, clock).await
+                            operator.ask(&target.label, &question, clock).await
                         }
                     };
-                    answers.push(answer.unwrap_or_default());
+                    // An empty answer would be a failed login on the host
+                    // (lockouts count them): give up without one.
+                    let Some(answer) = answer else {
+                        return Err(unanswered(target, &question));
+                    };
+                    answers.push(answer);
                 }
                 handle
                     .authenticate_keyboard_interactive_respond(answers)
@@ -308,29 +340,47 @@ async fn keyboard_interactive(
     Ok(false)
 }
 
+/// The error for a prompt nobody can answer.
+fn unanswered(target: &Target, question: &str) -> SshError {
+    let why = match target.batch_mode {
+        true => "BatchMode is on",
+        false => "there is no terminal to ask it on",
+    };
+    SshError::Auth {
+        user: target.user.clone(),
+        tried: format!("keyboard-interactive, which asks `{question}`, and {why}"),
+    }
+}
+
 /// Whether a keyboard-interactive prompt asks for the account's password
 /// ("Password:", "alice@web1's password:") rather than for what only the
-/// operator has ("One-time password (OATH)", "Verification code").
+/// operator has ("One-time password (OATH)", "Verification code"). Only
+/// its last line counts (PAM may put a banner before it), word by word.
 fn asks_for_password(prompt: &str) -> bool {
-    let text = prompt
+    let last = prompt.trim_end().lines().next_back().unwrap_or_default();
+    let text = last
         .trim()
         .trim_end_matches(':')
         .trim_end()
         .to_ascii_lowercase();
+    let words: Vec<&str> = text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .collect();
     let something_else = [
-        "one-time",
-        "one time",
+        "one",
         "otp",
         "oath",
         "code",
         "token",
         "verification",
         "pin",
-        "new ",
+        "passcode",
+        "new",
         "again",
         "retype",
     ];
-    text.ends_with("password") && !something_else.iter().any(|word| text.contains(word))
+    words.last() == Some(&"password") && !words.iter().any(|word| something_else.contains(word))
 }
 
 #[cfg(test)]
@@ -343,6 +393,8 @@ mod tests {
             "Password: ",
             "alice@web1's password:",
             "(current) UNIX password:",
+            "pinto@web1's password:",
+            "Welcome! Read the code of conduct.\nPassword: ",
         ] {
             assert!(asks_for_password(prompt), "{prompt}");
         }

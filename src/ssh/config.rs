@@ -396,13 +396,24 @@ fn parse(lines: &[Line], decisions: &[bool]) -> Result<SshConfig, String> {
         .map(|line| match line.matching {
             Some(index) if decisions.get(index) == Some(&true) => format!("{EVERYWHERE}\n"),
             Some(_) => format!("{NOWHERE}\n"),
-            None => format!("{}\n", line.text),
+            None => format!("{}\n", for_ssh2_config(&line.text)),
         })
         .collect();
     let rules = ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS;
     SshConfig::default()
         .parse(&mut BufReader::new(text.as_bytes()), rules)
         .map_err(|e| e.to_string())
+}
+
+/// A line as ssh2-config can take it: values newer than it knows that
+/// fleet reads itself (`PubkeyAuthentication unbound`) become one it does.
+fn for_ssh2_config(line: &str) -> &str {
+    let (keyword, value) = keyword_and_arguments(line);
+    let newer = ["unbound", "host-bound"].contains(&value.trim().to_ascii_lowercase().as_str());
+    match keyword.eq_ignore_ascii_case("PubkeyAuthentication") && newer {
+        true => "PubkeyAuthentication yes",
+        false => line,
+    }
 }
 
 /// The line where `lines` stop parsing, found by bisecting prefixes:
@@ -782,6 +793,7 @@ mod tests {
             "config",
             "Host *\n  CertificateFile /x/a-cert.pub\n  CertificateFile /x/b-cert.pub\n\
              \x20 ConnectionAttempts 3\n  PubkeyAuthentication no\n  PasswordAuthentication no\n\
+             \x20 PubkeyAuthentication unbound\n\
              \x20 PreferredAuthentications password,keyboard-interactive\n  BatchMode yes\n",
         );
         let options = ConfigFile::load(&path)

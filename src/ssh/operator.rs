@@ -4,6 +4,7 @@
 //! waiting for the operator not counted against the host's connect timeout.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,8 +15,11 @@ use super::{Ask, SshError};
 /// The terminal, shared by every host of a run.
 pub(super) struct Operator {
     ask: Option<Arc<Ask>>,
-    /// Held while a question is on the terminal: hosts ask in turn.
+    /// Held while a host waits for its question: hosts ask in turn.
     turn: tokio::sync::Mutex<()>,
+    /// Held by the thread reading the terminal: a read that outlives its
+    /// host (a Ctrl-C while the operator types) still ends before another.
+    terminal: Arc<Mutex<()>>,
 }
 
 impl Operator {
@@ -24,6 +28,7 @@ impl Operator {
         Operator {
             ask: ask.map(Arc::new),
             turn: tokio::sync::Mutex::new(()),
+            terminal: Arc::new(Mutex::new(())),
         }
     }
 
@@ -34,10 +39,40 @@ impl Operator {
         let _waiting = clock.waiting();
         let _turn = self.turn.lock().await;
         let question = format!("{label}: {} ", prompt.trim_end());
-        tokio::task::spawn_blocking(move || ask(&question))
-            .await
-            .ok()
-            .flatten()
+        let wanted = Wanted::new();
+        let still_wanted = Arc::clone(&wanted.0);
+        let terminal = Arc::clone(&self.terminal);
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        // A thread of its own, not the blocking pool: a read of the
+        // terminal cannot be cancelled, and the process must be able to
+        // exit without waiting for it.
+        std::thread::spawn(move || {
+            let _terminal = terminal.lock();
+            // The host may have been stopped while an earlier read went on.
+            let reply = match still_wanted.load(Ordering::SeqCst) {
+                true => ask(&question),
+                false => None,
+            };
+            let _ = answer.send(reply);
+        });
+        answered.await.ok().flatten()
+    }
+}
+
+/// Whether a question's host still waits for it: cleared when the host's
+/// task is dropped (stopped), so a question not yet on the screen is never
+/// shown.
+struct Wanted(Arc<AtomicBool>);
+
+impl Wanted {
+    fn new() -> Wanted {
+        Wanted(Arc::new(AtomicBool::new(true)))
+    }
+}
+
+impl Drop for Wanted {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }
 

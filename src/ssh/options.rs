@@ -273,13 +273,17 @@ impl SshOptions {
                 tracing::debug!("{keyword}={value}: fleet does not act on it; ignored");
                 Ok(())
             }
-            false => Err(match refusal(keyword) {
-                Some(why) => OptionError::Refused {
+            false => match refusal(keyword) {
+                // Turned off (`RemoteCommand none`, `Tunnel no`...): nothing to do.
+                Some(_) if ["none", "no", "any"].contains(&value.to_ascii_lowercase().as_str()) => {
+                    Ok(())
+                }
+                Some(why) => Err(OptionError::Refused {
                     keyword: keyword.to_string(),
                     why,
-                },
-                None => OptionError::UnknownKeyword(keyword.to_string()),
-            }),
+                }),
+                None => Err(OptionError::UnknownKeyword(keyword.to_string())),
+            },
         }
     }
 
@@ -380,7 +384,13 @@ impl SshOptions {
                     false => Ok(methods),
                 }
             })?,
-            "pubkeyauthentication" => set_once(&mut self.pubkey_authentication, yes_no)?,
+            // OpenSSH 8.9's `unbound` and `host-bound` are kinds of yes.
+            "pubkeyauthentication" => set_once(&mut self.pubkey_authentication, || {
+                match value.to_ascii_lowercase().as_str() {
+                    "unbound" | "host-bound" => Ok(true),
+                    _ => yes_no(),
+                }
+            })?,
             "kbdinteractiveauthentication" | "challengeresponseauthentication" => {
                 set_once(&mut self.kbd_interactive_authentication, yes_no)?
             }
@@ -653,6 +663,9 @@ mod tests {
             "LocalForward is not supported: fleet forwards no ports"
         );
         assert!(o.apply_option("revokedhostkeys=/etc/ssh/revoked").is_err());
+        o.apply_option("RemoteCommand=none").unwrap();
+        o.apply_option("PubkeyAuthentication=host-bound").unwrap();
+        assert_eq!(o.pubkey_authentication, Some(true));
         assert!(matches!(
             o.apply_option("Port=http"),
             Err(OptionError::BadValue { .. })

@@ -16,13 +16,20 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// Runs a tool's async `main` on a multi-threaded runtime. A machine that
 /// will not give one (no threads, no file descriptors left) gets a line
-/// saying why and exit 1, not a panic.
+/// saying why and exit 1, not a panic. The tool exits as soon as `main`
+/// is done, whatever still waits (a question on the terminal no host
+/// needs any more), with the terminal's echo back on.
 pub fn run<F: Future<Output = u8>>(tool: &str, main: impl FnOnce() -> F) -> ExitCode {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => ExitCode::from(runtime.block_on(async { main().await })),
+        Ok(runtime) => {
+            let code = runtime.block_on(async { main().await });
+            runtime.shutdown_background();
+            fleet::commands::prompt::restore_terminal();
+            ExitCode::from(code)
+        }
         Err(error) => {
             say(&format!("{tool}: cannot start: {error}"));
             ExitCode::from(1)
