@@ -606,3 +606,72 @@ fn authentication_options_choose_the_methods_tried() {
     // Unattended runs pass BatchMode=no too; it is accepted.
     with(fleet.prun(), &["BatchMode=no", "PubkeyAuthentication=no"]).expect_code(0);
 }
+
+/// An ssh-agent at `socket` that lists the public key `public` (an
+/// OpenSSH .pub line) and refuses every signature.
+fn refusing_agent(socket: &Path, public: &str) {
+    use base64::Engine;
+    use std::io::{Read, Write};
+    let blob = public
+        .split_whitespace()
+        .nth(1)
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .expect("a public key line");
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let blob = blob.clone();
+            std::thread::spawn(move || loop {
+                let mut length = [0u8; 4];
+                if stream.read_exact(&mut length).is_err() {
+                    return;
+                }
+                let mut message = vec![0u8; u32::from_be_bytes(length) as usize];
+                if stream.read_exact(&mut message).is_err() {
+                    return;
+                }
+                // 11: list identities, answered with 12; anything else: 5, failure.
+                let reply = match message.first() {
+                    Some(11) => {
+                        let mut reply = vec![12];
+                        reply.extend(1u32.to_be_bytes());
+                        reply.extend((blob.len() as u32).to_be_bytes());
+                        reply.extend(&blob);
+                        reply.extend(0u32.to_be_bytes());
+                        reply
+                    }
+                    _ => vec![5],
+                };
+                let mut framed = (reply.len() as u32).to_be_bytes().to_vec();
+                framed.extend(reply);
+                if stream.write_all(&framed).is_err() {
+                    return;
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn an_agent_that_will_not_sign_is_named_and_the_key_file_still_tried() {
+    let fleet = TestFleet::start(1);
+    let socket = fleet.dir().join("refusing-agent.sock");
+    let public = std::fs::read_to_string(fleet.key().with_extension("pub")).unwrap();
+    refusing_agent(&socket, &public);
+    // The agent lists the fleet's key and will not sign; the key's file does.
+    let mut with_file = fleet.prun_all();
+    with_file.env("SSH_AUTH_SOCK", &socket).arg("true");
+    run(with_file).expect_code(0);
+    let mut agent_only = prun_without_keys(&fleet);
+    agent_only
+        .env("SSH_AUTH_SOCK", &socket)
+        .args(["-H", &fleet.host(0), "true"]);
+    let result = run(agent_only);
+    result.expect_code(4);
+    let expected = format!("from ssh-agent at {} (it did not sign", socket.display());
+    assert!(
+        result.stdout_text().contains(&expected),
+        "{}",
+        result.stdout_text()
+    );
+}
