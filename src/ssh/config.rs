@@ -313,6 +313,12 @@ impl ConfigFile {
         keyword: &str,
         value: &str,
     ) -> Result<(), SetupError> {
+        // Errors spell it as the manual does (ssh2-config lowercases it).
+        let keyword = SUPPORTED_KEYWORDS
+            .iter()
+            .find(|known| known.eq_ignore_ascii_case(keyword))
+            .copied()
+            .unwrap_or(keyword);
         options.set(keyword, value).map_err(|error| {
             let message = format!("for host {host}: {error}");
             match self.line_refusing(keyword) {
@@ -772,7 +778,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            error.contains("/config:4: for host x: bad value `maybe` for stricthostkeychecking"),
+            error.contains("/config:4: for host x: bad value `maybe` for StrictHostKeyChecking"),
             "{error}"
         );
         let included = write_config(dir.path(), "extra", "# ports\nPort 22\nPort abc\n");

@@ -76,6 +76,7 @@ impl MatchLine {
                 joined
                     .take()
                     .or_else(|| words.next())
+                    .filter(|value| !value.is_empty())
                     .ok_or_else(|| format!("Match {keyword}: expected {what}"))
             };
             let test = match keyword.as_str() {
@@ -280,6 +281,7 @@ mod tests {
             ("canonical", "fleet supports"),
             ("localnetwork 10.0.0.0/8", "fleet supports"),
             ("host", "expected host patterns"),
+            ("host=", "expected host patterns"),
             ("", "expected criteria"),
             ("all host x", "goes alone"),
             ("exec \"true", "not closed"),
