@@ -21,10 +21,10 @@ struct SudoUser {
 }
 
 impl SudoUser {
-    fn create(name: &'static str, rules: &str) -> SudoUser {
+    fn create(name: &'static str, shell: &str, rules: &str) -> SudoUser {
         retry_on_lock(|| {
             Command::new("useradd")
-                .args(["--create-home", "--shell", "/bin/sh", name])
+                .args(["--create-home", "--shell", shell, name])
                 .status()
         });
         let mut chpasswd = Command::new("chpasswd")
@@ -103,7 +103,11 @@ fn root_only(fleet: &TestFleet) -> PathBuf {
 
 #[test]
 fn nopasswd_sudo_runs_as_root_or_the_user_asked_for() {
-    let user = SudoUser::create("fleetsu1", "USER ALL=(ALL:ALL) NOPASSWD: ALL\n");
+    let user = SudoUser::create(
+        "fleetsu1",
+        "/bin/bash",
+        "USER ALL=(ALL:ALL) NOPASSWD: ALL\n",
+    );
     let fleet = TestFleet::start(2);
 
     let mut plain = as_user(&fleet, "prun", &user, false);
@@ -122,6 +126,13 @@ fn nopasswd_sudo_runs_as_root_or_the_user_asked_for() {
     result.expect_code(0);
     assert_eq!(result.stdout_text().matches("\n0\n").count(), 2);
 
+    // The command is the login shell's (bash here), under sudo as without.
+    let mut bash = as_user(&fleet, "prun", &user, false);
+    bash.args(["-i", "--sudo", "[[ $(id -u) == 0 ]] && echo root-in-bash"]);
+    let result = run(bash);
+    result.expect_code(0);
+    assert_eq!(result.stdout_text().matches("root-in-bash").count(), 2);
+
     let mut nobody = as_user(&fleet, "prun", &user, false);
     nobody.args(["-i", "--sudo-user", "nobody", "id -un"]);
     let result = run(nobody);
@@ -137,7 +148,7 @@ fn nopasswd_sudo_runs_as_root_or_the_user_asked_for() {
 
 #[test]
 fn the_password_is_answered_once_and_never_shown() {
-    let user = SudoUser::create("fleetsu2", "USER ALL=(ALL:ALL) ALL\n");
+    let user = SudoUser::create("fleetsu2", "/bin/sh", "USER ALL=(ALL:ALL) ALL\n");
     let fleet = TestFleet::start(2);
 
     let mut without = as_user(&fleet, "prun", &user, false);
@@ -197,7 +208,7 @@ fn the_password_is_answered_once_and_never_shown() {
 
 #[test]
 fn a_timeout_under_sudo_kills_roots_command() {
-    let user = SudoUser::create("fleetsu3", "USER ALL=(ALL:ALL) ALL\n");
+    let user = SudoUser::create("fleetsu3", "/bin/sh", "USER ALL=(ALL:ALL) ALL\n");
     let fleet = TestFleet::start(1);
     let mut slow = as_user(&fleet, "prun", &user, true);
     slow.args(["-t", "3", "--sudo", "sleep 3107; true"]);
@@ -220,6 +231,7 @@ fn a_timeout_under_sudo_kills_roots_command() {
 fn requiretty_needs_a_terminal_and_gets_one() {
     let user = SudoUser::create(
         "fleetsu4",
+        "/bin/sh",
         "Defaults:USER requiretty\nUSER ALL=(ALL:ALL) ALL\n",
     );
     let fleet = TestFleet::start(1);
@@ -259,7 +271,7 @@ fn requiretty_needs_a_terminal_and_gets_one() {
 
 #[test]
 fn pcp_pslurp_and_pnuke_reach_what_only_root_may() {
-    let user = SudoUser::create("fleetsu5", "USER ALL=(ALL:ALL) ALL\n");
+    let user = SudoUser::create("fleetsu5", "/bin/sh", "USER ALL=(ALL:ALL) ALL\n");
     let fleet = TestFleet::start(2);
     let dir = root_only(&fleet);
     let source = fleet.dir().join("motd");
@@ -321,7 +333,7 @@ fn root_process(dir: &Path, name: &str) -> std::process::Child {
 
 #[test]
 fn pplay_becomes_per_play_and_per_task() {
-    let user = SudoUser::create("fleetsu6", "USER ALL=(ALL:ALL) ALL\n");
+    let user = SudoUser::create("fleetsu6", "/bin/sh", "USER ALL=(ALL:ALL) ALL\n");
     let fleet = TestFleet::start(2);
     let dir = root_only(&fleet);
     let inventory = fleet.dir().join("inventory.yml");

@@ -138,6 +138,23 @@ fn backup_keeps_the_previous_file_and_skip_unchanged_sends_nothing() {
             .unwrap(),
         modified
     );
+    // Same content, another mode (or owner) asked for: not unchanged.
+    let mode = push(&["--skip-unchanged", "--mode", "600", "--owner", "root"]);
+    mode.expect_code(0);
+    assert_eq!(mode.stdout_text().matches(" unchanged").count(), 0);
+    let installed = std::fs::metadata(lab.var_log(0).join("app.conf")).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(&installed.permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let again = push(&["--skip-unchanged", "--mode", "600", "--owner", "root"]);
+    assert_eq!(again.stdout_text().matches(" unchanged").count(), 3);
+    // A tree is always sent: --skip-unchanged says so instead of doing nothing.
+    let mut tree = lab.tool("pcp");
+    tree.arg("-h")
+        .arg(lab.dir().join("hosts"))
+        .args(["-r", "--skip-unchanged"])
+        .arg(lab.dir())
+        .arg("/var/log/");
+    run(tree).expect_code(2);
 }
 
 #[test]

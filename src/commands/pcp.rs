@@ -70,13 +70,19 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
         let remote = cli.paths[cli.paths.len() - 1]
             .to_string_lossy()
             .into_owned();
-        let only_files = items.iter().all(|i| i.mode.is_some());
+        if cli.skip_unchanged && items.iter().any(|i| i.mode.is_none()) {
+            return Err(UsageError::Invalid(
+                "--skip-unchanged compares files; a directory (-r) is always sent".into(),
+            ));
+        }
         Ok(ToolJob {
             job: Job {
                 command: install_script(&cli.install_options(), &remote, &items),
                 stdin: stdin_of(&items),
                 timeout: cli.common.connect.command_timeout(),
-                probe: (cli.skip_unchanged && only_files).then(|| probe(&remote, &items)),
+                probe: cli
+                    .skip_unchanged
+                    .then(|| probe(&remote, &items, &cli.install_options())),
                 tty: false,
                 sudo: None,
             },
@@ -111,9 +117,10 @@ impl Cli {
     }
 }
 
-/// --skip-unchanged: settle hosts whose destinations already match.
-fn probe(remote: &str, items: &[Item]) -> Probe {
-    let (command, unchanged_when) = checksum_probe(remote, items);
+/// --skip-unchanged: settle hosts whose destinations already match, in
+/// content and in the mode, owner and group they are to have.
+fn probe(remote: &str, items: &[Item], options: &InstallOptions) -> Probe {
+    let (command, unchanged_when) = checksum_probe(remote, items, Some(options));
     Probe {
         command,
         unchanged_when,

@@ -180,7 +180,13 @@ type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
 impl Journal {
     /// Creates a new journal and takes its lock; refuses to overwrite one.
     pub fn create(path: &Path) -> Result<Journal, JournalError> {
-        let file = match OpenOptions::new().create_new(true).append(true).open(path) {
+        // Registered values (what `become` tasks read) are kept in it.
+        let file = match OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+        {
             Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
                 if !path.is_file() {

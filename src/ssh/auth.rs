@@ -94,7 +94,7 @@ pub(super) async fn authenticate(
         }
     }
     if tried.is_empty() {
-        tried.push(nothing_tried(target));
+        tried.push(nothing_tried(target, credentials.password.is_some()));
     }
     Err(SshError::Auth {
         user: target.user.clone(),
@@ -102,8 +102,8 @@ pub(super) async fn authenticate(
     })
 }
 
-/// Why no method was tried, for the error.
-fn nothing_tried(target: &Target) -> String {
+/// Why no method was tried, for the error; `password`: -A gave one.
+fn nothing_tried(target: &Target, password: bool) -> String {
     let methods: Vec<&str> = target
         .auth_methods
         .iter()
@@ -116,9 +116,14 @@ fn nothing_tried(target: &Target) -> String {
     if methods.is_empty() {
         "nothing: PreferredAuthentications and the *Authentication options leave no method".into()
     } else if methods.contains(&"publickey") {
-        "nothing: no agent, no key in ~/.ssh or given with --identity, -O IdentityFile or \
-         ssh_config, and no -A"
-            .into()
+        let and = match password {
+            true => "and the password methods are not allowed",
+            false => "and no -A",
+        };
+        format!(
+            "nothing: no agent, no key in ~/.ssh or given with --identity, -O IdentityFile or \
+             ssh_config, {and}"
+        )
     } else {
         format!(
             "nothing: only {} allowed, and no -A password for them",

@@ -83,10 +83,10 @@ pub const KILL_CONFIRM_LIMIT: Duration = Duration::from_secs(30);
 const EXIT_DRAIN: Duration = Duration::from_secs(5);
 
 /// The shell a command re-executes itself with: the login shell that ran
-/// it, or under sudo the /bin/sh sudo ran (the target user's `$SHELL` may
-/// be nologin).
+/// it, or under sudo the same shell, which sudo started as `$0` (its
+/// `$SHELL` is the target user's, who may have nologin).
 const LOGIN_SHELL: &str = "\"${SHELL:-/bin/sh}\"";
-const SUDO_SHELL: &str = "/bin/sh";
+const SUDO_SHELL: &str = "\"$0\"";
 
 /// Which output stream bytes came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -581,10 +581,26 @@ impl RemoteProcess {
 /// Why sudo would not run a command, from what it said (its last line,
 /// after any lecture), as one short reason.
 fn sudo_refusal(said: &str) -> String {
-    let last = said
+    let lines: Vec<&str> = said
         .lines()
         .map(|line| line.trim().trim_start_matches("sudo: ").trim())
-        .rfind(|line| !line.is_empty())
+        .filter(|line| !line.is_empty())
+        .collect();
+    // sudo's reason, when a plugin's complaint came after it.
+    let reasons = [
+        "incorrect password",
+        "must have a tty",
+        "unknown user",
+        "password is required",
+        "not in the sudoers file",
+        "not allowed to",
+    ];
+    let reason = lines
+        .iter()
+        .find(|line| reasons.iter().any(|reason| line.contains(reason)));
+    let last = reason
+        .or(lines.last())
+        .copied()
         .unwrap_or("it gave up before running the command");
     if last.contains("incorrect password") {
         "incorrect password".into()
@@ -733,7 +749,7 @@ fn wrap_command(command: &str, env: &[(&str, String)], watchdog: Watchdog, shell
     format!(
         "if read -r fleet_p fleet_c fleet_s fleet_pp fleet_pg fleet_sid fleet_r 2>/dev/null </proc/$$/stat \
          && [ \"$fleet_sid\" != \"$$\" ] && [ \"$fleet_pg\" != \"$$\" ] && command -v setsid >/dev/null 2>&1; \
-         then exec setsid {shell} -c {quoted} fleet-sh \"${{1:-$PPID}}\"; fi; \
+         then exec setsid {shell} -c {quoted} {shell} \"${{1:-$PPID}}\"; fi; \
          unset fleet_p fleet_c fleet_s fleet_pp fleet_pg fleet_sid fleet_r; {inner}",
         quoted = shell_quote(&inner)
     )
@@ -863,6 +879,12 @@ mod tests {
             "sorry, you must have a tty to run sudo (add --tty)"
         );
         assert_eq!(sudo_refusal("sudo: unknown user ..\n"), "unknown user ..");
+        assert_eq!(
+            sudo_refusal(
+                "sudo: unknown user nosuch\nsudo: error initializing audit plugin sudoers_audit\n"
+            ),
+            "unknown user nosuch"
+        );
         assert_eq!(sudo_refusal(""), "it gave up before running the command");
     }
 

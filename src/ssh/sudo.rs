@@ -34,7 +34,9 @@ impl Sudo {
         }
     }
 
-    /// `line` run by /bin/sh under sudo. Without a password sudo must not
+    /// `line` run under sudo by the login shell (the one that parses the
+    /// command without sudo, so `--sudo` changes only who runs it; its
+    /// path is the new shell's `$0`). Without a password sudo must not
     /// prompt (`-n`: fail at once, not wait for an answer that never
     /// comes); with one it reads it from the channel (`-S`), except on a
     /// terminal, which sudo reads itself with its echo off.
@@ -46,7 +48,8 @@ impl Sudo {
         };
         // The login shell's parent is the connection's sshd: handed on as $1.
         format!(
-            "exec sudo {mode}-p {prompt} -u {user} -- /bin/sh -c {line} fleet-sh \"$PPID\"",
+            "exec sudo {mode}-p {prompt} -u {user} -- \"${{SHELL:-/bin/sh}}\" -c {line} \
+             \"${{SHELL:-/bin/sh}}\" \"$PPID\"",
             prompt = shell_quote(&String::from_utf8_lossy(PROMPT_MARKER)),
             user = shell_quote(&self.user),
             line = shell_quote(line),
@@ -79,7 +82,9 @@ mod tests {
         let line = sudo.wrap("id -u", false);
         assert!(line.starts_with("exec sudo -S -p "), "{line}");
         assert!(
-            line.ends_with("-u 'root' -- /bin/sh -c 'id -u' fleet-sh \"$PPID\""),
+            line.ends_with(
+                "-u 'root' -- \"${SHELL:-/bin/sh}\" -c 'id -u' \"${SHELL:-/bin/sh}\" \"$PPID\""
+            ),
             "{line}"
         );
         assert!(!line.contains("s3cret"));

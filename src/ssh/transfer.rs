@@ -182,22 +182,38 @@ pub fn stdin_of(items: &[Item]) -> Vec<StdinPiece> {
     items.iter().map(|item| item.content.clone()).collect()
 }
 
-/// A command printing the SHA-256 of every destination, one per line,
-/// and the output it gives when every destination already matches.
-pub fn checksum_probe(remote: &str, items: &[Item]) -> (String, String) {
+/// A command printing the SHA-256 of every destination, one per line
+/// (with `attributes`, followed by its mode, and its owner and group where
+/// they are asked for), and the output it gives when every destination
+/// already matches.
+pub fn checksum_probe(
+    remote: &str,
+    items: &[Item],
+    attributes: Option<&InstallOptions>,
+) -> (String, String) {
     let mut command = format!("remote={}; ", shell_quote(remote));
+    let mut expected = Vec::with_capacity(items.len());
     for item in items {
         command.push_str(&format!(
             "if [ -d \"$remote\" ]; then f=\"$remote\"/{name}; else f=\"$remote\"; fi; {{ sha256sum < \"$f\"; }} 2>/dev/null | cut -c1-64; ",
             name = shell_quote(&item.name)
         ));
+        let mut line = item.sha256.clone();
+        if let Some(options) = attributes {
+            let mut format = String::from("%a");
+            line.push_str(&format!("\n{:o}", item.mode.unwrap_or_default()));
+            for (asked, field) in [(&options.owner, "%U"), (&options.group, "%G")] {
+                if let Some(name) = asked {
+                    format.push(' ');
+                    format.push_str(field);
+                    line.push_str(&format!(" {name}"));
+                }
+            }
+            command.push_str(&format!("stat -c '{format}' -- \"$f\" 2>/dev/null; "));
+        }
+        expected.push(line);
     }
-    let unchanged_when = items
-        .iter()
-        .map(|i| i.sha256.as_str())
-        .collect::<Vec<_>>()
-        .join("\n");
-    (command, unchanged_when)
+    (command, expected.join("\n"))
 }
 
 /// The script run on each host; the items arrive one after the other on stdin.

@@ -97,7 +97,7 @@ async fn holds(
     item: &Item,
     dest: &str,
 ) -> Result<bool, TaskError> {
-    let (probe, unchanged_when) = checksum_probe(dest, std::slice::from_ref(item));
+    let (probe, unchanged_when) = checksum_probe(dest, std::slice::from_ref(item), None);
     let captured = remote.exec(&probe, &[], timeout).await?;
     Ok(captured.stdout.trim() == unchanged_when)
 }

@@ -158,6 +158,8 @@ fn write_chunks(
 ) -> std::io::Result<PartialFile> {
     std::fs::create_dir_all(dest)?;
     let mut file = PartialFile::create_in(dest, final_path)?;
+    // Fetched under `become`, it may be a file only root may read there.
+    file.keep_private()?;
     while let Some(chunk) = chunks.blocking_recv() {
         if let Err(error) = file.write_all(&chunk) {
             file.discard();
