@@ -386,6 +386,39 @@ fn pplay_becomes_per_play_and_per_task() {
     assert_contains_all(&result.stdout_text(), &["2 done, 0 failed"]);
     assert!(dir.join("from-pplay").exists());
 
+    // A wrong password is refused once; preflight asks no other host.
+    let preflight = fleet.dir().join("preflight.yml");
+    std::fs::write(
+        &preflight,
+        "become: true\npreflight:\n  - {run: id -u, read_only: true}\ntasks: [{run: 'true'}]\n",
+    )
+    .unwrap();
+    let wrong = fleet.dir().join("wrong");
+    std::fs::write(&wrong, "not-it\n").unwrap();
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut pplay = tool("pplay");
+    pplay
+        .args(["-p", "1", "--password-file"])
+        .arg(&wrong)
+        .arg("-i")
+        .arg(&inventory)
+        .arg("--journal")
+        .arg(fleet.dir().join("wrong.journal"))
+        .arg(&preflight);
+    let result = run(pplay);
+    result.expect_code(5);
+    let all = format!("{}{}", result.stdout_text(), result.stderr);
+    assert_eq!(
+        all.matches("FAILED run id -u: sudo: incorrect password")
+            .count(),
+        1,
+        "{all}"
+    );
+    assert!(
+        all.contains("not run: sudo refused the password on one"),
+        "{all}"
+    );
+
     let bad = fleet.dir().join("bad.yml");
     std::fs::write(&bad, "tasks:\n  - {run: id, become_user: 'root x'}\n").unwrap();
     let mut pplay = tool("pplay");

@@ -52,6 +52,9 @@ pub struct Context {
     pub flat_files: Arc<FlatFiles>,
     /// `--sudo`'s user: whom tasks become when they do not say.
     pub sudo_user: Option<String>,
+    /// The first host where sudo refused the password: hosts not yet
+    /// started in preflight are not asked it again.
+    pub sudo_refused: std::sync::OnceLock<String>,
 }
 
 impl Context {
@@ -259,6 +262,11 @@ impl HostRun {
             Ok(None) => self.perform(phase, index, task).await,
             Err(error) => Err(error),
         };
+        if let Err(TaskError::Ssh(error)) = &result {
+            if error.is_wrong_sudo_password() {
+                let _ = self.ctx.sudo_refused.set(self.label.clone());
+            }
+        }
         // A connection that failed is the delegated host's, not this one's.
         match (result, &task.delegate_to) {
             (Err(TaskError::Ssh(error)), Some(target)) => {

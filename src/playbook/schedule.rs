@@ -121,9 +121,15 @@ impl Rollout {
             let label = pending.run.label.clone();
             let stop = self.ctx.stop.clone();
             let work = async move {
-                let end = match stop.is_cancelled() {
-                    true => HostEnd::Stopped,
-                    false => match pending.run.gather_facts().await {
+                let refused = pending.run.ctx.sudo_refused.get().cloned();
+                let end = match (stop.is_cancelled(), refused) {
+                    (true, _) => HostEnd::Stopped,
+                    // The same password would be refused here too (and
+                    // counted against the account): not asked again.
+                    (false, Some(host)) => {
+                        HostEnd::Failed(format!("not run: sudo refused the password on {host}"))
+                    }
+                    (false, None) => match pending.run.gather_facts().await {
                         Ok(()) => match pending.run.run_phase(Phase::Preflight, 0).await {
                             HostEnd::Done => match pending.run.load_sources().await {
                                 Ok(()) => HostEnd::Done,

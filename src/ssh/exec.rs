@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connect::Session;
 use super::sudo::{Sudo, PROMPT_MARKER};
-use super::SshError;
+use super::{SshError, WRONG_SUDO_PASSWORD};
 
 /// Start of the line the wrapper prints; \x1f keeps it from colliding with real output.
 const PID_MARKER: &[u8] = b"\x1ffleet-pid ";
@@ -471,7 +471,7 @@ impl RemoteProcess {
                 return writer.data_bytes(answer).await.map_err(SshError::from);
             }
             (None, _) => "a password is required; give it with -A",
-            _ => "incorrect password",
+            _ => WRONG_SUDO_PASSWORD,
         };
         self.close().await;
         Err(SshError::Sudo(refusal.into()))
@@ -603,7 +603,7 @@ fn sudo_refusal(said: &str) -> String {
         .copied()
         .unwrap_or("it gave up before running the command");
     if last.contains("incorrect password") {
-        "incorrect password".into()
+        WRONG_SUDO_PASSWORD.into()
     } else if last.contains("must have a tty") {
         format!("{last} (add --tty)")
     } else {

@@ -154,6 +154,12 @@ impl SshError {
         matches!(self, SshError::ConnectTimeout(_) | SshError::Connect(_))
     }
 
+    /// True when sudo refused the password: the same password will be
+    /// refused on every host that asks for it.
+    pub fn is_wrong_sudo_password(&self) -> bool {
+        matches!(self, SshError::Sudo(reason) if reason == WRONG_SUDO_PASSWORD)
+    }
+
     /// True when the host was reached and the command refused on it (sudo
     /// said no): a failure of the command, not of the connection.
     pub fn is_command_refused(&self) -> bool {
@@ -173,6 +179,9 @@ impl SshError {
         )
     }
 }
+
+/// What sudo's refusal of the password is reported as.
+pub const WRONG_SUDO_PASSWORD: &str = "incorrect password";
 
 /// Defaults that apply when neither the hosts entry nor an option says otherwise.
 pub const DEFAULT_PORT: u16 = 22;
