@@ -63,6 +63,10 @@ pub struct Run {
     pub job: Job,
     /// Most hosts in flight at once (`-p`).
     pub parallelism: usize,
+    /// The first host where sudo refused the password: hosts that have
+    /// not asked yet are not made to (a mistyped password would otherwise
+    /// be one failed sudo, counted against the account, per host).
+    pub sudo_refused: std::sync::OnceLock<String>,
 }
 
 impl Run {
@@ -136,6 +140,11 @@ impl<E: From<Event> + Send + 'static> HostWorker<E> {
     }
 
     async fn connect_and_execute(&self) -> Outcome {
+        if let Some(host) = self.run.sudo_refused.get() {
+            return Outcome::Failed(SshError::Sudo(format!(
+                "not asked: the password was refused on {host}"
+            )));
+        }
         let connected = tokio::select! {
             _ = self.cancel.cancelled() => return Outcome::Interrupted(Kill::Confirmed),
             connected = self.run.connector.connect(self.host()) => connected,
@@ -150,6 +159,11 @@ impl<E: From<Event> + Send + 'static> HostWorker<E> {
         tracing::debug!("connected and authenticated");
         let outcome = self.execute(&session).await;
         session.close().await;
+        if let Outcome::Failed(error) = &outcome {
+            if error.is_wrong_sudo_password() {
+                let _ = self.run.sudo_refused.set(self.host().label());
+            }
+        }
         outcome
     }
 
