@@ -121,10 +121,19 @@ fn nopasswd_sudo_runs_as_root_or_the_user_asked_for() {
     );
 
     let mut root = as_user(&fleet, "prun", &user, false);
-    root.args(["-i", "--sudo", "id -u"]);
+    let outdir = fleet.dir().join("out");
+    root.args(["-i", "--sudo", "-o"]).arg(&outdir).arg("id -u");
     let result = run(root);
     result.expect_code(0);
     assert_eq!(result.stdout_text().matches("\n0\n").count(), 2);
+    // What root printed is kept readable by this user only.
+    let written = std::fs::read_dir(&outdir)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap();
+    let mode = written.metadata().unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
 
     // The command is the login shell's (bash here), under sudo as without.
     let mut bash = as_user(&fleet, "prun", &user, false);

@@ -67,7 +67,15 @@ pub async fn run_tool(
     };
     tool_job.job.sudo = sudo;
     let mut all = tool_job.reporters;
-    match reporters(tool, &hosts, output, connect.verbose, tool_job.inline) {
+    let private = tool_job.job.sudo.is_some();
+    match reporters(
+        tool,
+        &hosts,
+        output,
+        connect.verbose,
+        tool_job.inline,
+        private,
+    ) {
         Ok(standard) => all.extend(standard),
         Err(error) => {
             // An output path that cannot be used is the operator's to fix.
@@ -205,13 +213,15 @@ fn connect_hosts(targets: &TargetArgs, connect: &ConnectArgs) -> Result<Reach, U
 }
 
 /// The printers selected by the output flags, in the order they run;
-/// `inline` applies when neither `-i` nor `--inline-stdout` was given.
+/// `inline` applies when neither `-i` nor `--inline-stdout` was given;
+/// `private`: -o/-e files hold root's output (`--sudo`).
 fn reporters(
     tool: &'static str,
     hosts: &[Host],
     flags: &OutputArgs,
     verbose: u8,
     inline: Inline,
+    private: bool,
 ) -> std::io::Result<Vec<Box<dyn Reporter + Send>>> {
     let mut reporters: Vec<Box<dyn Reporter + Send>> = Vec::new();
     if flags.outdir.is_some() || flags.errdir.is_some() {
@@ -219,6 +229,7 @@ fn reporters(
             hosts,
             flags.outdir.clone(),
             flags.errdir.clone(),
+            private,
         )?));
     }
     reporters.push(stdout_printer(hosts, flags, inline));

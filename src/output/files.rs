@@ -23,6 +23,8 @@ pub struct OutputFiles {
     open: HashMap<(usize, Stream), (File, PathBuf)>,
     /// Files that could not be written whole, said when the run ends.
     failures: Vec<String>,
+    /// Readable by this user only.
+    private: bool,
     /// Held for the run: two runs writing one directory would mix their files.
     _locks: Vec<File>,
 }
@@ -41,11 +43,14 @@ fn lock_dir(dir: &Path) -> io::Result<File> {
 }
 
 impl OutputFiles {
-    /// Creates the directories (as pssh does) and plans one name per host.
+    /// Creates the directories (as pssh does) and plans one name per host;
+    /// `private` files (output of commands run as root) are readable by
+    /// this user only.
     pub fn new(
         hosts: &[Host],
         stdout_dir: Option<PathBuf>,
         stderr_dir: Option<PathBuf>,
+        private: bool,
     ) -> io::Result<Self> {
         let mut locks = Vec::new();
         for dir in stdout_dir.iter().chain(&stderr_dir) {
@@ -68,6 +73,7 @@ impl OutputFiles {
             names: file_names(hosts),
             open: HashMap::new(),
             failures: Vec::new(),
+            private,
             _locks: locks,
         })
     }
@@ -86,9 +92,15 @@ impl Reporter for OutputFiles {
         for stream in [Stream::Stdout, Stream::Stderr] {
             if let Some(dir) = self.dir(stream) {
                 let path = dir.join(&self.names[host.index]);
-                let file = File::create(&path).map_err(|e| {
+                let cannot = |e: io::Error| {
                     io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display()))
-                })?;
+                };
+                let file = File::create(&path).map_err(cannot)?;
+                if self.private {
+                    use std::os::unix::fs::PermissionsExt;
+                    let private = std::fs::Permissions::from_mode(0o600);
+                    file.set_permissions(private).map_err(cannot)?;
+                }
                 self.open.insert((host.index, stream), (file, path));
             }
         }
