@@ -434,8 +434,9 @@ fn pplay_becomes_per_play_and_per_task() {
         1,
         "{all}"
     );
+    // Which host asks first is the fan-out's business.
     assert!(
-        all.contains("not run: sudo refused the password on one"),
+        all.contains("not run: sudo refused the password on "),
         "{all}"
     );
 
