@@ -529,7 +529,9 @@ fn ctrl_c_at_a_code_prompt_asks_no_other_host_and_gives_the_terminal_back() {
         .output()
         .unwrap();
     let screen = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(screen.matches("One-time password").count(), 1, "{screen}");
+    // At most the first host asked (a loaded machine may not have got
+    // that far when the Ctrl-C came); never another after it.
+    assert!(screen.matches("One-time password").count() <= 1, "{screen}");
     // Interrupted hosts: pssh's exit 3, well before the Enter 15 s in.
     assert!(screen.contains("PRUNRC=3 "), "{screen}");
     let took: u64 = screen
