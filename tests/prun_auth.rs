@@ -395,16 +395,21 @@ fn an_agent_that_never_answers_is_left_out_not_waited_on() {
 /// A PAM service for sshd: the account's password, then a one-time code
 /// (libpam-oath, HOTP with RFC 4226's test secret), removed when dropped.
 struct OtpService {
+    /// The PAM service, named for this process and test: runs at once
+    /// never share one.
+    name: String,
     pam_file: std::path::PathBuf,
+    _users: tempfile::TempDir,
 }
 
+static OTP_SERVICES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 impl OtpService {
-    const NAME: &'static str = "fleet-otp-test";
     /// RFC 4226's test secret and its first codes.
     const SECRET: &'static str = "3132333435363738393031323334353637383930";
     const CODES: [&'static str; 2] = ["755224", "287082"];
 
-    fn install(dir: &Path, user: &str) -> OtpService {
+    fn install(user: &str) -> OtpService {
         let module = ["/lib", "/usr/lib"].iter().any(|lib| {
             std::fs::read_dir(lib).is_ok_and(|entries| {
                 entries
@@ -413,9 +418,12 @@ impl OtpService {
             })
         });
         assert!(module, "pam_oath.so not found: install libpam-oath");
-        let users = dir.join("users.oath");
+        let dir = tempfile::tempdir().unwrap();
+        let users = dir.path().join("users.oath");
         std::fs::write(&users, format!("HOTP {user} - {}\n", Self::SECRET)).unwrap();
-        let pam_file = Path::new("/etc/pam.d").join(Self::NAME);
+        let sequence = OTP_SERVICES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("fleet-otp-{}-{sequence}", std::process::id());
+        let pam_file = Path::new("/etc/pam.d").join(&name);
         std::fs::write(
             &pam_file,
             format!(
@@ -426,7 +434,11 @@ impl OtpService {
             ),
         )
         .unwrap();
-        OtpService { pam_file }
+        OtpService {
+            name,
+            pam_file,
+            _users: dir,
+        }
     }
 }
 
@@ -439,8 +451,8 @@ impl Drop for OtpService {
 #[test]
 fn one_time_codes_are_asked_per_host_in_turn() {
     let user = password_user();
-    let fleet = TestFleet::start_with(2, &["--pam-service", OtpService::NAME]);
-    let _service = OtpService::install(fleet.dir(), user);
+    let service = OtpService::install(user);
+    let fleet = TestFleet::start_with(2, &["--pam-service", &service.name]);
     let prun = format!(
         "{} -F none -A -l {user} -O UserKnownHostsFile={} -h {} -i 'id -un'",
         env!("CARGO_BIN_EXE_prun"),
@@ -506,8 +518,8 @@ fn one_time_codes_are_asked_per_host_in_turn() {
 #[test]
 fn ctrl_c_at_a_code_prompt_asks_no_other_host_and_gives_the_terminal_back() {
     let user = password_user();
-    let fleet = TestFleet::start_with(3, &["--pam-service", OtpService::NAME]);
-    let _service = OtpService::install(fleet.dir(), user);
+    let service = OtpService::install(user);
+    let fleet = TestFleet::start_with(3, &["--pam-service", &service.name]);
     let prun = format!(
         "s=$(date +%s); {} -F none -A -l {user} -O UserKnownHostsFile={} -h {} true; \
          echo PRUNRC=$? TOOK=$(( $(date +%s) - s )); stty -a",

@@ -16,15 +16,17 @@ const PASSWORD: &str = "Sudo-pw-31";
 /// An ordinary user with a password and its own sudoers rules, gone when
 /// dropped. Created before the fleet, which copies /etc/passwd at start.
 struct SudoUser {
-    name: &'static str,
+    /// Named for this process: runs at once never share a user.
+    name: String,
     sudoers: PathBuf,
 }
 
 impl SudoUser {
-    fn create(name: &'static str, shell: &str, rules: &str) -> SudoUser {
+    fn create(base: &str, shell: &str, rules: &str) -> SudoUser {
+        let name = format!("{base}p{}", std::process::id());
         retry_on_lock(|| {
             Command::new("useradd")
-                .args(["--create-home", "--shell", shell, name])
+                .args(["--create-home", "--shell", shell, &name])
                 .status()
         });
         let mut chpasswd = Command::new("chpasswd")
@@ -39,7 +41,7 @@ impl SudoUser {
         assert!(chpasswd.wait().unwrap().success(), "chpasswd");
         // No dot in the name: sudo skips such files in sudoers.d.
         let sudoers = PathBuf::from(format!("/etc/sudoers.d/fleet-test-{name}"));
-        std::fs::write(&sudoers, rules.replace("USER", name)).unwrap();
+        std::fs::write(&sudoers, rules.replace("USER", &name)).unwrap();
         std::fs::set_permissions(&sudoers, std::fs::Permissions::from_mode(0o440)).unwrap();
         let checked = Command::new("visudo")
             .args(["-c", "-q", "-f"])
@@ -56,7 +58,7 @@ impl Drop for SudoUser {
         let _ = std::fs::remove_file(&self.sudoers);
         retry_on_lock(|| {
             Command::new("userdel")
-                .args(["--remove", self.name])
+                .args(["--remove", &self.name])
                 .stderr(std::process::Stdio::null())
                 .status()
         });
@@ -78,7 +80,7 @@ fn retry_on_lock(mut command: impl FnMut() -> std::io::Result<std::process::Exit
 fn as_user(fleet: &TestFleet, name: &str, user: &SudoUser, with_password: bool) -> Command {
     let mut command = fleet.tool(name);
     command
-        .args(["-l", user.name, "-h"])
+        .args(["-l", &user.name, "-h"])
         .arg(fleet.hosts_file());
     if with_password {
         let file = fleet.dir().join("password");
@@ -203,7 +205,7 @@ fn the_password_is_answered_once_and_never_shown() {
     std::fs::write(fleet.dir().join("password"), "not-it\n").unwrap();
     let mut wrong = fleet.tool("prun");
     wrong
-        .args(["-l", user.name, "--password-file"])
+        .args(["-l", &user.name, "--password-file"])
         .arg(fleet.dir().join("password"))
         .args(["-p", "1", "-h"])
         .arg(fleet.hosts_file())

@@ -96,7 +96,6 @@ pub async fn run_tool(
         hosts: Arc::clone(&hosts),
         job: tool_job.job,
         parallelism,
-        sudo_refused: Default::default(),
     };
     // Bounded, so a slow terminal or disk slows the hosts instead of filling memory.
     let (events, receiver) = mpsc::channel::<Event>(256);

@@ -63,10 +63,6 @@ pub struct Run {
     pub job: Job,
     /// Most hosts in flight at once (`-p`).
     pub parallelism: usize,
-    /// The first host where sudo refused the password: hosts that have
-    /// not asked yet are not made to (a mistyped password would otherwise
-    /// be one failed sudo, counted against the account, per host).
-    pub sudo_refused: std::sync::OnceLock<String>,
 }
 
 impl Run {
@@ -140,7 +136,7 @@ impl<E: From<Event> + Send + 'static> HostWorker<E> {
     }
 
     async fn connect_and_execute(&self) -> Outcome {
-        if let Some(host) = self.run.sudo_refused.get() {
+        if let Some(host) = self.run.connector.sudo_password_refused() {
             return Outcome::Failed(SshError::Sudo(format!(
                 "not asked: the password was refused on {host}"
             )));
@@ -161,7 +157,9 @@ impl<E: From<Event> + Send + 'static> HostWorker<E> {
         session.close().await;
         if let Outcome::Failed(error) = &outcome {
             if error.is_wrong_sudo_password() {
-                let _ = self.run.sudo_refused.set(self.host().label());
+                self.run
+                    .connector
+                    .sudo_password_refused_on(&self.host().label());
             }
         }
         outcome

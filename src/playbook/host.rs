@@ -52,9 +52,6 @@ pub struct Context {
     pub flat_files: Arc<FlatFiles>,
     /// `--sudo`'s user: whom tasks become when they do not say.
     pub sudo_user: Option<String>,
-    /// The first host where sudo refused the password: hosts not yet
-    /// started in preflight are not asked it again.
-    pub sudo_refused: std::sync::OnceLock<String>,
 }
 
 impl Context {
@@ -264,7 +261,7 @@ impl HostRun {
         };
         if let Err(TaskError::Ssh(error)) = &result {
             if error.is_wrong_sudo_password() {
-                let _ = self.ctx.sudo_refused.set(self.label.clone());
+                self.ctx.connector.sudo_password_refused_on(&self.label);
             }
         }
         // A connection that failed is the delegated host's, not this one's.

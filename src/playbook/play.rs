@@ -265,7 +265,6 @@ impl PlaybookRun {
             once: RunOnce::default(),
             flat_files: Arc::clone(&shared.flat_files),
             sudo_user: self.request.sudo_user.clone(),
-            sudo_refused: std::sync::OnceLock::new(),
         })
     }
 

@@ -121,7 +121,8 @@ impl Rollout {
             let label = pending.run.label.clone();
             let stop = self.ctx.stop.clone();
             let work = async move {
-                let refused = pending.run.ctx.sudo_refused.get().cloned();
+                let connector = &pending.run.ctx.connector;
+                let refused = connector.sudo_password_refused().map(str::to_string);
                 let end = match (stop.is_cancelled(), refused) {
                     (true, _) => HostEnd::Stopped,
                     // The same password would be refused here too (and

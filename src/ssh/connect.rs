@@ -46,6 +46,10 @@ pub struct Connector {
     password: Option<String>,
     /// Answers keyboard-interactive prompts the password cannot (a one-time code).
     operator: Operator,
+    /// The first host where sudo refused the password: hosts that have
+    /// not asked yet are not made to (a mistyped password would otherwise
+    /// be one failed sudo, counted against the account, per host).
+    sudo_refused: std::sync::OnceLock<String>,
     /// The keys ssh-agent holds, listed once, at the first connection.
     /// The keys of each agent socket a host uses, listed once per run.
     agent_keys: Mutex<HashMap<PathBuf, Arc<OnceCell<Vec<AgentIdentity>>>>>,
@@ -58,6 +62,16 @@ impl Connector {
     /// answering its prompt with the run's password (`-A`), if any.
     pub fn sudo_as(&self, user: &str) -> Sudo {
         Sudo::new(user, self.password.as_deref())
+    }
+
+    /// Notes that sudo refused the run's password on `host`.
+    pub fn sudo_password_refused_on(&self, host: &str) {
+        let _ = self.sudo_refused.set(host.to_string());
+    }
+
+    /// The host where sudo refused the run's password, if it did anywhere.
+    pub fn sudo_password_refused(&self) -> Option<&str> {
+        self.sudo_refused.get().map(String::as_str)
     }
 
     /// Resolves the settings of every host. A key named on the command line
@@ -95,6 +109,7 @@ impl Connector {
             targets,
             password: secrets.password,
             operator: Operator::new(secrets.ask),
+            sudo_refused: std::sync::OnceLock::new(),
             agent_keys: Mutex::new(HashMap::new()),
             bastions: Mutex::new(HashMap::new()),
             handshakes: Semaphore::new(MAX_HANDSHAKES),
