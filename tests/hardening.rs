@@ -709,6 +709,7 @@ fn a_stop_signal_at_a_prompt_ends_the_process_with_echo_back_on() {
     let mut terminal = Command::new("sh")
         .arg("-c")
         .arg(r#"sleep 60 | script -qec "$0" /dev/null > "$1""#)
+        .env("SHELL", "/bin/sh") // what `script` runs the session in
         .arg(&session)
         .arg(&transcript)
         .process_group(0)

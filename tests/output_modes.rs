@@ -160,6 +160,7 @@ fn progress_is_drawn_only_on_a_terminal() {
     let mut script = std::process::Command::new("script");
     script
         .args(["-qec", &command, "/dev/null"])
+        .env("SHELL", "/bin/sh") // what `script` runs the command in
         .env("TERM", "xterm");
     let output = script.output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout);

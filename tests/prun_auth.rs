@@ -272,6 +272,7 @@ fn askpass_asks_once_on_the_terminal_and_never_echoes() {
     let output = Command::new("sh")
         .arg("-c")
         .arg(&session)
+        .env("SHELL", "/bin/sh") // what `script` runs the session in
         .env("HOME", fleet.dir())
         .output()
         .unwrap();
@@ -468,6 +469,7 @@ fn one_time_codes_are_asked_per_host_in_turn() {
     let output = Command::new("sh")
         .arg("-c")
         .arg(&session)
+        .env("SHELL", "/bin/sh") // what `script` runs the session in
         .env("HOME", fleet.dir())
         .env("NO_COLOR", "1")
         .output()
@@ -521,14 +523,16 @@ fn ctrl_c_at_a_code_prompt_asks_no_other_host_and_gives_the_terminal_back() {
     let service = OtpService::install(user);
     let fleet = TestFleet::start_with(3, &["--pam-service", &service.name]);
     let prun = format!(
-        "s=$(date +%s); {} -F none -A -l {user} -O UserKnownHostsFile={} -h {} true; \
+        "trap : INT; s=$(date +%s); {} -F none -A -l {user} -O UserKnownHostsFile={} -h {} true; \
          echo PRUNRC=$? TOOK=$(( $(date +%s) - s )); stty -a",
         env!("CARGO_BIN_EXE_prun"),
         fleet.known_hosts().display(),
         fleet.hosts_file().display()
     );
     // The password, then Ctrl-C at the first host's code; the Enter that
-    // comes much later must not be what lets prun go.
+    // comes much later must not be what lets prun go. The Ctrl-C reaches
+    // the session's shell too, which outlives it (the trap) to report, as
+    // an operator's interactive shell does.
     let session = format!(
         "(sleep 2; printf 'Fleet-pw-42\\n'; sleep 3; printf '\\003'; sleep 10; printf '\\n') \
          | script -qec '{prun}' /dev/null"
@@ -536,6 +540,7 @@ fn ctrl_c_at_a_code_prompt_asks_no_other_host_and_gives_the_terminal_back() {
     let output = Command::new("sh")
         .arg("-c")
         .arg(&session)
+        .env("SHELL", "/bin/sh") // what `script` runs the session in
         .env("HOME", fleet.dir())
         .env("NO_COLOR", "1")
         .output()
