@@ -9,6 +9,7 @@ pub mod pnuke;
 pub mod pplay;
 mod process;
 pub mod prompt;
+pub mod prsync;
 pub mod prun;
 pub mod pslurp;
 mod run;
@@ -87,6 +88,7 @@ pub fn tool_commands() -> Vec<clap::Command> {
         pcp::Cli::command(),
         pslurp::Cli::command(),
         pnuke::Cli::command(),
+        prsync::Cli::command(),
         pplay::Cli::command(),
     ]
 }

@@ -8,7 +8,7 @@ use clap::Parser;
 
 use super::args::CommonArgs;
 use super::{parse_flags, run_tool, ToolJob, UsageError};
-use crate::engine::{Job, Probe, Stop};
+use crate::engine::{Job, Probe, Stop, UnchangedWhen};
 use crate::output::Inline;
 use crate::ssh::transfer::{
     checksum_probe, install_script, parse_account, parse_mode, stdin_of, InstallOptions, Item,
@@ -123,6 +123,7 @@ fn probe(remote: &str, items: &[Item], options: &InstallOptions) -> Probe {
     let (command, unchanged_when) = checksum_probe(remote, items, Some(options));
     Probe {
         command,
-        unchanged_when,
+        max_output: 64 * 1024,
+        planner: std::sync::Arc::new(UnchangedWhen(unchanged_when)),
     }
 }

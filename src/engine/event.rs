@@ -47,6 +47,9 @@ pub enum Outcome {
     Cancelled,
     /// The host could not be reached, authenticated, or kept connected.
     Failed(SshError),
+    /// What the probe found rules the job out on this host (why): a
+    /// destination of the wrong kind, an answer that cannot be read.
+    NotPlanned(String),
     /// A bug in fleet stopped this host's task; the rest of the run went on.
     Internal(String),
 }
@@ -82,7 +85,7 @@ impl Outcome {
         match self {
             Outcome::Exited(0) => Category::Ok,
             Outcome::Unchanged => Category::Unchanged,
-            Outcome::Exited(_) | Outcome::Signaled(_) => Category::Failed,
+            Outcome::Exited(_) | Outcome::Signaled(_) | Outcome::NotPlanned(_) => Category::Failed,
             Outcome::TimedOut(_) => Category::TimedOut,
             Outcome::Interrupted(_) | Outcome::Cancelled => Category::Interrupted,
             Outcome::Failed(error) if error.is_command_refused() => Category::Failed,
@@ -102,6 +105,7 @@ impl Outcome {
             Outcome::Interrupted(kill) => Some(format!("Interrupted{}", kill_note(kill))),
             Outcome::Cancelled => Some("Cancelled before it started".into()),
             Outcome::Failed(error) => Some(error.to_string()),
+            Outcome::NotPlanned(why) => Some(why.clone()),
             Outcome::Internal(message) => Some(format!("internal error: {message}")),
         }
     }
@@ -116,10 +120,47 @@ fn kill_note(kill: &Kill) -> &'static str {
     }
 }
 
+/// What a planned job changed on a host (prsync's counts), or would
+/// change in a dry run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub created: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    /// Bytes of file content sent.
+    pub bytes: u64,
+}
+
+impl Changes {
+    /// Whether anything was (or would be) sent or deleted.
+    pub fn any(&self) -> bool {
+        *self != Changes::default()
+    }
+
+    pub fn add(&mut self, other: &Changes) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.deleted += other.deleted;
+        self.bytes += other.bytes;
+    }
+}
+
+impl std::fmt::Display for Changes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} created, {} updated, {} deleted, {} bytes",
+            self.created, self.updated, self.deleted, self.bytes
+        )
+    }
+}
+
 /// A host's final result.
 #[derive(Debug)]
 pub struct HostResult {
     pub outcome: Outcome,
+    /// What a planned job changed (set only when all of it was done).
+    pub changes: Option<Changes>,
     /// When the engine started on the host (None if it never did).
     pub started_at: Option<SystemTime>,
     /// Connect plus command time.

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use event::{Category, Event, HostResult, Outcome, Stream};
+pub use event::{Category, Changes, Event, HostResult, Outcome, Stream};
 pub use fanout::FanOut;
 pub use stop::Stop;
 
@@ -44,17 +44,65 @@ pub struct Job {
     pub sudo: Option<Sudo>,
 }
 
-/// A check that can settle a host before the main command (and its stdin)
-/// is sent: pcp's `--skip-unchanged` compares checksums this way.
-#[derive(Debug, Clone)]
+/// A quick look at each host before the main command (and its stdin) is
+/// sent, whose output decides what the host gets: pcp's `--skip-unchanged`
+/// compares checksums this way, prsync lists the remote tree and plans.
+#[derive(Clone)]
 pub struct Probe {
     pub command: String,
-    /// The host is Unchanged when the probe's trimmed stdout equals this.
-    pub unchanged_when: String,
+    /// Most stdout the decision may need; more fails the host.
+    pub max_output: usize,
+    pub planner: Arc<dyn Planner>,
 }
 
-/// Most probe output kept; a probe prints a checksum or two.
-const MAX_PROBE_OUTPUT: usize = 64 * 1024;
+impl std::fmt::Debug for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Probe")
+            .field("command", &self.command)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Turns what a probe printed on a host into what that host gets.
+pub trait Planner: Send + Sync {
+    /// `Err` fails the host with that reason (the host is not as the job
+    /// needs, or said something the planner cannot read).
+    fn decide(&self, probe_stdout: &[u8]) -> Result<Decision, String>;
+}
+
+/// What a host gets once its probe has been read.
+pub enum Decision {
+    /// Already as wanted: nothing is run or sent.
+    Unchanged,
+    /// The job's own command and stdin.
+    RunJob,
+    /// A command made for this host's state (hosts in the same state share it).
+    Run(Arc<Planned>),
+    /// Nothing to run: this text is the host's output (a dry run's plan).
+    Report(Bytes),
+}
+
+/// A command planned from a probe, and what it changes when it succeeds.
+pub struct Planned {
+    pub command: String,
+    pub stdin: Vec<StdinPiece>,
+    pub changes: Changes,
+}
+
+/// A planner for a probe whose trimmed stdout, when it equals the text,
+/// means the host is already as wanted.
+pub struct UnchangedWhen(pub String);
+
+impl Planner for UnchangedWhen {
+    fn decide(&self, probe_stdout: &[u8]) -> Result<Decision, String> {
+        Ok(
+            match String::from_utf8_lossy(probe_stdout).trim() == self.0 {
+                true => Decision::Unchanged,
+                false => Decision::RunJob,
+            },
+        )
+    }
+}
 
 /// Everything a run needs, shared by all host tasks.
 pub struct Run {
@@ -121,9 +169,10 @@ impl<E: From<Event> + Send + 'static> HostWorker<E> {
         let started_at = SystemTime::now();
         let clock = Instant::now();
         self.emit(Event::Started { host: self.index }).await;
-        let outcome = self.connect_and_execute().await;
+        let (outcome, changes) = self.connect_and_execute().await;
         let result = Arc::new(HostResult {
             outcome,
+            changes,
             started_at: Some(started_at),
             duration: clock.elapsed(),
         });
@@ -135,25 +184,25 @@ impl<E: From<Event> + Send + 'static> HostWorker<E> {
         result
     }
 
-    async fn connect_and_execute(&self) -> Outcome {
+    /// The host's outcome, and what it changed when it was planned.
+    async fn connect_and_execute(&self) -> (Outcome, Option<Changes>) {
         if let Some(host) = self.run.connector.sudo_password_refused() {
-            return Outcome::Failed(SshError::Sudo(format!(
-                "not asked: the password was refused on {host}"
-            )));
+            let why = format!("not asked: the password was refused on {host}");
+            return (Outcome::Failed(SshError::Sudo(why)), None);
         }
         let connected = tokio::select! {
-            _ = self.cancel.cancelled() => return Outcome::Interrupted(Kill::Confirmed),
+            _ = self.cancel.cancelled() => return (Outcome::Interrupted(Kill::Confirmed), None),
             connected = self.run.connector.connect(self.host()) => connected,
         };
         let session = match connected {
             Ok(session) => session,
             Err(error) => {
                 tracing::debug!("connection failed: {error}");
-                return Outcome::Failed(error);
+                return (Outcome::Failed(error), None);
             }
         };
         tracing::debug!("connected and authenticated");
-        let outcome = self.execute(&session).await;
+        let (outcome, changes) = self.execute(&session).await;
         session.close().await;
         if let Outcome::Failed(error) = &outcome {
             if error.is_wrong_sudo_password() {
@@ -162,55 +211,78 @@ impl<E: From<Event> + Send + 'static> HostWorker<E> {
                     .sudo_password_refused_on(&self.host().label());
             }
         }
-        outcome
+        (outcome, changes)
     }
 
-    async fn execute(&self, session: &Session) -> Outcome {
+    async fn execute(&self, session: &Session) -> (Outcome, Option<Changes>) {
         let job = &self.run.job;
-        if let Some(probe) = &job.probe {
-            match self.probe(session, probe).await {
-                Ok(true) => return Outcome::Unchanged,
-                Ok(false) => {}
-                Err(outcome) => return outcome,
+        let decision = match &job.probe {
+            Some(probe) => match self.probe(session, probe).await {
+                Ok(decision) => decision,
+                Err(outcome) => return (outcome, None),
+            },
+            None => Decision::RunJob,
+        };
+        let (line, stdin, changes) = match &decision {
+            Decision::Unchanged => return (Outcome::Unchanged, None),
+            Decision::Report(text) => {
+                self.emit_output(Stream::Stdout, text.clone()).await;
+                return (Outcome::Exited(0), None);
             }
-        }
+            Decision::RunJob => (&job.command, &job.stdin, None),
+            Decision::Run(planned) => (&planned.command, &planned.stdin, Some(planned.changes)),
+        };
         let env = self.pssh_environment();
         let command = Command {
-            line: &job.command,
+            line,
             env: &env,
-            stdin: &job.stdin,
+            stdin,
             timeout: job.timeout,
             tty: job.tty,
             sudo: job.sudo.as_ref(),
         };
-        tracing::debug!(command = %job.command, "command sent");
+        tracing::debug!(command = %line, "command sent");
         let mut sink = EventSink {
             host: self.index,
             events: &self.events,
         };
-        match session.run(command, &self.cancel, &mut sink).await {
+        let outcome = match session.run(command, &self.cancel, &mut sink).await {
             Ok(end) => end_outcome(end),
             Err(error) => Outcome::Failed(error),
-        }
+        };
+        // What a plan changes is only claimed once it has all been done.
+        let changes = changes.filter(|_| outcome.category() == Category::Ok);
+        (outcome, changes)
     }
 
-    /// Runs the probe; true when the host needs nothing. Its stderr is
+    /// Runs the probe and lets its planner decide. Its stderr is
     /// forwarded, so a failing probe explains itself.
-    async fn probe(&self, session: &Session, probe: &Probe) -> Result<bool, Outcome> {
+    async fn probe(&self, session: &Session, probe: &Probe) -> Result<Decision, Outcome> {
         let job = &self.run.job;
         let command = Command::new(&probe.command)
             .timeout(job.timeout)
             .sudo(job.sudo.as_ref());
         let mut sink = ProbeSink {
             stdout: Vec::new(),
+            limit: probe.max_output,
+            overflowed: false,
             stderr: EventSink {
                 host: self.index,
                 events: &self.events,
             },
         };
         match session.run(command, &self.cancel, &mut sink).await {
+            Ok(RunEnd::Exited(RemoteExit::Code(_))) if sink.overflowed => Err(Outcome::NotPlanned(
+                format!("the host's answer was over {} bytes", probe.max_output),
+            )),
             Ok(RunEnd::Exited(RemoteExit::Code(_))) => {
-                Ok(String::from_utf8_lossy(&sink.stdout).trim() == probe.unchanged_when)
+                // Planning may read and hash files: off the async threads.
+                let planner = Arc::clone(&probe.planner);
+                let stdout = sink.stdout;
+                match tokio::task::spawn_blocking(move || planner.decide(&stdout)).await {
+                    Ok(decision) => decision.map_err(Outcome::NotPlanned),
+                    Err(crashed) => Err(Outcome::Internal(crashed.to_string())),
+                }
             }
             Ok(end) => Err(end_outcome(end)),
             Err(error) => Err(Outcome::Failed(error)),
@@ -230,6 +302,11 @@ impl<E: From<Event> + Send + 'static> HostWorker<E> {
         ]
     }
 
+    async fn emit_output(&self, stream: Stream, data: Bytes) {
+        let host = self.index;
+        self.emit(Event::Output { host, stream, data }).await;
+    }
+
     async fn emit(&self, event: Event) {
         // A closed receiver means nobody is listening any more; the run goes on.
         let _ = self.events.send(E::from(event)).await;
@@ -245,6 +322,7 @@ async fn report_unrun<E: From<Event>>(
 ) -> Arc<HostResult> {
     let result = Arc::new(HostResult {
         outcome,
+        changes: None,
         started_at: None,
         duration: Duration::ZERO,
     });
@@ -293,15 +371,18 @@ impl<E: From<Event> + Send> OutputSink for EventSink<'_, E> {
 /// Keeps a probe's stdout (what it decides by) and shows its stderr.
 struct ProbeSink<'a, E> {
     stdout: Vec<u8>,
+    limit: usize,
+    /// More than `limit` came: kept no further, and not decided on.
+    overflowed: bool,
     stderr: EventSink<'a, E>,
 }
 
 impl<E: From<Event> + Send> OutputSink for ProbeSink<'_, E> {
     async fn output(&mut self, stream: Stream, data: Bytes) -> std::io::Result<()> {
         match stream {
-            // Beyond the limit the output cannot match anyway; it is dropped, not printed.
             Stream::Stdout => {
-                let room = MAX_PROBE_OUTPUT.saturating_sub(self.stdout.len());
+                let room = self.limit.saturating_sub(self.stdout.len());
+                self.overflowed |= data.len() > room;
                 self.stdout.extend_from_slice(&data[..data.len().min(room)]);
                 Ok(())
             }

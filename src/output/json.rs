@@ -11,7 +11,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::{Held, HostRef, Reporter};
-use crate::engine::{Category, HostResult, Outcome, Stream};
+use crate::engine::{Category, Changes, HostResult, Outcome, Stream};
 use crate::model::file_names;
 use crate::model::Host;
 
@@ -23,6 +23,8 @@ pub struct JsonLines<W> {
     out: W,
     captured: HashMap<(usize, Stream), Held>,
     counts: BTreeMap<&'static str, usize>,
+    /// What planned jobs changed, over all hosts (prsync).
+    changes: Option<Changes>,
     started: SystemTime,
     /// `-o`/`-e`: where each host's streams were written, reported instead of the bytes.
     files: [Option<(PathBuf, Vec<String>)>; 2],
@@ -35,6 +37,7 @@ impl<W: Write> JsonLines<W> {
             out,
             captured: HashMap::new(),
             counts: BTreeMap::new(),
+            changes: None,
             started: SystemTime::now(),
             files: [outdir.map(|d| (d, names())), errdir.map(|d| (d, names()))],
         }
@@ -96,6 +99,10 @@ impl<W: Write> Reporter for JsonLines<W> {
             "ended_at": started.map(|s| s + result.duration.as_secs_f64()),
             "duration_s": result.duration.as_secs_f64(),
         });
+        if let Some(changes) = &result.changes {
+            object["changes"] = changes_json(changes);
+            self.changes.get_or_insert_default().add(changes);
+        }
         self.stream_fields(host.index, Stream::Stdout, "stdout", &mut object);
         self.stream_fields(host.index, Stream::Stderr, "stderr", &mut object);
         writeln!(self.out, "{object}")
@@ -106,7 +113,7 @@ impl<W: Write> Reporter for JsonLines<W> {
         let failed = hosts
             - self.counts.get("ok").unwrap_or(&0)
             - self.counts.get("unchanged").unwrap_or(&0);
-        let summary = json!({
+        let mut summary = json!({
             "type": "summary",
             "hosts": hosts,
             "failed": failed,
@@ -114,9 +121,21 @@ impl<W: Write> Reporter for JsonLines<W> {
             "started_at": epoch(self.started),
             "duration_s": self.started.elapsed().map_or(0.0, |d| d.as_secs_f64()),
         });
+        if let Some(changes) = &self.changes {
+            summary["changes"] = changes_json(changes);
+        }
         writeln!(self.out, "{summary}")?;
         self.out.flush()
     }
+}
+
+fn changes_json(changes: &Changes) -> Value {
+    json!({
+        "created": changes.created,
+        "updated": changes.updated,
+        "deleted": changes.deleted,
+        "bytes": changes.bytes,
+    })
 }
 
 /// Drops a character the cap cut in two, so that text cut at the cap

@@ -94,6 +94,7 @@ mod tests {
         printer.output(b, Stream::Stderr, b"oops\n").unwrap();
         let done = HostResult {
             outcome: Outcome::Exited(0),
+            changes: None,
             started_at: None,
             duration: Duration::ZERO,
         };

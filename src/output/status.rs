@@ -135,6 +135,7 @@ mod tests {
     fn result(outcome: Outcome) -> HostResult {
         HostResult {
             outcome,
+            changes: None,
             started_at: None,
             duration: Duration::ZERO,
         }

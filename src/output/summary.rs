@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::fold::fold;
 use super::{HostRef, Reporter};
-use crate::engine::{Category, HostResult, Outcome, Stream};
+use crate::engine::{Category, Changes, HostResult, Outcome, Stream};
 use crate::partial_file::PartialFile;
 use crate::text::printable;
 
@@ -22,6 +22,8 @@ pub struct Summary<W> {
     out: W,
     started: Instant,
     counts: BTreeMap<Category, usize>,
+    /// What planned jobs changed, over all hosts (prsync).
+    changes: Option<Changes>,
     /// `(host label, reason)` of each host that did not succeed, in completion order.
     failures: Vec<(String, String)>,
     /// `--summary`: every host's row, for the table.
@@ -46,6 +48,7 @@ impl<W: Write> Summary<W> {
             out,
             started: Instant::now(),
             counts: BTreeMap::new(),
+            changes: None,
             failures: Vec::new(),
             table: table.then(Vec::new),
             stderr_tails: HashMap::new(),
@@ -67,6 +70,9 @@ impl<W: Write> Reporter for Summary<W> {
     fn finished(&mut self, host: HostRef<'_>, result: &HostResult) -> io::Result<()> {
         let category = result.outcome.category();
         *self.counts.entry(category).or_default() += 1;
+        if let Some(changes) = &result.changes {
+            self.changes.get_or_insert_default().add(changes);
+        }
         if let Some(table) = &mut self.table {
             table.push(Row {
                 host: host.host.label(),
@@ -102,6 +108,9 @@ impl<W: Write> Reporter for Summary<W> {
             "{total} hosts in {seconds:.1}s: {}",
             parts.join(", ")
         )?;
+        if let Some(changes) = &self.changes {
+            writeln!(self.out, "  changed: {changes}")?;
+        }
         for (reason, hosts) in group_by_reason(&self.failures) {
             writeln!(self.out, "  FAILED {}: {reason}", fold(&hosts))?;
         }

@@ -16,6 +16,7 @@ mod operator;
 mod options;
 mod resolve;
 mod sudo;
+pub mod sync;
 mod tokens;
 pub mod transfer;
 

@@ -262,6 +262,7 @@ pub fn tool(name: &str) -> Command {
         "pcp" => env!("CARGO_BIN_EXE_pcp"),
         "pslurp" => env!("CARGO_BIN_EXE_pslurp"),
         "pnuke" => env!("CARGO_BIN_EXE_pnuke"),
+        "prsync" => env!("CARGO_BIN_EXE_prsync"),
         // A crate of its own, built beside the tools by the workspace.
         "fleet-lab" => return lab_command(),
         "pplay" => env!("CARGO_BIN_EXE_pplay"),
@@ -284,7 +285,7 @@ pub fn tool(name: &str) -> Command {
         "XDG_STATE_HOME",
         std::env::temp_dir().join("fleet-test-state"),
     );
-    if ["prun", "pcp", "pslurp", "pnuke", "pplay"].contains(&name) {
+    if ["prun", "pcp", "pslurp", "pnuke", "prsync", "pplay"].contains(&name) {
         // The machine's own ~/.ssh/config must not steer the tests; a test
         // that wants a config passes its own -F, which comes first and wins.
         command.args(["-F", "none"]);

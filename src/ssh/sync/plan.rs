@@ -1,0 +1,283 @@
+//! What one host needs, from the local tree and the host's listing: which
+//! entries to create, update and delete. Hosts whose needs are the same
+//! get the same plan (see [`super::Syncer`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+use super::listing::{Destination, Listing, RemoteEntry, RemoteKind};
+use super::local::{LocalEntry, LocalKind, LocalTree};
+use super::SyncOptions;
+use crate::engine::Changes;
+
+/// What happens to one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    Create,
+    Update,
+    /// Updated where the host has another kind of thing (a directory
+    /// where a file goes): that is removed first.
+    Replace,
+}
+
+/// One host's plan: the entries to send (by path, with the local entry)
+/// and the paths to delete, sorted so parents come first.
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
+pub struct Needs {
+    /// Where, on the host, the paths start (`None`: the destination itself).
+    pub base: Option<String>,
+    /// The destination directory does not exist yet and is made first.
+    pub make_base: bool,
+    pub sends: Vec<(Vec<u8>, Action)>,
+    /// Topmost paths to remove (a directory goes with what it holds).
+    pub deletes: Vec<Vec<u8>>,
+    /// Every entry removed, counted one by one.
+    pub deleted: u64,
+}
+
+impl Needs {
+    pub fn is_empty(&self) -> bool {
+        self.sends.is_empty() && self.deletes.is_empty() && !self.make_base
+    }
+
+    pub fn changes(&self, local: &BTreeMap<Vec<u8>, LocalEntry>) -> Changes {
+        let mut changes = Changes {
+            deleted: self.deleted,
+            ..Changes::default()
+        };
+        for (path, action) in &self.sends {
+            match action {
+                Action::Create => changes.created += 1,
+                _ => changes.updated += 1,
+            }
+            if let Some(LocalKind::File { len, .. }) = local.get(path).map(|e| &e.kind) {
+                changes.bytes += len;
+            }
+        }
+        changes
+    }
+}
+
+/// Works out what the host lacks. `dest` is the destination as given;
+/// the error says why nothing can be synced there.
+pub fn needs(
+    local: &LocalTree,
+    listing: &Listing,
+    dest: &str,
+    options: &SyncOptions,
+) -> Result<(Needs, BTreeMap<Vec<u8>, LocalEntry>), String> {
+    let mut entries = local.entries.clone();
+    let mut remote = listing.entries.clone();
+    let mut plan = Needs::default();
+    match listing.destination {
+        Destination::Directory => {}
+        // One file to a path that is not a directory: that path is the file.
+        _ if local.single_file && !dest.ends_with('/') => {
+            let (name, parent) = split_last(dest);
+            if let Some(entry) = entries.pop_first().map(|(_, e)| e) {
+                entries.insert(name.as_bytes().to_vec(), entry);
+            }
+            if let Some(entry) = remote.remove(&Vec::new()) {
+                remote.insert(name.as_bytes().to_vec(), entry);
+            }
+            plan.base = Some(parent.to_string());
+        }
+        Destination::Other => return Err(format!("{dest} is not a directory")),
+        Destination::Missing => plan.make_base = true,
+    }
+    for (path, entry) in &entries {
+        if let Some(action) = action(entry, remote.get(path), options) {
+            plan.sends.push((path.clone(), action));
+        }
+    }
+    if options.delete {
+        plan_deletes(&mut plan, local, &entries, &remote, options);
+    }
+    Ok((plan, entries))
+}
+
+/// `dir/name` as (`name`, `dir`); a bare name is in `.`.
+fn split_last(path: &str) -> (&str, &str) {
+    match path.rsplit_once('/') {
+        Some(("", name)) => (name, "/"),
+        Some((dir, name)) => (name, dir),
+        None => (path, "."),
+    }
+}
+
+/// What an entry needs, given what the host has at its path.
+fn action(
+    local: &LocalEntry,
+    remote: Option<&RemoteEntry>,
+    options: &SyncOptions,
+) -> Option<Action> {
+    let Some(remote) = remote else {
+        return Some(Action::Create);
+    };
+    let same = match (&local.kind, &remote.kind) {
+        // A directory's time changes as files land in it: only its mode counts.
+        (LocalKind::Dir, RemoteKind::Dir) => local.mode == remote.mode,
+        (LocalKind::Symlink(target), RemoteKind::Symlink(there)) => target == there,
+        (LocalKind::File { len, sha256, .. }, RemoteKind::File) => {
+            let content = match options.checksum {
+                true => sha256.is_some() && *sha256 == remote.sha256,
+                false => *len == remote.len,
+            };
+            content && local.mtime == remote.mtime && local.mode == remote.mode
+        }
+        _ => return Some(Action::Replace),
+    };
+    (!same).then_some(Action::Update)
+}
+
+/// `--delete`: what the host has under a synced directory and the sources
+/// lack, unless excluded (or a backup this sync keeps). A directory is
+/// removed whole unless something in it stays.
+fn plan_deletes(
+    plan: &mut Needs,
+    local: &LocalTree,
+    entries: &BTreeMap<Vec<u8>, LocalEntry>,
+    remote: &BTreeMap<Vec<u8>, RemoteEntry>,
+    options: &SyncOptions,
+) {
+    let doomed = |path: &Vec<u8>, entry: &RemoteEntry| {
+        !path.is_empty()
+            && !entries.contains_key(path)
+            && local.in_delete_scope(path)
+            && !options.excludes.covers(path, entry.kind == RemoteKind::Dir)
+            && !options
+                .backup
+                .as_deref()
+                .is_some_and(|suffix| path.ends_with(suffix.as_bytes()))
+    };
+    // Children sort after their parent: walking backwards sees them first.
+    let mut kept: BTreeSet<&[u8]> = BTreeSet::new();
+    let mut removed: BTreeSet<&[u8]> = BTreeSet::new();
+    for (path, entry) in remote.iter().rev() {
+        let mut prefix = path.clone();
+        prefix.push(b'/');
+        let inside = |set: &BTreeSet<&[u8]>| -> Vec<Vec<u8>> {
+            set.range::<[u8], _>((Bound::Included(&prefix[..]), Bound::Unbounded))
+                .take_while(|other| other.starts_with(&prefix))
+                .map(|other| other.to_vec())
+                .collect()
+        };
+        if doomed(path, entry) && inside(&kept).is_empty() {
+            plan.deleted += 1;
+            for child in inside(&removed) {
+                removed.remove(&child[..]);
+            }
+            removed.insert(path);
+        } else {
+            kept.insert(path);
+        }
+    }
+    plan.deletes = removed.into_iter().map(<[u8]>::to_vec).collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::listing::parse;
+    use super::*;
+    use std::path::PathBuf;
+
+    fn tree(dir: &std::path::Path) -> LocalTree {
+        let mut slash = dir.as_os_str().to_owned();
+        slash.push("/");
+        LocalTree::scan(&[PathBuf::from(slash)], &recursive()).unwrap()
+    }
+
+    fn recursive() -> SyncOptions {
+        SyncOptions {
+            recursive: true,
+            delete: true,
+            ..SyncOptions::default()
+        }
+    }
+
+    fn entry(kind: &str, mode: &str, size: u64, time: i64, path: &str) -> String {
+        format!("{kind} {mode} {size} {time}.0 ./{path}\0\0")
+    }
+
+    #[test]
+    fn only_what_differs_is_sent_and_extras_are_deleted_topmost() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("same"), "same").unwrap();
+        std::fs::write(dir.path().join("new"), "new").unwrap();
+        std::fs::write(dir.path().join("edited"), "edited").unwrap();
+        let local = tree(dir.path());
+        let meta = |name: &str| {
+            let entry = &local.entries[name.as_bytes()];
+            (format!("{:o}", entry.mode), entry.mtime)
+        };
+        let (mode, time) = meta("same");
+        let listing = [
+            "D\n".to_string(),
+            entry("f", &mode, 4, time, "same"),
+            entry("f", &mode, 4, time, "edited"),
+            entry("d", "755", 0, 0, "old"),
+            entry("f", "644", 1, 0, "old/a"),
+            entry("f", "644", 1, 0, "old/b"),
+        ]
+        .concat();
+        let listing = parse(listing.as_bytes()).unwrap();
+        let (plan, entries) = needs(&local, &listing, "/x", &recursive()).unwrap();
+        assert_eq!(
+            plan.sends,
+            [
+                (b"edited".to_vec(), Action::Update),
+                (b"new".to_vec(), Action::Create)
+            ]
+        );
+        assert_eq!(plan.deletes, [b"old".to_vec()]);
+        let changes = plan.changes(&entries);
+        assert_eq!(
+            (
+                changes.created,
+                changes.updated,
+                changes.deleted,
+                changes.bytes
+            ),
+            (1, 1, 3, 9)
+        );
+    }
+
+    #[test]
+    fn an_excluded_file_keeps_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = recursive();
+        options.excludes.add("*.keep").unwrap();
+        let local = LocalTree::scan(
+            &[PathBuf::from(format!("{}/", dir.path().display()))],
+            &options,
+        )
+        .unwrap();
+        let listing = [
+            "D\n".to_string(),
+            entry("d", "755", 0, 0, "old"),
+            entry("f", "644", 1, 0, "old/a"),
+            entry("f", "644", 1, 0, "old/b.keep"),
+        ]
+        .concat();
+        let listing = parse(listing.as_bytes()).unwrap();
+        let (plan, _) = needs(&local, &listing, "/x", &options).unwrap();
+        assert_eq!(plan.deletes, [b"old/a".to_vec()]);
+        assert_eq!(plan.deleted, 1);
+    }
+
+    #[test]
+    fn one_file_may_be_named_by_the_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        let local = LocalTree::scan(&[file], &SyncOptions::default()).unwrap();
+        let missing = parse(b"N\n").unwrap();
+        let (plan, entries) =
+            needs(&local, &missing, "/etc/motd", &SyncOptions::default()).unwrap();
+        assert_eq!(plan.base.as_deref(), Some("/etc"));
+        assert!(entries.contains_key(b"motd".as_slice()));
+        let into = parse(b"D\n").unwrap();
+        let (plan, _) = needs(&local, &into, "/etc/motd/", &SyncOptions::default()).unwrap();
+        assert_eq!(plan.sends, [(b"f".to_vec(), Action::Create)]);
+    }
+}

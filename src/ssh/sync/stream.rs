@@ -1,0 +1,504 @@
+//! A plan made into what travels: one stream per host (the lists of what to
+//! remove and where files land, then a tar archive of the new entries) and
+//! the script that receives it. The stream is written to a file on the host
+//! and its length and SHA-256 checked before anything is touched; then new
+//! files are unpacked into a temporary directory beside where each goes,
+//! flushed to disk, and renamed into place, so each file is old or new,
+//! never half; deletions come last. A cut or failure removes every
+//! temporary file.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+
+use bytes::{Bytes, BytesMut};
+use sha2::{Digest, Sha256};
+
+use super::local::{LocalEntry, LocalKind};
+use super::plan::{Action, Needs};
+use super::SyncOptions;
+use crate::engine::Planned;
+use crate::ssh::exec::spool_path;
+use crate::ssh::{shell_quote, StdinPiece};
+
+/// Files up to this size travel from memory; larger ones are read from disk
+/// as they are sent.
+const HELD_FILE: u64 = 1024 * 1024;
+/// Most file content a plan holds in memory.
+const HELD_TOTAL: u64 = 256 * 1024 * 1024;
+const BLOCK: usize = 512;
+
+/// Builds the stream and script for `needs`. `token` names the temporary
+/// files (the same for every host of a run).
+pub fn build(
+    needs: &Needs,
+    entries: &BTreeMap<Vec<u8>, LocalEntry>,
+    dest: &str,
+    options: &SyncOptions,
+    token: &str,
+) -> Result<Planned, String> {
+    let work = format!(".prsync-{token}");
+    let mut stream = Stream::default();
+    let replaced = needs
+        .sends
+        .iter()
+        .filter(|(_, action)| *action == Action::Replace)
+        .map(|(path, _)| path.as_slice());
+    let replace = stream.list(replaced);
+    let landing: Vec<Vec<u8>> = landing_dirs(needs, entries);
+    let dirs = stream.list(landing.iter().map(Vec::as_slice));
+    let deletes = stream.list(needs.deletes.iter().map(Vec::as_slice));
+    let tar_start = stream.len;
+    for (path, _) in &needs.sends {
+        if let Some(entry) = entries.get(path) {
+            stream.entry(path, entry, &work, options.archive)?;
+        }
+    }
+    if stream.len > tar_start {
+        stream.push(vec![0u8; 2 * BLOCK]);
+    }
+    let tar = (tar_start, stream.len - tar_start);
+    let changes = needs.changes(entries);
+    let (pieces, sent, sha256, total) = stream.finish(options.compress)?;
+    let base = needs.base.as_deref().unwrap_or(dest);
+    let script = format!(
+        "set -u\nbase={base}\nwork={work}\nbackup={backup}\nmake_base={make_base}\nsize={total}\nsent={sent}\nsha256={sha256}\ncompressed={compressed}\ndirs_at={dirs_at}\ndirs_len={dirs_len}\n{PREAMBLE}\
+         put {replace_at} {replace_len} rm -rf -- || fail \"cannot remove what is in the way\"\n\
+         unpack {tar_at} {tar_len} {owners}\n\
+         put \"$dirs_at\" \"$dirs_len\" sh -c \"$install\" \"$work\" \"$backup\" || fail \"cannot put the files in place\"\n\
+         finish {deletes_at} {deletes_len}\n\
+         echo {counts}\n",
+        base = shell_quote(base),
+        backup = shell_quote(options.backup.as_deref().unwrap_or("")),
+        make_base = u8::from(needs.make_base),
+        compressed = u8::from(options.compress),
+        replace_at = replace.0,
+        replace_len = replace.1,
+        tar_at = tar.0,
+        tar_len = tar.1,
+        owners = if options.archive { "" } else { "--no-same-owner" },
+        dirs_at = dirs.0,
+        dirs_len = dirs.1,
+        deletes_at = deletes.0,
+        deletes_len = deletes.1,
+        counts = shell_quote(&changes.to_string()),
+    );
+    Ok(Planned {
+        command: script,
+        stdin: pieces,
+        changes,
+    })
+}
+
+/// The directories a temporary directory is made in: where each new file
+/// or link goes (`.` for the top).
+fn landing_dirs(needs: &Needs, entries: &BTreeMap<Vec<u8>, LocalEntry>) -> Vec<Vec<u8>> {
+    let mut dirs: Vec<Vec<u8>> = needs
+        .sends
+        .iter()
+        .filter(|(path, _)| !matches!(entries.get(path).map(|e| &e.kind), Some(LocalKind::Dir)))
+        .map(|(path, _)| match path.iter().rposition(|&b| b == b'/') {
+            Some(at) => path[..at].to_vec(),
+            None => b".".to_vec(),
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
+/// The stream as it is built: pieces, their hash, and where each part is.
+#[derive(Default)]
+struct Stream {
+    pieces: Vec<StdinPiece>,
+    buffer: BytesMut,
+    hasher: Sha256,
+    len: u64,
+    held: u64,
+}
+
+impl Stream {
+    fn push(&mut self, bytes: impl AsRef<[u8]>) {
+        let bytes = bytes.as_ref();
+        self.hasher.update(bytes);
+        self.buffer.extend_from_slice(bytes);
+        self.len += bytes.len() as u64;
+    }
+
+    /// NUL-terminated paths; returns where they start and their length.
+    fn list<'a>(&mut self, paths: impl Iterator<Item = &'a [u8]>) -> (u64, u64) {
+        let start = self.len;
+        for path in paths {
+            self.push(path);
+            self.push([0]);
+        }
+        (start, self.len - start)
+    }
+
+    /// One tar entry: a directory at its place, a file or link in the
+    /// temporary directory beside its place.
+    fn entry(
+        &mut self,
+        path: &[u8],
+        entry: &LocalEntry,
+        work: &str,
+        archive: bool,
+    ) -> Result<(), String> {
+        let (typeflag, size, link): (u8, u64, &[u8]) = match &entry.kind {
+            LocalKind::Dir => (b'5', 0, b""),
+            LocalKind::File { len, .. } => (b'0', *len, b""),
+            LocalKind::Symlink(target) => (b'2', 0, target),
+        };
+        let name = match &entry.kind {
+            LocalKind::Dir => [path, b"/"].concat(),
+            _ => temporary_name(path, work),
+        };
+        let header = Header {
+            name: &name,
+            link,
+            typeflag,
+            size,
+            entry,
+            archive,
+        };
+        header.write(self);
+        if let LocalKind::File { source, len, .. } = &entry.kind {
+            self.content(source, *len)?;
+            let padding = (BLOCK - (*len as usize % BLOCK)) % BLOCK;
+            self.push(vec![0u8; padding]);
+        }
+        Ok(())
+    }
+
+    /// A file's bytes: held when small, else read from disk as sent (and
+    /// once now, for the stream's hash). A file that changed since it was
+    /// scanned stops the plan.
+    fn content(&mut self, source: &std::path::Path, len: u64) -> Result<(), String> {
+        let changed = || format!("{}: changed while being synced", source.display());
+        let unreadable = |e: std::io::Error| format!("{}: {e}", source.display());
+        if len <= HELD_FILE && self.held + len <= HELD_TOTAL {
+            let bytes = std::fs::read(source).map_err(unreadable)?;
+            if bytes.len() as u64 != len {
+                return Err(changed());
+            }
+            self.held += len;
+            self.push(&bytes);
+            return Ok(());
+        }
+        self.flush();
+        let mut file = std::fs::File::open(source).map_err(unreadable)?;
+        let mut buffer = vec![0u8; 1024 * 1024];
+        let mut read_total = 0u64;
+        loop {
+            let read = file.read(&mut buffer).map_err(unreadable)?;
+            if read == 0 {
+                break;
+            }
+            self.hasher.update(&buffer[..read]);
+            read_total += read as u64;
+        }
+        if read_total != len {
+            return Err(changed());
+        }
+        self.pieces.push(StdinPiece::File {
+            path: source.to_path_buf(),
+            len,
+        });
+        self.len += len;
+        Ok(())
+    }
+
+    fn flush(&mut self) {
+        if !self.buffer.is_empty() {
+            let bytes: Bytes = std::mem::take(&mut self.buffer).freeze();
+            self.pieces.push(StdinPiece::Bytes(bytes));
+        }
+    }
+
+    /// The pieces to send, how many bytes that is, the SHA-256 and length
+    /// of the stream as the host must end up with it.
+    fn finish(mut self, compress: bool) -> Result<(Vec<StdinPiece>, u64, String, u64), String> {
+        self.flush();
+        let sha256 = hex(&self.hasher.clone().finalize());
+        if !compress {
+            return Ok((self.pieces, self.len, sha256, self.len));
+        }
+        let spool = compressed(&self.pieces)?;
+        let sent = spool.metadata().map_err(|e| e.to_string())?.len();
+        let piece = StdinPiece::Spool {
+            file: std::sync::Arc::new(spool),
+            len: sent,
+        };
+        Ok((vec![piece], sent, sha256, self.len))
+    }
+}
+
+/// `-z`: the stream through `gzip`, once for every host with this plan.
+fn compressed(pieces: &[StdinPiece]) -> Result<std::fs::File, String> {
+    let failed = |e: std::io::Error| format!("cannot compress: {e}");
+    let spool = tempfile::tempfile().map_err(failed)?;
+    let mut gzip = std::process::Command::new("gzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(spool.try_clone().map_err(failed)?)
+        .spawn()
+        .map_err(failed)?;
+    let mut input = gzip
+        .stdin
+        .take()
+        .ok_or("cannot compress: no pipe to gzip")?;
+    for piece in pieces {
+        match piece {
+            StdinPiece::Bytes(bytes) => input.write_all(bytes).map_err(failed)?,
+            StdinPiece::File { path, .. } => {
+                let mut file = std::fs::File::open(path).map_err(failed)?;
+                std::io::copy(&mut file, &mut input).map_err(failed)?;
+            }
+            StdinPiece::Spool { file, .. } => {
+                let mut file = std::fs::File::open(spool_path(file)).map_err(failed)?;
+                std::io::copy(&mut file, &mut input).map_err(failed)?;
+            }
+        }
+    }
+    drop(input);
+    match gzip.wait().map_err(failed)?.success() {
+        true => Ok(spool),
+        false => Err("cannot compress: gzip failed".into()),
+    }
+}
+
+/// `a/b/name` as `a/b/WORK/name`: the temporary directory beside its place.
+fn temporary_name(path: &[u8], work: &str) -> Vec<u8> {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(at) => [&path[..=at], work.as_bytes(), b"/", &path[at + 1..]].concat(),
+        None => [work.as_bytes(), b"/", path].concat(),
+    }
+}
+
+/// One GNU tar header (with a long-name entry before it when needed).
+struct Header<'a> {
+    name: &'a [u8],
+    link: &'a [u8],
+    typeflag: u8,
+    size: u64,
+    entry: &'a LocalEntry,
+    archive: bool,
+}
+
+impl Header<'_> {
+    fn write(&self, stream: &mut Stream) {
+        for (long, flag) in [(self.name, b'L'), (self.link, b'K')] {
+            if long.len() >= 100 {
+                let mut data = long.to_vec();
+                data.push(0);
+                stream.push(block(
+                    b"././@LongLink",
+                    b"",
+                    flag,
+                    data.len() as u64,
+                    0o644,
+                    0,
+                    None,
+                ));
+                let padding = (BLOCK - data.len() % BLOCK) % BLOCK;
+                data.extend(std::iter::repeat_n(0, padding));
+                stream.push(data);
+            }
+        }
+        let owner = self.archive.then_some((self.entry.uid, self.entry.gid));
+        stream.push(block(
+            &self.name[..self.name.len().min(99)],
+            &self.link[..self.link.len().min(99)],
+            self.typeflag,
+            self.size,
+            self.entry.mode,
+            self.entry.mtime,
+            owner,
+        ));
+    }
+}
+
+/// A 512-byte GNU tar header block.
+fn block(
+    name: &[u8],
+    link: &[u8],
+    typeflag: u8,
+    size: u64,
+    mode: u32,
+    mtime: i64,
+    owner: Option<(u32, u32)>,
+) -> [u8; BLOCK] {
+    let mut block = [0u8; BLOCK];
+    block[..name.len()].copy_from_slice(name);
+    octal(&mut block[100..108], u64::from(mode));
+    let (uid, gid) = owner.unwrap_or((0, 0));
+    octal(&mut block[108..116], u64::from(uid));
+    octal(&mut block[116..124], u64::from(gid));
+    number(&mut block[124..136], size);
+    octal(&mut block[136..148], mtime.max(0) as u64);
+    block[156] = typeflag;
+    block[157..157 + link.len()].copy_from_slice(link);
+    block[257..265].copy_from_slice(b"ustar  \0");
+    if let Some((uid, gid)) = owner {
+        let (user, group) = (account_name(uid, false), account_name(gid, true));
+        for (field, name) in [(265..297, user), (297..329, group)] {
+            let name = name.unwrap_or_default();
+            let bytes = &name.as_bytes()[..name.len().min(31)];
+            block[field.start..field.start + bytes.len()].copy_from_slice(bytes);
+        }
+    }
+    block[148..156].copy_from_slice(b"        ");
+    let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
+    let checksum = format!("{sum:06o}\0 ");
+    block[148..156].copy_from_slice(checksum.as_bytes());
+    block
+}
+
+/// Zero-padded octal, NUL-terminated, filling `field`.
+fn octal(field: &mut [u8], value: u64) {
+    let text = format!("{value:0width$o}", width = field.len() - 1);
+    let text = &text.as_bytes()[text.len() - (field.len() - 1)..];
+    field[..text.len()].copy_from_slice(text);
+    field[field.len() - 1] = 0;
+}
+
+/// Octal when it fits, else GNU's base-256 (sizes of 8 GiB and more).
+fn number(field: &mut [u8], value: u64) {
+    if value < 1 << (3 * (field.len() - 1)) {
+        return octal(field, value);
+    }
+    field.fill(0);
+    field[0] = 0x80;
+    let bytes = value.to_be_bytes();
+    let at = field.len() - bytes.len();
+    field[at..].copy_from_slice(&bytes);
+}
+
+/// The local name of a user or group id, for `-a` (the host maps it back).
+fn account_name(id: u32, group: bool) -> Option<String> {
+    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: the *_r calls write only into `entry` and `buffer`, whose sizes
+    // they are given; the name is copied out before either goes.
+    unsafe {
+        let mut found: *mut libc::c_void = std::ptr::null_mut();
+        let name = if group {
+            let mut entry: libc::group = std::mem::zeroed();
+            let result = (&mut found as *mut *mut libc::c_void).cast::<*mut libc::group>();
+            libc::getgrgid_r(id, &mut entry, buffer.as_mut_ptr(), buffer.len(), result);
+            (!found.is_null()).then(|| std::ffi::CStr::from_ptr(entry.gr_name))?
+        } else {
+            let mut entry: libc::passwd = std::mem::zeroed();
+            let result = (&mut found as *mut *mut libc::c_void).cast::<*mut libc::passwd>();
+            libc::getpwuid_r(id, &mut entry, buffer.as_mut_ptr(), buffer.len(), result);
+            (!found.is_null()).then(|| std::ffi::CStr::from_ptr(entry.pw_name))?
+        };
+        Some(
+            std::ffi::OsStr::from_bytes(name.to_bytes())
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The receiving script's functions. The stream lands in `$work.in` and is
+/// checked whole before any of it is used; `put` hands a NUL-separated list
+/// from it to a command (xargs), `unpack` the archive to tar. Temporary
+/// directories named `$work` beside each new file, and the stream, are
+/// removed on any exit, signal or cut connection (see pcp's script for why
+/// SIGPIPE must exit through the trap too).
+const PREAMBLE: &str = r#"fail() { echo "prsync: $*" >&2; exit 1; }
+if [ "$make_base" = 1 ] && [ ! -d "$base" ]; then mkdir -- "$base" || fail "cannot create $base"; fi
+cd -- "$base" 2>/dev/null || fail "no such directory: $base"
+if command -v openssl >/dev/null; then hash() { openssl dgst -sha256 -r | cut -c1-64; }
+elif command -v sha256sum >/dev/null; then hash() { sha256sum | cut -c1-64; }
+else fail "neither openssl nor sha256sum is on the host"; fi
+part() { tail -c +"$(( $1 + 1 ))" -- "$work.in" | head -c "$2"; }
+put() { at=$1; len=$2; shift 2; [ "$len" = 0 ] || part "$at" "$len" | xargs -0 "$@"; }
+cleanup() {
+  if [ -f "$work.in" ]; then
+    put "$dirs_at" "$dirs_len" sh -c 'for d; do rm -rf -- "$d/$0"; done' "$work" 2>/dev/null
+    rm -f -- "$work.in"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 141' PIPE
+: > "$work.in" || fail "cannot write in $base"
+if [ "$compressed" = 1 ]; then head -c "$sent" | gzip -dc > "$work.in"; else head -c "$sent" > "$work.in"; fi || fail "cannot write $base/$work.in"
+got=$(wc -c < "$work.in")
+[ "$got" -eq "$size" ] || fail "transfer cut short ($got of $size bytes)"
+[ "$(hash < "$work.in")" = "$sha256" ] || fail "checksum mismatch after transfer"
+unpack() {
+  [ "$2" = 0 ] && return
+  part "$1" "$2" | tar -x -p ${3:-} -f - || fail "cannot unpack in $base"
+  sync -f . 2>/dev/null || sync
+}
+install='w=$0; b=$1; shift
+for d; do
+  t="$d/$w"
+  if [ -n "$b" ]; then
+    for n in "$t"/* "$t"/.[!.]* "$t"/..?*; do
+      [ -e "$n" ] || [ -L "$n" ] || continue
+      f="$d/${n##*/}"
+      if [ -f "$f" ] && [ ! -L "$f" ]; then ln -f -- "$f" "$f$b" || exit 1; fi
+    done
+  fi
+  find "$t" -mindepth 1 -maxdepth 1 -exec mv -f -t "$d" -- {} + && rmdir -- "$t" || exit 1
+done'
+finish() {
+  if [ -n "$backup" ]; then
+    put "$1" "$2" sh -c 'for p; do rm -rf -- "$p$0" && mv -f -- "$p" "$p$0" || exit 1; done' "$backup"
+  else
+    put "$1" "$2" rm -rf --
+  fi || fail "cannot delete"
+  sync -f . 2>/dev/null || sync
+}
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_what_gnu_tar_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "hello").unwrap();
+        let entry = LocalEntry {
+            kind: LocalKind::File {
+                source: file,
+                len: 5,
+                sha256: None,
+            },
+            mode: 0o640,
+            mtime: 1_700_000_000,
+            uid: 0,
+            gid: 0,
+        };
+        let mut stream = Stream::default();
+        let long = format!("{}/name with space", "d".repeat(120));
+        stream
+            .entry(long.as_bytes(), &entry, ".prsync-t", false)
+            .unwrap();
+        stream.push(vec![0u8; 2 * BLOCK]);
+        stream.flush();
+        let StdinPiece::Bytes(bytes) = &stream.pieces[0] else {
+            panic!("held")
+        };
+        let archive = dir.path().join("a.tar");
+        std::fs::write(&archive, bytes).unwrap();
+        let listing = std::process::Command::new("tar")
+            .args(["-tvf"])
+            .arg(&archive)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&listing.stdout);
+        assert!(text.starts_with("-rw-r----- "), "{text}");
+        assert!(text.contains(" 5 2023-11-1"), "{text}");
+        let wanted = format!("{}/.prsync-t/name with space", "d".repeat(120));
+        assert!(text.trim_end().ends_with(&wanted), "{text}");
+    }
+}
