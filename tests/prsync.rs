@@ -355,3 +355,70 @@ fn a_cut_sync_leaves_each_file_old_or_new_and_no_temporary_file() {
         "old image\n"
     );
 }
+
+#[test]
+fn pplay_sync_changes_only_when_something_is_sent() {
+    let lab = Lab::start(2, &[]);
+    let conf = lab.dir().join("conf");
+    std::fs::create_dir_all(conf.join("sub")).unwrap();
+    std::fs::write(conf.join("a.conf"), "a\n").unwrap();
+    std::fs::write(conf.join("sub/b.conf"), "b\n").unwrap();
+    let playbook = lab.dir().join("sync.yml");
+    std::fs::write(
+        &playbook,
+        format!(
+            "tasks:\n  - name: push the configuration\n    sync: {{src: {}/, dest: /var/log/conf, delete: true, exclude: ['*.local']}}\n",
+            conf.display()
+        ),
+    )
+    .unwrap();
+    let pplay = |extra: &[&str]| {
+        let mut command = support::tool("pplay");
+        command
+            .args(["-O", "ConnectTimeout=2", "-i"])
+            .arg(lab.dir().join("inventory.yml"))
+            .args(extra)
+            .arg(&playbook);
+        run(command)
+    };
+    std::fs::create_dir_all(lab.var_log(1).join("conf")).unwrap();
+    std::fs::write(lab.var_log(1).join("conf/stale"), "stale\n").unwrap();
+    std::fs::write(lab.var_log(1).join("conf/host.local"), "mine\n").unwrap();
+    let check = pplay(&["--check"]);
+    check.expect_code(0);
+    assert!(
+        check
+            .stdout_text()
+            .contains("would (sync /var/log/conf: would: 3 created, 0 updated, 1 deleted"),
+        "{}",
+        check.stdout_text()
+    );
+    assert!(
+        lab.var_log(1).join("conf/stale").exists(),
+        "--check changed a host"
+    );
+    let first = pplay(&[]);
+    first.expect_code(0);
+    let text = first.stdout_text();
+    assert!(
+        text.contains("push the configuration: changed lab-[001-002] (2)"),
+        "{text}"
+    );
+    for host in 0..2 {
+        assert_eq!(
+            std::fs::read_to_string(lab.var_log(host).join("conf/sub/b.conf")).unwrap(),
+            "b\n"
+        );
+    }
+    assert!(!lab.var_log(1).join("conf/stale").exists());
+    assert!(lab.var_log(1).join("conf/host.local").exists());
+    let again = pplay(&[]);
+    again.expect_code(0);
+    assert!(
+        again
+            .stdout_text()
+            .contains("push the configuration: ok lab-[001-002] (2)"),
+        "{}",
+        again.stdout_text()
+    );
+}

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::actions::{copy, Step};
+use super::actions::{copy, sync, Step};
 use super::error::TaskError;
 use super::event::TaskStatus;
 use super::host::HostRun;
@@ -124,6 +124,19 @@ async fn check_task(
             match copy::unchanged(step, spec, &ctx.sources).await? {
                 true => return Ok(TaskStatus::Ok("unchanged: the same SHA-256".into())),
                 false => format!("install {}", host.expand(&spec.dest)?),
+            }
+        }
+        Action::Sync(spec) => {
+            let ctx = Arc::clone(&host.ctx);
+            let timeout = host.timeout_of(task);
+            let step = Step {
+                remote: &mut host.remote,
+                vars: &host.vars,
+                timeout,
+            };
+            match sync::would(step, spec, &ctx.sources).await? {
+                None => return Ok(TaskStatus::Ok("unchanged".into())),
+                Some(counts) => format!("sync {}: {counts}", host.expand(&spec.dest)?),
             }
         }
         Action::Run(command) => format!("run `{}`", host.expand(command)?),

@@ -398,6 +398,7 @@ impl HostRun {
                 Ok(status)
             }
             Action::Copy(spec) => actions::copy::copy(step, spec, &ctx.sources).await,
+            Action::Sync(spec) => actions::sync::sync(step, spec, &ctx.sources).await,
             Action::Fetch(spec) => {
                 actions::fetch::fetch(step, spec, &ctx.base, &ctx.flat_files).await
             }

@@ -327,6 +327,13 @@ fn check_local_side(task: &Task, check: &Check<'_>, prepared: &mut Prepared) -> 
             let src = local_only("copy src", &copy.src)?;
             check.sources.load(&src, copy.mode.as_deref()).map(|_| ())
         }
+        Action::Sync(sync) => {
+            let src = local_only("sync src", &sync.src)?;
+            check
+                .sources
+                .exists(&src)
+                .map_err(|why| format!("sync src {src}: {why}"))
+        }
         Action::Fetch(fetch) if names_a_fact(&fetch.dest) => {
             local_or_fact("fetch dest", &fetch.dest)
         }
@@ -557,6 +564,10 @@ fn the_action(spec: &mut TaskSpec) -> Result<(&'static str, Action), String> {
         check_copy(&copy)?;
         actions.push(("copy", Action::Copy(copy)));
     }
+    if let Some(sync) = spec.sync.take() {
+        super::actions::sync::options(&sync, false)?;
+        actions.push(("sync", Action::Sync(sync)));
+    }
     if let Some(fetch) = spec.fetch.take() {
         if fetch.src.is_empty() || fetch.dest.is_empty() {
             return Err("fetch: expected a non-empty `src` and `dest`".into());
@@ -629,6 +640,7 @@ fn default_name(kind: &str, action: &Action) -> String {
     let detail = match action {
         Action::Run(command) => command.lines().next().unwrap_or_default().to_string(),
         Action::Copy(copy) => copy.dest.clone(),
+        Action::Sync(sync) => sync.dest.clone(),
         Action::Fetch(fetch) => fetch.src.clone(),
         Action::Kill(kill) => kill.pattern.clone(),
         Action::WaitFor(wait) => wait.command.clone(),

@@ -42,7 +42,7 @@ pub use replay::{HostProgress, RebootMark, Replay};
 pub use sources::Sources;
 use spec::{
     Amount, AssertSpec, ChangedWhen, CopySpec, FetchSpec, KillSpec, Mode, Order, PauseSpec,
-    RebootSpec, WaitForSpec,
+    RebootSpec, SyncSpec, WaitForSpec,
 };
 use vars::Vars;
 
@@ -156,6 +156,7 @@ pub struct Task {
 pub enum Action {
     Run(String),
     Copy(CopySpec),
+    Sync(SyncSpec),
     Fetch(FetchSpec),
     Kill(KillSpec),
     Reboot(RebootSpec),
@@ -164,7 +165,7 @@ pub enum Action {
     Pause(PauseSpec),
 }
 
-const ACTIONS: &str = "run, copy, fetch, kill, reboot, wait_for, assert, pause";
+const ACTIONS: &str = "run, copy, sync, fetch, kill, reboot, wait_for, assert, pause";
 
 impl Task {
     /// Whom the task's commands run as through sudo, if anyone: as its
@@ -191,6 +192,7 @@ impl Task {
                 fields.extend(copy.owner.as_deref());
                 fields.extend(copy.group.as_deref());
             }
+            Action::Sync(sync) => fields.extend([sync.src.as_str(), &sync.dest]),
             Action::Fetch(fetch) => fields.extend([fetch.src.as_str(), &fetch.dest]),
             Action::Kill(kill) => fields.push(&kill.pattern),
             Action::Reboot(reboot) => {

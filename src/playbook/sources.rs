@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::spec::SyncSpec;
+use crate::ssh::sync::{SyncOptions, Syncer};
 use crate::ssh::transfer::{parse_mode, Item};
 
 /// Every source of a run, by its expanded path.
@@ -20,6 +22,9 @@ pub struct Sources {
     files: Mutex<HashMap<SourceKey, Result<Arc<Item>, String>>>,
     /// From a resumed journal: the inputs as they were when it started.
     journaled: BTreeMap<String, String>,
+    /// Each `sync` scanned so far, by its expanded spec (and whether a
+    /// dry run, for --check): hosts with the same one share its plans.
+    syncers: Mutex<HashMap<(SyncSpec, bool), Arc<Syncer>>>,
 }
 
 /// A source as a task sends it: its path, and the mode the task sets.
@@ -37,6 +42,7 @@ impl Sources {
             base: base.to_path_buf(),
             files: Mutex::new(HashMap::new()),
             journaled: BTreeMap::new(),
+            syncers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -69,6 +75,41 @@ impl Sources {
         tokio::task::spawn_blocking(move || sources.load(&src, mode.as_deref()))
             .await
             .map_err(|e| format!("copy src: {e}"))?
+    }
+
+    /// The syncer of an expanded `sync` spec, its source scanned (off the
+    /// async threads) the first time it is asked for.
+    pub async fn syncer(
+        self: &Arc<Self>,
+        spec: &SyncSpec,
+        options: SyncOptions,
+    ) -> Result<Arc<Syncer>, String> {
+        let key = (spec.clone(), options.dry_run);
+        if let Some(syncer) = self
+            .syncers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(Arc::clone(syncer));
+        }
+        let source = self.base.join(&spec.src);
+        let dest = spec.dest.clone();
+        let scanned = tokio::task::spawn_blocking(move || Syncer::new(&[source], &dest, options))
+            .await
+            .map_err(|e| format!("sync src: {e}"))?
+            .map_err(|why| format!("sync src {why}"))?;
+        let mut syncers = self.syncers.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(Arc::clone(
+            syncers.entry(key).or_insert_with(|| Arc::new(scanned)),
+        ))
+    }
+
+    /// Whether `src` (relative to the base) is there to be read.
+    pub fn exists(&self, src: &str) -> Result<(), String> {
+        std::fs::metadata(self.base.join(src))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// A source loaded before, with that mode.

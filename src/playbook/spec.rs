@@ -175,6 +175,7 @@ pub struct TaskSpec {
     pub name: Option<String>,
     pub run: Option<String>,
     pub copy: Option<CopySpec>,
+    pub sync: Option<SyncSpec>,
     pub fetch: Option<FetchSpec>,
     pub kill: Option<KillSpec>,
     pub reboot: Option<RebootSpec>,
@@ -270,6 +271,30 @@ pub struct CopySpec {
     pub skip_unchanged: bool,
     pub owner: Option<String>,
     pub group: Option<String>,
+}
+
+/// `sync:` prsync's semantics for one local tree (always recursive; `dir/`
+/// syncs what the directory holds, `dir` the directory itself).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct SyncSpec {
+    /// Local file or directory.
+    pub src: String,
+    /// Remote directory (or file, for one file).
+    pub dest: String,
+    /// Symbolic links as links, owners and groups (as root): prsync -a.
+    #[serde(default)]
+    pub archive: bool,
+    #[serde(default)]
+    pub delete: bool,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    #[serde(default)]
+    pub checksum: bool,
+    #[serde(default)]
+    pub compress: bool,
+    /// Keep replaced and deleted files as NAME+SUFFIX (`true` means `~`).
+    pub backup: Option<String>,
 }
 
 /// `fetch:` pslurp's semantics: into DEST/HOST/NAME.

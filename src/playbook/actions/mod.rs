@@ -11,6 +11,7 @@ pub mod kill;
 pub mod pause;
 pub mod reboot;
 pub mod run;
+pub mod sync;
 pub mod wait_for;
 
 use std::time::Duration;
