@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::{run, wait_until, Lab};
+use support::{run, wait_until, Lab, TestFleet};
 
 /// A tree with what trips copies up: links, modes, an empty directory,
 /// a name with a space and a newline, and `files` small files in subdirectories.
@@ -421,4 +421,24 @@ fn pplay_sync_changes_only_when_something_is_sent() {
         "{}",
         again.stdout_text()
     );
+}
+
+#[test]
+fn hosts_sharing_a_filesystem_keep_their_temporary_files_apart() {
+    // Every host of this fleet is this machine: eight at once into one
+    // directory, as hosts with an NFS-mounted destination would.
+    let fleet = TestFleet::start(8);
+    let tree = fleet.dir().join("tree");
+    make_tree(&tree, 200);
+    let dest = fleet.dir().join("shared");
+    let mut prsync = fleet.tool("prsync");
+    prsync
+        .arg("-h")
+        .arg(fleet.hosts_file())
+        .arg("-a")
+        .arg(format!("{}/", tree.display()))
+        .arg(&dest);
+    let result = run(prsync);
+    result.expect_code(0);
+    assert_eq!(describe(&dest), describe(&tree));
 }

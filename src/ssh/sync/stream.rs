@@ -62,7 +62,7 @@ pub fn build(
     let (pieces, sent, sha256, total) = stream.finish(options.compress)?;
     let base = needs.base.as_deref().unwrap_or(dest);
     let script = format!(
-        "set -u\nbase={base}\nwork={work}\nbackup={backup}\nmake_base={make_base}\nsize={total}\nsent={sent}\nsha256={sha256}\ncompressed={compressed}\ndirs_at={dirs_at}\ndirs_len={dirs_len}\n{PREAMBLE}\
+        "set -u\nbase={base}\nnamed={work}\nwork={work}-$(hostname 2>/dev/null | tr -cd 'A-Za-z0-9.-')-$$\nbackup={backup}\nmake_base={make_base}\nsize={total}\nsent={sent}\nsha256={sha256}\ncompressed={compressed}\ndirs_at={dirs_at}\ndirs_len={dirs_len}\n{PREAMBLE}\
          put {replace_at} {replace_len} rm -rf -- || fail \"cannot remove what is in the way\"\n\
          unpack {tar_at} {tar_len} {owners}\n\
          put \"$dirs_at\" \"$dirs_len\" sh -c \"$install\" \"$work\" \"$backup\" || fail \"cannot put the files in place\"\n\
@@ -411,7 +411,7 @@ fn hex(digest: &[u8]) -> String {
 /// removed on any exit, signal or cut connection (see pcp's script for why
 /// SIGPIPE must exit through the trap too).
 const PREAMBLE: &str = r#"fail() { echo "prsync: $*" >&2; exit 1; }
-if [ "$make_base" = 1 ] && [ ! -d "$base" ]; then mkdir -- "$base" || fail "cannot create $base"; fi
+if [ "$make_base" = 1 ] && [ ! -d "$base" ]; then mkdir -- "$base" 2>/dev/null || [ -d "$base" ] || fail "cannot create $base"; fi
 cd -- "$base" 2>/dev/null || fail "no such directory: $base"
 if command -v openssl >/dev/null; then hash() { openssl dgst -sha256 -r | cut -c1-64; }
 elif command -v sha256sum >/dev/null; then hash() { sha256sum | cut -c1-64; }
@@ -433,7 +433,9 @@ got=$(wc -c < "$work.in")
 [ "$(hash < "$work.in")" = "$sha256" ] || fail "checksum mismatch after transfer"
 unpack() {
   [ "$2" = 0 ] && return
-  part "$1" "$2" | tar -x -p ${3:-} -f - || fail "cannot unpack in $base"
+  # The archive names the run's temporary directories; each host's own
+  # name for them (host and pid) keeps hosts sharing a filesystem apart.
+  part "$1" "$2" | tar -x -p ${3:-} --transform "s|^\(.*/\)\{0,1\}$named/|\1$work/|S" -f - || fail "cannot unpack in $base"
   sync -f . 2>/dev/null || sync
 }
 install='w=$0; b=$1; shift
