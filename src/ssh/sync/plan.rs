@@ -90,10 +90,26 @@ pub fn needs(
             plan.sends.push((path.clone(), action));
         }
     }
+    let in_the_way = |(path, action): &&(Vec<u8>, Action)| {
+        *action == Action::Replace && remote.range(children(path)).next().is_some()
+    };
+    if let Some((path, _)) = plan.sends.iter().find(in_the_way) {
+        if !options.delete {
+            return Err(format!(
+                "{} is a directory with files in it on the host; --delete replaces it",
+                String::from_utf8_lossy(path)
+            ));
+        }
+    }
     if options.delete {
         plan_deletes(&mut plan, local, &entries, &remote, options);
     }
     Ok((plan, entries))
+}
+
+/// The paths under directory `path`, as a range of sorted keys.
+fn children(path: &[u8]) -> std::ops::Range<Vec<u8>> {
+    [path, b"/"].concat()..[path, b"0"].concat()
 }
 
 /// `dir/name` as (`name`, `dir`); a bare name is in `.`.
@@ -140,8 +156,16 @@ fn plan_deletes(
     remote: &BTreeMap<Vec<u8>, RemoteEntry>,
     options: &SyncOptions,
 ) {
+    // What a replaced directory held goes with it, before the install.
+    let replaced: Vec<&Vec<u8>> = plan
+        .sends
+        .iter()
+        .filter(|(_, action)| *action == Action::Replace)
+        .map(|(path, _)| path)
+        .collect();
     let doomed = |path: &Vec<u8>, entry: &RemoteEntry| {
         !path.is_empty()
+            && !replaced.iter().any(|gone| children(gone).contains(path))
             && !entries.contains_key(path)
             && local.in_delete_scope(path)
             && !options.excludes.covers(path, entry.kind == RemoteKind::Dir)
@@ -263,6 +287,32 @@ mod tests {
         let (plan, _) = needs(&local, &listing, "/x", &options).unwrap();
         assert_eq!(plan.deletes, [b"old/a".to_vec()]);
         assert_eq!(plan.deleted, 1);
+    }
+
+    #[test]
+    fn a_directory_in_the_way_of_a_file_goes_only_with_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x"), "file now").unwrap();
+        let local = tree(dir.path());
+        let listing = [
+            "D\n".to_string(),
+            entry("d", "755", 0, 0, "x"),
+            entry("f", "644", 1, 0, "x/inside"),
+        ]
+        .concat();
+        let listing = parse(listing.as_bytes()).unwrap();
+        let keep = SyncOptions {
+            delete: false,
+            ..recursive()
+        };
+        let error = needs(&local, &listing, "/d", &keep).unwrap_err();
+        assert!(
+            error.contains("x is a directory with files in it"),
+            "{error}"
+        );
+        let (plan, _) = needs(&local, &listing, "/d", &recursive()).unwrap();
+        assert_eq!(plan.sends, [(b"x".to_vec(), Action::Replace)]);
+        assert!(plan.deletes.is_empty());
     }
 
     #[test]
