@@ -442,3 +442,66 @@ fn hosts_sharing_a_filesystem_keep_their_temporary_files_apart() {
     result.expect_code(0);
     assert_eq!(describe(&dest), describe(&tree));
 }
+
+#[test]
+fn replaced_entries_are_kept_with_backup_and_odd_names_and_leftovers_are_handled() {
+    let lab = Lab::start(1, &[]);
+    let src = lab.dir().join("src");
+    std::fs::create_dir_all(src.join("app")).unwrap();
+    std::fs::write(src.join("app/f"), "new dir's file\n").unwrap();
+    std::fs::write(src.join("conf"), "now a file\n").unwrap();
+    std::fs::create_dir_all(src.join("-foo")).unwrap();
+    std::fs::write(src.join("-foo/f"), "dash\n").unwrap();
+    let host = lab.var_log(0).join("d");
+    std::fs::create_dir_all(host.join("conf")).unwrap();
+    std::fs::write(host.join("app"), "precious file\n").unwrap();
+    std::fs::write(host.join("conf/important"), "precious dir\n").unwrap();
+    // Leftovers of runs killed outright: this host's (its pid is gone)
+    // and another host's on a shared filesystem (not ours to judge).
+    let me = lab.output_of(0, "hostname | tr -cd 'A-Za-z0-9.-'");
+    let dead = host.join(format!(".prsync-0123456789ab-{}-999999", me.trim()));
+    std::fs::create_dir_all(&dead).unwrap();
+    std::fs::write(dead.join("half"), "half a file").unwrap();
+    let other = host.join(".prsync-0123456789ab-elsewhere-1.in");
+    std::fs::write(&other, "another host's").unwrap();
+    let source = format!("{}/", src.display());
+    let result = run(prsync(
+        &lab,
+        &["-r", "--delete", "--backup", &source, "/var/log/d"],
+    ));
+    result.expect_code(0);
+    assert_eq!(
+        std::fs::read_to_string(host.join("app/f")).unwrap(),
+        "new dir's file\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.join("app~")).unwrap(),
+        "precious file\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.join("conf")).unwrap(),
+        "now a file\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.join("conf~/important")).unwrap(),
+        "precious dir\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.join("-foo/f")).unwrap(),
+        "dash\n"
+    );
+    assert!(!dead.exists(), "a dead run's temporary directory stayed");
+    assert!(other.exists(), "another host's temporary file was removed");
+    // Backups are never synced over or deleted, however often it runs.
+    let again = run(prsync(
+        &lab,
+        &["-r", "--delete", "--backup", &source, "/var/log/d"],
+    ));
+    again.expect_code(0);
+    assert!(
+        again.stdout_text().contains(" unchanged"),
+        "{}",
+        again.stdout_text()
+    );
+    assert!(host.join("conf~/important").exists());
+}

@@ -127,6 +127,9 @@ impl Cli {
             .paths
             .split_last()
             .ok_or_else(|| UsageError::Invalid("expected LOCAL... REMOTE".into()))?;
-        Syncer::new(sources, &dest.to_string_lossy(), options).map_err(UsageError::Invalid)
+        let dest = dest.to_str().ok_or_else(|| {
+            UsageError::Invalid(format!("{}: REMOTE must be UTF-8", dest.display()))
+        })?;
+        Syncer::new(sources, dest, options).map_err(UsageError::Invalid)
     }
 }

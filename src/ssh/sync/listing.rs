@@ -43,12 +43,16 @@ pub struct Listing {
     pub entries: BTreeMap<Vec<u8>, RemoteEntry>,
 }
 
+/// The first line when the host's tools cannot list as needed.
+const NOT_GNU: &[u8] = b"X";
 /// Marks the end of the entries and the start of the checksums.
 const SUMS: &[u8] = b"SUMS";
 const FORMAT: &str = r"%y %m %s %T@ %p\0%l\0";
 
 /// The listing command for `dest`: under `tops` only, or all of it (`None`).
 pub fn command(dest: &str, tops: Option<&[Vec<u8>]>, checksum: bool) -> String {
+    // A name the command line cannot carry (not UTF-8): list everything.
+    let tops = tops.filter(|tops| tops.iter().all(|top| std::str::from_utf8(top).is_ok()));
     let names = match tops {
         None => "set -- .".to_string(),
         Some(tops) => {
@@ -69,9 +73,14 @@ pub fn command(dest: &str, tops: Option<&[Vec<u8>]>, checksum: bool) -> String {
         ),
         false => String::new(),
     };
+    let tools = match checksum {
+        true => "find / -maxdepth 0 -printf '' && sha256sum -z < /dev/null",
+        false => "find / -maxdepth 0 -printf ''",
+    };
     format!(
         "dest={dest}; \
-         if [ -d \"$dest\" ]; then echo D; cd -- \"$dest\" || exit 1; {names}; \
+         if ! {{ {tools}; }} > /dev/null 2>&1; then echo X; \
+         elif [ -d \"$dest\" ]; then echo D; cd -- \"$dest\" || exit 1; {names}; \
          if [ $# -gt 0 ]; then find \"$@\" -printf '{FORMAT}' || true; {sums_many}fi; \
          elif [ -e \"$dest\" ] || [ -L \"$dest\" ]; then echo F; \
          find \"$dest\" -maxdepth 0 -printf '{FORMAT}'; {sums_one}\
@@ -88,12 +97,17 @@ pub fn parse(output: &[u8]) -> Result<Listing, String> {
         Some(at) => (&output[..at], &output[at + 1..]),
         None => (output, &b""[..]),
     };
-    let destination = match head {
-        b"D" => Destination::Directory,
-        b"F" => Destination::Other,
-        b"N" => Destination::Missing,
-        _ => return Err(unexpected(output)),
-    };
+    let destination =
+        match head {
+            b"D" => Destination::Directory,
+            b"F" => Destination::Other,
+            b"N" => Destination::Missing,
+            NOT_GNU => return Err(
+                "the host's find or sha256sum is not GNU's (find -printf, sha256sum -z are needed)"
+                    .into(),
+            ),
+            _ => return Err(unexpected(output)),
+        };
     let mut entries = BTreeMap::new();
     let mut fields = body.split(|&b| b == 0);
     while let Some(meta) = fields.next() {
@@ -205,5 +219,7 @@ mod tests {
         let error = parse(b"D\nfind: -printf: unknown\0").unwrap_err();
         assert!(error.contains("GNU find"), "{error}");
         assert!(parse(b"bash: find: not found").is_err());
+        let busybox = parse(b"X\n").unwrap_err();
+        assert!(busybox.contains("not GNU's"), "{busybox}");
     }
 }

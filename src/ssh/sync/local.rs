@@ -87,6 +87,15 @@ impl LocalTree {
             .file_name()
             .map(|n| n.as_bytes().to_vec())
             .ok_or("has no file name")?;
+        if !metadata.is_dir() && !metadata.is_file() {
+            return Err("is not a regular file or a directory (a device, FIFO or socket)".into());
+        }
+        if self.entries.contains_key(&name) {
+            return Err(format!(
+                "another source is also named {}",
+                String::from_utf8_lossy(&name)
+            ));
+        }
         if let Some(tops) = &mut self.tops {
             tops.push(name.clone());
         }

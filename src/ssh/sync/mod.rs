@@ -12,6 +12,7 @@ mod stream;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -48,8 +49,9 @@ pub struct SyncOptions {
 
 /// Most listing a host may send: about a million entries.
 const MAX_LISTING: usize = 256 * 1024 * 1024;
-/// Most file content kept in plans shared between hosts.
-const MAX_SHARED: u64 = 512 * 1024 * 1024;
+/// Most plans kept for hosts to share (each holds its archive's headers;
+/// file content is held within one budget for all, see `stream`).
+const MAX_SHARED: usize = 64;
 
 /// One sync to run on many hosts: the scanned sources and the plans made
 /// so far, shared by every host that needs the same.
@@ -59,13 +61,9 @@ pub struct Syncer {
     options: SyncOptions,
     /// Names this run's temporary files on every host.
     token: String,
-    plans: Mutex<SharedPlans>,
-}
-
-#[derive(Default)]
-struct SharedPlans {
-    plans: HashMap<Needs, Arc<Planned>>,
-    bytes: u64,
+    plans: Mutex<HashMap<Needs, Arc<Planned>>>,
+    /// File content held in memory by all plans together.
+    held: AtomicU64,
 }
 
 impl Syncer {
@@ -74,6 +72,11 @@ impl Syncer {
         if dest.is_empty() || dest.contains('\0') {
             return Err(format!("expected a destination path, found `{dest}`"));
         }
+        // The login's home, where remote commands start (never quoted as `~`).
+        let dest = match dest {
+            "~" | "~/" => ".",
+            _ => dest.strip_prefix("~/").unwrap_or(dest),
+        };
         let local = LocalTree::scan(sources, &options)?;
         let token: String = Sha256::digest(format!(
             "{:?}{}",
@@ -89,7 +92,8 @@ impl Syncer {
             dest: dest.to_string(),
             options,
             token,
-            plans: Mutex::new(SharedPlans::default()),
+            plans: Mutex::new(HashMap::new()),
+            held: AtomicU64::new(0),
         })
     }
 
@@ -114,7 +118,7 @@ impl Syncer {
     /// The plan for needs, made once for all hosts that have them.
     fn shared(&self, needs: Needs, entries: &local::Entries) -> Result<Arc<Planned>, String> {
         let mut shared = self.plans.lock().map_err(|_| "a plan failed to build")?;
-        if let Some(planned) = shared.plans.get(&needs) {
+        if let Some(planned) = shared.get(&needs) {
             return Ok(Arc::clone(planned));
         }
         let planned = Arc::new(stream::build(
@@ -123,11 +127,10 @@ impl Syncer {
             &self.dest,
             &self.options,
             &self.token,
+            &self.held,
         )?);
-        let size = planned.changes.bytes;
-        if shared.bytes + size <= MAX_SHARED {
-            shared.bytes += size;
-            shared.plans.insert(needs, Arc::clone(&planned));
+        if shared.len() < MAX_SHARED {
+            shared.insert(needs, Arc::clone(&planned));
         }
         Ok(planned)
     }

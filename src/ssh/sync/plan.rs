@@ -33,10 +33,15 @@ pub struct Needs {
     pub deletes: Vec<Vec<u8>>,
     /// Every entry removed, counted one by one.
     pub deleted: u64,
+    /// Temporary files of earlier runs (removed, with the next change, if
+    /// their run is gone).
+    pub stale: Vec<Vec<u8>>,
 }
 
 impl Needs {
     pub fn is_empty(&self) -> bool {
+        // Leftovers alone are no reason to run: whose they are is for the
+        // host to judge, and another host's (a shared filesystem) stay.
         self.sends.is_empty() && self.deletes.is_empty() && !self.make_base
     }
 
@@ -67,8 +72,18 @@ pub fn needs(
     options: &SyncOptions,
 ) -> Result<(Needs, BTreeMap<Vec<u8>, LocalEntry>), String> {
     let mut entries = local.entries.clone();
-    let mut remote = listing.entries.clone();
     let mut plan = Needs::default();
+    let mut remote = listing.entries.clone();
+    // prsync's own temporary files are never synced, replaced or deleted
+    // as content; those of other runs are left to the script to judge.
+    remote.retain(|path, _| {
+        let ours = path.split(|&b| b == b'/').position(is_temporary);
+        let depth = path.split(|&b| b == b'/').count();
+        if ours == Some(depth - 1) {
+            plan.stale.push(path.clone());
+        }
+        ours.is_none()
+    });
     match listing.destination {
         Destination::Directory => {}
         // One file to a path that is not a directory: that path is the file.
@@ -105,6 +120,13 @@ pub fn needs(
         plan_deletes(&mut plan, local, &entries, &remote, options);
     }
     Ok((plan, entries))
+}
+
+/// `.prsync-TOKEN-...`: a name prsync gives its temporary files.
+fn is_temporary(name: &[u8]) -> bool {
+    name.strip_prefix(b".prsync-").is_some_and(|rest| {
+        rest.len() > 13 && rest[..12].iter().all(u8::is_ascii_hexdigit) && rest[12] == b'-'
+    })
 }
 
 /// The paths under directory `path`, as a range of sorted keys.
@@ -169,10 +191,10 @@ fn plan_deletes(
             && !entries.contains_key(path)
             && local.in_delete_scope(path)
             && !options.excludes.covers(path, entry.kind == RemoteKind::Dir)
-            && !options
-                .backup
-                .as_deref()
-                .is_some_and(|suffix| path.ends_with(suffix.as_bytes()))
+            && !options.backup.as_deref().is_some_and(|suffix| {
+                path.split(|&b| b == b'/')
+                    .any(|name| name.ends_with(suffix.as_bytes()))
+            })
     };
     // Children sort after their parent: walking backwards sees them first.
     let mut kept: BTreeSet<&[u8]> = BTreeSet::new();

@@ -7,9 +7,10 @@
 //! never half; deletions come last. A cut or failure removes every
 //! temporary file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
@@ -24,34 +25,40 @@ use crate::ssh::{shell_quote, StdinPiece};
 /// Files up to this size travel from memory; larger ones are read from disk
 /// as they are sent.
 const HELD_FILE: u64 = 1024 * 1024;
-/// Most file content a plan holds in memory.
+/// Most file content all plans of a run hold in memory together.
 const HELD_TOTAL: u64 = 256 * 1024 * 1024;
 const BLOCK: usize = 512;
 
 /// Builds the stream and script for `needs`. `token` names the temporary
-/// files (the same for every host of a run).
+/// files (the same for every host of a run); `held` counts the file
+/// content all plans keep in memory, against [`HELD_TOTAL`].
 pub fn build(
     needs: &Needs,
     entries: &BTreeMap<Vec<u8>, LocalEntry>,
     dest: &str,
     options: &SyncOptions,
     token: &str,
+    held: &AtomicU64,
 ) -> Result<Planned, String> {
     let work = format!(".prsync-{token}");
-    let mut stream = Stream::default();
+    let layout = Layout::new(needs, entries);
+    let mut stream = Stream {
+        held: Some(held),
+        ..Stream::default()
+    };
+    let stale = stream.list(needs.stale.iter().map(Vec::as_slice));
     let replaced = needs
         .sends
         .iter()
         .filter(|(_, action)| *action == Action::Replace)
         .map(|(path, _)| path.as_slice());
     let replace = stream.list(replaced);
-    let landing: Vec<Vec<u8>> = landing_dirs(needs, entries);
-    let dirs = stream.list(landing.iter().map(Vec::as_slice));
+    let dirs = stream.list(layout.landing.iter().map(Vec::as_slice));
     let deletes = stream.list(needs.deletes.iter().map(Vec::as_slice));
     let tar_start = stream.len;
     for (path, _) in &needs.sends {
         if let Some(entry) = entries.get(path) {
-            stream.entry(path, entry, &work, options.archive)?;
+            stream.entry(&layout.tar_name(path, entry, &work), entry, options.archive)?;
         }
     }
     if stream.len > tar_start {
@@ -62,16 +69,22 @@ pub fn build(
     let (pieces, sent, sha256, total) = stream.finish(options.compress)?;
     let base = needs.base.as_deref().unwrap_or(dest);
     let script = format!(
-        "set -u\nbase={base}\nnamed={work}\nwork={work}-$(hostname 2>/dev/null | tr -cd 'A-Za-z0-9.-')-$$\nbackup={backup}\nmake_base={make_base}\nsize={total}\nsent={sent}\nsha256={sha256}\ncompressed={compressed}\ndirs_at={dirs_at}\ndirs_len={dirs_len}\n{PREAMBLE}\
-         put {replace_at} {replace_len} rm -rf -- || fail \"cannot remove what is in the way\"\n\
+        "set -u\nbase={base}\nnamed={work}\nme=$(hostname 2>/dev/null | tr -cd 'A-Za-z0-9.-')\nwork={work}-$me-$$\n\
+         backup={backup}\nmake_base={make_base}\nsize={total}\nsent={sent}\nsha256={sha256}\ncompressed={compressed}\n\
+         dirs_at={dirs_at}\ndirs_len={dirs_len}\n{PREAMBLE}\
+         put {stale_at} {stale_len} sh -c \"$stale\" \"$me\"\n\
          unpack {tar_at} {tar_len} {owners}\n\
-         put \"$dirs_at\" \"$dirs_len\" sh -c \"$install\" \"$work\" \"$backup\" || fail \"cannot put the files in place\"\n\
-         finish {deletes_at} {deletes_len}\n\
+         aside {replace_at} {replace_len}\n\
+         put \"$dirs_at\" \"$dirs_len\" sh -c \"$install\" \"$work\" \"$backup\" \"$merge\" || fail \"cannot put the files in place\"\n\
+         aside {deletes_at} {deletes_len}\n\
+         sync -f . 2>/dev/null || sync\n\
          echo {counts}\n",
         base = shell_quote(base),
         backup = shell_quote(options.backup.as_deref().unwrap_or("")),
         make_base = u8::from(needs.make_base),
         compressed = u8::from(options.compress),
+        stale_at = stale.0,
+        stale_len = stale.1,
         replace_at = replace.0,
         replace_len = replace.1,
         tar_at = tar.0,
@@ -90,34 +103,84 @@ pub fn build(
     })
 }
 
-/// The directories a temporary directory is made in: where each new file
-/// or link goes (`.` for the top).
-fn landing_dirs(needs: &Needs, entries: &BTreeMap<Vec<u8>, LocalEntry>) -> Vec<Vec<u8>> {
-    let mut dirs: Vec<Vec<u8>> = needs
-        .sends
-        .iter()
-        .filter(|(path, _)| !matches!(entries.get(path).map(|e| &e.kind), Some(LocalKind::Dir)))
-        .map(|(path, _)| match path.iter().rposition(|&b| b == b'/') {
-            Some(at) => path[..at].to_vec(),
-            None => b".".to_vec(),
-        })
-        .collect();
-    dirs.sort();
-    dirs.dedup();
-    dirs
+/// Where each new entry is unpacked. A directory the host lacks (or has
+/// something else in place of) is unpacked whole, with all it holds, into
+/// the temporary directory beside its place, and appears with one rename;
+/// a file or link into the temporary directory beside its place; a
+/// directory the host has (its mode changes) at its place.
+struct Layout {
+    /// Directories unpacked whole: no other such directory above them.
+    new_roots: HashSet<Vec<u8>>,
+    /// Where a temporary directory is made (`.` for the top).
+    landing: Vec<Vec<u8>>,
+}
+
+impl Layout {
+    fn new(needs: &Needs, entries: &BTreeMap<Vec<u8>, LocalEntry>) -> Layout {
+        let mut layout = Layout {
+            new_roots: HashSet::new(),
+            landing: Vec::new(),
+        };
+        // Parents sort before what they hold.
+        for (path, action) in &needs.sends {
+            let is_dir = matches!(entries.get(path).map(|e| &e.kind), Some(LocalKind::Dir));
+            if layout.root_above(path).is_some() || (is_dir && *action == Action::Update) {
+                continue;
+            }
+            if is_dir {
+                layout.new_roots.insert(path.clone());
+            }
+            layout.landing.push(parent(path).to_vec());
+        }
+        layout.landing.sort();
+        layout.landing.dedup();
+        layout
+    }
+
+    /// The new directory unpacked whole that `path` is inside, if any.
+    fn root_above<'a>(&self, path: &'a [u8]) -> Option<&'a [u8]> {
+        path.iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'/')
+            .map(|(at, _)| &path[..at])
+            .find(|prefix| self.new_roots.contains(*prefix))
+    }
+
+    fn tar_name(&self, path: &[u8], entry: &LocalEntry, work: &str) -> Vec<u8> {
+        let slash: &[u8] = match entry.kind {
+            LocalKind::Dir => b"/",
+            _ => b"",
+        };
+        if let Some(root) = self.root_above(path) {
+            return [&temporary_name(root, work)[..], &path[root.len()..], slash].concat();
+        }
+        match matches!(entry.kind, LocalKind::Dir) && !self.new_roots.contains(path) {
+            true => [path, slash].concat(),
+            false => [&temporary_name(path, work)[..], slash].concat(),
+        }
+    }
+}
+
+/// The directory `path` is in (`.` for the top).
+fn parent(path: &[u8]) -> &[u8] {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(at) => &path[..at],
+        None => b".",
+    }
 }
 
 /// The stream as it is built: pieces, their hash, and where each part is.
 #[derive(Default)]
-struct Stream {
+struct Stream<'a> {
     pieces: Vec<StdinPiece>,
     buffer: BytesMut,
     hasher: Sha256,
     len: u64,
-    held: u64,
+    /// File content held in memory by every plan (none kept: `None`).
+    held: Option<&'a AtomicU64>,
 }
 
-impl Stream {
+impl Stream<'_> {
     fn push(&mut self, bytes: impl AsRef<[u8]>) {
         let bytes = bytes.as_ref();
         self.hasher.update(bytes);
@@ -135,26 +198,15 @@ impl Stream {
         (start, self.len - start)
     }
 
-    /// One tar entry: a directory at its place, a file or link in the
-    /// temporary directory beside its place.
-    fn entry(
-        &mut self,
-        path: &[u8],
-        entry: &LocalEntry,
-        work: &str,
-        archive: bool,
-    ) -> Result<(), String> {
+    /// One tar entry, named `name` in the archive (see [`Layout`]).
+    fn entry(&mut self, name: &[u8], entry: &LocalEntry, archive: bool) -> Result<(), String> {
         let (typeflag, size, link): (u8, u64, &[u8]) = match &entry.kind {
             LocalKind::Dir => (b'5', 0, b""),
             LocalKind::File { len, .. } => (b'0', *len, b""),
             LocalKind::Symlink(target) => (b'2', 0, target),
         };
-        let name = match &entry.kind {
-            LocalKind::Dir => [path, b"/"].concat(),
-            _ => temporary_name(path, work),
-        };
         let header = Header {
-            name: &name,
+            name,
             link,
             typeflag,
             size,
@@ -176,12 +228,11 @@ impl Stream {
     fn content(&mut self, source: &std::path::Path, len: u64) -> Result<(), String> {
         let changed = || format!("{}: changed while being synced", source.display());
         let unreadable = |e: std::io::Error| format!("{}: {e}", source.display());
-        if len <= HELD_FILE && self.held + len <= HELD_TOTAL {
+        if len <= HELD_FILE && self.hold(len) {
             let bytes = std::fs::read(source).map_err(unreadable)?;
             if bytes.len() as u64 != len {
                 return Err(changed());
             }
-            self.held += len;
             self.push(&bytes);
             return Ok(());
         }
@@ -206,6 +257,16 @@ impl Stream {
         });
         self.len += len;
         Ok(())
+    }
+
+    /// Whether `len` more bytes may be held, counting them if so.
+    fn hold(&self, len: u64) -> bool {
+        self.held.is_some_and(|held| {
+            held.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+                (now + len <= HELD_TOTAL).then_some(now + len)
+            })
+            .is_ok()
+        })
     }
 
     fn flush(&mut self) {
@@ -335,7 +396,7 @@ fn block(
     octal(&mut block[108..116], u64::from(uid));
     octal(&mut block[116..124], u64::from(gid));
     number(&mut block[124..136], size);
-    octal(&mut block[136..148], mtime.max(0) as u64);
+    signed(&mut block[136..148], mtime);
     block[156] = typeflag;
     block[157..157 + link.len()].copy_from_slice(link);
     block[257..265].copy_from_slice(b"ustar  \0");
@@ -374,6 +435,18 @@ fn number(field: &mut [u8], value: u64) {
     field[at..].copy_from_slice(&bytes);
 }
 
+/// A time as GNU tar writes it: octal when it fits, else base-256 (two's
+/// complement: before 1970 or after 2242).
+fn signed(field: &mut [u8], value: i64) {
+    if let Ok(positive) = u64::try_from(value) {
+        return number(field, positive);
+    }
+    field.fill(0xff);
+    let bytes = value.to_be_bytes();
+    let at = field.len() - bytes.len();
+    field[at..].copy_from_slice(&bytes);
+}
+
 /// The local name of a user or group id, for `-a` (the host maps it back).
 fn account_name(id: u32, group: bool) -> Option<String> {
     let mut buffer = vec![0 as libc::c_char; 16 * 1024];
@@ -405,32 +478,39 @@ fn hex(digest: &[u8]) -> String {
 }
 
 /// The receiving script's functions. The stream lands in `$work.in` and is
-/// checked whole before any of it is used; `put` hands a NUL-separated list
-/// from it to a command (xargs), `unpack` the archive to tar. Temporary
-/// directories named `$work` beside each new file, and the stream, are
-/// removed on any exit, signal or cut connection (see pcp's script for why
-/// SIGPIPE must exit through the trap too).
+/// checked whole before any of it is used; then it is kept open on fd 3
+/// and its name removed, so that nothing of it outlives the script, even a
+/// KILL. `put` hands a NUL-separated list from it to a command (xargs),
+/// `unpack` the archive to tar. What is in the way of a new entry, and what
+/// is deleted, goes only once every new entry has been unpacked and
+/// flushed (`aside`: removed, or kept as NAME+SUFFIX with --backup).
+/// Temporary directories are removed on any exit, signal or cut
+/// connection (see pcp's script for why SIGPIPE must exit through the trap
+/// too); those of runs killed outright (`.prsync-TOKEN-HOST-PID` of this
+/// host whose pid is gone) are removed by the next run (`$stale`).
 const PREAMBLE: &str = r#"fail() { echo "prsync: $*" >&2; exit 1; }
 if [ "$make_base" = 1 ] && [ ! -d "$base" ]; then mkdir -- "$base" 2>/dev/null || [ -d "$base" ] || fail "cannot create $base"; fi
 cd -- "$base" 2>/dev/null || fail "no such directory: $base"
 if command -v openssl >/dev/null; then hash() { openssl dgst -sha256 -r | cut -c1-64; }
 elif command -v sha256sum >/dev/null; then hash() { sha256sum | cut -c1-64; }
 else fail "neither openssl nor sha256sum is on the host"; fi
-part() { tail -c +"$(( $1 + 1 ))" -- "$work.in" | head -c "$2"; }
+stream=$work.in
+part() { tail -c +"$(( $1 + 1 ))" -- "$stream" | head -c "$2"; }
 put() { at=$1; len=$2; shift 2; [ "$len" = 0 ] || part "$at" "$len" | xargs -0 "$@"; }
 cleanup() {
-  if [ -f "$work.in" ]; then
-    put "$dirs_at" "$dirs_len" sh -c 'for d; do rm -rf -- "$d/$0"; done' "$work" 2>/dev/null
-    rm -f -- "$work.in"
+  if [ -r "$stream" ]; then
+    put "$dirs_at" "$dirs_len" sh -c 'for d; do rm -rf -- "./$d/$0"; done' "$work" 2>/dev/null
   fi
+  rm -f -- "$work.in"
 }
 trap cleanup EXIT
 trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 141' PIPE
 : > "$work.in" || fail "cannot write in $base"
 if [ "$compressed" = 1 ]; then head -c "$sent" | gzip -dc > "$work.in"; else head -c "$sent" > "$work.in"; fi || fail "cannot write $base/$work.in"
-got=$(wc -c < "$work.in")
+got=$(wc -c < "$work.in") || fail "$base/$work.in went away"
 [ "$got" -eq "$size" ] || fail "transfer cut short ($got of $size bytes)"
 [ "$(hash < "$work.in")" = "$sha256" ] || fail "checksum mismatch after transfer"
+exec 3< "$work.in" && [ -r "/proc/$$/fd/3" ] && stream=/proc/$$/fd/3 && rm -f -- "$work.in"
 unpack() {
   [ "$2" = 0 ] && return
   # The archive names the run's temporary directories; each host's own
@@ -438,9 +518,16 @@ unpack() {
   part "$1" "$2" | tar -x -p ${3:-} --transform "s|^\(.*/\)\{0,1\}$named/|\1$work/|S" -f - || fail "cannot unpack in $base"
   sync -f . 2>/dev/null || sync
 }
-install='w=$0; b=$1; shift
+aside() {
+  if [ -n "$backup" ]; then
+    put "$1" "$2" sh -c 'for p; do rm -rf -- "./$p$0" && mv -f -- "./$p" "./$p$0" || exit 1; done' "$backup"
+  else
+    put "$1" "$2" rm -rf --
+  fi || fail "cannot remove what is replaced or deleted"
+}
+install='w=$0; b=$1; m=$2; shift 2
 for d; do
-  t="$d/$w"
+  d=./$d; t="$d/$w"
   if [ -n "$b" ]; then
     for n in "$t"/* "$t"/.[!.]* "$t"/..?*; do
       [ -e "$n" ] || [ -L "$n" ] || continue
@@ -448,16 +535,27 @@ for d; do
       if [ -f "$f" ] && [ ! -L "$f" ]; then ln -f -- "$f" "$f$b" || exit 1; fi
     done
   fi
-  find "$t" -mindepth 1 -maxdepth 1 -exec mv -f -t "$d" -- {} + && rmdir -- "$t" || exit 1
+  find "$t" -mindepth 1 -maxdepth 1 -exec mv -f -t "$d" -- {} + 2>/dev/null ||
+    find "$t" -mindepth 1 -maxdepth 1 -exec sh -c "$m" "$d" {} + || exit 1
+  rmdir -- "$t" || exit 1
 done'
-finish() {
-  if [ -n "$backup" ]; then
-    put "$1" "$2" sh -c 'for p; do rm -rf -- "$p$0" && mv -f -- "$p" "$p$0" || exit 1; done' "$backup"
+# What one rename could not put in place: a new directory that appeared
+# meanwhile (another host on a shared filesystem) gets what this one holds
+# linked in, file by file.
+merge='d=$0
+for c; do
+  n=${c##*/}
+  if [ -d "$c" ] && [ ! -L "$c" ] && [ -d "$d/$n" ] && [ ! -L "$d/$n" ]; then
+    cp -alf -- "$c/." "$d/$n/" && rm -rf -- "$c"
   else
-    put "$1" "$2" rm -rf --
-  fi || fail "cannot delete"
-  sync -f . 2>/dev/null || sync
-}
+    mv -f -T -- "$c" "$d/$n"
+  fi || exit 1
+done'
+stale='me=$0
+for p; do
+  n=${p##*/}; n=${n%.in}; pid=${n##*-}; rest=${n%-*}; host=${rest#.prsync-????????????-}
+  if [ "$host" = "$me" ] && [ ! -d "/proc/$pid" ]; then rm -rf -- "./$p"; fi
+done'
 "#;
 
 #[cfg(test)]
@@ -480,11 +578,13 @@ mod tests {
             uid: 0,
             gid: 0,
         };
-        let mut stream = Stream::default();
-        let long = format!("{}/name with space", "d".repeat(120));
-        stream
-            .entry(long.as_bytes(), &entry, ".prsync-t", false)
-            .unwrap();
+        let held = AtomicU64::new(0);
+        let mut stream = Stream {
+            held: Some(&held),
+            ..Stream::default()
+        };
+        let long = format!("{}/.prsync-t/name with space", "d".repeat(120));
+        stream.entry(long.as_bytes(), &entry, false).unwrap();
         stream.push(vec![0u8; 2 * BLOCK]);
         stream.flush();
         let StdinPiece::Bytes(bytes) = &stream.pieces[0] else {
@@ -499,6 +599,9 @@ mod tests {
             .unwrap();
         let text = String::from_utf8_lossy(&listing.stdout);
         assert!(text.starts_with("-rw-r----- "), "{text}");
+        let mut old = [0u8; 12];
+        signed(&mut old, -315_619_200);
+        assert_eq!(old[0], 0xff, "before 1970: base-256, negative");
         assert!(text.contains(" 5 2023-11-1"), "{text}");
         let wanted = format!("{}/.prsync-t/name with space", "d".repeat(120));
         assert!(text.trim_end().ends_with(&wanted), "{text}");
