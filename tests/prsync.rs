@@ -270,6 +270,30 @@ fn backups_checksums_and_bad_input() {
         "version X\n"
     );
 
+    // The same content with another time or mode: set, not sent again.
+    let inode = std::fs::metadata(&host_file).unwrap().ino();
+    let local = conf.join("app.conf");
+    std::fs::File::options()
+        .write(true)
+        .open(&local)
+        .unwrap()
+        .set_modified(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000))
+        .unwrap();
+    std::fs::set_permissions(&local, PermissionsExt::from_mode(0o600)).unwrap();
+    let attributes = run(prsync(&lab, &["-r", "-c", &source, "/var/log/app"]));
+    assert!(
+        attributes
+            .stdout_text()
+            .contains("0 created, 1 updated, 0 deleted, 0 bytes"),
+        "{}",
+        attributes.stdout_text()
+    );
+    let now = std::fs::metadata(&host_file).unwrap();
+    assert_eq!(
+        (now.ino(), now.mtime(), now.mode() & 0o777),
+        (inode, 1_000_000_000, 0o600)
+    );
+
     // Compressed, into a directory that is not there yet.
     run(prsync(&lab, &["-r", "-z", &source, "/var/log/fresh"])).expect_code(0);
     assert_eq!(

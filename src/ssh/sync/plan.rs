@@ -18,6 +18,8 @@ pub enum Action {
     /// Updated where the host has another kind of thing (a directory
     /// where a file goes): that is removed first.
     Replace,
+    /// The same content with another mode or time: those are set, nothing is sent.
+    Attributes,
 }
 
 /// One host's plan: the entries to send (by path, with the local entry)
@@ -55,7 +57,10 @@ impl Needs {
                 Action::Create => changes.created += 1,
                 _ => changes.updated += 1,
             }
-            if let Some(LocalKind::File { len, .. }) = local.get(path).map(|e| &e.kind) {
+            let sent = local.get(path).map(|e| &e.kind);
+            if let (Some(LocalKind::File { len, .. }), false) =
+                (sent, *action == Action::Attributes)
+            {
                 changes.bytes += len;
             }
         }
@@ -157,11 +162,16 @@ fn action(
         (LocalKind::Dir, RemoteKind::Dir) => local.mode == remote.mode,
         (LocalKind::Symlink(target), RemoteKind::Symlink(there)) => target == there,
         (LocalKind::File { len, sha256, .. }, RemoteKind::File) => {
+            // Without -c, a file of the same size and time has the same content.
             let content = match options.checksum {
                 true => sha256.is_some() && *sha256 == remote.sha256,
-                false => *len == remote.len,
+                false => *len == remote.len && local.mtime == remote.mtime,
             };
-            content && local.mtime == remote.mtime && local.mode == remote.mode
+            if !content {
+                return Some(Action::Update);
+            }
+            let attributes = local.mtime == remote.mtime && local.mode == remote.mode;
+            return (!attributes).then_some(Action::Attributes);
         }
         _ => return Some(Action::Replace),
     };

@@ -55,8 +55,12 @@ pub fn build(
     let replace = stream.list(replaced);
     let dirs = stream.list(layout.landing.iter().map(Vec::as_slice));
     let deletes = stream.list(needs.deletes.iter().map(Vec::as_slice));
+    let attributes = stream.attribute_lists(needs, entries);
     let tar_start = stream.len;
-    for (path, _) in &needs.sends {
+    for (path, action) in &needs.sends {
+        if *action == Action::Attributes {
+            continue;
+        }
         if let Some(entry) = entries.get(path) {
             stream.entry(&layout.tar_name(path, entry, &work), entry, options.archive)?;
         }
@@ -76,6 +80,7 @@ pub fn build(
          unpack {tar_at} {tar_len} {owners}\n\
          aside {replace_at} {replace_len}\n\
          put \"$dirs_at\" \"$dirs_len\" sh -c \"$install\" \"$work\" \"$backup\" \"$merge\" || fail \"cannot put the files in place\"\n\
+         {attributes}\
          aside {deletes_at} {deletes_len}\n\
          sync -f . 2>/dev/null || sync\n\
          echo {counts}\n",
@@ -124,7 +129,8 @@ impl Layout {
         // Parents sort before what they hold.
         for (path, action) in &needs.sends {
             let is_dir = matches!(entries.get(path).map(|e| &e.kind), Some(LocalKind::Dir));
-            if layout.root_above(path).is_some() || (is_dir && *action == Action::Update) {
+            let in_place = *action == Action::Attributes || (is_dir && *action == Action::Update);
+            if layout.root_above(path).is_some() || in_place {
                 continue;
             }
             if is_dir {
@@ -186,6 +192,38 @@ impl Stream<'_> {
         self.hasher.update(bytes);
         self.buffer.extend_from_slice(bytes);
         self.len += bytes.len() as u64;
+    }
+
+    /// Files whose content the host has, with another mode or time: a
+    /// list per mode for chmod and per time for touch; the script's lines
+    /// that apply them.
+    fn attribute_lists(
+        &mut self,
+        needs: &Needs,
+        entries: &BTreeMap<Vec<u8>, LocalEntry>,
+    ) -> String {
+        let mut modes: BTreeMap<u32, Vec<&[u8]>> = BTreeMap::new();
+        let mut times: BTreeMap<i64, Vec<&[u8]>> = BTreeMap::new();
+        for (path, action) in &needs.sends {
+            if let (Action::Attributes, Some(entry)) = (action, entries.get(path)) {
+                modes.entry(entry.mode).or_default().push(path);
+                times.entry(entry.mtime).or_default().push(path);
+            }
+        }
+        let mut lines = String::new();
+        for (mode, paths) in modes {
+            let (at, len) = self.list(paths.into_iter());
+            lines.push_str(&format!(
+                "put {at} {len} chmod {mode:o} -- || fail \"cannot set modes\"\n"
+            ));
+        }
+        for (time, paths) in times {
+            let (at, len) = self.list(paths.into_iter());
+            lines.push_str(&format!(
+                "put {at} {len} touch -m -d @{time} -- || fail \"cannot set times\"\n"
+            ));
+        }
+        lines
     }
 
     /// NUL-terminated paths; returns where they start and their length.
