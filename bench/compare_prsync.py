@@ -86,6 +86,8 @@ def bench(hosts, runs):
                               "-S", ssh, "-a", f"{tree}/", "/var/log/dest"],
     }
     pcp = [f"{release}/pcp", *ours, "--max-transfers", str(hosts), "-r", tree, "/var/log/"]
+    # What any tool pays per host before it does anything: a login and one command.
+    floor = [f"{release}/prun", *ours, "true"]
     every_host = lambda text: text.count("[SUCCESS]") == hosts  # noqa: E731
     results = {}
     groups = {}
@@ -108,6 +110,7 @@ def bench(hosts, runs):
                 clean("dest")
             run("pcp -r", pcp)
             clean("tree")
+            run("floor: prun true", floor)
     finally:
         subprocess.run([LAB, "--dir", lab, "down"], check=False, stdout=subprocess.DEVNULL)
         subprocess.run(["umount", lab], check=False)
@@ -130,6 +133,10 @@ def report(hosts, medians, runs):
         print(f"{phase}: parallel-rsync / prsync wall {t['wall'] / o['wall']:.2f}x, "
               f"client CPU {t['cpu'] / o['cpu']:.2f}x, peak memory {t['rss'] / o['rss']:.2f}x")
     print(f"re-sync target: parallel-rsync / prsync >= 5x (prsync re-sync {again['wall']:.2f} s)")
+    floor = medians["floor: prun true"]["wall"]
+    print(f"above the floor (a login and `true` on every host, {floor:.2f} s): "
+          f"prsync re-sync {again['wall'] - floor:.2f} s, "
+          f"parallel-rsync re-sync {medians[f'{theirs} re-sync']['wall'] - floor:.2f} s")
 
 
 def main():

@@ -28,6 +28,9 @@ const HELD_FILE: u64 = 1024 * 1024;
 /// Most file content all plans of a run hold in memory together.
 const HELD_TOTAL: u64 = 256 * 1024 * 1024;
 const BLOCK: usize = 512;
+/// Directories where this many entries land are installed with one `mv`
+/// for all; fewer, with one `mv` each (no listing of the directory).
+const BATCH: usize = 3;
 
 /// Builds the stream and script for `needs`. `token` names the temporary
 /// files (the same for every host of a run); `held` counts the file
@@ -53,7 +56,17 @@ pub fn build(
         .filter(|(_, action)| *action == Action::Replace)
         .map(|(path, _)| path.as_slice());
     let replace = stream.list(replaced);
-    let dirs = stream.list(layout.landing.iter().map(Vec::as_slice));
+    let dirs = stream.list(layout.landing.keys().map(Vec::as_slice));
+    let (few, many): (Vec<_>, Vec<_>) = layout
+        .landing
+        .iter()
+        .partition(|(_, paths)| paths.len() < BATCH);
+    let batch = stream.list(many.iter().map(|(dir, _)| dir.as_slice()));
+    let pairs = stream.list(
+        few.iter()
+            .flat_map(|(_, paths)| paths.iter().map(Vec::as_slice)),
+    );
+    let pair_dirs = stream.list(few.iter().map(|(dir, _)| dir.as_slice()));
     let deletes = stream.list(needs.deletes.iter().map(Vec::as_slice));
     let attributes = stream.attribute_lists(needs, entries);
     let tar_start = stream.len;
@@ -73,13 +86,16 @@ pub fn build(
     let (pieces, sent, sha256, total) = stream.finish(options.compress)?;
     let base = needs.base.as_deref().unwrap_or(dest);
     let script = format!(
-        "set -u\nbase={base}\nnamed={work}\nme=$(hostname 2>/dev/null | tr -cd 'A-Za-z0-9.-')\nwork={work}-$me-$$\n\
+        "set -u\nbase={base}\nnamed={work}\nread -r me < /proc/sys/kernel/hostname || me=host\ncase $me in ''|*[!A-Za-z0-9.-]*) me=host;; esac\nwork={work}-$me-$$\n\
          backup={backup}\nmake_base={make_base}\nsize={total}\nsent={sent}\nsha256={sha256}\ncompressed={compressed}\n\
          dirs_at={dirs_at}\ndirs_len={dirs_len}\n{PREAMBLE}\
          put {stale_at} {stale_len} sh -c \"$stale\" \"$me\"\n\
          unpack {tar_at} {tar_len} {owners}\n\
          aside {replace_at} {replace_len}\n\
-         put \"$dirs_at\" \"$dirs_len\" sh -c \"$install\" \"$work\" \"$backup\" \"$merge\" || fail \"cannot put the files in place\"\n\
+         put {batch_at} {batch_len} sh -c \"$install\" \"$work\" \"$backup\" \"$merge\" || fail \"cannot put the files in place\"\n\
+         if put {pairs_at} {pairs_len} sh -c \"$pairs\" \"$work\" \"$backup\" 2>/dev/null; \
+         then put {pair_dirs_at} {pair_dirs_len} sh -c \"$rmdirs\" \"$work\"; \
+         else put \"$dirs_at\" \"$dirs_len\" sh -c \"$install\" \"$work\" \"$backup\" \"$merge\"; fi || fail \"cannot put the files in place\"\n\
          {attributes}\
          aside {deletes_at} {deletes_len}\n\
          sync -f . 2>/dev/null || sync\n\
@@ -97,6 +113,12 @@ pub fn build(
         owners = if options.archive { "" } else { "--no-same-owner" },
         dirs_at = dirs.0,
         dirs_len = dirs.1,
+        batch_at = batch.0,
+        batch_len = batch.1,
+        pairs_at = pairs.0,
+        pairs_len = pairs.1,
+        pair_dirs_at = pair_dirs.0,
+        pair_dirs_len = pair_dirs.1,
         deletes_at = deletes.0,
         deletes_len = deletes.1,
         counts = shell_quote(&changes.to_string()),
@@ -116,15 +138,16 @@ pub fn build(
 struct Layout {
     /// Directories unpacked whole: no other such directory above them.
     new_roots: HashSet<Vec<u8>>,
-    /// Where a temporary directory is made (`.` for the top).
-    landing: Vec<Vec<u8>>,
+    /// Where a temporary directory is made (`.` for the top), and the
+    /// paths that land there.
+    landing: BTreeMap<Vec<u8>, Vec<Vec<u8>>>,
 }
 
 impl Layout {
     fn new(needs: &Needs, entries: &BTreeMap<Vec<u8>, LocalEntry>) -> Layout {
         let mut layout = Layout {
             new_roots: HashSet::new(),
-            landing: Vec::new(),
+            landing: BTreeMap::new(),
         };
         // Parents sort before what they hold.
         for (path, action) in &needs.sends {
@@ -136,10 +159,9 @@ impl Layout {
             if is_dir {
                 layout.new_roots.insert(path.clone());
             }
-            layout.landing.push(parent(path).to_vec());
+            let landing = layout.landing.entry(parent(path).to_vec());
+            landing.or_default().push(path.clone());
         }
-        layout.landing.sort();
-        layout.landing.dedup();
         layout
     }
 
@@ -529,8 +551,9 @@ fn hex(digest: &[u8]) -> String {
 const PREAMBLE: &str = r#"fail() { echo "prsync: $*" >&2; exit 1; }
 if [ "$make_base" = 1 ] && [ ! -d "$base" ]; then mkdir -- "$base" 2>/dev/null || [ -d "$base" ] || fail "cannot create $base"; fi
 cd -- "$base" 2>/dev/null || fail "no such directory: $base"
-if command -v openssl >/dev/null; then hash() { openssl dgst -sha256 -r | cut -c1-64; }
-elif command -v sha256sum >/dev/null; then hash() { sha256sum | cut -c1-64; }
+# Either prints the digest first.
+if command -v openssl >/dev/null; then hash() { openssl dgst -sha256 -r; }
+elif command -v sha256sum >/dev/null; then hash() { sha256sum; }
 else fail "neither openssl nor sha256sum is on the host"; fi
 stream=$work.in
 part() { tail -c +"$(( $1 + 1 ))" -- "$stream" | head -c "$2"; }
@@ -547,7 +570,7 @@ trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 141' 
 if [ "$compressed" = 1 ]; then head -c "$sent" | gzip -dc > "$work.in"; else head -c "$sent" > "$work.in"; fi || fail "cannot write $base/$work.in"
 got=$(wc -c < "$work.in") || fail "$base/$work.in went away"
 [ "$got" -eq "$size" ] || fail "transfer cut short ($got of $size bytes)"
-[ "$(hash < "$work.in")" = "$sha256" ] || fail "checksum mismatch after transfer"
+case $(hash < "$work.in") in "$sha256"*) ;; *) fail "checksum mismatch after transfer";; esac
 exec 3< "$work.in" && [ -r "/proc/$$/fd/3" ] && stream=/proc/$$/fd/3 && rm -f -- "$work.in"
 unpack() {
   [ "$2" = 0 ] && return
@@ -566,6 +589,7 @@ aside() {
 install='w=$0; b=$1; m=$2; shift 2
 for d; do
   d=./$d; t="$d/$w"
+  [ -d "$t" ] || continue
   if [ -n "$b" ]; then
     for n in "$t"/* "$t"/.[!.]* "$t"/..?*; do
       [ -e "$n" ] || [ -L "$n" ] || continue
@@ -577,6 +601,18 @@ for d; do
     find "$t" -mindepth 1 -maxdepth 1 -exec sh -c "$m" "$d" {} + || exit 1
   rmdir -- "$t" || exit 1
 done'
+# One rename per path, in directories where few land (the path's directory
+# and name tell the temporary path); none is listed.
+pairs='w=$0; b=$1; shift
+for p; do
+  case $p in */*) d=${p%/*};; *) d=.;; esac
+  f=./$p
+  if [ -n "$b" ] && [ -f "$f" ] && [ ! -L "$f" ]; then ln -f -- "$f" "$f$b" || exit 1; fi
+  mv -f -T -- "./$d/$w/${p##*/}" "$f" || exit 1
+done'
+rmdirs='w=$0; n=$#
+for d; do set -- "$@" "./$d/$w"; done
+shift "$n"; rmdir -- "$@"'
 # What one rename could not put in place: a new directory that appeared
 # meanwhile (another host on a shared filesystem) gets what this one holds
 # linked in, file by file.
