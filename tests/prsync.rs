@@ -239,6 +239,17 @@ fn backups_checksums_and_bad_input() {
     std::fs::write(conf.join("app.conf"), "version 1\n").unwrap();
     let source = format!("{}/", conf.display());
     run(prsync(&lab, &["-r", &source, "/var/log/app"])).expect_code(0);
+    // Changed within the second of the sync, to the same size: times are
+    // compared to the nanosecond, so it is seen.
+    std::fs::write(conf.join("app.conf"), "version 2\n").unwrap();
+    let quick_edit = run(prsync(&lab, &["-r", &source, "/var/log/app"]));
+    assert!(
+        quick_edit.stdout_text().contains("0 created, 1 updated"),
+        "{}",
+        quick_edit.stdout_text()
+    );
+    std::fs::write(conf.join("app.conf"), "version 1\n").unwrap();
+    run(prsync(&lab, &["-r", &source, "/var/log/app"])).expect_code(0);
     // Same size, same second: only -c sees the difference.
     let host_file = lab.var_log(0).join("app/app.conf");
     let mtime = std::fs::metadata(&host_file).unwrap().modified().unwrap();

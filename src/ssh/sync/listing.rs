@@ -23,6 +23,8 @@ pub struct RemoteEntry {
     pub mode: u32,
     pub len: u64,
     pub mtime: i64,
+    /// Nanoseconds within the second (0 on filesystems that keep none).
+    pub mtime_nsec: u32,
     pub sha256: Option<String>,
 }
 
@@ -140,13 +142,21 @@ fn parse_entry<'a>(meta: &'a [u8], link: &[u8]) -> Option<(&'a [u8], RemoteEntry
     let mode = u32::from_str_radix(&number(parts.next()?)?, 8).ok()?;
     let len = number(parts.next()?)?.parse().ok()?;
     let time = number(parts.next()?)?;
-    let mtime = time.split('.').next()?.parse().ok()?;
+    let (seconds, fraction) = time.split_once('.').unwrap_or((&time, ""));
+    let mtime = seconds.parse().ok()?;
+    let digits: String = fraction
+        .chars()
+        .chain(std::iter::repeat('0'))
+        .take(9)
+        .collect();
+    let mtime_nsec = digits.parse().ok()?;
     let path = parts.next()?;
     let entry = RemoteEntry {
         kind,
         mode,
         len,
         mtime,
+        mtime_nsec,
         sha256: None,
     };
     Some((path, entry))
@@ -207,6 +217,7 @@ mod tests {
         );
         assert_eq!(file.sha256.as_deref(), Some(hash.as_str()));
         assert_eq!(listing.entries[&b"".to_vec()].mtime, 1_700_000_000);
+        assert_eq!(listing.entries[&b"".to_vec()].mtime_nsec, 500_000_000);
         assert_eq!(
             listing.entries[&b"link".to_vec()].kind,
             RemoteKind::Symlink(b"a b\nc".to_vec())

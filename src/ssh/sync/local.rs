@@ -16,8 +16,9 @@ pub struct LocalEntry {
     pub kind: LocalKind,
     /// Permission bits (with set-id and sticky bits).
     pub mode: u32,
-    /// Modification time, whole seconds (what the host gets).
+    /// Modification time: seconds, and nanoseconds within the second.
     pub mtime: i64,
+    pub mtime_nsec: u32,
     pub uid: u32,
     pub gid: u32,
 }
@@ -143,6 +144,7 @@ impl LocalTree {
                 kind,
                 mode: metadata.mode() & 0o7777,
                 mtime: metadata.mtime(),
+                mtime_nsec: u32::try_from(metadata.mtime_nsec()).unwrap_or(0),
                 uid: metadata.uid(),
                 gid: metadata.gid(),
             },

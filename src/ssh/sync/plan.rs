@@ -165,17 +165,23 @@ fn action(
             // Without -c, a file of the same size and time has the same content.
             let content = match options.checksum {
                 true => sha256.is_some() && *sha256 == remote.sha256,
-                false => *len == remote.len && local.mtime == remote.mtime,
+                false => *len == remote.len && same_time(local, remote),
             };
             if !content {
                 return Some(Action::Update);
             }
-            let attributes = local.mtime == remote.mtime && local.mode == remote.mode;
+            let attributes = same_time(local, remote) && local.mode == remote.mode;
             return (!attributes).then_some(Action::Attributes);
         }
         _ => return Some(Action::Replace),
     };
     (!same).then_some(Action::Update)
+}
+
+/// Whether the host's time is the local one: to the nanosecond, or to the
+/// second where the host's filesystem keeps no fraction (ext3, FAT...).
+fn same_time(local: &LocalEntry, remote: &RemoteEntry) -> bool {
+    local.mtime == remote.mtime && (remote.mtime_nsec == 0 || local.mtime_nsec == remote.mtime_nsec)
 }
 
 /// `--delete`: what the host has under a synced directory and the sources

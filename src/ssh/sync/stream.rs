@@ -225,11 +225,12 @@ impl Stream<'_> {
         entries: &BTreeMap<Vec<u8>, LocalEntry>,
     ) -> String {
         let mut modes: BTreeMap<u32, Vec<&[u8]>> = BTreeMap::new();
-        let mut times: BTreeMap<i64, Vec<&[u8]>> = BTreeMap::new();
+        let mut times: BTreeMap<(i64, u32), Vec<&[u8]>> = BTreeMap::new();
         for (path, action) in &needs.sends {
             if let (Action::Attributes, Some(entry)) = (action, entries.get(path)) {
                 modes.entry(entry.mode).or_default().push(path);
-                times.entry(entry.mtime).or_default().push(path);
+                let time = (entry.mtime, entry.mtime_nsec);
+                times.entry(time).or_default().push(path);
             }
         }
         let mut lines = String::new();
@@ -239,8 +240,9 @@ impl Stream<'_> {
                 "put {at} {len} chmod {mode:o} -- || fail \"cannot set modes\"\n"
             ));
         }
-        for (time, paths) in times {
+        for ((seconds, nanoseconds), paths) in times {
             let (at, len) = self.list(paths.into_iter());
+            let time = format!("{seconds}.{nanoseconds:09}");
             lines.push_str(&format!(
                 "put {at} {len} touch -m -d @{time} -- || fail \"cannot set times\"\n"
             ));
@@ -408,6 +410,21 @@ struct Header<'a> {
 
 impl Header<'_> {
     fn write(&self, stream: &mut Stream) {
+        // Times to the nanosecond, as a POSIX extended header: a file
+        // changed within the second of a sync is still told apart.
+        if self.entry.mtime >= 0 && self.entry.mtime_nsec > 0 {
+            let mut record = pax_record(
+                "mtime",
+                &format!("{}.{:09}", self.entry.mtime, self.entry.mtime_nsec),
+            );
+            let len = record.len() as u64;
+            stream.push(block(b"././@PaxHeader", b"", b'x', len, 0o644, 0, None));
+            record.extend(std::iter::repeat_n(
+                b'\0',
+                (BLOCK - record.len() % BLOCK) % BLOCK,
+            ));
+            stream.push(record);
+        }
         for (long, flag) in [(self.name, b'L'), (self.link, b'K')] {
             if long.len() >= 100 {
                 let mut data = long.to_vec();
@@ -473,6 +490,16 @@ fn block(
     let checksum = format!("{sum:06o}\0 ");
     block[148..156].copy_from_slice(checksum.as_bytes());
     block
+}
+
+/// One pax record, `LEN key=value\n`, whose length counts its own digits.
+fn pax_record(key: &str, value: &str) -> Vec<u8> {
+    let body = format!(" {key}={value}\n");
+    let mut len = body.len() + 1;
+    while len.to_string().len() + body.len() != len {
+        len = len.to_string().len() + body.len();
+    }
+    format!("{len}{body}").into_bytes()
 }
 
 /// Zero-padded octal, NUL-terminated, filling `field`.
@@ -649,6 +676,7 @@ mod tests {
             },
             mode: 0o640,
             mtime: 1_700_000_000,
+            mtime_nsec: 123_456_789,
             uid: 0,
             gid: 0,
         };
@@ -667,7 +695,7 @@ mod tests {
         let archive = dir.path().join("a.tar");
         std::fs::write(&archive, bytes).unwrap();
         let listing = std::process::Command::new("tar")
-            .args(["-tvf"])
+            .args(["--full-time", "-tvf"])
             .arg(&archive)
             .output()
             .unwrap();
@@ -677,6 +705,10 @@ mod tests {
         signed(&mut old, -315_619_200);
         assert_eq!(old[0], 0xff, "before 1970: base-256, negative");
         assert!(text.contains(" 5 2023-11-1"), "{text}");
+        assert!(
+            text.contains(":20.123456789 "),
+            "the time to the nanosecond: {text}"
+        );
         let wanted = format!("{}/.prsync-t/name with space", "d".repeat(120));
         assert!(text.trim_end().ends_with(&wanted), "{text}");
     }
