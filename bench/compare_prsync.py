@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compare_prun import CORES, ROOT, Group, prepare  # noqa: E402
@@ -51,8 +52,20 @@ def change_some(root, generation):
             f.write(f"generation {generation}\n".encode())
 
 
-def measure(argv, group, quiet_ok):
+def lab_processes(directory):
+    """The lab's supervisor, hosts and their sshd: every process naming its directory."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if directory.encode() in f.read():
+                    yield int(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+
+
+def measure(argv, group, quiet_ok, hosts_group):
     group.reset()
+    hosts_group.reset()
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 preexec_fn=lambda: group.add(os.getpid()))
@@ -63,7 +76,9 @@ def measure(argv, group, quiet_ok):
         said = out.read().decode(errors="replace")
     if proc.returncode != 0 or not quiet_ok(said):
         sys.exit(f"{' '.join(argv[:3])} ... failed ({proc.returncode}):\n{said[-3000:]}")
-    return {"wall": wall, "cpu": group.cpu_seconds(), "rss": group.peak_mib()}
+    time.sleep(1.0)  # let every session on the hosts end, so its CPU is counted
+    return {"wall": wall, "cpu": group.cpu_seconds(), "rss": group.peak_mib(),
+            "hosts": hosts_group.cpu_seconds()}
 
 
 def bench(hosts, runs):
@@ -76,6 +91,11 @@ def bench(hosts, runs):
     subprocess.run([LAB, "--dir", lab, "up", str(hosts), "--net", "197", "--port", "2600"],
                    check=True, stdout=subprocess.DEVNULL)
     var_logs = [f"{lab}/hosts.d/lab-{i + 1:03}/root/var/log" for i in range(hosts)]
+    # The hosts' CPU (sshd, shells, what the tools run there): on a real
+    # fleet each host spends it on its own cores; here all share two.
+    hosts_group = Group("fleetbench-hosts")
+    for pid in lab_processes(lab):
+        hosts_group.add(pid)
     ssh = f"-i {lab}/id_ed25519 -o UserKnownHostsFile={lab}/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes"
     ours = ["-F", "none", "-h", f"{lab}/hosts", "-p", str(hosts), "-t", "0", "--identity", f"{lab}/id_ed25519",
             "-O", f"UserKnownHostsFile={lab}/known_hosts"]
@@ -94,7 +114,7 @@ def bench(hosts, runs):
 
     def run(name, argv):
         group = groups.setdefault(name, Group("fleetbench-" + name.split()[0]))
-        results.setdefault(name, []).append(measure(argv, group, every_host))
+        results.setdefault(name, []).append(measure(argv, group, every_host, hosts_group))
 
     def clean(name):
         for var_log in var_logs:
@@ -121,10 +141,10 @@ def bench(hosts, runs):
 def report(hosts, medians, runs):
     print(f"\n## {FILES} files, {TOTAL // 10**6} MB to {hosts} hosts, parallelism {hosts}, "
           f"median of {runs} runs, {CORES} cores\n")
-    print("| run | wall s | client CPU s | client peak MiB |")
-    print("|---|---|---|---|")
+    print("| run | wall s | client CPU s | client peak MiB | hosts' CPU s |")
+    print("|---|---|---|---|---|")
     for name, m in medians.items():
-        print(f"| {name} | {m['wall']:.2f} | {m['cpu']:.2f} | {m['rss']:.1f} |")
+        print(f"| {name} | {m['wall']:.2f} | {m['cpu']:.2f} | {m['rss']:.1f} | {m['hosts']:.2f} |")
     ours, theirs = "prsync -a", "parallel-rsync -a"
     first, again = medians[f"{ours} first"], medians[f"{ours} re-sync"]
     print(f"\nprsync first sync / pcp -r: {first['wall'] / medians['pcp -r']['wall']:.2f}x (target <= 1.5x)")
