@@ -585,6 +585,7 @@ fn bad_input_is_refused_before_any_host_is_contacted() {
         ("tasks:\n  - kill: {pattern: x, signal: BANANA}\n", "bad.yml:2:5: kill signal: expected a signal"),
         ("tasks:\n  - sync: {src: /nonexistent/tree/, dest: /tmp/}\n", "bad.yml:2:5: task `sync /tmp/`: sync src /nonexistent/tree/: No such file"),
         ("tasks:\n  - sync: {src: /etc/, dest: /tmp/, exclude: ['[']}\n", "bad.yml:2:5: sync exclude: bad pattern `[`"),
+        ("tasks:\n  - sync: {src: /etc/, dest: /tmp/, backup: ''}\n", "bad.yml:2:5: sync backup: expected a suffix"),
         ("tasks:\n  - {name: a, run: x}\n  - {name: a, run: y}\n", "bad.yml:3:5: a second task named `a`"),
         ("tasks:\n  - fetch: {src: '', dest: out}\n", "bad.yml:2:5: fetch: expected a non-empty `src` and `dest`"),
         ("tasks:\n  - run: echo /tmp\n    register: where\n  - fetch: {src: /etc/hostname, dest: '{{ where }}'}\n", "bad.yml:4:5: task `fetch /etc/hostname`: fetch dest may not use `where`: a task registers it"),

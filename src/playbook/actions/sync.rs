@@ -31,7 +31,7 @@ pub fn options(spec: &SyncSpec, dry_run: bool) -> Result<SyncOptions, String> {
     let backup = match spec.backup.as_deref() {
         None | Some("false") => None,
         Some("true") => Some("~".to_string()),
-        Some(suffix) if suffix.contains('/') => {
+        Some(suffix) if suffix.is_empty() || suffix.contains('/') => {
             return Err(format!(
                 "sync backup: expected a suffix like ~ or .bak, found `{suffix}`"
             ))

@@ -75,7 +75,12 @@ impl LocalTree {
 
     fn add_source(&mut self, source: &Path, options: &SyncOptions) -> Result<(), String> {
         let metadata = std::fs::metadata(source).map_err(|e| e.to_string())?;
-        let contents_only = source.as_os_str().as_bytes().ends_with(b"/");
+        // `dir/`, and `.` or `/` (which have no name of their own): the contents.
+        let bytes = source.as_os_str().as_bytes();
+        let contents_only = bytes.ends_with(b"/")
+            || bytes == b"."
+            || bytes.ends_with(b"/.")
+            || source.file_name().is_none();
         if metadata.is_dir() && !options.recursive {
             return Err("is a directory; use -r or -a".into());
         }
@@ -215,6 +220,12 @@ mod tests {
         let mut slash = src.into_os_string();
         slash.push("/");
         let contents = LocalTree::scan(&[PathBuf::from(slash)], &options()).unwrap();
+        let dot = LocalTree::scan(&[dir.path().join("src/.")], &options()).unwrap();
+        assert_eq!(
+            dot.entries.len(),
+            contents.entries.len(),
+            "`dir/.` is what dir holds"
+        );
         let names: Vec<&[u8]> = contents.entries.keys().map(|k| k.as_slice()).collect();
         assert_eq!(names, [&b"link"[..], b"sub", b"sub/file"]);
         assert_eq!(contents.tops, None);

@@ -113,13 +113,25 @@ pub fn needs(
     let in_the_way = |(path, action): &&(Vec<u8>, Action)| {
         *action == Action::Replace && remote.range(children(path)).next().is_some()
     };
-    if let Some((path, _)) = plan.sends.iter().find(in_the_way) {
+    for (path, _) in plan.sends.iter().filter(in_the_way) {
+        let name = String::from_utf8_lossy(path);
         if !options.delete {
             return Err(format!(
-                "{} is a directory with files in it on the host; --delete replaces it",
-                String::from_utf8_lossy(path)
+                "{name} is a directory with files in it on the host; --delete replaces it"
             ));
         }
+        let held: Vec<(&Vec<u8>, &RemoteEntry)> = remote.range(children(path)).collect();
+        let excluded = |(inside, entry): &(&Vec<u8>, &RemoteEntry)| {
+            options
+                .excludes
+                .covers(inside, entry.kind == RemoteKind::Dir)
+        };
+        if held.iter().any(excluded) {
+            return Err(format!(
+                "{name} is a directory holding excluded files on the host; not replaced"
+            ));
+        }
+        plan.deleted += held.len() as u64;
     }
     if options.delete {
         plan_deletes(&mut plan, local, &entries, &remote, options);
@@ -351,6 +363,11 @@ mod tests {
         let (plan, _) = needs(&local, &listing, "/d", &recursive()).unwrap();
         assert_eq!(plan.sends, [(b"x".to_vec(), Action::Replace)]);
         assert!(plan.deletes.is_empty());
+        assert_eq!(plan.deleted, 1, "what the directory held is counted");
+        let mut protecting = recursive();
+        protecting.excludes.add("inside").unwrap();
+        let error = needs(&local, &listing, "/d", &protecting).unwrap_err();
+        assert!(error.contains("holding excluded files"), "{error}");
     }
 
     #[test]

@@ -586,10 +586,13 @@ stream=$work.in
 part() { tail -c +"$(( $1 + 1 ))" -- "$stream" | head -c "$2"; }
 put() { at=$1; len=$2; shift 2; [ "$len" = 0 ] || part "$at" "$len" | xargs -0 "$@"; }
 cleanup() {
+  # A second stop signal (the kill sweeps the session twice) must not
+  # end the shell halfway through its cleaning.
+  trap '' HUP INT TERM PIPE
+  rm -f -- "$work.in"
   if [ -r "$stream" ]; then
     put "$dirs_at" "$dirs_len" sh -c 'for d; do rm -rf -- "./$d/$0"; done' "$work" 2>/dev/null
   fi
-  rm -f -- "$work.in"
 }
 trap cleanup EXIT
 trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 141' PIPE
@@ -603,7 +606,8 @@ unpack() {
   [ "$2" = 0 ] && return
   # The archive names the run's temporary directories; each host's own
   # name for them (host and pid) keeps hosts sharing a filesystem apart.
-  part "$1" "$2" | tar -x -p ${3:-} --transform "s|^\(.*/\)\{0,1\}$named/|\1$work/|S" -f - || fail "cannot unpack in $base"
+  part "$1" "$2" | tar -x -p ${3:-} --transform "s|^\(.*/\)\{0,1\}$named/|\1$work/|S" -f - ||
+    fail "cannot unpack in $base (full? the stream and the new files need room together)"
   sync -f . 2>/dev/null || sync
 }
 aside() {
