@@ -359,28 +359,33 @@ fn a_cut_sync_leaves_each_file_old_or_new_and_no_temporary_file() {
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("small.conf"), "old\n").unwrap();
     std::fs::write(host.join("big.img"), "old image\n").unwrap();
-    let mut child = prsync(
-        &lab,
-        &["-r", &format!("{}/", tree.display()), "/var/log/tree"],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
     let temporary = || {
         std::fs::read_dir(&host)
             .unwrap()
             .flatten()
             .any(|e| e.file_name().to_string_lossy().starts_with(".prsync-"))
     };
-    wait_until(Duration::from_secs(30), "the sync started", temporary);
-    child.kill().unwrap();
-    child.wait().unwrap();
-    wait_until(
-        Duration::from_secs(10),
-        "the host removed its temporary files",
-        || !temporary(),
-    );
+    // Cut by kill -9 (the connection drops), then by Ctrl-C (prsync
+    // stops the host's script, whose cleanup a second TERM must not cut).
+    for signal in [libc::SIGKILL, libc::SIGINT] {
+        let child = prsync(
+            &lab,
+            &["-r", &format!("{}/", tree.display()), "/var/log/tree"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+        wait_until(Duration::from_secs(30), "the sync started", temporary);
+        // SAFETY: kill(2) on our own child, which has not been waited for.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        child.wait_with_output().unwrap();
+        wait_until(
+            Duration::from_secs(10),
+            "the host removed its temporary files",
+            || !temporary(),
+        );
+    }
     assert_eq!(
         std::fs::read_to_string(host.join("small.conf")).unwrap(),
         "old\n"
