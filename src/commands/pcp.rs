@@ -11,7 +11,8 @@ use super::{parse_flags, run_tool, ToolJob, UsageError};
 use crate::engine::{Job, Probe, Stop, UnchangedWhen};
 use crate::output::Inline;
 use crate::ssh::transfer::{
-    checksum_probe, install_script, parse_account, parse_mode, stdin_of, InstallOptions, Item,
+    checksum_probe, install_script, parse_account, parse_mode, parse_suffix, stdin_of,
+    InstallOptions, Item,
 };
 
 /// Copy files to many hosts at once, atomically and checksum-verified (pssh's parallel-scp).
@@ -49,15 +50,6 @@ pub(super) struct Cli {
     /// Local files (or directories with -r), then the remote destination
     #[arg(required = true, num_args = 2.., value_name = "PATH")]
     paths: Vec<PathBuf>,
-}
-
-fn parse_suffix(text: &str) -> Result<String, String> {
-    match !text.is_empty() && !text.contains('/') && !text.contains('\0') {
-        true => Ok(text.to_string()),
-        false => Err(format!(
-            "expected a file name suffix like .bak, found `{text}`"
-        )),
-    }
 }
 
 pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {

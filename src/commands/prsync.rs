@@ -13,6 +13,7 @@ use super::{parse_flags, run_tool, ToolJob, UsageError};
 use crate::engine::{Job, Stop};
 use crate::output::Inline;
 use crate::ssh::sync::{Excludes, SyncOptions, Syncer};
+use crate::ssh::transfer::parse_suffix;
 
 /// Keep a tree in step on many hosts, sending only what changed (pssh's parallel-rsync).
 #[derive(Debug, Parser)]
@@ -55,15 +56,6 @@ pub(super) struct Cli {
     /// Local files or directories, then the remote destination
     #[arg(required = true, num_args = 2.., value_name = "PATH")]
     paths: Vec<PathBuf>,
-}
-
-fn parse_suffix(text: &str) -> Result<String, String> {
-    match !text.is_empty() && !text.contains('/') && !text.contains('\0') {
-        true => Ok(text.to_string()),
-        false => Err(format!(
-            "expected a file name suffix like ~ or .bak, found `{text}`"
-        )),
-    }
 }
 
 pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {

@@ -92,6 +92,15 @@ async fn check_host(host: &mut HostRun, start_at: usize) -> Result<Option<String
 
 /// A task that did not run registers `<NAME>`, so that later tasks can
 /// still say what they would do.
+/// What a task's probe works with on `host`, on its own connection.
+fn step_of<'a>(host: &'a mut HostRun, task: &Task) -> Step<'a> {
+    Step {
+        timeout: host.timeout_of(task),
+        remote: &mut host.remote,
+        vars: &host.vars,
+    }
+}
+
 fn stand_in_for_register(host: &mut HostRun, task: &Task) {
     if let Some(name) = &task.register {
         host.vars
@@ -115,26 +124,14 @@ async fn check_task(
     let would = match &task.action {
         Action::Copy(spec) => {
             let ctx = Arc::clone(&host.ctx);
-            let timeout = host.timeout_of(task);
-            let step = Step {
-                remote: &mut host.remote,
-                vars: &host.vars,
-                timeout,
-            };
-            match copy::unchanged(step, spec, &ctx.sources).await? {
+            match copy::unchanged(step_of(host, task), spec, &ctx.sources).await? {
                 true => return Ok(TaskStatus::Ok("unchanged: the same SHA-256".into())),
                 false => format!("install {}", host.expand(&spec.dest)?),
             }
         }
         Action::Sync(spec) => {
             let ctx = Arc::clone(&host.ctx);
-            let timeout = host.timeout_of(task);
-            let step = Step {
-                remote: &mut host.remote,
-                vars: &host.vars,
-                timeout,
-            };
-            match sync::would(step, spec, &ctx.sources).await? {
+            match sync::would(step_of(host, task), spec, &ctx.sources).await? {
                 None => return Ok(TaskStatus::Ok("unchanged".into())),
                 Some(counts) => format!("sync {}: {counts}", host.expand(&spec.dest)?),
             }

@@ -146,7 +146,8 @@ pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
     }
 }
 
-fn hex(digest: &[u8]) -> String {
+/// Lower-case hex of a digest.
+pub(crate) fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -216,17 +217,27 @@ pub fn checksum_probe(
     (command, expected.join("\n"))
 }
 
+/// Twelve hex digits naming one run's temporary files on the hosts (the
+/// hosts add their own name and pid).
+pub(crate) fn run_token() -> String {
+    let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+    hex(&Sha256::digest(seed)[..6])
+}
+
+/// A suffix for backups (`--backup=SUFFIX`, `backup:`): a file name's end,
+/// never a path.
+pub fn parse_suffix(text: &str) -> Result<String, String> {
+    match !text.is_empty() && !text.contains('/') && !text.contains('\0') {
+        true => Ok(text.to_string()),
+        false => Err(format!(
+            "expected a suffix like .bak or ~ (the end of a file name), found `{text}`"
+        )),
+    }
+}
+
 /// The script run on each host; the items arrive one after the other on stdin.
 pub fn install_script(options: &InstallOptions, remote: &str, items: &[Item]) -> String {
-    let token: String = Sha256::digest(format!(
-        "{:?}{}",
-        std::time::SystemTime::now(),
-        std::process::id()
-    ))
-    .iter()
-    .take(6)
-    .map(|b| format!("{b:02x}"))
-    .collect();
+    let token = run_token();
     let mut script = format!(
         "set -u\nremote={remote}\ntoken={token}-$(hostname 2>/dev/null)-$$\ncount={count}\n{PREAMBLE}",
         remote = shell_quote(remote),

@@ -11,6 +11,7 @@ use crate::engine::{Decision, Planner};
 use crate::playbook::spec::SyncSpec;
 use crate::playbook::Sources;
 use crate::ssh::sync::{Excludes, SyncOptions};
+use crate::ssh::transfer::parse_suffix;
 use crate::ssh::OutputSink;
 use crate::ssh::Stream;
 
@@ -31,12 +32,7 @@ pub fn options(spec: &SyncSpec, dry_run: bool) -> Result<SyncOptions, String> {
     let backup = match spec.backup.as_deref() {
         None | Some("false") => None,
         Some("true") => Some("~".to_string()),
-        Some(suffix) if suffix.is_empty() || suffix.contains('/') => {
-            return Err(format!(
-                "sync backup: expected a suffix like ~ or .bak, found `{suffix}`"
-            ))
-        }
-        Some(suffix) => Some(suffix.to_string()),
+        Some(suffix) => Some(parse_suffix(suffix).map_err(|why| format!("sync backup: {why}"))?),
     };
     Ok(SyncOptions {
         recursive: true,

@@ -39,7 +39,7 @@ pub enum RemoteKind {
 
 /// The host's answer: the destination and its entries, keyed by path under it
 /// (`b""` for the destination itself when it is not a directory).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Listing {
     pub destination: Destination,
     pub entries: BTreeMap<Vec<u8>, RemoteEntry>,

@@ -16,13 +16,13 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 
 pub use exclude::Excludes;
 use local::LocalTree;
 use plan::{Action, Needs};
 
 use crate::engine::{Decision, Planned, Planner, Probe};
+use crate::ssh::transfer::run_token;
 use crate::text::printable;
 
 /// How to sync, from prsync's flags or a `sync:` task.
@@ -78,20 +78,11 @@ impl Syncer {
             _ => dest.strip_prefix("~/").unwrap_or(dest),
         };
         let local = LocalTree::scan(sources, &options)?;
-        let token: String = Sha256::digest(format!(
-            "{:?}{}",
-            std::time::SystemTime::now(),
-            std::process::id()
-        ))
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect();
         Ok(Syncer {
             local,
             dest: dest.to_string(),
             options,
-            token,
+            token: run_token(),
             plans: Mutex::new(HashMap::new()),
             held: AtomicU64::new(0),
         })
@@ -139,7 +130,7 @@ impl Syncer {
 impl Planner for Syncer {
     fn decide(&self, listing: &[u8]) -> Result<Decision, String> {
         let listing = listing::parse(listing)?;
-        let (needs, entries) = plan::needs(&self.local, &listing, &self.dest, &self.options)?;
+        let (needs, entries) = plan::needs(&self.local, listing, &self.dest, &self.options)?;
         if needs.is_empty() {
             return Ok(Decision::Unchanged);
         }

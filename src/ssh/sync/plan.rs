@@ -2,11 +2,12 @@
 //! entries to create, update and delete. Hosts whose needs are the same
 //! get the same plan (see [`super::Syncer`]).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use super::listing::{Destination, Listing, RemoteEntry, RemoteKind};
-use super::local::{LocalEntry, LocalKind, LocalTree};
+use super::local::{Entries, LocalEntry, LocalKind, LocalTree};
 use super::SyncOptions;
 use crate::engine::Changes;
 
@@ -68,17 +69,19 @@ impl Needs {
     }
 }
 
-/// Works out what the host lacks. `dest` is the destination as given;
-/// the error says why nothing can be synced there.
-pub fn needs(
-    local: &LocalTree,
-    listing: &Listing,
+/// Works out what the host lacks, and the local entries by the names they
+/// have there (the local tree itself, but for one file named by `dest`).
+/// `dest` is the destination as given; the error says why nothing can be
+/// synced there.
+pub fn needs<'a>(
+    local: &'a LocalTree,
+    listing: Listing,
     dest: &str,
     options: &SyncOptions,
-) -> Result<(Needs, BTreeMap<Vec<u8>, LocalEntry>), String> {
-    let mut entries = local.entries.clone();
+) -> Result<(Needs, Cow<'a, Entries>), String> {
+    let mut entries = Cow::Borrowed(&local.entries);
     let mut plan = Needs::default();
-    let mut remote = listing.entries.clone();
+    let mut remote = listing.entries;
     // prsync's own temporary files are never synced, replaced or deleted
     // as content; those of other runs are left to the script to judge.
     remote.retain(|path, _| {
@@ -94,9 +97,13 @@ pub fn needs(
         // One file to a path that is not a directory: that path is the file.
         _ if local.single_file && !dest.ends_with('/') => {
             let (name, parent) = split_last(dest);
-            if let Some(entry) = entries.pop_first().map(|(_, e)| e) {
-                entries.insert(name.as_bytes().to_vec(), entry);
-            }
+            let renamed = local.entries.values().next().cloned();
+            entries = Cow::Owned(
+                renamed
+                    .map(|e| (name.as_bytes().to_vec(), e))
+                    .into_iter()
+                    .collect(),
+            );
             if let Some(entry) = remote.remove(&Vec::new()) {
                 remote.insert(name.as_bytes().to_vec(), entry);
             }
@@ -105,7 +112,7 @@ pub fn needs(
         Destination::Other => return Err(format!("{dest} is not a directory")),
         Destination::Missing => plan.make_base = true,
     }
-    for (path, entry) in &entries {
+    for (path, entry) in entries.iter() {
         if let Some(action) = action(entry, remote.get(path), options) {
             plan.sends.push((path.clone(), action));
         }
@@ -295,7 +302,7 @@ mod tests {
         ]
         .concat();
         let listing = parse(listing.as_bytes()).unwrap();
-        let (plan, entries) = needs(&local, &listing, "/x", &recursive()).unwrap();
+        let (plan, entries) = needs(&local, listing.clone(), "/x", &recursive()).unwrap();
         assert_eq!(
             plan.sends,
             [
@@ -334,7 +341,7 @@ mod tests {
         ]
         .concat();
         let listing = parse(listing.as_bytes()).unwrap();
-        let (plan, _) = needs(&local, &listing, "/x", &options).unwrap();
+        let (plan, _) = needs(&local, listing.clone(), "/x", &options).unwrap();
         assert_eq!(plan.deletes, [b"old/a".to_vec()]);
         assert_eq!(plan.deleted, 1);
     }
@@ -355,18 +362,18 @@ mod tests {
             delete: false,
             ..recursive()
         };
-        let error = needs(&local, &listing, "/d", &keep).unwrap_err();
+        let error = needs(&local, listing.clone(), "/d", &keep).unwrap_err();
         assert!(
             error.contains("x is a directory with files in it"),
             "{error}"
         );
-        let (plan, _) = needs(&local, &listing, "/d", &recursive()).unwrap();
+        let (plan, _) = needs(&local, listing.clone(), "/d", &recursive()).unwrap();
         assert_eq!(plan.sends, [(b"x".to_vec(), Action::Replace)]);
         assert!(plan.deletes.is_empty());
         assert_eq!(plan.deleted, 1, "what the directory held is counted");
         let mut protecting = recursive();
         protecting.excludes.add("inside").unwrap();
-        let error = needs(&local, &listing, "/d", &protecting).unwrap_err();
+        let error = needs(&local, listing.clone(), "/d", &protecting).unwrap_err();
         assert!(error.contains("holding excluded files"), "{error}");
     }
 
@@ -377,12 +384,11 @@ mod tests {
         std::fs::write(&file, "x").unwrap();
         let local = LocalTree::scan(&[file], &SyncOptions::default()).unwrap();
         let missing = parse(b"N\n").unwrap();
-        let (plan, entries) =
-            needs(&local, &missing, "/etc/motd", &SyncOptions::default()).unwrap();
+        let (plan, entries) = needs(&local, missing, "/etc/motd", &SyncOptions::default()).unwrap();
         assert_eq!(plan.base.as_deref(), Some("/etc"));
         assert!(entries.contains_key(b"motd".as_slice()));
         let into = parse(b"D\n").unwrap();
-        let (plan, _) = needs(&local, &into, "/etc/motd/", &SyncOptions::default()).unwrap();
+        let (plan, _) = needs(&local, into, "/etc/motd/", &SyncOptions::default()).unwrap();
         assert_eq!(plan.sends, [(b"f".to_vec(), Action::Create)]);
     }
 }

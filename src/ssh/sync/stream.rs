@@ -20,6 +20,7 @@ use super::plan::{Action, Needs};
 use super::SyncOptions;
 use crate::engine::Planned;
 use crate::ssh::exec::spool_path;
+use crate::ssh::transfer::hex;
 use crate::ssh::{shell_quote, StdinPiece};
 
 /// Files up to this size travel from memory; larger ones are read from disk
@@ -558,10 +559,6 @@ fn account_name(id: u32, group: bool) -> Option<String> {
                 .into_owned(),
         )
     }
-}
-
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The receiving script's functions. The stream lands in `$work.in` and is
