@@ -124,9 +124,18 @@ pub fn build(
         deletes_len = deletes.1,
         counts = shell_quote(&changes.to_string()),
     );
+    // The script travels at the head of the input, not as the command:
+    // Dropbear refuses commands over 9,000 bytes, and the wrapper that
+    // makes a command killable carries it twice.
+    let command = format!(
+        "prsync_script=$(head -c {}) && eval \"$prsync_script\"",
+        script.len()
+    );
+    let mut stdin = vec![StdinPiece::Bytes(Bytes::from(script))];
+    stdin.extend(pieces);
     Ok(Planned {
-        command: script,
-        stdin: pieces,
+        command,
+        stdin,
         changes,
     })
 }
