@@ -101,13 +101,13 @@ def bench(hosts, runs):
             "-O", f"UserKnownHostsFile={lab}/known_hosts"]
     release = os.path.join(ROOT, "target/release")
     tools = {
-        "prsync -a": [f"{release}/prsync", *ours, "-a", f"{tree}/", "/var/log/dest"],
+        "prsync -a": [f"{release}/fleet", "sync", *ours, "-a", f"{tree}/", "/var/log/dest"],
         "parallel-rsync -a": ["parallel-rsync", "-h", f"{lab}/hosts", "-p", str(hosts), "-t", "0", "-l", "root",
                               "-S", ssh, "-a", f"{tree}/", "/var/log/dest"],
     }
-    pcp = [f"{release}/pcp", *ours, "--max-transfers", str(hosts), "-r", tree, "/var/log/"]
+    pcp = [f"{release}/fleet", "cp", *ours, "--max-transfers", str(hosts), "-r", tree, "/var/log/"]
     # What any tool pays per host before it does anything: a login and one command.
-    floor = [f"{release}/prun", *ours, "true"]
+    floor = [f"{release}/fleet", "run", *ours, "true"]
     every_host = lambda text: text.count("[SUCCESS]") == hosts  # noqa: E731
     results = {}
     groups = {}

@@ -103,9 +103,9 @@ def commands(directory, hosts, port):
     ssh_opts = (f"-i {directory}/id_ed25519 -o UserKnownHostsFile={directory}/known_hosts "
                 f"-o StrictHostKeyChecking=yes -o BatchMode=yes")
     par = str(hosts)
-    prun = os.path.join(ROOT, "target/release/prun")
+    fleet = os.path.join(ROOT, "target/release/fleet")
     return {
-        "prun": ([prun, "-h", f"{directory}/hosts", "-p", par, "-t", "0", "-l", USER,
+        "prun": ([fleet, "run", "-h", f"{directory}/hosts", "-p", par, "-t", "0", "-l", USER,
                   "--identity", f"{directory}/id_ed25519",
                   "-O", f"UserKnownHostsFile={directory}/known_hosts", "true"], {}),
         "parallel-ssh": (["parallel-ssh", "-h", f"{directory}/hosts", "-p", par, "-t", "0",
@@ -184,7 +184,7 @@ def prepare(name):
         sys.exit(f"{name}: needs root (sshd, namespaces, cgroups, useradd)")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release"], cwd=ROOT, check=True)
 
 
 def main():

@@ -37,14 +37,14 @@ def commands(directory, hosts, local, remote_dir, pulls):
     bssh_upload, bssh_env = bssh_command(directory, str(hosts), "upload", local, remote_dir + "/bssh/")
     bssh_download, _ = bssh_command(directory, str(hosts), "download", f"{remote_dir}/{name}", f"{pulls}/bssh/")
     return {
-        "limit (prun -I cat>/dev/null)": ([f"{bin_dir}/prun", *ours, "-I", "cat > /dev/null"], local, {}),
-        "pcp": ([f"{bin_dir}/pcp", *ours, "--max-transfers", str(hosts), local, remote_dir + "/"], None, {}),
+        "limit (prun -I cat>/dev/null)": ([f"{bin_dir}/fleet", "run", *ours, "-I", "cat > /dev/null"], local, {}),
+        "pcp": ([f"{bin_dir}/fleet", "cp", *ours, "--max-transfers", str(hosts), local, remote_dir + "/"], None, {}),
         "parallel-scp": (["parallel-scp", "-h", f"{directory}/hosts", "-p", str(hosts), "-t", "0", "-l", USER,
                           "-x", ssh, local, remote_dir + "/"], None, {}),
         # bssh (SFTP): every host writes the same path on this one machine,
         # so it gets a directory of its own beside pcp's.
         "bssh upload": (bssh_upload, None, bssh_env),
-        "pslurp": ([f"{bin_dir}/pslurp", *ours, "-L", f"{pulls}/ours", f"{remote_dir}/{name}", name], None, {}),
+        "pslurp": ([f"{bin_dir}/fleet", "slurp", *ours, "-L", f"{pulls}/ours", f"{remote_dir}/{name}", name], None, {}),
         "parallel-slurp": (["parallel-slurp", "-h", f"{directory}/hosts", "-p", str(hosts), "-t", "0", "-l", USER,
                             "-x", ssh, "-L", f"{pulls}/theirs", f"{remote_dir}/{name}", name], None, {}),
         "bssh download": (bssh_download, None, bssh_env),

@@ -13,13 +13,26 @@ cd "$(dirname "$0")/.."
 if [ ! -x /usr/sbin/sshd ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server
 fi
-cargo build --release --quiet
-bin=$PWD/target/release
-lab=${FLEET_LAB_DIR:-/var/tmp/fleet-demo}
-work=$(mktemp -d /var/tmp/fleet-demo-work.XXXXXX)
-"$bin/fleet-lab" --dir "$lab" up 20 --downtime 2 --crash-share 0.15 \
-  --kernels 6.1.0-18-amd64,6.1.0-21-amd64
-trap '"$bin/fleet-lab" --dir "$lab" down; rm -rf "$work"' EXIT
+echo "Building fleet and fleet-lab (the first build takes several minutes)"
+cargo build --release
+# The demo's own directory: the lab, the collected logs, and the tools by
+# their pssh names (links to the one fleet binary). All removed at exit.
+work=$(mktemp -d /var/tmp/fleet-demo.XXXXXX)
+lab=$work/lab
+mkdir "$work/bin"
+for tool in prun pplay; do ln -s "$PWD/target/release/fleet" "$work/bin/$tool"; done
+bin=$work/bin
+trap 'target/release/fleet-lab --dir "$lab" down >/dev/null 2>&1; rm -rf "$work"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# A loopback net and port no other lab or service holds (fleet-lab refuses
+# taken ones by name), so a second demo or a test run can run beside this one.
+taken() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+net=$(( 10 + $$ % 240 ))
+port=$(( 20000 + $$ % 30000 ))
+while taken "127.$net.0.1" "$port" || taken 127.0.0.1 "$port"; do port=$(( port + 1 )); done
+target/release/fleet-lab --dir "$lab" up 20 --net "$net" --port "$port" --downtime 2 \
+  --crash-share 0.15 --kernels 6.1.0-18-amd64,6.1.0-21-amd64
 
 say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
 show() { echo "\$ $*"; "$@" || echo "(exit code $?)"; }

@@ -71,7 +71,7 @@ def one_run(hosts, downtime, work, run):
 def rollout(lab, module, journal, work):
     """One pplay run of the shipped rollout on the lab; its wall seconds."""
     start = time.monotonic()
-    subprocess.run([f"{BIN}/pplay", "-F", "none", "-i", f"{lab}/inventory.yml",
+    subprocess.run([f"{BIN}/fleet", "play", "-F", "none", "-i", f"{lab}/inventory.yml",
                     "-e", f"modules={module}",
                     "--journal", journal, playbook(work)],
                    check=True, stdout=subprocess.DEVNULL)

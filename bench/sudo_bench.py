@@ -66,8 +66,8 @@ def main():
     parser.add_argument("--hosts", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    prun = f"{ROOT}/target/release/prun"
-    if not os.path.exists(prun):
+    fleet = f"{ROOT}/target/release/fleet"
+    if not os.path.exists(fleet):
         sys.exit("build first: cargo build --release")
     dir = tempfile.mkdtemp(prefix="fleet-sudo-bench-")
     # sshd reads authorized_keys as the user logging in.
@@ -77,7 +77,7 @@ def main():
         subprocess.run([f"{HERE}/testfleet.sh", "up", dir, str(args.hosts),
                         "--port", "24901", "--net", "231"], check=True)
         hosts, known, key = f"{dir}/hosts", f"{dir}/known_hosts", f"{dir}/id_ed25519"
-        common = [prun, "-F", "none", "-q", "-p", str(args.hosts), "-h", hosts,
+        common = [fleet, "run", "-F", "none", "-q", "-p", str(args.hosts), "-h", hosts,
                   "-O", f"UserKnownHostsFile={known}", "--identity", key]
         tools = {
             "prun": common + ["-l", "fleetsudo1", "true"],

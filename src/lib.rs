@@ -27,6 +27,15 @@
 //!   [`partial_file`] (local files that appear only whole), [`pattern`]
 //!   (shell-style wildcards), [`clock`] (local times for messages).
 
+/// The version `--version` prints: the crate's, and the git commit it was
+/// built from (`unknown` when built outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("FLEET_COMMIT"),
+    ")"
+);
+
 pub mod clock;
 pub mod commands;
 pub mod duration;

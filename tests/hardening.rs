@@ -704,7 +704,7 @@ fn a_stop_signal_at_a_prompt_ends_the_process_with_echo_back_on() {
     // A terminal for the prompt (script), whose input stays open (sleep).
     let session = format!(
         "{} -A -H 127.0.0.1:1 true & echo pid=$!; wait $!; echo rc=$?; stty -a",
-        env!("CARGO_BIN_EXE_prun")
+        support::tool_path("prun").display()
     );
     let mut terminal = Command::new("sh")
         .arg("-c")

@@ -151,7 +151,7 @@ fn progress_is_drawn_only_on_a_terminal() {
         .collect();
     let command = format!(
         "{} {} 'sleep 1.5'",
-        env!("CARGO_BIN_EXE_prun"),
+        support::tool_path("prun").display(),
         args.iter()
             .map(|a| format!("'{a}'"))
             .collect::<Vec<_>>()

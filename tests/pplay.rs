@@ -465,7 +465,7 @@ fn crash_scan_groups_the_hosts_that_logged_the_bug() {
     let crashed: HashSet<String> = std::fs::read_to_string(lab.dir().join("crashed-hosts"))
         .unwrap()
         .lines()
-        .map(str::to_string)
+        .filter_map(|line| Some(line.split_once('#')?.1.trim().to_string()))
         .collect();
     assert!(!crashed.is_empty());
     // Each crashed host on its own line, with the line its log holds.

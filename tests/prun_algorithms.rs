@@ -17,7 +17,7 @@ fn hardened(lines: &[&str]) -> TestFleet {
 
 /// `prun -F CONFIG true` on the fleet, as root, with no agent.
 fn prun_with_config(fleet: &TestFleet, config: &std::path::Path) -> std::process::Command {
-    let mut prun = std::process::Command::new(env!("CARGO_BIN_EXE_prun"));
+    let mut prun = std::process::Command::new(support::tool_path("prun"));
     prun.arg("-F")
         .arg(config)
         .arg("-h")

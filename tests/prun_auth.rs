@@ -262,7 +262,7 @@ fn askpass_asks_once_on_the_terminal_and_never_echoes() {
     let fleet = TestFleet::start_with(3, &["--password-auth"]);
     let prun = format!(
         "{} -F none -A -l {user} -O UserKnownHostsFile={} -h {} -i 'id -un'",
-        env!("CARGO_BIN_EXE_prun"),
+        support::tool_path("prun").display(),
         fleet.known_hosts().display(),
         fleet.hosts_file().display()
     );
@@ -456,7 +456,7 @@ fn one_time_codes_are_asked_per_host_in_turn() {
     let fleet = TestFleet::start_with(2, &["--pam-service", &service.name]);
     let prun = format!(
         "{} -F none -A -l {user} -O UserKnownHostsFile={} -h {} -i 'id -un'",
-        env!("CARGO_BIN_EXE_prun"),
+        support::tool_path("prun").display(),
         fleet.known_hosts().display(),
         fleet.hosts_file().display()
     );
@@ -525,7 +525,7 @@ fn ctrl_c_at_a_code_prompt_asks_no_other_host_and_gives_the_terminal_back() {
     let prun = format!(
         "trap : INT; s=$(date +%s); {} -F none -A -l {user} -O UserKnownHostsFile={} -h {} true; \
          echo PRUNRC=$? TOOK=$(( $(date +%s) - s )); stty -a",
-        env!("CARGO_BIN_EXE_prun"),
+        support::tool_path("prun").display(),
         fleet.known_hosts().display(),
         fleet.hosts_file().display()
     );

@@ -199,6 +199,14 @@ fn unknown_hosts_are_refused_unless_accept_new_records_them() {
             .count(),
         20
     );
+    // The summary gives the 20 refusals as one group, without fingerprints.
+    let failed: Vec<&str> = result
+        .stderr
+        .lines()
+        .filter(|l| l.contains("FAILED"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{}", result.stderr);
+    assert!(failed[0].contains("not in known_hosts") && !failed[0].contains("SHA256:"));
 
     let mut accepting = support::tool("prun");
     accepting

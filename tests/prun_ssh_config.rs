@@ -7,7 +7,7 @@ use support::{run, tool, TestFleet};
 
 /// prun with an explicit ssh_config and no other key or known_hosts.
 fn prun_with_config(config: &std::path::Path) -> std::process::Command {
-    let mut prun = std::process::Command::new(env!("CARGO_BIN_EXE_prun"));
+    let mut prun = std::process::Command::new(support::tool_path("prun"));
     prun.arg("-F")
         .arg(config)
         .env("NO_COLOR", "1")

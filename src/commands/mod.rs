@@ -4,6 +4,7 @@
 //! binaries, which hand in a [`Stop`](crate::engine::Stop) per escalation.
 
 mod args;
+pub mod docs;
 pub mod pcp;
 pub mod pnuke;
 pub mod pplay;
@@ -78,19 +79,137 @@ pub fn exit_code(categories: impl IntoIterator<Item = Category>) -> u8 {
         .unwrap_or(exit::OK)
 }
 
-/// Every tool's command line, for man pages and shell completions
-/// (`fleet-docs`, which adds fleet-lab's), generated from the same clap
-/// definitions the tools parse.
-pub fn tool_commands() -> Vec<clap::Command> {
-    use clap::CommandFactory;
-    vec![
-        prun::Cli::command(),
-        pcp::Cli::command(),
-        pslurp::Cli::command(),
-        pnuke::Cli::command(),
-        prsync::Cli::command(),
-        pplay::Cli::command(),
-    ]
+/// What the pssh-style tools' `--help` and man pages say of their exit status.
+pub const EXIT_STATUS: &str = "\
+Exit status (the worst host wins: 3, then 4, then 5, then 1):
+  0  every host succeeded (or was unchanged)
+  1  a local error: a file that cannot be written, a machine out of resources
+  2  bad flags, hosts file, option or key: nothing ran
+  3  a command outlived -t, or the run was stopped (Ctrl-C, SIGTERM, SIGHUP)
+  4  a host could not be connected to (refused, timed out), or SSH failed there
+  5  a command failed on a host: it exited non-zero or was killed
+  128+N  a stop signal before the run began, or a second one (130 INT, 143 TERM, 129 HUP)";
+
+/// pplay's exit status, which counts a host that could not be reached as
+/// failed, and takes three stop signals to quit at once.
+pub const PPLAY_EXIT_STATUS: &str = "\
+Exit status:
+  0  every host is done (in this run or the one resumed)
+  1  a local error: the journal cannot be written, a machine out of resources
+  2  bad flags, inventory, playbook, journal, option or key: nothing ran
+  3  the run was stopped (Ctrl-C, SIGTERM, SIGHUP); --resume continues it
+  4  --check could not check a host
+  5  a host failed: a task, its reboot, or its connection
+  128+N  a stop signal before the run began, or a third one (130 INT, 143 TERM, 129 HUP)";
+
+/// The tools of the one `fleet` binary: each is a subcommand (`fleet run`)
+/// and a pssh-style name the binary answers to when called by it (`prun`,
+/// a link to `fleet`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tool {
+    Run,
+    Cp,
+    Slurp,
+    Nuke,
+    Sync,
+    Play,
+}
+
+impl Tool {
+    pub const ALL: [Tool; 6] = [
+        Tool::Run,
+        Tool::Cp,
+        Tool::Slurp,
+        Tool::Nuke,
+        Tool::Sync,
+        Tool::Play,
+    ];
+
+    /// `fleet`'s subcommand for the tool.
+    pub fn subcommand(self) -> &'static str {
+        match self {
+            Tool::Run => "run",
+            Tool::Cp => "cp",
+            Tool::Slurp => "slurp",
+            Tool::Nuke => "nuke",
+            Tool::Sync => "sync",
+            Tool::Play => "play",
+        }
+    }
+
+    /// The pssh-style name the tool keeps as a link to `fleet`.
+    pub fn link_name(self) -> &'static str {
+        match self {
+            Tool::Run => "prun",
+            Tool::Cp => "pcp",
+            Tool::Slurp => "pslurp",
+            Tool::Nuke => "pnuke",
+            Tool::Sync => "prsync",
+            Tool::Play => "pplay",
+        }
+    }
+
+    /// The tool's command line, for help, man pages and completions.
+    pub fn command(self) -> clap::Command {
+        use clap::CommandFactory;
+        match self {
+            Tool::Run => prun::Cli::command(),
+            Tool::Cp => pcp::Cli::command(),
+            Tool::Slurp => pslurp::Cli::command(),
+            Tool::Nuke => pnuke::Cli::command(),
+            Tool::Sync => prsync::Cli::command(),
+            Tool::Play => pplay::Cli::command(),
+        }
+    }
+
+    /// The tool a program is when called by `name`: its link name, or the
+    /// link name with a `fleet-` prefix (where Performance Co-Pilot's `pcp`
+    /// or Open MPI's `prun` already own the plain name).
+    pub fn from_program_name(name: &str) -> Option<Tool> {
+        let name = name.strip_prefix("fleet-").unwrap_or(name);
+        Tool::ALL.into_iter().find(|tool| tool.link_name() == name)
+    }
+
+    /// The tool `fleet SUBCOMMAND` names.
+    pub fn from_subcommand(name: &str) -> Option<Tool> {
+        Tool::ALL.into_iter().find(|tool| tool.subcommand() == name)
+    }
+}
+
+/// `fleet`'s own command line: the tools as subcommands, and `docs`.
+pub fn fleet_command() -> clap::Command {
+    let tools = Tool::ALL.map(|tool| {
+        let about = tool.command().get_about().cloned().unwrap_or_default();
+        tool.command()
+            .name(tool.subcommand())
+            .about(format!("{about} (also `{}`)", tool.link_name()))
+    });
+    clap::Command::new("fleet")
+        .version(crate::VERSION)
+        .about("Parallel SSH for Linux fleets: one binary for every tool")
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .subcommands(tools)
+        .subcommand(docs::command().name("docs"))
+        .after_help(format!(
+            "Called by a tool's name (a link to fleet: prun, pcp, pslurp, pnuke, prsync, pplay, \
+             or the same with a fleet- prefix), fleet is that tool.\n\n{EXIT_STATUS}"
+        ))
+}
+
+/// `fleet` called with no tool it knows: clap prints the help, the
+/// version or the error; returns the exit code.
+pub fn fleet_usage(args: Vec<OsString>) -> u8 {
+    match fleet_command().try_get_matches_from(args) {
+        Ok(_) => exit::USAGE,
+        Err(error) => {
+            let _ = error.print();
+            match error.use_stderr() {
+                true => exit::USAGE,
+                false => exit::OK,
+            }
+        }
+    }
 }
 
 /// Parses a tool's flags; `Err` carries the exit code after clap has

@@ -19,7 +19,8 @@ use crate::ssh::transfer::{
 #[derive(Debug, Parser)]
 #[command(
     name = "pcp",
-    version,
+    version = crate::VERSION,
+    after_help = super::EXIT_STATUS,
     disable_help_flag = true,
     override_usage = "pcp [OPTIONS] LOCAL... REMOTE"
 )]

@@ -16,7 +16,8 @@ use crate::ssh::{parse_pattern, parse_signal, Nuke};
 #[derive(Debug, Parser)]
 #[command(
     name = "pnuke",
-    version,
+    version = crate::VERSION,
+    after_help = super::EXIT_STATUS,
     disable_help_flag = true,
     override_usage = "pnuke [OPTIONS] PATTERN"
 )]

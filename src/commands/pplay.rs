@@ -27,7 +27,8 @@ use crate::ssh::Connector;
 #[derive(Debug, Parser)]
 #[command(
     name = "pplay",
-    version,
+    version = crate::VERSION,
+    after_help = super::PPLAY_EXIT_STATUS,
     // A resume parses the journal's flags, then this command line's: the
     // later of two wins.
     args_override_self = true,

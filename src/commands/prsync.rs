@@ -19,7 +19,8 @@ use crate::ssh::transfer::parse_suffix;
 #[derive(Debug, Parser)]
 #[command(
     name = "prsync",
-    version,
+    version = crate::VERSION,
+    after_help = super::EXIT_STATUS,
     disable_help_flag = true,
     override_usage = "prsync [OPTIONS] LOCAL... REMOTE"
 )]

@@ -15,7 +15,12 @@ use crate::ssh::StdinPiece;
 
 /// Run a command on many hosts at once over SSH (pssh-compatible).
 #[derive(Debug, Parser)]
-#[command(name = "prun", version, disable_help_flag = true)]
+#[command(
+    name = "prun",
+    version = crate::VERSION,
+    after_help = super::EXIT_STATUS,
+    disable_help_flag = true
+)]
 pub(super) struct Cli {
     #[command(flatten)]
     common: CommonArgs,

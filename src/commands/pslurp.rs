@@ -17,7 +17,8 @@ use crate::ssh::shell_quote;
 #[derive(Debug, Parser)]
 #[command(
     name = "pslurp",
-    version,
+    version = crate::VERSION,
+    after_help = super::EXIT_STATUS,
     disable_help_flag = true,
     override_usage = "pslurp [OPTIONS] [-L LOCALDIR] REMOTE LOCALNAME"
 )]

@@ -109,6 +109,15 @@ impl Outcome {
             Outcome::Internal(message) => Some(format!("internal error: {message}")),
         }
     }
+
+    /// [`Outcome::failure_reason`] without what differs per host, for
+    /// summaries that group hosts failing alike.
+    pub fn summary_reason(&self) -> Option<String> {
+        match self {
+            Outcome::Failed(error) => Some(error.summary_reason()),
+            other => other.failure_reason(),
+        }
+    }
 }
 
 /// Nothing when the kill was confirmed; otherwise the warning that the

@@ -86,7 +86,7 @@ impl<W: Write> Reporter for Summary<W> {
             });
         }
         let tail = self.stderr_tails.remove(&host.index).unwrap_or_default();
-        if let Some(mut reason) = result.outcome.failure_reason() {
+        if let Some(mut reason) = result.outcome.summary_reason() {
             if let Some(line) = last_line(&tail) {
                 reason = format!("{reason}: {line}");
             }

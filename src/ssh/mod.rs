@@ -149,6 +149,32 @@ pub enum SshError {
 }
 
 impl SshError {
+    /// The error without what differs from host to host (its name, its
+    /// key's fingerprint), so that a summary shows 1,000 hosts refused for
+    /// the same reason as one line; the per-host lines keep the details.
+    pub fn summary_reason(&self) -> String {
+        match self {
+            SshError::HostKeyUnknown { .. } => "host key verification failed: not in known_hosts; \
+                 add them, or use -O StrictHostKeyChecking=accept-new"
+                .into(),
+            SshError::HostKeyChanged { file, .. } => format!(
+                "HOST KEY CHANGED: server key does not match {}; refusing to connect",
+                file.display()
+            ),
+            SshError::HostKeyRevoked { file, .. } => format!(
+                "host key revoked in {}; refusing to connect",
+                file.display()
+            ),
+            SshError::HostCertificate { reason, .. } => {
+                format!("host certificate refused: {reason}")
+            }
+            SshError::KnownHostsWrite { source, .. } => {
+                format!("cannot record the host key: {source}")
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// True when the host could not be reached at all (as opposed to being
     /// reached and refusing us), for the run summary.
     pub fn is_unreachable(&self) -> bool {

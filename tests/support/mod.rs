@@ -257,18 +257,10 @@ fn tool_for(name: &str, dir: &Path) -> Command {
 
 /// A fleet binary with no PSSH_* defaults or colour leaking in from the caller.
 pub fn tool(name: &str) -> Command {
-    let path = match name {
-        "prun" => env!("CARGO_BIN_EXE_prun"),
-        "pcp" => env!("CARGO_BIN_EXE_pcp"),
-        "pslurp" => env!("CARGO_BIN_EXE_pslurp"),
-        "pnuke" => env!("CARGO_BIN_EXE_pnuke"),
-        "prsync" => env!("CARGO_BIN_EXE_prsync"),
-        // A crate of its own, built beside the tools by the workspace.
-        "fleet-lab" => return lab_command(),
-        "pplay" => env!("CARGO_BIN_EXE_pplay"),
-        other => panic!("unknown tool {other}"),
-    };
-    let mut command = Command::new(path);
+    if name == "fleet-lab" {
+        return lab_command();
+    }
+    let mut command = Command::new(tool_path(name));
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("PSSH_") {
             command.env_remove(key);
@@ -293,10 +285,32 @@ pub fn tool(name: &str) -> Command {
     command
 }
 
+/// A link named `name` (prun, pcp, ..., or fleet itself) to the fleet
+/// binary, as the package installs them: the tools are fleet called by
+/// another name.
+pub fn tool_path(name: &str) -> PathBuf {
+    let fleet = PathBuf::from(env!("CARGO_BIN_EXE_fleet"));
+    if name == "fleet" {
+        return fleet;
+    }
+    let links = Path::new(env!("CARGO_TARGET_TMPDIR")).join("links");
+    std::fs::create_dir_all(&links).unwrap();
+    let link = links.join(name);
+    if std::fs::read_link(&link).ok().as_ref() != Some(&fleet) {
+        // Tests run in parallel processes: each makes its own link and
+        // renames it into place, so no test sees a half-made one.
+        let own = links.join(format!(".{name}.{}", std::process::id()));
+        let _ = std::fs::remove_file(&own);
+        std::os::unix::fs::symlink(&fleet, &own).unwrap();
+        std::fs::rename(&own, &link).unwrap();
+    }
+    link
+}
+
 /// The fleet-lab binary, built beside the tools by the workspace (it is a
 /// crate of its own, so Cargo gives the tests no CARGO_BIN_EXE for it).
 pub fn lab_binary() -> PathBuf {
-    let lab = Path::new(env!("CARGO_BIN_EXE_prun")).with_file_name("fleet-lab");
+    let lab = Path::new(env!("CARGO_BIN_EXE_fleet")).with_file_name("fleet-lab");
     assert!(
         lab.exists(),
         "{} is not built: run the tests from the workspace root (cargo nextest run)",

@@ -1,5 +1,4 @@
-//! fleet-lab's command line, in the library so that `fleet-docs` can
-//! generate its man page and completions with the other tools'.
+//! fleet-lab's command line.
 
 use std::path::PathBuf;
 

@@ -197,7 +197,8 @@ impl Layout {
     pub fn inventory(&self) -> PathBuf {
         self.dir.join("inventory.yml")
     }
-    /// Names of the hosts whose log holds the evtchn crash, one per line.
+    /// The hosts whose log holds the evtchn crash: a hosts file
+    /// (`ADDRESS:PORT  # lab-NNN`), for `prun -h`.
     pub fn crashed_hosts(&self) -> PathBuf {
         self.dir.join("crashed-hosts")
     }

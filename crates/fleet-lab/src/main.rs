@@ -94,11 +94,13 @@ async fn run(cli: Cli) -> Result<(), LabError> {
         }
         Action::Status => {
             for host in lab::status(&cli.dir)? {
+                // A down host's state already names its fault.
                 let fault = host.fault.as_deref().unwrap_or("-");
-                println!(
-                    "{}\t{}\t{}\tfault={fault}",
-                    host.name, host.address, host.state
-                );
+                let column = match host.state.contains(&format!("fault={fault}")) {
+                    true => String::new(),
+                    false => format!("\tfault={fault}"),
+                };
+                println!("{}\t{}\t{}{column}", host.name, host.address, host.state);
             }
             Ok(())
         }

@@ -54,14 +54,36 @@ pub fn up(
     if read_pid(&layout).is_some() {
         down(&layout.dir)?;
     }
+    check_addresses_free(config)?;
     write_lab(&layout, config)?;
     for (host, fault) in faults {
         let index = resolve_host(config, host)?;
         write_fault(&layout, index, Some(*fault))?;
     }
     let mut supervisor = start_supervisor(&layout, supervisor)?;
-    wait_until_settled(&layout, config, &mut supervisor)?;
+    if let Err(error) = wait_until_settled(&layout, config, &mut supervisor) {
+        // A lab that did not come up is not left running half-booted.
+        let _ = down(&layout.dir);
+        return Err(error);
+    }
     Ok(started.elapsed())
+}
+
+/// Refuses addresses another lab or service listens on, by name, before
+/// any host boots (sshd would fail to bind, deep inside a namespace).
+fn check_addresses_free(config: &LabConfig) -> Result<(), LabError> {
+    for index in 0..config.count {
+        let address = std::net::SocketAddr::from((config.address(index), config.port));
+        // std sets SO_REUSEADDR: a socket in TIME_WAIT passes, a listener does not.
+        if let Err(error) = std::net::TcpListener::bind(address) {
+            return Err(LabError::Invalid(format!(
+                "{} ({address}): {error}; another lab or service listens there: \
+                 choose another --net or --port",
+                host_name(index)
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn check_prerequisites(config: &LabConfig) -> Result<(), LabError> {
@@ -170,7 +192,8 @@ fn write_lab(layout: &Layout, config: &LabConfig) -> Result<(), LabError> {
             config.port
         );
         if config.has_crash(index) {
-            let _ = writeln!(crashed, "{}", host_name(index));
+            // A hosts file prun -h reads, naming each host for people.
+            let _ = writeln!(crashed, "{address}:{}  # {}", config.port, host_name(index));
         }
     }
     write(&layout.hosts_file(), hosts)?;

@@ -185,6 +185,29 @@ impl HostRunner {
         )
     }
 
+    /// Why init ended before sshd listened: sshd's last words (it logs
+    /// with -E, so a taken address shows there), else init's console.
+    fn boot_failure(&self, status: std::process::ExitStatus) -> String {
+        let dir = self.dir();
+        let last_lines = |name: &str| {
+            let text = std::fs::read_to_string(dir.join(name)).ok()?;
+            let lines: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let tail = &lines[lines.len().saturating_sub(2)..];
+            (!tail.is_empty()).then(|| tail.join("; "))
+        };
+        match last_lines("sshd.log").or_else(|| last_lines("console.log")) {
+            Some(words) => format!("init exited with {status}: {words}"),
+            None => format!(
+                "init exited with {status}; see {0}/console.log and {0}/sshd.log",
+                dir.display()
+            ),
+        }
+    }
+
     fn set_state(&self, state: &str) {
         if let Err(error) = write(&self.dir().join("state"), format!("{state}\n")) {
             tracing::warn!(host = self.name(), "{error}");
@@ -220,10 +243,7 @@ impl HostRunner {
         let started = Instant::now();
         while !pid_file.exists() {
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(LabError::Invalid(format!(
-                    "init exited with {status}; see {}/console.log",
-                    self.dir().display()
-                )));
+                return Err(LabError::Invalid(self.boot_failure(status)));
             }
             if started.elapsed() > BOOT_LIMIT {
                 stop(&mut child).await;

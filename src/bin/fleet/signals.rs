@@ -4,8 +4,6 @@
 //! all count alike: the first cancels the run (remote commands are killed,
 //! hosts report Interrupted), one more of any of them exits at once.
 
-#![allow(dead_code)] // each binary uses the part it needs
-
 use std::future::Future;
 use std::io::Write;
 use std::process::ExitCode;
