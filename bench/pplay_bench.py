@@ -25,6 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compare_prun import prepare  # noqa: E402
 BIN = os.path.join(ROOT, "target/release")
+# FLEET=path/to/fleet measures another build (an older one, for a before/after).
+FLEET = os.environ.get("FLEET", f"{BIN}/fleet")
 
 
 def playbook(work):
@@ -59,19 +61,32 @@ def one_run(hosts, downtime, work, run):
             reboots = sum(1 for line in f if json.loads(line)["event"] == "reboot_issued")
         if reboots:
             sys.exit(f"the second rollout rebooted {reboots} host(s)")
+        returns = return_delays(lab, journal)
     finally:
         subprocess.run([f"{BIN}/fleet-lab", "--dir", lab, "down"], check=True, stdout=subprocess.DEVNULL)
     with open(journal) as f:
         entries = [json.loads(line) for line in f]
     rollout_start = min(e["time"] for e in entries if e["event"] == "task_start" and e["phase"] == "tasks")
     preflight = rollout_start - entries[0]["time"]
-    return total, preflight, again
+    return total, preflight, again, returns
+
+
+def return_delays(lab, journal):
+    """Per host, from its sshd listening again (its pid file, written once
+    the sockets are bound) to pplay's reconnect succeeding (journaled)."""
+    delays = []
+    with open(journal) as f:
+        ups = [json.loads(line) for line in f]
+    for up in (e for e in ups if e["event"] == "reboot_up"):
+        listening = os.stat(f"{lab}/hosts.d/{up['host']}/boot/sshd.pid").st_mtime
+        delays.append(up["time"] - listening)
+    return delays
 
 
 def rollout(lab, module, journal, work):
     """One pplay run of the shipped rollout on the lab; its wall seconds."""
     start = time.monotonic()
-    subprocess.run([f"{BIN}/fleet", "play", "-F", "none", "-i", f"{lab}/inventory.yml",
+    subprocess.run([FLEET, "play", "-F", "none", "-i", f"{lab}/inventory.yml",
                     "-e", f"modules={module}",
                     "--journal", journal, playbook(work)],
                    check=True, stdout=subprocess.DEVNULL)
@@ -87,10 +102,11 @@ def main():
     prepare("pplay_bench")
     batches = -(-args.hosts // -(-args.hosts // 10))
     floor = batches * args.downtime
-    totals, preflights, agains = [], [], []
+    totals, preflights, agains, returns = [], [], [], []
     with tempfile.TemporaryDirectory() as work:
         for run in range(args.runs):
-            total, preflight, again = one_run(args.hosts, args.downtime, work, run)
+            total, preflight, again, delays = one_run(args.hosts, args.downtime, work, run)
+            returns.extend(delays)
             totals.append(total)
             preflights.append(preflight)
             agains.append(again)
@@ -105,6 +121,11 @@ def main():
     print(f"| preflight (facts + 5 probes and the modules read, on every host) | {preflight:.1f} s |")
     print(f"| overhead per batch, preflight excluded | {(total - preflight - floor) / batches:.2f} s |")
     print(f"| runs | {', '.join(f'{t:.1f}' for t in totals)} s |")
+    returns.sort()
+    print(f"| sshd listening again -> pplay reconnected, median ({len(returns)} reboots) | "
+          f"{statistics.median(returns):.2f} s |")
+    print(f"| the same, 90th percentile / worst | {returns[len(returns) * 9 // 10]:.2f} s / "
+          f"{returns[-1]:.2f} s |")
     print(f"| the same rollout again, nothing to change (no reboot) | {statistics.median(agains):.1f} s |")
 
 

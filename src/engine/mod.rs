@@ -25,6 +25,13 @@ use crate::ssh::{
 };
 
 /// What to run on every host.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut job = fleet::engine::Job::new("uptime");
+/// job.timeout = Some(Duration::from_secs(30)); // prun -t 30
+/// assert_eq!(job.command, "uptime");
+/// ```
 #[derive(Debug, Clone)]
 pub struct Job {
     /// Shell command line, run by the remote login shell.
@@ -42,6 +49,21 @@ pub struct Job {
     /// Run the command (and the probe) through sudo (`--sudo`); every
     /// tool's is set from the common flags.
     pub sudo: Option<Sudo>,
+}
+
+impl Job {
+    /// `command` on every host, with no input, no time limit, no probe,
+    /// no terminal and no sudo: `prun HOSTS COMMAND` with no flags.
+    pub fn new(command: impl Into<String>) -> Job {
+        Job {
+            command: command.into(),
+            stdin: Vec::new(),
+            timeout: None,
+            probe: None,
+            tty: false,
+            sudo: None,
+        }
+    }
 }
 
 /// A quick look at each host before the main command (and its stdin) is
@@ -104,7 +126,29 @@ impl Planner for UnchangedWhen {
     }
 }
 
-/// Everything a run needs, shared by all host tasks.
+/// Everything a run needs, shared by all host tasks: the one fan-out every
+/// tool's job goes through, and the entry point for programs using fleet
+/// as a library.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use fleet::engine::{Event, Job, Run};
+/// use fleet::ssh::{Connector, Secrets, SshOptions};
+///
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// let hosts: Arc<[_]> = fleet::inventory::read_hosts_file("hosts.txt".as_ref())?.into();
+/// let connector = Connector::new(&hosts, &SshOptions::default(), None, Secrets::default())?;
+/// let run = Run::new(Arc::new(connector), Arc::clone(&hosts), Job::new("uname -r"));
+/// let (events, mut received) = tokio::sync::mpsc::channel::<Event>(256);
+/// let running = tokio::spawn(run.execute(events, Default::default()));
+/// while let Some(event) = received.recv().await {
+///     if let Event::Finished { host, result } = event {
+///         println!("{} {:?}", hosts[host].name, result.outcome.category());
+///     }
+/// }
+/// let results = running.await?; // one per host, in the hosts' order
+/// # Ok(()) }
+/// ```
 pub struct Run {
     pub connector: Arc<Connector>,
     pub hosts: Arc<[Host]>,
@@ -114,6 +158,17 @@ pub struct Run {
 }
 
 impl Run {
+    /// `job` on `hosts` through `connector`, 32 hosts at a time (pssh's
+    /// default `-p`); set `parallelism` for more.
+    pub fn new(connector: Arc<Connector>, hosts: Arc<[Host]>, job: Job) -> Run {
+        Run {
+            connector,
+            hosts,
+            job,
+            parallelism: 32,
+        }
+    }
+
     /// Runs the job everywhere. When `cancel` fires, no new host starts,
     /// running commands are killed on their hosts and report Interrupted, and
     /// hosts never started report Cancelled. Results are indexed like `hosts`.
@@ -190,9 +245,12 @@ impl<E: From<Event> + Send + 'static> HostWorker<E> {
             let why = format!("not asked: the password was refused on {host}");
             return (Outcome::Failed(SshError::Sudo(why)), None);
         }
+        // The connection's and the command's futures are boxed: a host
+        // waiting for its turn then holds a small task, not the largest
+        // state it will ever need (about 20 KB, times -p 1000).
         let connected = tokio::select! {
             _ = self.cancel.cancelled() => return (Outcome::Interrupted(Kill::Confirmed), None),
-            connected = self.run.connector.connect(self.host()) => connected,
+            connected = Box::pin(self.run.connector.connect(self.host())) => connected,
         };
         let session = match connected {
             Ok(session) => session,
@@ -202,7 +260,7 @@ impl<E: From<Event> + Send + 'static> HostWorker<E> {
             }
         };
         tracing::debug!("connected and authenticated");
-        let (outcome, changes) = self.execute(&session).await;
+        let (outcome, changes) = Box::pin(self.execute(&session)).await;
         session.close().await;
         if let Outcome::Failed(error) = &outcome {
             if error.is_wrong_sudo_password() {

@@ -99,6 +99,15 @@ fn read_hosts_text(path: &Path) -> Result<String, InventoryError> {
 }
 
 /// Parses the text of a hosts file; `origin` names it in errors.
+///
+/// ```
+/// let hosts = fleet::inventory::parse_hosts_text("web1\nroot@db1:2222  # primary\n", "inline")?;
+/// assert_eq!(hosts[1].name, "db1");
+/// assert_eq!((hosts[1].port, hosts[1].user.as_deref()), (Some(2222), Some("root")));
+/// let bad = fleet::inventory::parse_hosts_text("web1:http\n", "hosts.txt").unwrap_err();
+/// assert!(bad.to_string().starts_with("hosts.txt:1"), "{bad}");
+/// # Ok::<(), fleet::inventory::InventoryError>(())
+/// ```
 pub fn parse_hosts_text(text: &str, origin: &str) -> Result<Vec<Host>, InventoryError> {
     expand_sources(&[(origin.to_string(), text.to_string())])
 }

@@ -5,7 +5,7 @@
 //! Written here rather than taken from russh, whose helper mishandles several
 //! of these forms; a wrong answer here is a security hole.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -21,7 +21,7 @@ use russh::keys::{Algorithm, Certificate, PublicKey};
 use sha1::Sha1;
 
 use super::SetupError;
-use crate::pattern::wildcard_match;
+use crate::pattern::{has_wildcard, wildcard_match};
 use crate::text::{read_utf8, TextError, MAX_TEXT_FILE};
 
 /// What known_hosts says of the key a server presented.
@@ -65,9 +65,16 @@ struct Entry {
 }
 
 /// All known_hosts lines of a run, loaded once and shared by every host.
+/// Lines that name hosts plainly are indexed by name, so a host is matched
+/// against its own lines and the hashed and wildcard ones, not against
+/// every line: 10,000 hosts in a 10,000-line file cost 10,000 lookups.
 #[derive(Debug)]
 pub struct KnownHosts {
     entries: Vec<Entry>,
+    /// The lines (indices into `entries`, ascending) each plain name is on.
+    by_name: HashMap<String, Vec<usize>>,
+    /// Lines every host is matched against: hashed, or with a wildcard.
+    scanned: Vec<usize>,
     /// Where accept-new records new keys (the first user file).
     append_to: Option<PathBuf>,
     /// Serializes appends and remembers what this run already added.
@@ -104,11 +111,36 @@ impl KnownHosts {
                 }
             }
         }
+        let (by_name, scanned) = index(&entries);
         Ok(KnownHosts {
             entries,
+            by_name,
+            scanned,
             append_to,
             appended: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// The lines that name `name`, in file order (which decides between a
+    /// changed key and a revoked one).
+    fn lines_for<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+        let named = self.by_name.get(name).map_or(&[][..], Vec::as_slice);
+        let (mut named, mut scanned) = (named.iter().peekable(), self.scanned.iter().peekable());
+        // Both lists ascend: merged, each line comes once, in order.
+        std::iter::from_fn(move || match (named.peek(), scanned.peek()) {
+            (Some(&&a), Some(&&b)) if a == b => {
+                named.next();
+                scanned.next()
+            }
+            (Some(&&a), Some(&&b)) => match a < b {
+                true => named.next(),
+                false => scanned.next(),
+            },
+            (Some(_), None) => named.next(),
+            (None, _) => scanned.next(),
+        })
+        .map(|&at| &self.entries[at])
+        .filter(move |entry| entry.names.matches(name))
     }
 
     /// Judges `key` for `host` reached on `port`.
@@ -116,7 +148,7 @@ impl KnownHosts {
         let name = lookup_name(host, port);
         let mut changed = None;
         let mut trusted = false;
-        for entry in self.entries.iter().filter(|e| e.names.matches(&name)) {
+        for entry in self.lines_for(&name) {
             let same_key = entry.key.key_data() == key.key_data();
             match entry.marker {
                 Marker::Revoked if same_key => {
@@ -144,9 +176,10 @@ impl KnownHosts {
     /// are then asked for, and judged by [`KnownHosts::check_certificate`].
     pub fn has_cert_authority(&self, host: &str, port: u16) -> bool {
         let name = lookup_name(host, port);
-        self.entries
-            .iter()
-            .any(|e| e.marker == Marker::CertAuthority && e.names.matches(&name))
+        let found = self
+            .lines_for(&name)
+            .any(|e| e.marker == Marker::CertAuthority);
+        found
     }
 
     /// Judges a host certificate as OpenSSH does: `@revoked` (of the key
@@ -162,7 +195,7 @@ impl KnownHosts {
         now: u64,
     ) -> Result<(), String> {
         let name = lookup_name(host, port);
-        let lines = || self.entries.iter().filter(|e| e.names.matches(&name));
+        let lines = || self.lines_for(&name);
         let ca = certificate.signature_key();
         if let Some(revoked) = lines().find(|e| {
             e.marker == Marker::Revoked
@@ -208,8 +241,8 @@ impl KnownHosts {
     pub fn known_algorithms(&self, host: &str, port: u16) -> Vec<Algorithm> {
         let name = lookup_name(host, port);
         let mut algorithms = Vec::new();
-        for entry in &self.entries {
-            if entry.marker == Marker::None && entry.names.matches(&name) {
+        for entry in self.lines_for(&name) {
+            if entry.marker == Marker::None {
                 let algorithm = entry.key.algorithm();
                 if !algorithms.contains(&algorithm) {
                     algorithms.push(algorithm);
@@ -291,6 +324,33 @@ impl Names {
             }
         }
     }
+}
+
+/// Indexes `entries`: each line whose names are all plain goes under each
+/// of them; hashed lines and lines with a wildcard are matched for every
+/// host. A line of negations only matches no host and is left out.
+fn index(entries: &[Entry]) -> (HashMap<String, Vec<usize>>, Vec<usize>) {
+    let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut scanned = Vec::new();
+    for (at, entry) in entries.iter().enumerate() {
+        let Names::Patterns(patterns) = &entry.names else {
+            scanned.push(at);
+            continue;
+        };
+        let mut positive = patterns.iter().filter(|(negated, _)| !negated);
+        if positive.clone().any(|(_, pattern)| has_wildcard(pattern)) {
+            scanned.push(at);
+            continue;
+        }
+        for (_, name) in &mut positive {
+            let lines = by_name.entry(name.clone()).or_default();
+            // A name listed twice on one line indexes that line once.
+            if lines.last() != Some(&at) {
+                lines.push(at);
+            }
+        }
+    }
+    (by_name, scanned)
 }
 
 /// The name OpenSSH files a host under: `host` on port 22, `[host]:port` elsewhere.
@@ -489,6 +549,77 @@ mod tests {
             known.check("10.0.0.2", 2200, &key(KEY_A)),
             HostKeyStatus::Unknown
         );
+    }
+
+    /// 10,000 plain and 10,000 hashed lines, in the order a fleet's file
+    /// grows: each host finds its own line whichever form it is in, a line
+    /// for another host never answers for it, and the first changed line
+    /// is the one reported, across the index and the scanned lines.
+    #[test]
+    fn ten_thousand_plain_and_hashed_entries_answer_for_their_own_host() {
+        let mut text = String::new();
+        for host in 0..10_000 {
+            text.push_str(&format!(
+                "[10.1.{}.{}]:2222 {KEY_A}
+",
+                host / 250,
+                host % 250
+            ));
+            let name = format!("[10.2.{}.{}]:2222", host / 250, host % 250);
+            text.push_str(&format!(
+                "{} {KEY_A}
+",
+                hashed(&name)
+            ));
+        }
+        text.push_str(&format!(
+            "*.late,[10.1.0.7]:2222 {KEY_B}
+"
+        ));
+        let (_d, known) = load(&text);
+        assert_eq!(
+            known.scanned.len(),
+            10_001,
+            "hashed and wildcard lines are scanned"
+        );
+        for host in [0, 4_999, 9_999] {
+            let (plain, hashed) = (
+                format!("10.1.{}.{}", host / 250, host % 250),
+                format!("10.2.{}.{}", host / 250, host % 250),
+            );
+            assert_eq!(
+                known.check(&plain, 2222, &key(KEY_A)),
+                HostKeyStatus::Trusted
+            );
+            assert_eq!(
+                known.check(&hashed, 2222, &key(KEY_A)),
+                HostKeyStatus::Trusted
+            );
+            assert_eq!(
+                known.known_algorithms(&hashed, 2222),
+                vec![Algorithm::Ed25519]
+            );
+            assert_eq!(known.check(&plain, 22, &key(KEY_A)), HostKeyStatus::Unknown);
+        }
+        assert_eq!(
+            known.check("10.3.0.1", 2222, &key(KEY_A)),
+            HostKeyStatus::Unknown
+        );
+        // 10.1.0.7 is on line 15 (its own) and on the last line (KEY_B):
+        // either key is trusted; a third is judged against line 15 first.
+        assert_eq!(
+            known.check("10.1.0.7", 2222, &key(KEY_B)),
+            HostKeyStatus::Trusted
+        );
+        let (_d, one) = load(&format!(
+            "web1 {KEY_A}
+*.late,web1 {KEY_A}
+"
+        ));
+        assert!(matches!(
+            one.check("web1", 22, &key(KEY_B)),
+            HostKeyStatus::Changed { line: 1, .. }
+        ));
     }
 
     #[test]

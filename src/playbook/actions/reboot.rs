@@ -19,9 +19,12 @@ use crate::playbook::vars::Vars;
 use crate::playbook::Phase;
 use crate::ssh::RemoteExit;
 
-/// Longest pause between reconnection attempts (an attempt on a host that
-/// is still down is a refused TCP connection: cheap).
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// The shortest time from one reconnection attempt's start to the next:
+/// at most two a second per host, however fast a refusal comes back.
+const ATTEMPT_GAP: Duration = Duration::from_millis(500);
+/// Up to this much is added to each gap at random, so that a batch's hosts,
+/// which went down together, are not knocked on in step.
+const ATTEMPT_JITTER: Duration = Duration::from_millis(100);
 /// How long the reboot command gets to fail clearly before the host is
 /// taken to be going down.
 const COMMAND_GRACE: Duration = Duration::from_secs(5);
@@ -85,14 +88,9 @@ pub async fn reboot(
     let facts = step.remote.facts().await?;
     let clock = Instant::now();
     let test = expand_after(&spec.test_command, step.vars, &facts)?;
-    until_success(
-        step.remote,
-        &test,
-        spec.test_timeout.0,
-        Duration::from_secs(1),
-    )
-    .await
-    .map_err(|error| error.in_phase("test"))?;
+    until_success(step.remote, &test, spec.test_timeout.0, attempt_gap)
+        .await
+        .map_err(|error| error.in_phase("test"))?;
     report.push(format!("test {:.1}s", clock.elapsed().as_secs_f64()));
     stay_up(step.remote, &facts.boot_id, spec.stable_for.0).await?;
     report.push(format!("stable {:.0}s", spec.stable_for.0.as_secs_f64()));
@@ -164,13 +162,28 @@ async fn reboot_under_way(remote: &mut Remote, old: &str, down_timeout: Duration
     }
 }
 
-/// Reconnects with capped backoff until the host answers with a boot_id
-/// other than `old`. A host that answers with a changed key or refuses us
-/// will not do better by waiting: that fails at once.
+/// The gap before the next attempt: [`ATTEMPT_GAP`] plus jitter. Not a
+/// backoff: a host back from its reboot is noticed within about half a
+/// second however long it was down, and an attempt on a host still down
+/// is a refused (or unanswered) connection, cheap for both ends.
+fn attempt_gap() -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    // A fresh RandomState is seeded from the OS: enough randomness for jitter.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let jitter = ATTEMPT_JITTER.as_micros() as u64;
+    ATTEMPT_GAP + Duration::from_micros(random % (jitter + 1))
+}
+
+/// Reconnects, at most two attempts a second, until the host answers with
+/// a boot_id other than `old`. The first attempt is made as soon as the old
+/// connection is gone. A host that answers with a changed key or refuses
+/// us will not do better by waiting: that fails at once.
 async fn come_up(remote: &mut Remote, old: &str, timeout: Duration) -> Result<(), TaskError> {
     let deadline = Instant::now() + timeout;
-    let mut backoff = Duration::from_millis(200);
     loop {
+        let next = Instant::now() + attempt_gap();
         let last = match remote.boot_id().await {
             Ok(boot_id) if boot_id != old => return Ok(()),
             Ok(_) => "still the old boot_id".to_string(),
@@ -181,16 +194,15 @@ async fn come_up(remote: &mut Remote, old: &str, timeout: Duration) -> Result<()
             Err(error) => error.to_string(),
         };
         remote.disconnect().await;
-        if Instant::now() + backoff > deadline {
+        if next > deadline {
             return Err(TaskError::NotReturned(format!(
                 "did not come back within {timeout:?} (last: {last})"
             )));
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep_until(next) => {}
             _ = remote.abort().cancelled() => return Err(TaskError::Aborted),
         }
-        backoff = backoff.mul_f32(1.5).min(MAX_BACKOFF);
     }
 }
 
@@ -223,4 +235,24 @@ fn expand_after(text: &str, vars: &Vars, facts: &Facts) -> Result<String, TaskEr
     let mut vars = vars.clone();
     facts.set_in(&mut vars);
     Ok(crate::playbook::vars::expand(text, &vars)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two attempts a second at most, and never slower than 0.6 s apart;
+    /// the gaps differ, so hosts that went down together drift apart.
+    #[test]
+    fn attempts_are_half_a_second_apart_with_jitter() {
+        let gaps: Vec<Duration> = (0..200).map(|_| attempt_gap()).collect();
+        assert!(gaps.iter().all(|gap| *gap >= ATTEMPT_GAP));
+        assert!(gaps.iter().all(|gap| *gap <= ATTEMPT_GAP + ATTEMPT_JITTER));
+        let distinct: std::collections::HashSet<&Duration> = gaps.iter().collect();
+        assert!(
+            distinct.len() > 100,
+            "{} distinct gaps of 200",
+            distinct.len()
+        );
+    }
 }

@@ -11,22 +11,25 @@ use crate::playbook::spec::WaitForSpec;
 
 pub async fn wait_for(step: Step<'_>, spec: &WaitForSpec) -> Done {
     let command = step.expand(&spec.command)?;
-    let tries = until_success(step.remote, &command, spec.timeout.0, spec.interval.0).await?;
+    let interval = spec.interval.0;
+    let tries = until_success(step.remote, &command, spec.timeout.0, || interval).await?;
     Ok(TaskStatus::Ok(format!("after {tries} tries")))
 }
 
 /// Retries `command` until it exits 0; returns how many tries it took. A
-/// failed connection is made again at the next try.
+/// failed connection is made again at the next try, `gap()` after the
+/// start of the one before.
 pub async fn until_success(
     remote: &mut Remote,
     command: &str,
     timeout: Duration,
-    interval: Duration,
+    mut gap: impl FnMut() -> Duration,
 ) -> Result<u32, TaskError> {
     let deadline = Instant::now() + timeout;
     let mut tries = 0;
     loop {
         tries += 1;
+        let next = Instant::now() + gap();
         let left = deadline.saturating_duration_since(Instant::now());
         let last = match remote
             .exec(command, &[], Some(left.max(Duration::from_secs(1))))
@@ -40,13 +43,13 @@ pub async fn until_success(
                 error.to_string()
             }
         };
-        if Instant::now() + interval > deadline {
+        if next > deadline {
             return Err(TaskError::NotReturned(format!(
                 "`{command}` did not succeed within {timeout:?} ({tries} tries; last: {last})"
             )));
         }
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep_until(next) => {}
             _ = remote.abort().cancelled() => return Err(TaskError::Aborted),
         }
     }
