@@ -23,7 +23,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let running = tokio::spawn(run.execute(events, Default::default()));
     while let Some(event) = received.recv().await {
         if let Event::Output { host, data, .. } = event {
-            print!("{}: {}", hosts[host].label(), String::from_utf8_lossy(&data));
+            print!(
+                "{}: {}",
+                hosts[host].label(),
+                String::from_utf8_lossy(&data)
+            );
         }
     }
     let results = running.await?;
