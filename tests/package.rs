@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::{assert_contains_all, run, tool, tool_path, TestFleet};
+use support::{assert_contains_all, run, tool, tool_path, trust_fleet, TestFleet};
 
 /// `--version` names the git commit the binary was built from.
 fn assert_version(text: &str, name: &str) {
@@ -28,16 +28,9 @@ fn assert_version(text: &str, name: &str) {
 fn one_binary_answers_to_its_subcommands_and_to_the_pssh_names() {
     let fleet = TestFleet::start(2);
     let with_fleet = |command: &mut Command| {
-        command
-            .args(["-F", "none", "-O"])
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                fleet.known_hosts().display()
-            ))
-            .arg("--identity")
-            .arg(fleet.key())
-            .arg("-h")
-            .arg(fleet.hosts_file());
+        command.args(["-F", "none"]);
+        trust_fleet(command, fleet.dir());
+        command.arg("-h").arg(fleet.hosts_file());
     };
     // `fleet run`, and a `fleet-prun` link (where `prun` is Open MPI's).
     let mut subcommand = tool("fleet");
@@ -191,14 +184,9 @@ fn the_deb_installs_into_a_throwaway_root_and_runs() {
 
     let fleet = TestFleet::start(1);
     let mut prun = Command::new(bin.join("prun"));
-    prun.args(["-F", "none", "-O"])
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            fleet.known_hosts().display()
-        ))
-        .arg("--identity")
-        .arg(fleet.key())
-        .arg("-H")
+    prun.args(["-F", "none"]);
+    trust_fleet(&mut prun, fleet.dir());
+    prun.arg("-H")
         .arg(fleet.host(0))
         .args(["-i", "echo installed"])
         .env("NO_COLOR", "1")

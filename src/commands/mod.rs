@@ -179,8 +179,9 @@ impl Tool {
 /// `fleet`'s own command line: the tools as subcommands, and `docs`.
 pub fn fleet_command() -> clap::Command {
     let tools = Tool::ALL.map(|tool| {
-        let about = tool.command().get_about().cloned().unwrap_or_default();
-        tool.command()
+        let command = tool.command();
+        let about = command.get_about().cloned().unwrap_or_default();
+        command
             .name(tool.subcommand())
             .about(format!("{about} (also `{}`)", tool.link_name()))
     });

@@ -244,6 +244,12 @@ fn loopback_address(net: u32, index: usize) -> String {
 /// fleet-lab both write into their directory.
 fn tool_for(name: &str, dir: &Path) -> Command {
     let mut command = tool(name);
+    trust_fleet(&mut command, dir);
+    command
+}
+
+/// Gives a tool's command line the known_hosts and key of the fleet in `dir`.
+pub fn trust_fleet(command: &mut Command, dir: &Path) {
     command
         .arg("-O")
         .arg(format!(
@@ -252,7 +258,6 @@ fn tool_for(name: &str, dir: &Path) -> Command {
         ))
         .arg("--identity")
         .arg(dir.join("id_ed25519"));
-    command
 }
 
 /// A fleet binary with no PSSH_* defaults or colour leaking in from the caller.
