@@ -241,7 +241,7 @@ impl Connector {
                     // russh sets this only in its own connect(); SSH's small
                     // request/response packets stall behind Nagle without it.
                     stream.set_nodelay(true).map_err(SshError::Connect)?;
-                    client::connect_stream(config, stream, verifier).await?
+                    client::connect_stream(config, read_buffered(stream), verifier).await?
                 }
                 Some(bastion) => {
                     let channel = bastion
@@ -344,7 +344,21 @@ fn proxy_command(
         _child: child,
         stderr,
     };
-    Ok((proxy, tokio::io::join(stdout, stdin)))
+    Ok((proxy, read_buffered(tokio::io::join(stdout, stdin))))
+}
+
+/// Room for a whole flight of handshake packets.
+const READ_BUFFER: usize = 4096;
+
+/// `stream` with its reads buffered and its writes direct. russh reads
+/// each packet with two exact reads (length, then the rest): unbuffered,
+/// that is two or three system calls per packet, some 30 per host for a
+/// short command. Writes stay unbuffered because russh does not flush.
+fn read_buffered<S>(stream: S) -> tokio::io::BufReader<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+{
+    tokio::io::BufReader::with_capacity(READ_BUFFER, stream)
 }
 
 /// A connection through a ProxyCommand that failed, with what the command
