@@ -207,6 +207,27 @@ fn unknown_hosts_are_refused_unless_accept_new_records_them() {
         .collect();
     assert_eq!(failed.len(), 1, "{}", result.stderr);
     assert!(failed[0].contains("not in known_hosts") && !failed[0].contains("SHA256:"));
+    // pplay's summary likewise.
+    let playbook = fleet.dir().join("true.yml");
+    std::fs::write(&playbook, "hosts: all\ntasks:\n  - run: true\n").unwrap();
+    let mut pplay = support::tool("pplay");
+    pplay
+        .arg("-O")
+        .arg(format!("UserKnownHostsFile={}", fresh.display()))
+        .arg("--identity")
+        .arg(fleet.key())
+        .arg("-i")
+        .arg(fleet.hosts_file())
+        .arg(&playbook);
+    let result = run(pplay);
+    let stdout = result.stdout_text();
+    let failed: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("pplay: failed ("))
+        .collect();
+    assert_eq!(failed.len(), 1, "{stdout}");
+    assert!(failed[0].starts_with("pplay: failed (20): "), "{stdout}");
+    assert!(!failed[0].contains("SHA256:"), "{stdout}");
 
     let mut accepting = support::tool("prun");
     accepting

@@ -87,7 +87,7 @@ fn event_json(event: &PlayEvent) -> Option<Value> {
         PlayEvent::HostEnd { host, end } => json!({
             "type": "host", "host": host,
             "status": match end { HostEnd::Done => "done", HostEnd::Failed(_) => "failed", HostEnd::Stopped => "stopped" },
-            "error": match end { HostEnd::Failed(why) => Some(why), _ => None },
+            "error": match end { HostEnd::Failed(why) => Some(&why.detail), _ => None },
         }),
         PlayEvent::Notice(text) => json!({"type": "notice", "message": text}),
     })

@@ -180,8 +180,9 @@ impl<W: Write> PlayText<W> {
             ),
             HostEnd::Failed(why) => writeln!(
                 self.out,
-                "[{now}] {host} {} {why}",
-                self.paint(Style::new().red().bold(), "FAILED")
+                "[{now}] {host} {} {}",
+                self.paint(Style::new().red().bold(), "FAILED"),
+                why.detail
             ),
             HostEnd::Stopped => writeln!(self.out, "[{now}] {host} stopped; --resume continues it"),
         }

@@ -72,7 +72,7 @@ impl Rollout {
                     Err((pending.run, HostEnd::Stopped))
                 }
                 HostEnd::Failed(why) => {
-                    let end = HostEnd::Failed(format!("before_batch: {why}"));
+                    let end = HostEnd::Failed(why.map(|w| format!("before_batch: {w}")));
                     Err((pending.run, end))
                 }
             };
@@ -128,7 +128,7 @@ impl Rollout {
             run.disconnect().await;
             match end {
                 HostEnd::Failed(why) => {
-                    failures.push((run.label.clone(), format!("after_batch: {why}")))
+                    failures.push((run.label.clone(), why.map(|w| format!("after_batch: {w}"))))
                 }
                 // Aborted: the host is not through until its batch is put
                 // back, which --resume does first.
@@ -151,12 +151,15 @@ impl Rollout {
         if failures.is_empty() {
             return;
         }
-        let reason = format!("after_batch failed on {}: {}", failures[0].0, failures[0].1);
+        let reason = format!(
+            "after_batch failed on {}: {}",
+            failures[0].0, failures[0].1.detail
+        );
         for (host, why) in failures {
             report.done.retain(|done| *done != host);
             report.earlier.done.retain(|done| *done != host);
             report.failed.retain(|(failed, _)| *failed != host);
-            report.failed.push((host.clone(), why.clone()));
+            report.failed.push((host.clone(), why.reason.clone()));
             let end = HostEnd::Failed(why);
             self.emit(PlayEvent::HostEnd { host, end });
         }

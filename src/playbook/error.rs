@@ -31,6 +31,10 @@ pub enum TaskError {
         wanted: String,
         message: Option<String>,
     },
+    /// A rebooted host that answered, but not as itself (a changed host
+    /// key) or not to us: waiting longer would not help.
+    #[error("came back, but {0}")]
+    CameBackRefused(SshError),
     /// A host that did not get where it had to, in time: gone down, back
     /// up, passing its test, staying up (reboot), or a command's success
     /// (`wait_for`).
@@ -51,6 +55,18 @@ pub enum TaskError {
 }
 
 impl TaskError {
+    /// The failure without what differs from host to host, for the
+    /// summary (see [`SshError::summary_reason`]).
+    pub fn summary_reason(&self) -> String {
+        match self {
+            TaskError::Ssh(error) => error.summary_reason(),
+            TaskError::CameBackRefused(error) => {
+                format!("came back, but {}", error.summary_reason())
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// The same failure, said to have happened in `phase` of a reboot.
     pub fn in_phase(self, phase: &str) -> TaskError {
         match self {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use super::error::TaskError;
 use super::spec::Mode;
 use super::vars::Vars;
 use super::Phase;
@@ -72,9 +73,44 @@ impl TaskStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostEnd {
     Done,
-    Failed(String),
+    Failed(Failure),
     /// Stopped between or inside tasks; `--resume` continues it.
     Stopped,
+}
+
+/// Why a host failed, said twice: in full for its own line and the journal,
+/// and without what differs from host to host (a host key's fingerprint)
+/// for the summary, where a thousand hosts refused alike are one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub detail: String,
+    pub reason: String,
+}
+
+impl Failure {
+    /// A failure said the same way on its line and in the summary.
+    pub fn said(text: String) -> Failure {
+        Failure {
+            reason: text.clone(),
+            detail: text,
+        }
+    }
+
+    /// `error`, after what failed (`facts`, a task's name).
+    pub fn of(what: &str, error: &TaskError) -> Failure {
+        Failure {
+            detail: format!("{what}: {error}"),
+            reason: format!("{what}: {}", error.summary_reason()),
+        }
+    }
+
+    /// Both sayings rewritten alike (a phase before, a note after).
+    pub fn map(self, say: impl Fn(&str) -> String) -> Failure {
+        Failure {
+            detail: say(&self.detail),
+            reason: say(&self.reason),
+        }
+    }
 }
 
 /// Something that happened during a rollout, for printers.

@@ -15,7 +15,7 @@ use super::actions::{self, reboot::At, run::RunRules, Step};
 use super::condition::Facts;
 use super::delegate::{Delegated, Delegates, Once, RunOnce};
 use super::error::TaskError;
-use super::event::{Events, HostEnd, PlayEvent, TaskStatus};
+use super::event::{Events, Failure, HostEnd, PlayEvent, TaskStatus};
 use super::journal::{now, Entry, Recorder};
 use super::remote::Remote;
 use super::replay::RebootMark;
@@ -160,11 +160,11 @@ impl HostRun {
                 Ok(()) => {}
                 Err(TaskError::Aborted) => return HostEnd::Stopped,
                 Err(error) => {
-                    let message = format!("{}: {error}", task.name);
+                    let failure = Failure::of(&task.name, &error);
                     if phase == Phase::Tasks && !play.on_failure.is_empty() {
-                        return self.recover(message).await;
+                        return self.recover(failure).await;
                     }
-                    return HostEnd::Failed(message);
+                    return HostEnd::Failed(failure);
                 }
             }
         }
@@ -172,12 +172,19 @@ impl HostRun {
     }
 
     /// `on_failure`, after a task failed; the host fails either way.
-    pub async fn recover(&mut self, failure: String) -> HostEnd {
+    pub async fn recover(&mut self, failure: Failure) -> HostEnd {
         match Box::pin(self.run_phase(Phase::OnFailure, 0)).await {
-            HostEnd::Done => HostEnd::Failed(format!("{failure} (on_failure ran)")),
-            HostEnd::Failed(again) => {
-                HostEnd::Failed(format!("{failure}; on_failure failed too: {again}"))
-            }
+            HostEnd::Done => HostEnd::Failed(failure.map(|f| format!("{f} (on_failure ran)"))),
+            HostEnd::Failed(again) => HostEnd::Failed(Failure {
+                detail: format!(
+                    "{}; on_failure failed too: {}",
+                    failure.detail, again.detail
+                ),
+                reason: format!(
+                    "{}; on_failure failed too: {}",
+                    failure.reason, again.reason
+                ),
+            }),
             HostEnd::Stopped => HostEnd::Stopped,
         }
     }

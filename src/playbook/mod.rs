@@ -32,7 +32,7 @@ pub use actions::pause::{Ask, Asker};
 use condition::When;
 pub use error::TaskError;
 pub use event::{
-    Earlier, Events, HostEnd, PlayEvent, PlayReport, PlaySink, TaskStatus,
+    Earlier, Events, Failure, HostEnd, PlayEvent, PlayReport, PlaySink, TaskStatus,
     FAILED_IN_AN_EARLIER_PLAY,
 };
 pub use journal::{now, Entry, Journal, JournalError};

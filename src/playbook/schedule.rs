@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::batch::{Batches, OpenBatch};
-use super::event::{Earlier, HostEnd, PlayEvent, PlayReport};
+use super::event::{Earlier, Failure, HostEnd, PlayEvent, PlayReport};
 use super::host::{Context, HostRun};
 use super::journal::{now, Entry};
 use super::replay::HostProgress;
@@ -128,17 +128,18 @@ impl Rollout {
                     // The same password would be refused here too (and
                     // counted against the account): not asked again.
                     (false, Some(host)) => {
-                        HostEnd::Failed(format!("not run: sudo refused the password on {host}"))
+                        let why = format!("not run: sudo refused the password on {host}");
+                        HostEnd::Failed(Failure::said(why))
                     }
                     (false, None) => match pending.run.gather_facts().await {
                         Ok(()) => match pending.run.run_phase(Phase::Preflight, 0).await {
                             HostEnd::Done => match pending.run.load_sources().await {
                                 Ok(()) => HostEnd::Done,
-                                Err(why) => HostEnd::Failed(why),
+                                Err(why) => HostEnd::Failed(Failure::said(why)),
                             },
                             other => other,
                         },
-                        Err(error) => HostEnd::Failed(format!("facts: {error}")),
+                        Err(error) => HostEnd::Failed(Failure::of("facts", &error)),
                     },
                 };
                 (pending, end)
@@ -198,7 +199,7 @@ impl Rollout {
                     continue;
                 }
                 Ok(_) => HostEnd::Done,
-                Err(error) => HostEnd::Failed(format!("one_per: {error}")),
+                Err(error) => HostEnd::Failed(Failure::said(format!("one_per: {error}"))),
             };
             self.finish(&mut pending.run, end, report).await;
         }
@@ -348,7 +349,7 @@ impl Rollout {
         report.registered.insert(label.clone(), registered);
         match &end {
             HostEnd::Done => report.done.push(label.clone()),
-            HostEnd::Failed(why) => report.failed.push((label.clone(), why.clone())),
+            HostEnd::Failed(why) => report.failed.push((label.clone(), why.reason.clone())),
             HostEnd::Stopped => report.stopped.push(label.clone()),
         }
         if end != HostEnd::Stopped {
@@ -356,7 +357,7 @@ impl Rollout {
                 host: label.clone(),
                 ok: end == HostEnd::Done,
                 message: match &end {
-                    HostEnd::Failed(why) => Some(why.clone()),
+                    HostEnd::Failed(why) => Some(why.detail.clone()),
                     _ => None,
                 },
                 time: now(),
@@ -404,16 +405,16 @@ async fn run_host(mut pending: PendingHost, start_at: usize) -> (HostRun, HostEn
     if resumed {
         let facts = run.gather_facts().await;
         if let (Err(error), None) = (facts, &pending.progress.reboot) {
-            return (pending.run, HostEnd::Failed(format!("facts: {error}")));
+            return (pending.run, HostEnd::Failed(Failure::of("facts", &error)));
         }
     }
     run.reboot_mark = pending.progress.reboot.clone();
     let end = match pending.progress.next {
         Some((Phase::OnFailure, first)) if resumed => {
             match Box::pin(run.run_phase(Phase::OnFailure, first)).await {
-                HostEnd::Done => {
-                    HostEnd::Failed("a task failed before the resume (on_failure ran)".into())
-                }
+                HostEnd::Done => HostEnd::Failed(Failure::said(
+                    "a task failed before the resume (on_failure ran)".into(),
+                )),
                 other => other,
             }
         }

@@ -2,8 +2,8 @@
 //! connection dropped, it answered again with a different boot_id, its test
 //! command passed, and it then stayed up (same boot_id, connection held)
 //! for a while. Each phase has its own timeout and reports its duration.
-//! Nothing here polls: going down and staying up wait on the connection's
-//! end; coming back retries the connection with capped backoff.
+//! Going down and staying up wait on the connection's end; coming back
+//! and the test retry twice a second, jittered (see `attempt_gap`).
 
 use std::time::Duration;
 
@@ -188,7 +188,7 @@ async fn come_up(remote: &mut Remote, old: &str, timeout: Duration) -> Result<()
             Ok(boot_id) if boot_id != old => return Ok(()),
             Ok(_) => "still the old boot_id".to_string(),
             Err(TaskError::Ssh(error)) if error.is_permanent() => {
-                return Err(TaskError::NotReturned(format!("came back, but {error}")))
+                return Err(TaskError::CameBackRefused(error))
             }
             Err(TaskError::Aborted) => return Err(TaskError::Aborted),
             Err(error) => error.to_string(),
