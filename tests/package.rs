@@ -125,6 +125,17 @@ fn docs_cover_both_spellings_and_help_writes_nothing() {
     }
     let pplay = std::fs::read_to_string(share.join("man/man1/pplay.1")).unwrap();
     assert!(pplay.contains("resume"), "flags are documented");
+    // Each spelling's synopsis and help name the tool as it is called.
+    let play = std::fs::read_to_string(share.join("man/man1/fleet-play.1")).unwrap();
+    assert!(play.contains("\\fBfleet play\\fR \\-\\-resume"), "{play}");
+    assert!(!play.contains("\\fBpplay\\fR"), "{play}");
+    let mut help = tool("fleet");
+    help.args(["cp", "--help"]);
+    let help = run(help).stdout_text();
+    assert!(
+        help.contains("Usage: fleet cp [OPTIONS] LOCAL... REMOTE"),
+        "{help}"
+    );
 }
 
 /// The package as `.ci/deb` builds it (from the debug build the tests

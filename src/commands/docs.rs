@@ -82,7 +82,7 @@ fn pages() -> Vec<Page> {
         let subcommand = format!("fleet-{}", tool.subcommand());
         pages.push(Page {
             command: tool
-                .command()
+                .command_named(&subcommand.replace('-', " "))
                 .name(subcommand.clone())
                 .bin_name(subcommand.replace('-', " ")),
             exit_status,

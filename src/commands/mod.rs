@@ -149,8 +149,40 @@ impl Tool {
         }
     }
 
-    /// The tool's command line, for help, man pages and completions.
+    /// The tool's command line under its link name, for man pages and
+    /// completions.
     pub fn command(self) -> clap::Command {
+        self.command_named(self.link_name())
+    }
+
+    /// The tool's command line when called by `name` (`pcp`, `fleet-pcp`,
+    /// `fleet cp`): its usage says that name.
+    pub fn command_named(self, name: &str) -> clap::Command {
+        let command = self.derived_command();
+        match self.usage() {
+            [] => command,
+            forms => {
+                let lines: Vec<String> =
+                    forms.iter().map(|form| format!("{name} {form}")).collect();
+                command.override_usage(lines.join("\n       "))
+            }
+        }
+    }
+
+    /// What follows the name in the tool's usage lines; empty where clap's
+    /// own usage says it.
+    fn usage(self) -> &'static [&'static str] {
+        match self {
+            Tool::Run => &[],
+            Tool::Cp => pcp::USAGE,
+            Tool::Slurp => pslurp::USAGE,
+            Tool::Nuke => pnuke::USAGE,
+            Tool::Sync => prsync::USAGE,
+            Tool::Play => pplay::USAGE,
+        }
+    }
+
+    fn derived_command(self) -> clap::Command {
         use clap::CommandFactory;
         match self {
             Tool::Run => prun::Cli::command(),
@@ -179,7 +211,7 @@ impl Tool {
 /// `fleet`'s own command line: the tools as subcommands, and `docs`.
 pub fn fleet_command() -> clap::Command {
     let tools = Tool::ALL.map(|tool| {
-        let command = tool.command();
+        let command = tool.command_named(&format!("fleet {}", tool.subcommand()));
         let about = command.get_about().cloned().unwrap_or_default();
         command
             .name(tool.subcommand())
@@ -213,10 +245,24 @@ pub fn fleet_usage(args: Vec<OsString>) -> u8 {
     }
 }
 
-/// Parses a tool's flags; `Err` carries the exit code after clap has
-/// printed help, the version, or the usage error.
-pub fn parse_flags<C: Parser>(args: impl IntoIterator<Item = OsString>) -> Result<C, u8> {
-    C::try_parse_from(args).map_err(|error| {
+/// Parses `tool`'s flags (`args[0]` is the name it was called by, which
+/// its usage says); `Err` carries the exit code after clap has printed
+/// help, the version, or the usage error.
+pub fn parse_flags<C: Parser>(
+    tool: Tool,
+    args: impl IntoIterator<Item = OsString>,
+) -> Result<C, u8> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let name = args
+        .first()
+        .and_then(|arg| std::path::Path::new(arg).file_name())
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| tool.link_name().to_string());
+    let parsed = tool
+        .command_named(&name)
+        .try_get_matches_from(args)
+        .and_then(|matches| <C as clap::FromArgMatches>::from_arg_matches(&matches));
+    parsed.map_err(|error| {
         let _ = error.print();
         if error.use_stderr() {
             exit::USAGE

@@ -7,13 +7,17 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use super::args::CommonArgs;
-use super::{parse_flags, run_tool, ToolJob, UsageError};
+use super::{parse_flags, run_tool, Tool, ToolJob, UsageError};
 use crate::engine::{Job, Probe, Stop, UnchangedWhen};
 use crate::output::Inline;
 use crate::ssh::transfer::{
     checksum_probe, install_script, parse_account, parse_mode, parse_suffix, stdin_of,
     InstallOptions, Item,
 };
+
+/// The usage line, after the name the tool was called by (`pcp`,
+/// `fleet-pcp`, `fleet cp`).
+pub(super) const USAGE: &[&str] = &["[OPTIONS] LOCAL... REMOTE"];
 
 /// Copy files to many hosts at once, atomically and checksum-verified (pssh's parallel-scp).
 #[derive(Debug, Parser)]
@@ -22,7 +26,6 @@ use crate::ssh::transfer::{
     version = crate::VERSION,
     after_help = super::EXIT_STATUS,
     disable_help_flag = true,
-    override_usage = "pcp [OPTIONS] LOCAL... REMOTE"
 )]
 pub(super) struct Cli {
     #[command(flatten)]
@@ -54,7 +57,7 @@ pub(super) struct Cli {
 }
 
 pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
-    let cli: Cli = match parse_flags(args) {
+    let cli: Cli = match parse_flags(Tool::Cp, args) {
         Ok(cli) => cli,
         Err(code) => return code,
     };

@@ -7,10 +7,14 @@ use std::ffi::OsString;
 use clap::Parser;
 
 use super::args::CommonArgs;
-use super::{parse_flags, run_tool, ToolJob};
+use super::{parse_flags, run_tool, Tool, ToolJob};
 use crate::engine::{Job, Stop};
 use crate::output::Inline;
 use crate::ssh::{parse_pattern, parse_signal, Nuke};
+
+/// The usage line, after the name the tool was called by (`pnuke`,
+/// `fleet-pnuke`, `fleet nuke`).
+pub(super) const USAGE: &[&str] = &["[OPTIONS] PATTERN"];
 
 /// Kill processes by name on many hosts at once (pssh's parallel-nuke).
 #[derive(Debug, Parser)]
@@ -19,7 +23,6 @@ use crate::ssh::{parse_pattern, parse_signal, Nuke};
     version = crate::VERSION,
     after_help = super::EXIT_STATUS,
     disable_help_flag = true,
-    override_usage = "pnuke [OPTIONS] PATTERN"
 )]
 pub(super) struct Cli {
     #[command(flatten)]
@@ -39,7 +42,7 @@ pub(super) struct Cli {
 }
 
 pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
-    let cli: Cli = match parse_flags(args) {
+    let cli: Cli = match parse_flags(Tool::Nuke, args) {
         Ok(cli) => cli,
         Err(code) => return code,
     };

@@ -14,7 +14,7 @@ use super::process::{
     hosts_the_file_limit_allows, init_logging, notice, parallelism_within_file_limit, stdout_color,
 };
 use super::run::with_output;
-use super::{exit, exit_code, parse_flags, UsageError};
+use super::{exit, exit_code, parse_flags, Tool, UsageError};
 use crate::engine::Stop;
 use crate::model::valid_name;
 use crate::output::{progress_wanted, Event, Notices, PlayJson, PlayText, Progress, Reporter};
@@ -22,6 +22,10 @@ use crate::playbook::{
     reopen, Asker, PlayError, PlayReport, PlayRequest, PlaybookRun, Resume, RunLimits,
 };
 use crate::ssh::Connector;
+
+/// The usage lines, after the name the tool was called by (`pplay`,
+/// `fleet-pplay`, `fleet play`).
+pub(super) const USAGE: &[&str] = &["[OPTIONS] -i INVENTORY PLAYBOOK", "--resume JOURNAL"];
 
 /// Roll a YAML playbook over an inventory, a few hosts at a time.
 #[derive(Debug, Parser)]
@@ -33,7 +37,6 @@ use crate::ssh::Connector;
     // later of two wins.
     args_override_self = true,
     disable_help_flag = true,
-    override_usage = "pplay [OPTIONS] -i INVENTORY PLAYBOOK\n       pplay --resume JOURNAL"
 )]
 pub(super) struct Cli {
     #[command(flatten)]
@@ -101,7 +104,7 @@ fn parse_extra_var(text: &str) -> Result<(String, String), String> {
 /// new), `abort` the second (kill what runs).
 pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop, abort: Stop) -> u8 {
     let args: Vec<OsString> = args.into_iter().collect();
-    let cli: Cli = match parse_flags(args.clone()) {
+    let cli: Cli = match parse_flags(Tool::Play, args.clone()) {
         Ok(cli) => cli,
         Err(code) => return code,
     };

@@ -9,11 +9,15 @@ use std::sync::Arc;
 use clap::Parser;
 
 use super::args::CommonArgs;
-use super::{parse_flags, run_tool, ToolJob, UsageError};
+use super::{parse_flags, run_tool, Tool, ToolJob, UsageError};
 use crate::engine::{Job, Stop};
 use crate::output::Inline;
 use crate::ssh::sync::{Excludes, SyncOptions, Syncer};
 use crate::ssh::transfer::parse_suffix;
+
+/// The usage line, after the name the tool was called by (`prsync`,
+/// `fleet-prsync`, `fleet sync`).
+pub(super) const USAGE: &[&str] = &["[OPTIONS] LOCAL... REMOTE"];
 
 /// Keep a tree in step on many hosts, sending only what changed (pssh's parallel-rsync).
 #[derive(Debug, Parser)]
@@ -22,7 +26,6 @@ use crate::ssh::transfer::parse_suffix;
     version = crate::VERSION,
     after_help = super::EXIT_STATUS,
     disable_help_flag = true,
-    override_usage = "prsync [OPTIONS] LOCAL... REMOTE"
 )]
 pub(super) struct Cli {
     #[command(flatten)]
@@ -60,7 +63,7 @@ pub(super) struct Cli {
 }
 
 pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
-    let cli: Cli = match parse_flags(args) {
+    let cli: Cli = match parse_flags(Tool::Sync, args) {
         Ok(cli) => cli,
         Err(code) => return code,
     };

@@ -8,7 +8,7 @@ use clap::Parser;
 use tokio::io::AsyncReadExt;
 
 use super::args::CommonArgs;
-use super::{exit, parse_flags, run_tool, ToolJob, UsageError};
+use super::{exit, parse_flags, run_tool, Tool, ToolJob, UsageError};
 use crate::engine::{Job, Stop};
 use crate::output::Inline;
 use crate::ssh::StdinPiece;
@@ -43,7 +43,7 @@ pub(super) struct Cli {
 /// Runs prun with `args` (including the program name); returns the exit code.
 /// `stop` requested means Ctrl-C (or TERM, HUP): running commands are killed on their hosts.
 pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
-    let cli: Cli = match parse_flags(args) {
+    let cli: Cli = match parse_flags(Tool::Run, args) {
         Ok(cli) => cli,
         Err(code) => return code,
     };

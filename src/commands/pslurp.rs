@@ -8,10 +8,14 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use super::args::CommonArgs;
-use super::{parse_flags, run_tool, ToolJob, UsageError};
+use super::{parse_flags, run_tool, Tool, ToolJob, UsageError};
 use crate::engine::{Job, Stop};
 use crate::output::{Inline, SlurpFiles};
 use crate::ssh::shell_quote;
+
+/// The usage line, after the name the tool was called by (`pslurp`,
+/// `fleet-pslurp`, `fleet slurp`).
+pub(super) const USAGE: &[&str] = &["[OPTIONS] [-L LOCALDIR] REMOTE LOCALNAME"];
 
 /// Copy a file from many hosts into one directory per host (pssh's parallel-slurp).
 #[derive(Debug, Parser)]
@@ -20,7 +24,6 @@ use crate::ssh::shell_quote;
     version = crate::VERSION,
     after_help = super::EXIT_STATUS,
     disable_help_flag = true,
-    override_usage = "pslurp [OPTIONS] [-L LOCALDIR] REMOTE LOCALNAME"
 )]
 pub(super) struct Cli {
     #[command(flatten)]
@@ -53,7 +56,7 @@ fn parse_local_name(text: &str) -> Result<String, String> {
 }
 
 pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
-    let cli: Cli = match parse_flags(args) {
+    let cli: Cli = match parse_flags(Tool::Slurp, args) {
         Ok(cli) => cli,
         Err(code) => return code,
     };
