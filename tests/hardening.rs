@@ -659,7 +659,15 @@ fn devices_fifos_and_huge_files_are_refused_as_inputs() {
 fn gathered_identical_outputs_from_many_hosts_stay_in_little_memory() {
     let fleet = TestFleet::start(20);
     let mut prun = fleet.prun_all();
-    prun.args(["-p", "20", "-b", "head -c 70000000 /dev/zero | tr '\\0' x"]);
+    // No time limit: the test is about memory, not this machine's speed.
+    prun.args([
+        "-p",
+        "20",
+        "-t",
+        "0",
+        "-b",
+        "head -c 70000000 /dev/zero | tr '\\0' x",
+    ]);
     let result = run(prun);
     result.expect_code(0);
     assert!(

@@ -11,7 +11,7 @@ use support::{assert_contains_all, run, TestFleet};
 
 #[test]
 fn the_example_program_runs_uptime_and_names_the_slowest_hosts() {
-    let built = Command::new(env!("CARGO"))
+    let built = cargo()
         .args(["build", "--quiet", "--example", "slowest"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
@@ -49,4 +49,31 @@ fn the_example_program_runs_uptime_and_names_the_slowest_hosts() {
         ranked,
         &[&fleet.host(0), &fleet.host(1), &fleet.host(2), "ok"],
     );
+}
+
+/// cargo as a developer runs it, without the variables cargo and nextest
+/// give a test (OUT_DIR, CARGO_PKG_NAME, CARGO_MANIFEST_DIR...): ring's
+/// build script watches some of them, so with them this build would
+/// rebuild ring and all above it, and the next ordinary build would
+/// rebuild them back.
+fn cargo() -> Command {
+    const GIVEN_TO_TESTS: [&str; 9] = [
+        "OUT_DIR",
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_BIN_",
+        "CARGO_CRATE_",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "NEXTEST",
+        "__NEXTEST",
+    ];
+    let mut cargo = Command::new(env!("CARGO"));
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        if GIVEN_TO_TESTS.iter().any(|given| name.starts_with(given)) {
+            cargo.env_remove(&key);
+        }
+    }
+    cargo
 }
