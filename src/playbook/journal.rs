@@ -1,7 +1,8 @@
 //! The journal: every host's progress through a playbook, one JSON object
 //! per line, appended and fsynced as it happens, so that `pplay --resume`
 //! after Ctrl-C, kill -9 or a power cut knows exactly where each host was.
-//! A torn last line (the crash hit mid-write) is ignored.
+//! A torn last line (the crash hit mid-write, or the disk filled) is
+//! ignored, and cut before a resume appends to the journal.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -18,7 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::event::{Events, PlayEvent};
 use super::Phase;
-use crate::text::TextError;
+use crate::text::{read_bounded, TextError};
+
+/// The largest journal a resume reads: far beyond the 60 MB or so of
+/// twenty tasks on ten thousand hosts, and still a bound on memory.
+pub(crate) const MAX_JOURNAL: u64 = 1024 * 1024 * 1024;
 
 /// One line of the journal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -227,6 +232,7 @@ impl Journal {
             return Err(not_a_file());
         }
         lock(path, &file)?;
+        cut_torn_tail(path, &file)?;
         Ok(Journal::start(path, file))
     }
 
@@ -284,6 +290,46 @@ fn write_entries(file: &File, entries: &std::sync::mpsc::Receiver<(Vec<u8>, Ack)
     }
 }
 
+/// How much of a journal's bytes are whole entries, and whether the last
+/// of them lost only its newline. A crash mid-write or a full disk tears
+/// the last line; a crash before the data reached the disk can leave NUL
+/// bytes where it should have been. Both are left out.
+pub(crate) fn intact_len(bytes: &[u8]) -> (usize, bool) {
+    let end = bytes
+        .iter()
+        .rposition(|&byte| byte != 0 && byte != b'\n')
+        .map_or(0, |last| last + 1);
+    let line_start = bytes[..end]
+        .iter()
+        .rposition(|&byte| byte == b'\n')
+        .map_or(0, |newline| newline + 1);
+    let last_line = &bytes[line_start..end];
+    match serde_json::from_slice::<Entry>(last_line) {
+        Ok(_) if bytes.get(end) == Some(&b'\n') => (end + 1, false),
+        Ok(_) => (end, true),
+        Err(_) => (line_start, false),
+    }
+}
+
+/// Cuts what a crash left after the journal's last whole entry, so that
+/// the next entry starts a line of its own (appended onto a torn line, it
+/// would make the journal unreadable for every later resume).
+fn cut_torn_tail(path: &Path, file: &File) -> Result<(), JournalError> {
+    let bytes = read_bounded(path, MAX_JOURNAL).map_err(|source| JournalError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let (keep, add_newline) = intact_len(&bytes);
+    if keep == bytes.len() && !add_newline {
+        return Ok(());
+    }
+    file.set_len(keep as u64).map_err(io(path))?;
+    if add_newline {
+        (&*file).write_all(b"\n").map_err(io(path))?;
+    }
+    file.sync_data().map_err(io(path))
+}
+
 /// Takes the journal's exclusive lock without waiting; a held lock names
 /// its holder from the journal's last `start` or `resume` line.
 fn lock(path: &Path, file: &File) -> Result<(), JournalError> {
@@ -338,6 +384,10 @@ pub struct Recorder {
     pub journal: Option<Arc<Journal>>,
     pub events: Events,
     pub stop: CancellationToken,
+    /// Why the journal could not be written, once it could not: the run
+    /// then ends as a local failure (exit 1), not as one the operator
+    /// stopped.
+    pub broken: Arc<std::sync::OnceLock<String>>,
 }
 
 impl Recorder {
@@ -351,6 +401,7 @@ impl Recorder {
             return;
         };
         if let Err(error) = journal.record(&entry).await {
+            let _ = self.broken.set(error.to_string());
             self.events.emit(PlayEvent::Notice(format!(
                 "cannot write the journal, stopping: {error}"
             )));
@@ -432,6 +483,29 @@ mod tests {
         // Line 1 is the start, line 2 task 0's start, line 4 task 1's.
         let error = replay.check_tasks(|_| 1).unwrap_err().to_string();
         assert!(error.contains(":4: names task 2 of tasks"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_resume_cuts_a_torn_tail_so_every_later_resume_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        journal_of(&path, vec![host_end("a", true)]).await;
+        let whole = std::fs::read(&path).unwrap();
+        for tail in [&b"{\"event\":\"host_e"[..], b"\0\0\0\0", b"\0\0\n\0"] {
+            std::fs::write(&path, [&whole[..], tail].concat()).unwrap();
+            for resume in 0..2 {
+                let journal = Journal::reopen(&path).unwrap();
+                journal.record(&host_end("b", false)).await.unwrap();
+                drop(journal);
+                let replay = Replay::read(&path).unwrap();
+                assert_eq!(replay.hosts["a"].finished, Some(true), "{resume}");
+                assert_eq!(replay.hosts["b"].finished, Some(false), "{resume}");
+            }
+        }
+        // A last entry that lost only its newline is kept, and ended.
+        std::fs::write(&path, &whole[..whole.len() - 1]).unwrap();
+        Journal::reopen(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), whole);
     }
 
     #[tokio::test]

@@ -209,6 +209,7 @@ impl PlaybookRun {
                 journal,
                 events,
                 stop: stop.clone(),
+                broken: Arc::default(),
             },
             stop,
             abort,
@@ -236,6 +237,10 @@ impl PlaybookRun {
             if stopped {
                 break;
             }
+        }
+        if let Some(why) = shared.recorder.broken.get() {
+            total.interrupted = false;
+            total.stop_reason = Some(format!("cannot write the journal: {why}"));
         }
         Ok(total)
     }

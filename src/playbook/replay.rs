@@ -5,14 +5,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::journal::{Entry, JournalError};
+use super::journal::{intact_len, Entry, JournalError, MAX_JOURNAL};
 use super::vars::Vars;
 use super::Phase;
 use crate::text::{decode, read_bounded, TextError};
-
-/// The largest journal a resume reads: far beyond the 60 MB or so of
-/// twenty tasks on ten thousand hosts, and still a bound on memory.
-const MAX_JOURNAL: u64 = 1024 * 1024 * 1024;
 
 /// Where one host stood when the journal ended.
 #[derive(Debug, Clone, Default)]
@@ -151,9 +147,8 @@ impl Replay {
     /// Reads a journal from its start.
     pub fn read(path: &Path) -> Result<Replay, JournalError> {
         let text = read_text(path)?;
-        let lines: Vec<&str> = text.lines().collect();
         let mut replay: Option<Replay> = None;
-        for (index, line) in lines.iter().enumerate() {
+        for (index, line) in text.lines().enumerate() {
             let corrupt = |message: String| JournalError::Corrupt {
                 path: path.to_path_buf(),
                 line: index + 1,
@@ -161,8 +156,6 @@ impl Replay {
             };
             let entry: Entry = match serde_json::from_str(line) {
                 Ok(entry) => entry,
-                // A crash mid-write tears only the last line.
-                Err(_) if index + 1 == lines.len() && !text.ends_with('\n') => break,
                 Err(error) => return Err(corrupt(error.to_string())),
             };
             match (&mut replay, entry) {
@@ -298,9 +291,17 @@ impl Replay {
     }
 }
 
-/// The journal's text: bounded, a regular file, UTF-8.
+/// The journal's whole entries as text: bounded, a regular file, UTF-8.
 fn read_text(path: &Path) -> Result<String, JournalError> {
     read_bounded(path, MAX_JOURNAL)
+        .map(|mut bytes| {
+            let (keep, add_newline) = intact_len(&bytes);
+            bytes.truncate(keep);
+            if add_newline {
+                bytes.push(b'\n');
+            }
+            bytes
+        })
         .and_then(decode)
         .map_err(|error| match error {
             TextError::NotUtf8 { line, column } => JournalError::Corrupt {
