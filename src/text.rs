@@ -28,6 +28,19 @@ pub enum TextError {
     NotUtf8 { line: usize, column: usize },
 }
 
+impl TextError {
+    /// The error as an operator reads it: `FILE: why`, or `FILE:LINE:COLUMN:`
+    /// for a byte that is not UTF-8.
+    pub fn at(&self, path: &Path) -> String {
+        match self {
+            TextError::NotUtf8 { line, column } => {
+                format!("{}:{line}:{column}: not UTF-8", path.display())
+            }
+            other => format!("{}: {other}", path.display()),
+        }
+    }
+}
+
 /// The whole file as text.
 pub fn read_utf8(path: &Path) -> Result<String, TextError> {
     decode(read_bounded(path, MAX_TEXT_FILE)?)

@@ -57,8 +57,7 @@ impl Excludes {
     /// Adds the patterns of an rsync exclude file: one per line, blank
     /// lines and `#` or `;` comments skipped, an optional `- ` before each.
     pub fn add_file(&mut self, path: &Path) -> Result<(), String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = crate::text::read_utf8(path).map_err(|e| e.at(path))?;
         for (number, line) in text.lines().enumerate() {
             let line = line.trim_end_matches('\r');
             if line.trim().is_empty() || line.starts_with('#') || line.starts_with(';') {
@@ -164,5 +163,17 @@ mod tests {
         std::fs::write(&file, "# comment\n\n- *.tmp\n+ keep\n").unwrap();
         let error = Excludes::default().add_file(&file).unwrap_err();
         assert!(error.ends_with("excludes:4: include rules (`+ `) are not supported"));
+    }
+
+    #[test]
+    fn an_exclude_file_that_never_ends_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
+        for endless in [Path::new("/dev/zero"), &fifo] {
+            let error = Excludes::default().add_file(endless).unwrap_err();
+            assert!(error.ends_with("is not a regular file (a directory, device or FIFO)"));
+        }
     }
 }
