@@ -118,6 +118,46 @@ fn send_input_reaches_every_host_once() {
 }
 
 #[test]
+fn a_large_input_waits_on_disk_and_an_endless_one_is_refused() {
+    let fleet = TestFleet::start(3);
+    // 3 MB: past what is kept in memory, so it is sent from the spool.
+    let input: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("input");
+    std::fs::write(&file, &input).unwrap();
+    let mut prun = fleet.prun_all();
+    prun.args(["-I", "-i", "cksum"])
+        .stdin(std::fs::File::open(&file).unwrap());
+    let result = run(prun);
+    result.expect_code(0);
+    let expected = std::process::Command::new("cksum")
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    let expected = String::from_utf8_lossy(&expected.stdout).into_owned();
+    let stdout = result.stdout_text();
+    assert_eq!(stdout.matches(expected.as_str()).count(), 3, "{stdout}");
+
+    let mut endless = fleet.prun_all();
+    endless
+        .args(["-I", "cat"])
+        .stdin(std::fs::File::open("/dev/zero").unwrap());
+    let refused = run(endless);
+    refused.expect_code(2);
+    let stderr = &refused.stderr;
+    assert!(
+        stderr.contains("-I: standard input is larger than 1024 MiB"),
+        "{stderr}"
+    );
+    // Read to its limit on disk, not in memory.
+    assert!(
+        refused.max_rss_kib < 100 * 1024,
+        "{} KiB",
+        refused.max_rss_kib
+    );
+}
+
+#[test]
 fn glob_filter_and_pssh_extra_args() {
     let fleet = TestFleet::start(3);
     let mut prun = support::tool("prun");

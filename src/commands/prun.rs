@@ -5,7 +5,7 @@ use std::ffi::OsString;
 
 use bytes::Bytes;
 use clap::Parser;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::args::CommonArgs;
 use super::{exit, parse_flags, run_tool, Tool, ToolJob, UsageError};
@@ -24,7 +24,7 @@ use crate::ssh::StdinPiece;
 pub(super) struct Cli {
     #[command(flatten)]
     common: CommonArgs,
-    /// Read standard input once and send it to every host's command
+    /// Read standard input once and send it to every host's command (at most 1 GiB; past 64 KiB it waits in an unnamed temporary file)
     #[arg(short = 'I', long = "send-input")]
     send_input: bool,
     /// Run the command on a terminal (as ssh -t; also -x -t or -O RequestTTY=yes): for sudo's requiretty and commands that want one; its stderr comes with its stdout
@@ -49,8 +49,16 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
     };
     let stdin = match cli.send_input {
         true => match read_stdin().await {
-            Ok(input) => vec![StdinPiece::Bytes(input)],
-            Err(error) => {
+            Ok(input) => vec![input],
+            Err(InputError::TooLarge) => {
+                let why = format!(
+                    "-I: standard input is larger than {} MiB; push large files with pcp",
+                    MAX_INPUT >> 20
+                );
+                super::process::notice("prun", &why);
+                return exit::USAGE;
+            }
+            Err(InputError::Unreadable(error)) => {
                 super::process::notice("prun", &format!("cannot read standard input: {error}"));
                 return exit::OTHER;
             }
@@ -85,8 +93,49 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
     .await
 }
 
-async fn read_stdin() -> std::io::Result<Bytes> {
-    let mut input = Vec::new();
-    tokio::io::stdin().read_to_end(&mut input).await?;
-    Ok(Bytes::from(input))
+/// The most `-I` reads: it goes whole to every host; files are pcp's job.
+const MAX_INPUT: u64 = 1024 * 1024 * 1024;
+
+/// How much of the input is kept in memory; the rest waits on disk.
+const INPUT_IN_MEMORY: u64 = 64 * 1024;
+
+/// Why `-I`'s input cannot be sent.
+enum InputError {
+    TooLarge,
+    Unreadable(std::io::Error),
+}
+
+/// Standard input, read once before any host starts: in memory when small,
+/// else spooled to an unnamed temporary file (gone with the process, even
+/// after a kill -9) and sent to each host from there, so that neither a
+/// large input nor an endless one (`< /dev/zero`) exhausts memory.
+async fn read_stdin() -> Result<StdinPiece, InputError> {
+    let mut stdin = tokio::io::stdin().take(MAX_INPUT + 1);
+    let mut head = Vec::new();
+    (&mut stdin)
+        .take(INPUT_IN_MEMORY)
+        .read_to_end(&mut head)
+        .await
+        .map_err(InputError::Unreadable)?;
+    if (head.len() as u64) < INPUT_IN_MEMORY {
+        return Ok(StdinPiece::Bytes(Bytes::from(head)));
+    }
+    let spool = tempfile::tempfile().map_err(InputError::Unreadable)?;
+    let mut writer = tokio::fs::File::from_std(spool.try_clone().map_err(InputError::Unreadable)?);
+    writer
+        .write_all(&head)
+        .await
+        .map_err(InputError::Unreadable)?;
+    let rest = tokio::io::copy(&mut stdin, &mut writer)
+        .await
+        .map_err(InputError::Unreadable)?;
+    writer.flush().await.map_err(InputError::Unreadable)?;
+    let len = head.len() as u64 + rest;
+    match len > MAX_INPUT {
+        true => Err(InputError::TooLarge),
+        false => Ok(StdinPiece::Spool {
+            file: std::sync::Arc::new(spool),
+            len,
+        }),
+    }
 }
