@@ -20,8 +20,9 @@ pub struct Held {
     spill: Option<File>,
     len: usize,
     dropped: u64,
-    /// The spill file could not be written: the rest is dropped, and said so.
-    spill_failed: bool,
+    /// Why the spill file could not be written (a full disk): the rest is
+    /// dropped, and the marker says why and where.
+    spill_error: Option<String>,
 }
 
 impl Held {
@@ -39,8 +40,9 @@ impl Held {
         if !rest.is_empty() {
             match self.spill_file().and_then(|file| file.write_all(rest)) {
                 Ok(()) => self.len += rest.len(),
-                Err(_) => {
-                    self.spill_failed = true;
+                Err(error) => {
+                    self.spill_error
+                        .get_or_insert_with(|| spill_failure(&error));
                     self.dropped += rest.len() as u64;
                 }
             }
@@ -67,8 +69,10 @@ impl Held {
 
     /// The last byte held.
     fn last(&mut self) -> io::Result<Option<u8>> {
-        let Some(file) = &mut self.spill else {
-            return Ok(self.memory.last().copied());
+        let file = match &mut self.spill {
+            // A spill file the disk had no room for may be empty.
+            Some(file) if file.metadata()?.len() > 0 => file,
+            _ => return Ok(self.memory.last().copied()),
         };
         file.seek(SeekFrom::End(-1))?;
         let mut byte = [0u8; 1];
@@ -88,9 +92,9 @@ impl Held {
                 Some(b'\n') | None => "",
                 Some(_) => "\n",
             };
-            let why = match self.spill_failed {
-                true => "the temporary file could not be written".to_string(),
-                false => format!("after {}", human_size(limit)),
+            let why = match &self.spill_error {
+                Some(error) => error.clone(),
+                None => format!("after {}", human_size(limit)),
             };
             writeln!(
                 out,
@@ -115,6 +119,15 @@ impl Held {
     pub fn ends_with_newline(&mut self) -> io::Result<bool> {
         Ok(self.dropped > 0 || matches!(self.last()?, Some(b'\n') | None))
     }
+}
+
+/// Why a spill file failed, and where it was: `TMPDIR` decides.
+fn spill_failure(error: &io::Error) -> String {
+    let dir = std::env::temp_dir();
+    format!(
+        "where its temporary file could not be written ({error}; in {}, set by TMPDIR)",
+        dir.display()
+    )
 }
 
 /// `64 MiB`, `512 KiB`, `100 bytes`.
@@ -146,5 +159,25 @@ mod tests {
         assert!(text.ends_with(
             "\n[output truncated after 100 KiB: 61440 more bytes not shown; -o DIR keeps all of it]\n"
         ));
+    }
+
+    #[test]
+    fn a_spill_the_disk_had_no_room_for_is_said_so() {
+        let mut held = Held::default();
+        held.push(b"first line\nno end", 1024);
+        // What a full disk leaves: a spill file with nothing in it.
+        held.spill = Some(tempfile::tempfile().unwrap());
+        let full = io::Error::from_raw_os_error(libc::ENOSPC);
+        held.spill_error = Some(spill_failure(&full));
+        held.dropped = 10;
+        assert!(held.ends_with_newline().unwrap());
+        let mut out = Vec::new();
+        held.write_to(&mut out, 1024).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("first line\nno end\n[output truncated where its temporary file could not be written (No space left on device"), "{text}");
+        assert!(
+            text.contains("set by TMPDIR): 10 more bytes not shown"),
+            "{text}"
+        );
     }
 }
