@@ -34,7 +34,17 @@ impl PartialFile {
     /// filesystem); the final directory is made only on commit, so that a
     /// pull that fails or is killed leaves no empty directory either.
     pub fn create_in(staging: &Path, final_path: &Path) -> io::Result<PartialFile> {
-        let final_path = &regular_target(final_path)?;
+        PartialFile::start(staging, &regular_target(final_path)?)
+    }
+
+    /// A file that is never given `final_path` itself: an archive that its
+    /// caller unpacks into a directory there on success (pslurp -r), so
+    /// whatever is there now (an earlier pull) is the caller's to replace.
+    pub fn scratch_for(staging: &Path, final_path: &Path) -> io::Result<PartialFile> {
+        PartialFile::start(staging, final_path)
+    }
+
+    fn start(staging: &Path, final_path: &Path) -> io::Result<PartialFile> {
         if let Some(file) = unnamed_in(staging) {
             return Ok(PartialFile {
                 file,

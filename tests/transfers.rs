@@ -327,4 +327,30 @@ fn owner_and_group_are_set_and_directories_can_be_pulled() {
             std::fs::read_to_string(local.join(lab.host(index)).join("app/old/app.log")).unwrap();
         assert_eq!(pulled, format!("host {index}\n"));
     }
+
+    // Pulled again into the same place: the new tree replaces the old one
+    // whole, and what a pslurp killed mid-unpack left is cleared.
+    let tree = lab.var_log(0).join("app");
+    std::fs::remove_dir_all(tree.join("old")).unwrap();
+    std::fs::write(tree.join("new.log"), "again\n").unwrap();
+    let host_dir = local.join(lab.host(0));
+    let abandoned = host_dir.join(format!(".app.pslurp-{}.d", i32::MAX));
+    std::fs::create_dir_all(abandoned.join("app")).unwrap();
+    let mut again = lab.tool("pslurp");
+    again
+        .arg("-h")
+        .arg(lab.dir().join("hosts"))
+        .args(["-r", "-L"])
+        .arg(&local)
+        .args(["/var/log/app", "app"]);
+    run(again).expect_code(0);
+    let pulled = std::fs::read_to_string(host_dir.join("app/new.log")).unwrap();
+    assert_eq!(pulled, "again\n");
+    assert!(!host_dir.join("app/old").exists());
+    let left: Vec<_> = std::fs::read_dir(&host_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, ["app"]);
 }

@@ -55,8 +55,11 @@ fn with_path(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
 impl Reporter for SlurpFiles {
     fn started(&mut self, host: HostRef<'_>) -> io::Result<()> {
         let final_path = self.host_dir(host.index).join(&self.local_name);
-        let file =
-            PartialFile::create_in(&self.root, &final_path).map_err(with_path(&final_path))?;
+        let file = match self.unpack {
+            true => PartialFile::scratch_for(&self.root, &final_path),
+            false => PartialFile::create_in(&self.root, &final_path),
+        }
+        .map_err(with_path(&final_path))?;
         // `cat` brings no mode; a file only root could read there (under
         // --sudo) must not become readable by all here.
         file.keep_private().map_err(with_path(&final_path))?;
@@ -94,18 +97,19 @@ impl Reporter for SlurpFiles {
 impl SlurpFiles {
     /// A file is renamed into place; a directory's archive is unpacked
     /// beside it (owners and modes as this user's, never the host's
-    /// setuid bits), then moved into place.
+    /// setuid bits), then swapped with what was there in one step, so a
+    /// crash leaves the old pull or the new one, never neither.
     fn put_in_place(&self, file: PartialFile, final_path: &Path) -> io::Result<()> {
         if !self.unpack {
             return file.commit();
         }
         let archive = file.reader();
         file.discard();
-        let unpacked = final_path.with_file_name(format!(
-            ".{}.pslurp-{}.d",
-            self.local_name,
-            std::process::id()
-        ));
+        let dir = parent_of(final_path);
+        std::fs::create_dir_all(dir)?;
+        let prefix = format!(".{}.pslurp-", self.local_name);
+        remove_abandoned_unpacks(dir, &prefix);
+        let unpacked = dir.join(format!("{prefix}{}.d", std::process::id()));
         std::fs::create_dir_all(&unpacked)?;
         let status = std::process::Command::new("tar")
             .args(["--no-same-owner", "--no-same-permissions", "-xf", "-", "-C"])
@@ -114,15 +118,66 @@ impl SlurpFiles {
             .status()?;
         let entry = std::fs::read_dir(&unpacked)?.next().transpose()?;
         let result = match (status.success(), entry) {
-            (true, Some(entry)) => {
-                if final_path.exists() {
-                    std::fs::remove_dir_all(final_path)?;
-                }
-                std::fs::rename(entry.path(), final_path)
-            }
+            (true, Some(entry)) => swap_into_place(&entry.path(), final_path),
             _ => Err(io::Error::other("the pulled archive could not be unpacked")),
         };
         let _ = std::fs::remove_dir_all(&unpacked);
         result
     }
+}
+
+fn parent_of(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("."))
+}
+
+/// Moves `new` to `target`; what was at `target` ends up at `new`.
+fn swap_into_place(new: &Path, target: &Path) -> io::Result<()> {
+    if std::fs::symlink_metadata(target).is_err() {
+        return std::fs::rename(new, target);
+    }
+    let (new, target) = (c_path(new)?, c_path(target)?);
+    // SAFETY: both are NUL-terminated paths we own.
+    let swapped = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            new.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    match swapped {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+fn c_path(path: &Path) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)
+}
+
+/// Removes the unpack directories (`PREFIX<pid>.d`) of pslurp runs that
+/// were killed mid-unpack: their process is gone.
+fn remove_abandoned_unpacks(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(prefix))
+            .and_then(|rest| rest.strip_suffix(".d"))
+            .and_then(|pid| pid.parse::<libc::pid_t>().ok());
+        if pid.is_some_and(|pid| !process_exists(pid)) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn process_exists(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    alive || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
