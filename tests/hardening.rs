@@ -615,6 +615,55 @@ fn a_full_output_disk_sets_torn_files_aside_and_still_reports_every_host() {
 }
 
 #[test]
+fn a_pull_the_local_disk_cannot_hold_is_not_kept_and_every_host_is_reported() {
+    let fleet = TestFleet::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "fleet-test-small"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount a 64 KiB tmpfs");
+    let remote = dir.path().join("big");
+    std::fs::write(&remote, vec![b'x'; 40_000]).unwrap();
+    let mut pslurp = fleet.tool("pslurp");
+    pslurp
+        .arg("-h")
+        .arg(fleet.hosts_file())
+        .arg("-L")
+        .arg(&small)
+        .arg(&remote)
+        .arg("big");
+    let result = run(pslurp);
+    let kept: Vec<u64> = fleet_files(&small, "big");
+    let _ = Command::new("umount").arg(&small).status();
+    result.expect_code(1);
+    assert!(
+        result.stderr.contains("No space left on device"),
+        "{}",
+        result.stderr
+    );
+    assert!(result.stderr.contains("; not kept"), "{}", result.stderr);
+    assert!(result.stderr.contains("3 hosts in"), "{}", result.stderr);
+    // At most one pull fits; whatever was kept is whole.
+    assert!(
+        kept.len() <= 1 && kept.iter().all(|&len| len == 40_000),
+        "{kept:?}"
+    );
+}
+
+/// The sizes of the files named `name` in the per-host directories of `root`.
+fn fleet_files(root: &Path, name: &str) -> Vec<u64> {
+    entries(root)
+        .iter()
+        .filter_map(|host| std::fs::metadata(root.join(host).join(name)).ok())
+        .map(|metadata| metadata.len())
+        .collect()
+}
+
+#[test]
 fn devices_fifos_and_huge_files_are_refused_as_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo");

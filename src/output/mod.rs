@@ -161,44 +161,51 @@ impl<R: Reporter + ?Sized> Reporter for Box<R> {
 }
 
 /// Several reporters fed in order, e.g. status lines plus files plus summary.
+/// One that fails (a full disk under `-o`) does not silence the others: each
+/// is fed every event, and the first error is returned.
 impl<R: Reporter> Reporter for Vec<R> {
     fn started(&mut self, host: HostRef<'_>) -> io::Result<()> {
-        self.iter_mut().try_for_each(|r| r.started(host))
+        each(self, |r| r.started(host))
     }
 
     fn output(&mut self, host: HostRef<'_>, stream: Stream, data: &[u8]) -> io::Result<()> {
-        self.iter_mut()
-            .try_for_each(|r| r.output(host, stream, data))
+        each(self, |r| r.output(host, stream, data))
     }
 
     fn finished(&mut self, host: HostRef<'_>, result: &HostResult) -> io::Result<()> {
-        self.iter_mut().try_for_each(|r| r.finished(host, result))
+        each(self, |r| r.finished(host, result))
     }
 
     fn play(&mut self, event: &PlayEvent) -> io::Result<()> {
-        self.iter_mut().try_for_each(|r| r.play(event))
+        each(self, |r| r.play(event))
     }
 
     fn report(&mut self, report: &PlayReport) -> io::Result<()> {
-        self.iter_mut().try_for_each(|r| r.report(report))
+        each(self, |r| r.report(report))
     }
 
     fn notice(&mut self, text: &str) -> io::Result<()> {
-        self.iter_mut().try_for_each(|r| r.notice(text))
+        each(self, |r| r.notice(text))
     }
 
-    /// Every reporter finishes (the summary is printed even when an output
-    /// file failed); the first error is returned.
     fn run_finished(&mut self) -> io::Result<()> {
-        let mut first = Ok(());
-        for reporter in self.iter_mut() {
-            let result = reporter.run_finished();
-            if first.is_ok() {
-                first = result;
-            }
-        }
-        first
+        each(self, |r| r.run_finished())
     }
+}
+
+/// Calls `deliver` on every reporter; the first error is the result.
+fn each<R>(
+    reporters: &mut [R],
+    mut deliver: impl FnMut(&mut R) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut first = Ok(());
+    for reporter in reporters {
+        let result = deliver(reporter);
+        if first.is_ok() {
+            first = result;
+        }
+    }
+    first
 }
 
 /// Where the output thread reads events: the bounded channel of a pssh-style
@@ -222,9 +229,10 @@ impl EventSource for mpsc::UnboundedReceiver<Event> {
 
 /// Starts the output thread: the only writer of stdout for the whole run.
 /// It feeds every event to `reporter` until every sender is dropped, then
-/// calls `run_finished`. After a write error events are still drained, so
-/// no host ever blocks on a printer that gave up; the first error is
-/// returned. A closed stdout (`prun ... | head`) also fires `output_gone`:
+/// calls `run_finished`. After a write error every event is still
+/// delivered (a full disk under `-o` must not hide the status lines and the
+/// summary, and no host may block on a printer that gave up); the first
+/// error is returned. A closed stdout (`prun ... | head`) also fires `output_gone`:
 /// nobody reads any more, so the run stops, as pssh dies of SIGPIPE.
 pub fn spawn(
     hosts: Arc<[Host]>,
@@ -235,16 +243,17 @@ pub fn spawn(
     std::thread::spawn(move || {
         let mut failure = None;
         while let Some(event) = source.next() {
-            if failure.is_none() {
-                failure = deliver(&hosts, event, &mut reporter).err();
-                if matches!(&failure, Some(e) if e.kind() == io::ErrorKind::BrokenPipe) {
+            if let Err(error) = deliver(&hosts, event, &mut reporter) {
+                if error.kind() == io::ErrorKind::BrokenPipe {
                     output_gone.cancel();
                 }
+                failure.get_or_insert(error);
             }
         }
+        let finished = reporter.run_finished();
         match failure {
             Some(error) => Err(error),
-            None => reporter.run_finished(),
+            None => finished,
         }
     })
 }

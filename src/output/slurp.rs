@@ -22,6 +22,8 @@ pub struct SlurpFiles {
     names: Vec<String>,
     /// Pulls in progress, written unnamed in the root until they succeed.
     open: HashMap<usize, PartialFile>,
+    /// Pulls that could not be kept (a full disk), said at the end of the run.
+    failures: Vec<String>,
 }
 
 impl SlurpFiles {
@@ -40,57 +42,85 @@ impl SlurpFiles {
             unpack,
             names: file_names(hosts),
             open: HashMap::new(),
+            failures: Vec::new(),
         })
     }
 
     fn host_dir(&self, index: usize) -> PathBuf {
         self.root.join(&self.names[index])
     }
-}
 
-fn with_path(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
-    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    fn final_path(&self, index: usize) -> PathBuf {
+        self.host_dir(index).join(&self.local_name)
+    }
+
+    /// Notes a pull that could not be kept; the others go on.
+    fn failed(&mut self, index: usize, error: &io::Error) {
+        let path = self.final_path(index);
+        self.failures.push(format!(
+            "cannot write {}: {error}; not kept",
+            path.display()
+        ));
+    }
 }
 
 impl Reporter for SlurpFiles {
     fn started(&mut self, host: HostRef<'_>) -> io::Result<()> {
-        let final_path = self.host_dir(host.index).join(&self.local_name);
+        let final_path = self.final_path(host.index);
         let file = match self.unpack {
             true => PartialFile::scratch_for(&self.root, &final_path),
             false => PartialFile::create_in(&self.root, &final_path),
-        }
-        .map_err(with_path(&final_path))?;
+        };
         // `cat` brings no mode; a file only root could read there (under
         // --sudo) must not become readable by all here.
-        file.keep_private().map_err(with_path(&final_path))?;
-        self.open.insert(host.index, file);
+        match file.and_then(|file| file.keep_private().map(|()| file)) {
+            Ok(file) => drop(self.open.insert(host.index, file)),
+            Err(error) => self.failed(host.index, &error),
+        }
         Ok(())
     }
 
+    /// A pull the disk has no room for is given up at once, never
+    /// committed cut short.
     fn output(&mut self, host: HostRef<'_>, stream: Stream, data: &[u8]) -> io::Result<()> {
-        match (stream, self.open.get_mut(&host.index)) {
+        let written = match (stream, self.open.get_mut(&host.index)) {
             (Stream::Stdout, Some(file)) => file.write_all(data),
-            _ => Ok(()),
+            _ => return Ok(()),
+        };
+        if let Err(error) = written {
+            if let Some(file) = self.open.remove(&host.index) {
+                file.discard();
+            }
+            self.failed(host.index, &error);
         }
+        Ok(())
     }
 
     fn finished(&mut self, host: HostRef<'_>, result: &HostResult) -> io::Result<()> {
         let Some(file) = self.open.remove(&host.index) else {
             return Ok(());
         };
-        let dir = self.host_dir(host.index);
-        let final_path = dir.join(&self.local_name);
         if !result.outcome.category().is_success() {
             file.discard();
             return Ok(());
         }
+        let dir = self.host_dir(host.index);
         let created = !dir.exists();
-        let kept = self.put_in_place(file, &final_path);
-        if kept.is_err() && created {
-            // Fails, as it should, when the directory is not empty.
-            let _ = std::fs::remove_dir(&dir);
+        if let Err(error) = self.put_in_place(file, &self.final_path(host.index)) {
+            if created {
+                // Fails, as it should, when the directory is not empty.
+                let _ = std::fs::remove_dir(&dir);
+            }
+            self.failed(host.index, &error);
         }
-        kept.map_err(with_path(&final_path))
+        Ok(())
+    }
+
+    fn run_finished(&mut self) -> io::Result<()> {
+        match self.failures.is_empty() {
+            true => Ok(()),
+            false => Err(io::Error::other(self.failures.join("; "))),
+        }
     }
 }
 
