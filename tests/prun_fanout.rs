@@ -189,4 +189,23 @@ fn pssh_environment_defaults_apply() {
     let result = run(prun);
     result.expect_code(0);
     assert_eq!(result.stdout_text().matches("serial\n").count(), 4);
+
+    // PSSH_OPTIONS adds to the -O options the fleet's own setup gives.
+    let mut tty = fleet.prun_all();
+    tty.env("PSSH_OPTIONS", "RequestTTY=yes")
+        .args(["-i", "test -t 0 && echo on-a-tty"]);
+    let result = run(tty);
+    result.expect_code(0);
+    assert_eq!(result.stdout_text().matches("on-a-tty").count(), 4);
+    let mut bad = fleet.prun_all();
+    bad.env("PSSH_OPTIONS", "Bogus=1").arg("true");
+    let result = run(bad);
+    result.expect_code(2);
+    assert!(
+        result
+            .stderr
+            .contains("PSSH_OPTIONS: unknown SSH option `Bogus`"),
+        "{}",
+        result.stderr
+    );
 }

@@ -63,13 +63,8 @@ pub struct ConnectArgs {
         value_parser = parse_seconds
     )]
     pub timeout: Duration,
-    /// SSH option as Keyword=value, e.g. StrictHostKeyChecking=accept-new (repeatable)
-    #[arg(
-        short = 'O',
-        long = "option",
-        env = "PSSH_OPTIONS",
-        value_name = "OPTION"
-    )]
+    /// SSH option as Keyword=value, e.g. StrictHostKeyChecking=accept-new (repeatable; PSSH_OPTIONS adds one)
+    #[arg(short = 'O', long = "option", value_name = "OPTION")]
     pub options: Vec<String>,
     /// Extra ssh arguments as one string, e.g. "-i key -o Port=2222" (repeatable)
     #[arg(
@@ -235,7 +230,7 @@ impl ConnectArgs {
         }
     }
 
-    /// Folds `-l`, `-J`, `--identity`, `-O`, `-x` and `-X` into SSH options, in that
+    /// Folds `-l`, `-J`, `--identity`, `-O`, `PSSH_OPTIONS`, `-x` and `-X` into SSH options, in that
     /// order of precedence (the first value given for a keyword wins).
     pub fn ssh_options(&self, user: Option<&str>) -> Result<SshOptions, UsageError> {
         let mut options = SshOptions::default();
@@ -250,6 +245,15 @@ impl ConnectArgs {
             .extend(self.identities.iter().cloned());
         for option in &self.options {
             options.apply_option(option)?;
+        }
+        // pssh's PSSH_OPTIONS adds to -O (an -O of the same keyword wins).
+        if let Some(option) = std::env::var_os("PSSH_OPTIONS").filter(|o| !o.is_empty()) {
+            let option = option.to_str().ok_or_else(|| {
+                UsageError::Invalid("PSSH_OPTIONS: expected UTF-8 Keyword=value".into())
+            })?;
+            options
+                .apply_option(option)
+                .map_err(|e| UsageError::Invalid(format!("PSSH_OPTIONS: {e}")))?;
         }
         for args in &self.extra_args {
             options.apply_ssh_arg_string(args)?;
