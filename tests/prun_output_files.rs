@@ -46,6 +46,21 @@ fn output_files_are_byte_exact_for_binary_data() {
             "stderr of host {index} differs"
         );
     }
+    // One directory for both would hold one file per host, each stream
+    // over the other: refused, however it is spelled.
+    let mut both = fleet.prun_all();
+    both.arg("-o")
+        .arg(&out)
+        .arg("-e")
+        .arg(out.join("../out"))
+        .arg("true");
+    let refused = run(both);
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("-o and -e name one directory"),
+        "{}",
+        refused.stderr
+    );
 }
 
 #[test]

@@ -52,7 +52,6 @@ impl OutputFiles {
         stderr_dir: Option<PathBuf>,
         private: bool,
     ) -> io::Result<Self> {
-        let mut locks = Vec::new();
         for dir in stdout_dir.iter().chain(&stderr_dir) {
             if dir.exists() && !dir.is_dir() {
                 return Err(io::Error::other(format!(
@@ -63,10 +62,14 @@ impl OutputFiles {
             std::fs::create_dir_all(dir).map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
             })?;
-            if stdout_dir.as_ref() != stderr_dir.as_ref() || locks.is_empty() {
-                locks.push(lock_dir(dir)?);
-            }
         }
+        if let (Some(out), Some(err)) = (&stdout_dir, &stderr_dir) {
+            refuse_one_dir_for_both(out, err)?;
+        }
+        let dirs = stdout_dir.iter().chain(&stderr_dir);
+        let locks = dirs
+            .map(|dir| lock_dir(dir))
+            .collect::<io::Result<Vec<_>>>()?;
         Ok(OutputFiles {
             stdout_dir,
             stderr_dir,
@@ -131,6 +134,24 @@ impl Reporter for OutputFiles {
             true => Ok(()),
             false => Err(io::Error::other(self.failures.join("; "))),
         }
+    }
+}
+
+/// `-o` and `-e` naming one directory (both made by now) would write each host's stdout and
+/// stderr to one file, each over the other.
+fn refuse_one_dir_for_both(out: &Path, err: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let (out_meta, err_meta) = (std::fs::metadata(out)?, std::fs::metadata(err)?);
+    match (out_meta.dev(), out_meta.ino()) == (err_meta.dev(), err_meta.ino()) {
+        true => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "-o and -e name one directory ({}): each host's stdout and stderr would \
+                 overwrite each other there; give two directories",
+                out.display()
+            ),
+        )),
+        false => Ok(()),
     }
 }
 
