@@ -643,14 +643,21 @@ fn a_journal_has_one_owner_and_a_lost_reboot_line_never_reboots_twice() {
     wait_until(Duration::from_secs(120), "the rollout started", || {
         rollout.entries().iter().any(|e| e["event"] == "task_start")
     });
-    // Neither a resume nor a new run may take a journal that is in use.
+    // Neither a resume nor a new run may take a journal that is in use,
+    // and no second run of the rollout may start beside it.
     let owner = format!("is in use by pplay pid {} (started ", first.id());
     let second = resume(&rollout.journal(), &[]);
     second.expect_code(2);
     assert!(second.stderr.contains(&owner), "{}", second.stderr);
     let again = run(rollout.rollout_command(&[]));
     again.expect_code(2);
-    assert!(again.stderr.contains(&owner), "{}", again.stderr);
+    let rolling = format!("by pplay pid {} (started ", first.id());
+    assert!(
+        again.stderr.contains("is already being rolled out over"),
+        "{}",
+        again.stderr
+    );
+    assert!(again.stderr.contains(&rolling), "{}", again.stderr);
     // The canary reboots; pplay dies, and the crash tears the journal's
     // reboot_issued line (and loses what came after).
     wait_until(Duration::from_secs(120), "the canary rebooted", || {

@@ -143,6 +143,12 @@ pub enum JournalError {
     },
     #[error("{} is in use by {holder}; wait for it to end (or stop it) before resuming", path.display())]
     InUse { path: PathBuf, holder: String },
+    #[error("{} is already being rolled out over {} by {holder}; wait for it to end (or stop it)", playbook.display(), inventory.display())]
+    RolloutRunning {
+        playbook: PathBuf,
+        inventory: PathBuf,
+        holder: String,
+    },
     #[error("journal {}: is not a regular file", path.display())]
     NotAFile { path: PathBuf },
     #[error("journal {}: {source}", path.display())]
@@ -333,18 +339,27 @@ fn cut_torn_tail(path: &Path, file: &File) -> Result<(), JournalError> {
 /// Takes the journal's exclusive lock without waiting; a held lock names
 /// its holder from the journal's last `start` or `resume` line.
 fn lock(path: &Path, file: &File) -> Result<(), JournalError> {
-    // SAFETY: flock on a descriptor we own; the lock lives as long as it.
+    match try_lock(file).map_err(io(path))? {
+        true => Ok(()),
+        false => Err(JournalError::InUse {
+            path: path.to_path_buf(),
+            holder: holder(path),
+        }),
+    }
+}
+
+/// Takes `file`'s exclusive lock without waiting: false when another
+/// process holds it. The lock lives as long as the descriptor.
+pub(super) fn try_lock(file: &File) -> std::io::Result<bool> {
+    // SAFETY: flock on a descriptor we own.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        return Ok(());
+        return Ok(true);
     }
     let error = std::io::Error::last_os_error();
-    if error.raw_os_error() != Some(libc::EWOULDBLOCK) {
-        return Err(io(path)(error));
+    match error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        true => Ok(false),
+        false => Err(error),
     }
-    Err(JournalError::InUse {
-        path: path.to_path_buf(),
-        holder: holder(path),
-    })
 }
 
 /// "pplay pid N (started ...)" from the journal's last start or resume.

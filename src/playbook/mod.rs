@@ -19,6 +19,7 @@ mod prepare;
 mod remote;
 mod replay;
 mod rolling;
+mod rollout_lock;
 mod schedule;
 mod sources;
 pub mod spec;

@@ -22,10 +22,11 @@ use super::host::{Context, HostRun};
 use super::journal::{now, Entry, Journal, JournalError, Recorder};
 use super::prepare::{
     check_inputs, check_journal, connect_all, default_journal, delegate_hosts, inputs_of,
-    select_hosts, with_read_later, PreparedPlay,
+    select_hosts, state_dir, with_read_later, PreparedPlay,
 };
 use super::replay::Replay;
 use super::rolling::batch_sizes;
+use super::rollout_lock::RolloutLock;
 use super::schedule::{PendingHost, Rollout};
 use super::vars::Vars;
 use super::{Playbook, Sources};
@@ -200,6 +201,10 @@ impl PlaybookRun {
         abort: CancellationToken,
         asker: Asker,
     ) -> Result<PlayReport, PlayError> {
+        let _rollout = match self.request.check {
+            true => None,
+            false => self.lock_rollout()?,
+        };
         let journal = match self.request.check {
             true => None,
             false => Some(Arc::new(self.open_journal().await?)),
@@ -468,6 +473,18 @@ impl PlaybookRun {
             pending.push(PendingHost { run, progress });
         }
         (pending, earlier)
+    }
+
+    /// This playbook's rollout over this inventory, for the run; none
+    /// where there is no state directory (no HOME) to keep the lock in.
+    fn lock_rollout(&self) -> Result<Option<RolloutLock>, JournalError> {
+        let Ok(state) = state_dir() else {
+            return Ok(None);
+        };
+        let request = &self.request;
+        let playbook = request.base.join(&request.playbook);
+        let inventory = request.base.join(&request.inventory);
+        RolloutLock::take(&state.join("locks"), &playbook, &inventory).map(Some)
     }
 
     /// The resumed journal, or a new one that records how this run started.

@@ -277,7 +277,7 @@ fn new_run_dir(runs: &Path, stem: &str) -> Result<PathBuf, JournalError> {
 
 /// Where fleet keeps what runs leave: `$XDG_STATE_HOME/fleet`, else
 /// `~/.local/state/fleet`. Without either, a run needs `--journal`.
-fn state_dir() -> Result<PathBuf, JournalError> {
+pub(super) fn state_dir() -> Result<PathBuf, JournalError> {
     let absolute = |name| std::env::var_os(name).filter(|dir| Path::new(dir).is_absolute());
     match (absolute("XDG_STATE_HOME"), absolute("HOME")) {
         (Some(state), _) => Ok(PathBuf::from(state).join("fleet")),
