@@ -90,14 +90,22 @@ pub fn decode(bytes: Vec<u8>) -> Result<String, TextError> {
     })
 }
 
-/// `text` with control characters shown as `\xNN` escapes: what a host
-/// wrote must not move this terminal's cursor or change its colours when
-/// fleet quotes it in a message.
+/// `text` with control characters shown as `\xNN` escapes, and Unicode's
+/// direction overrides as `\u{NNNN}`: what a host wrote must not move this
+/// terminal's cursor, change its colours or reorder the line when fleet
+/// quotes it in a message.
 pub fn printable(text: &str) -> String {
     text.chars()
-        .map(|c| match c.is_control() {
-            true => format!("\\x{:02x}", c as u32),
-            false => c.to_string(),
+        .map(|c| match c {
+            c if c.is_control() => format!("\\x{:02x}", c as u32),
+            '\u{061c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}' => {
+                format!("\\u{{{:04x}}}", c as u32)
+            }
+            c => c.to_string(),
         })
         .collect()
 }
@@ -109,6 +117,7 @@ mod tests {
     #[test]
     fn escapes_control_characters() {
         assert_eq!(printable("red \u{1b}[31m\ttab"), "red \\x1b[31m\\x09tab");
+        assert_eq!(printable("web\u{202e}1"), "web\\u{202e}1");
     }
 
     #[test]
