@@ -96,7 +96,8 @@ impl Play {
             message,
         };
         let serial = file.serial.map_or(vec![Amount::Percent(100.0)], |s| s.0);
-        if serial.is_empty() || serial.contains(&Amount::Count(0)) {
+        let none = [Amount::Count(0), Amount::Percent(0.0)];
+        if serial.is_empty() || serial.iter().any(|amount| none.contains(amount)) {
             return Err(at_top(
                 "serial: expected a positive number of hosts or percentage, or a list of them"
                     .into(),

@@ -354,7 +354,7 @@ impl PlaybookRun {
             play: play.number,
             batches: batches.clone(),
             mode: play.mode,
-            max_fail: play.max_fail.of(total),
+            max_fail: play.max_fail.allowed_of(total),
             earlier: Earlier::default(),
             journal: None,
             check: true,

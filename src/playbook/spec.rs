@@ -88,6 +88,16 @@ impl Amount {
             Amount::Percent(percent) => ((percent / 100.0 * total as f64).ceil() as usize).max(1),
         }
     }
+
+    /// How many failures out of `total` a failure budget allows: a share
+    /// rounds down, as Ansible's max_fail_percentage does ("10%" of 12
+    /// hosts allows 1: 2 would be 16.7 %).
+    pub fn allowed_of(self, total: usize) -> usize {
+        match self {
+            Amount::Count(count) => count,
+            Amount::Percent(percent) => (percent / 100.0 * total as f64).floor() as usize,
+        }
+    }
 }
 
 impl fmt::Display for Amount {
@@ -107,7 +117,7 @@ fn parse_amount<E: de::Error>(text: &str) -> Result<Amount, E> {
             .trim()
             .parse::<f64>()
             .ok()
-            .filter(|p| *p > 0.0 && *p <= 100.0)
+            .filter(|p| (0.0..=100.0).contains(p))
             .map(Amount::Percent),
         None => text.trim().parse::<usize>().ok().map(Amount::Count),
     };
@@ -404,4 +414,21 @@ pub struct AssertSpec {
 pub struct PauseSpec {
     pub duration: Option<YamlDuration>,
     pub prompt: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_share_rounds_up_and_a_failure_budget_share_down() {
+        let ten_percent = Amount::Percent(10.0);
+        assert_eq!(ten_percent.of(12), 2);
+        assert_eq!(ten_percent.allowed_of(12), 1);
+        assert_eq!(ten_percent.allowed_of(9), 0);
+        assert_eq!(Amount::Count(3).allowed_of(12), 3);
+        let none: Amount = parse_amount::<serde::de::value::Error>("0%").unwrap();
+        assert_eq!(none.allowed_of(100), 0);
+        assert!(parse_amount::<serde::de::value::Error>("100.5%").is_err());
+    }
 }
