@@ -633,6 +633,16 @@ fn bad_input_is_refused_before_any_host_is_contacted() {
             .args(["-i", "inv.yml", "-e", bad, "bad.yml"]);
         run(command).expect_code(2);
     }
+    let mut skip = tool("pplay");
+    skip.current_dir(dir.path())
+        .args(["--skip-failed", "-i", "inv.yml", "bad.yml"]);
+    let refused = run(skip);
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("--skip-failed goes with --resume"),
+        "{}",
+        refused.stderr
+    );
 }
 
 #[test]

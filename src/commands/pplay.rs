@@ -72,7 +72,7 @@ pub(super) struct Cli {
           conflicts_with_all = ["inventory", "playbook", "check", "start_at_task", "journal", "limit", "extra_vars"])]
     resume: Option<PathBuf>,
     /// With --resume: leave hosts that failed earlier failed instead of retrying them
-    #[arg(long, requires = "resume")]
+    #[arg(long)]
     skip_failed: bool,
     /// JSON Lines on stdout: the plan, each task, batch and host, then a summary
     #[arg(long)]
@@ -180,6 +180,12 @@ async fn run(
 fn prepare(cli: Cli, args: &[OsString]) -> Result<(PlaybookRun, Cli), UsageError> {
     let (cli, resume, base) = match cli.resume.clone() {
         Some(journal) => resumed(&cli, args, &journal)?,
+        None if cli.skip_failed => {
+            return Err(UsageError::Invalid(
+                "--skip-failed goes with --resume JOURNAL: a new run has no earlier failures"
+                    .into(),
+            ))
+        }
         None => {
             let base = std::env::current_dir()
                 .map_err(|e| UsageError::Invalid(format!("the current directory: {e}")))?;
