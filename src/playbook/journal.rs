@@ -309,9 +309,12 @@ pub(crate) fn intact_len(bytes: &[u8]) -> (usize, bool) {
         .iter()
         .rposition(|&byte| byte == b'\n')
         .map_or(0, |newline| newline + 1);
-    let last_line = &bytes[line_start..end];
-    match serde_json::from_slice::<Entry>(last_line) {
-        Ok(_) if bytes.get(end) == Some(&b'\n') => (end + 1, false),
+    if bytes.get(end) == Some(&b'\n') {
+        // A whole line, even one that does not parse: that is corruption,
+        // for the reader to report, not a torn write.
+        return (end + 1, false);
+    }
+    match serde_json::from_slice::<Entry>(&bytes[line_start..end]) {
         Ok(_) => (end, true),
         Err(_) => (line_start, false),
     }
