@@ -53,7 +53,7 @@ pub fn main(args: Vec<OsString>) -> u8 {
             exit::OK
         }
         Err(error) => {
-            eprintln!("fleet docs: {}: {error}", dir.display());
+            eprintln!("fleet docs: {error}");
             exit::OTHER
         }
     }
@@ -108,6 +108,11 @@ fn examples(tool: Tool) -> &'static str {
     }
 }
 
+/// An error that names the path it happened at.
+fn naming(path: &Path) -> impl FnOnce(std::io::Error) -> std::io::Error + '_ {
+    move |error| std::io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+}
+
 fn write_all(root: &Path) -> std::io::Result<usize> {
     let share = root.join("share");
     let man = share.join("man/man1");
@@ -116,23 +121,25 @@ fn write_all(root: &Path) -> std::io::Result<usize> {
         (Shell::Zsh, share.join("zsh/site-functions")),
         (Shell::Fish, share.join("fish/vendor_completions.d")),
     ];
-    std::fs::create_dir_all(&man)?;
+    std::fs::create_dir_all(&man).map_err(naming(&man))?;
     let mut written = 0;
     for page in pages() {
         let mut command = page.command.clone();
         let name = command.get_name().to_string();
-        std::fs::write(man.join(format!("{name}.1")), man_page(&page)?)?;
+        let page_path = man.join(format!("{name}.1"));
+        std::fs::write(&page_path, man_page(&page)?).map_err(naming(&page_path))?;
         written += 1;
         // Completions are for names a shell runs: fleet and the links.
         if name.starts_with("fleet-") {
             continue;
         }
         for (shell, dir) in &shells {
-            std::fs::create_dir_all(dir)?;
-            let path = clap_complete::generate_to(*shell, &mut command, &name, dir)?;
+            std::fs::create_dir_all(dir).map_err(naming(dir))?;
+            let path = clap_complete::generate_to(*shell, &mut command, &name, dir)
+                .map_err(naming(dir))?;
             // bash-completion loads a command's completion from a file of its bare name.
             if *shell == Shell::Bash {
-                std::fs::rename(&path, dir.join(&name))?;
+                std::fs::rename(&path, dir.join(&name)).map_err(naming(dir))?;
             }
             written += 1;
         }
