@@ -69,11 +69,8 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
     };
     run_tool("prsync", &cli.common, stop, |_| {
         let syncer = Arc::new(cli.syncer()?);
-        if syncer.skipped_links() > 0 {
-            tracing::warn!(
-                "skipping {} symbolic link(s): -a copies them as links",
-                syncer.skipped_links()
-            );
+        if let Some(skipped) = syncer.skipped() {
+            super::process::notice("prsync", &skipped);
         }
         Ok(ToolJob {
             job: Job {

@@ -52,6 +52,8 @@ pub struct LocalTree {
     pub single_file: bool,
     /// Symbolic links left out (without -a), for the warning.
     pub skipped_links: usize,
+    /// Devices, FIFOs and sockets left out (never content), for the warning.
+    pub skipped_special: usize,
 }
 
 impl LocalTree {
@@ -140,6 +142,7 @@ impl LocalTree {
             }
         } else {
             // Devices, FIFOs and sockets are not content to copy (rsync skips them too).
+            self.skipped_special += 1;
             return Ok(());
         };
         let is_dir = matches!(kind, LocalKind::Dir);
@@ -236,6 +239,9 @@ mod tests {
     fn directories_need_recursion_and_links_need_archive() {
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("x", dir.path().join("link")).unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
         let plain = SyncOptions::default();
         let error = LocalTree::scan(&[dir.path().to_path_buf()], &plain).unwrap_err();
         assert!(error.ends_with("is a directory; use -r or -a"), "{error}");
@@ -244,7 +250,7 @@ mod tests {
             ..SyncOptions::default()
         };
         let tree = LocalTree::scan(&[dir.path().to_path_buf()], &recursive).unwrap();
-        assert_eq!(tree.skipped_links, 1);
+        assert_eq!((tree.skipped_links, tree.skipped_special), (1, 1));
         assert_eq!(tree.entries.len(), 1);
     }
 }

@@ -88,9 +88,15 @@ impl Syncer {
         })
     }
 
-    /// Symbolic links left out because -a was not given.
-    pub fn skipped_links(&self) -> usize {
-        self.local.skipped_links
+    /// What the sources hold that is not sent, said before the run: symbolic
+    /// links without -a, and devices, FIFOs and sockets.
+    pub fn skipped(&self) -> Option<String> {
+        let (links, special) = (self.local.skipped_links, self.local.skipped_special);
+        let links =
+            (links > 0).then(|| format!("{links} symbolic link(s) (-a copies them as links)"));
+        let special = (special > 0).then(|| format!("{special} device(s), FIFO(s) or socket(s)"));
+        let skipped: Vec<String> = links.into_iter().chain(special).collect();
+        (!skipped.is_empty()).then(|| format!("skipping {}", skipped.join(" and ")))
     }
 
     /// The listing each host answers, and this syncer to plan from it.
