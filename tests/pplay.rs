@@ -855,3 +855,38 @@ fn a_reboot_journaled_as_sent_that_never_reached_the_host_is_sent_on_resume() {
         assert!(rollout.loaded(index).contains(&rollout.new_sha));
     }
 }
+
+#[test]
+fn a_journal_the_disk_cannot_hold_stops_the_run_as_a_local_failure() {
+    let rollout = Rollout::start(2, &[]);
+    let small = rollout.work.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8k", "fleet-test-journal"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount an 8 KiB tmpfs");
+    // One page of the two is taken: the journal's first page fills, then
+    // its next write finds no room.
+    let filled = std::fs::write(small.join("filler"), vec![b'x'; 4096]);
+    let mut pplay = rollout.pplay();
+    pplay
+        .arg("--journal")
+        .arg(small.join("rollout.journal"))
+        .arg(&rollout.playbook);
+    let result = run(pplay);
+    let _ = std::process::Command::new("umount").arg(&small).status();
+    filled.unwrap();
+    result.expect_code(1);
+    let stdout = result.stdout_text();
+    assert_eq!(
+        stdout.matches("cannot write the journal, stopping").count(),
+        1,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("stopped: cannot write the journal"),
+        "{stdout}"
+    );
+}

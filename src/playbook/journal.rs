@@ -419,10 +419,12 @@ impl Recorder {
             return;
         };
         if let Err(error) = journal.record(&entry).await {
-            let _ = self.broken.set(error.to_string());
-            self.events.emit(PlayEvent::Notice(format!(
-                "cannot write the journal, stopping: {error}"
-            )));
+            // Said once: every later entry fails the same way.
+            if self.broken.set(error.to_string()).is_ok() {
+                self.events.emit(PlayEvent::Notice(format!(
+                    "cannot write the journal, stopping: {error}"
+                )));
+            }
             self.stop.cancel();
         }
     }
