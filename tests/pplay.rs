@@ -617,10 +617,18 @@ fn bad_input_is_refused_before_any_host_is_contacted() {
     mkfifo(&fifo);
     let binary = dir.path().join("binary");
     std::fs::write(&binary, b"{\"event\":\"start\xff\"}\n").unwrap();
+    let checked = dir.path().join("checked");
+    std::fs::write(
+        &checked,
+        "{\"event\":\"start\",\"argv\":[\"--check\",\"-i\",\"inv.yml\",\"bad.yml\"],\"cwd\":\"/\",\
+         \"playbook_sha256\":\"x\",\"inputs\":{},\"pid\":1,\"time\":1.0}\n",
+    )
+    .unwrap();
     for (journal, expected) in [
         (Path::new("/dev/zero"), "/dev/zero: is not a regular file"),
         (fifo.as_path(), "fifo: is not a regular file"),
         (binary.as_path(), "binary:1: column 16: not UTF-8"),
+        (checked.as_path(), "checked: its command line has --check"),
     ] {
         let result = resume(journal, &[]);
         result.expect_code(2);

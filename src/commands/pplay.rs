@@ -257,6 +257,14 @@ fn resumed(
         .chain(replay.argv.iter().map(OsString::from))
         .chain(flags_beside_resume(args));
     let mut cli = Cli::try_parse_from(argv).map_err(|e| invalid(&e))?;
+    if cli.check {
+        // A check run keeps no journal: this one was edited.
+        let why = format!(
+            "journal {}: its command line has --check",
+            journal.display()
+        );
+        return Err(UsageError::Invalid(why));
+    }
     cli.journal = Some(std::path::absolute(journal).map_err(|e| invalid(&e))?);
     let skip_failed = given.skip_failed;
     cli.skip_failed = skip_failed;
