@@ -206,7 +206,7 @@ impl Journal {
                     });
                 }
                 // Say who holds it when someone does; else how to go on.
-                Journal::reopen(path)?;
+                open_locked(path)?;
                 return Err(JournalError::Exists {
                     path: path.to_path_buf(),
                 });
@@ -220,26 +220,17 @@ impl Journal {
     /// Opens an existing journal to add to it, taking its lock first: one
     /// pplay at a time may own a journal, or two would run every remaining
     /// task twice. The lock dies with its process, so a killed run never
-    /// blocks a resume.
-    pub fn reopen(path: &Path) -> Result<Journal, JournalError> {
-        let not_a_file = || JournalError::NotAFile {
-            path: path.to_path_buf(),
-        };
-        // Without blocking: opening a FIFO to write waits for a reader.
-        let file = match OpenOptions::new()
-            .append(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)
-        {
-            Err(error) if error.raw_os_error() == Some(libc::ENXIO) => return Err(not_a_file()),
-            other => other.map_err(io(path))?,
-        };
-        if !file.metadata().map_err(io(path))?.is_file() {
-            return Err(not_a_file());
-        }
-        lock(path, &file)?;
+    /// blocks a resume. `read` reads it under the lock; only once it has
+    /// accepted the journal is a torn tail cut, so a file that is refused
+    /// (a playbook given by mistake) is never written to.
+    pub fn reopen<T>(
+        path: &Path,
+        read: impl FnOnce(&Path) -> Result<T, JournalError>,
+    ) -> Result<(Journal, T), JournalError> {
+        let file = open_locked(path)?;
+        let read = read(path)?;
         cut_torn_tail(path, &file)?;
-        Ok(Journal::start(path, file))
+        Ok((Journal::start(path, file), read))
     }
 
     fn start(path: &Path, file: File) -> Journal {
@@ -294,6 +285,27 @@ fn write_entries(file: &File, entries: &std::sync::mpsc::Receiver<(Vec<u8>, Ack)
             let _ = ack.send(result.clone());
         }
     }
+}
+
+/// An existing journal opened to append to, with its lock taken.
+fn open_locked(path: &Path) -> Result<File, JournalError> {
+    let not_a_file = || JournalError::NotAFile {
+        path: path.to_path_buf(),
+    };
+    // Without blocking: opening a FIFO to write waits for a reader.
+    let file = match OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Err(error) if error.raw_os_error() == Some(libc::ENXIO) => return Err(not_a_file()),
+        other => other.map_err(io(path))?,
+    };
+    if !file.metadata().map_err(io(path))?.is_file() {
+        return Err(not_a_file());
+    }
+    lock(path, &file)?;
+    Ok(file)
 }
 
 /// How much of a journal's bytes are whole entries, and whether the last
@@ -514,7 +526,7 @@ mod tests {
         for tail in [&b"{\"event\":\"host_e"[..], b"\0\0\0\0", b"\0\0\n\0"] {
             std::fs::write(&path, [&whole[..], tail].concat()).unwrap();
             for resume in 0..2 {
-                let journal = Journal::reopen(&path).unwrap();
+                let (journal, _) = Journal::reopen(&path, Replay::read).unwrap();
                 journal.record(&host_end("b", false)).await.unwrap();
                 drop(journal);
                 let replay = Replay::read(&path).unwrap();
@@ -524,8 +536,13 @@ mod tests {
         }
         // A last entry that lost only its newline is kept, and ended.
         std::fs::write(&path, &whole[..whole.len() - 1]).unwrap();
-        Journal::reopen(&path).unwrap();
+        Journal::reopen(&path, Replay::read).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), whole);
+        // A file the resume refuses is not written to, torn tail and all.
+        let refused = [&b"tasks:\n  - run: true\n"[..], b"  - run: tr"].concat();
+        std::fs::write(&path, &refused).unwrap();
+        assert!(Journal::reopen(&path, Replay::read).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), refused);
     }
 
     #[tokio::test]
@@ -533,21 +550,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j");
         journal_of(&path, Vec::new()).await;
-        let first = Journal::reopen(&path).unwrap();
-        let second = Journal::reopen(&path).unwrap_err().to_string();
+        let unread = |_: &Path| Ok(());
+        let first = Journal::reopen(&path, unread).unwrap();
+        let second = Journal::reopen(&path, unread).unwrap_err().to_string();
         let pid = format!("is in use by pplay pid {} (started ", std::process::id());
         assert!(second.contains(&pid), "{second}");
         let fresh = Journal::create(&path).unwrap_err().to_string();
         assert!(fresh.contains("is in use by pplay pid"), "{fresh}");
         drop(first);
         // The lock goes with the writer thread; a moment later it is free.
-        let mut reopened = Journal::reopen(&path);
+        let mut reopened = Journal::reopen(&path, unread);
         for _ in 0..100 {
             if reopened.is_ok() {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
-            reopened = Journal::reopen(&path);
+            reopened = Journal::reopen(&path, unread);
         }
         assert!(reopened.is_ok());
         let exists = Journal::create(&path).unwrap_err().to_string();

@@ -524,9 +524,7 @@ impl PlaybookRun {
 /// Locks a journal to resume it, then reads it: no second pplay may resume
 /// it meanwhile.
 pub fn reopen(path: &Path) -> Result<(Journal, Replay), JournalError> {
-    let journal = Journal::reopen(path)?;
-    let replay = Replay::read(path)?;
-    Ok((journal, replay))
+    Journal::reopen(path, Replay::read)
 }
 
 /// What the plays before this one leave to it: what each host

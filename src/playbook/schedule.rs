@@ -49,7 +49,7 @@ impl Rollout {
         let clock = Instant::now();
         let playbook = Arc::clone(&self.ctx.play);
         order_hosts(&mut self.hosts, playbook.order);
-        let max_fail = playbook.max_fail.of(self.total);
+        let max_fail = playbook.max_fail.allowed_of(self.total);
         self.emit_plan(max_fail, &earlier);
         let mut report = PlayReport {
             earlier,
