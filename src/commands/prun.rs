@@ -62,6 +62,15 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
                 super::process::notice("prun", &format!("cannot read standard input: {error}"));
                 return exit::OTHER;
             }
+            Err(InputError::Unspooled(error)) => {
+                let dir = std::env::temp_dir();
+                let why = format!(
+                    "-I: cannot keep standard input in {} (set by TMPDIR): {error}",
+                    dir.display()
+                );
+                super::process::notice("prun", &why);
+                return exit::OTHER;
+            }
         },
         false => Vec::new(),
     };
@@ -93,6 +102,30 @@ pub async fn main(args: impl IntoIterator<Item = OsString>, stop: Stop) -> u8 {
     .await
 }
 
+/// Copies the rest of the input to its temporary file, telling a read
+/// error from a write error (tokio's copy fails alike on either side).
+async fn copy_input(
+    input: &mut (impl tokio::io::AsyncRead + Unpin),
+    spool: &mut tokio::fs::File,
+) -> Result<u64, InputError> {
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let read = input
+            .read(&mut buffer)
+            .await
+            .map_err(InputError::Unreadable)?;
+        if read == 0 {
+            return Ok(total);
+        }
+        spool
+            .write_all(&buffer[..read])
+            .await
+            .map_err(InputError::Unspooled)?;
+        total += read as u64;
+    }
+}
+
 /// The most `-I` reads: it goes whole to every host; files are pcp's job.
 const MAX_INPUT: u64 = 1024 * 1024 * 1024;
 
@@ -103,6 +136,8 @@ const INPUT_IN_MEMORY: u64 = 64 * 1024;
 enum InputError {
     TooLarge,
     Unreadable(std::io::Error),
+    /// The temporary file it waits in could not be made or written.
+    Unspooled(std::io::Error),
 }
 
 /// Standard input, read once before any host starts: in memory when small,
@@ -120,16 +155,15 @@ async fn read_stdin() -> Result<StdinPiece, InputError> {
     if (head.len() as u64) < INPUT_IN_MEMORY {
         return Ok(StdinPiece::Bytes(Bytes::from(head)));
     }
-    let spool = tempfile::tempfile().map_err(InputError::Unreadable)?;
-    let mut writer = tokio::fs::File::from_std(spool.try_clone().map_err(InputError::Unreadable)?);
+    let spool = tempfile::tempfile().map_err(InputError::Unspooled)?;
+    let copy = spool.try_clone().map_err(InputError::Unspooled)?;
+    let mut writer = tokio::fs::File::from_std(copy);
     writer
         .write_all(&head)
         .await
-        .map_err(InputError::Unreadable)?;
-    let rest = tokio::io::copy(&mut stdin, &mut writer)
-        .await
-        .map_err(InputError::Unreadable)?;
-    writer.flush().await.map_err(InputError::Unreadable)?;
+        .map_err(InputError::Unspooled)?;
+    let rest = copy_input(&mut stdin, &mut writer).await?;
+    writer.flush().await.map_err(InputError::Unspooled)?;
     let len = head.len() as u64 + rest;
     match len > MAX_INPUT {
         true => Err(InputError::TooLarge),

@@ -37,16 +37,26 @@ impl Held {
         self.memory.extend_from_slice(&data[..in_memory]);
         self.len += in_memory;
         let rest = &data[in_memory..];
-        if !rest.is_empty() {
-            match self.spill_file().and_then(|file| file.write_all(rest)) {
-                Ok(()) => self.len += rest.len(),
-                Err(error) => {
-                    self.spill_error
-                        .get_or_insert_with(|| spill_failure(&error));
-                    self.dropped += rest.len() as u64;
-                }
-            }
+        if rest.is_empty() {
+            return;
         }
+        if self.spill_error.is_some() {
+            self.dropped += rest.len() as u64;
+            return;
+        }
+        let spilled_before = self.len - self.memory.len();
+        if let Err(error) = self.spill_file().and_then(|file| file.write_all(rest)) {
+            self.spill_error = Some(spill_failure(&error));
+            // What a write cut short did put on disk is shown, and so is
+            // not counted as dropped.
+            let on_disk = self.spill.as_ref().and_then(|f| f.metadata().ok());
+            let written = on_disk.map_or(0, |m| m.len() as usize);
+            let written = written.saturating_sub(spilled_before).min(rest.len());
+            self.len += written;
+            self.dropped += (rest.len() - written) as u64;
+            return;
+        }
+        self.len += rest.len();
     }
 
     fn spill_file(&mut self) -> io::Result<&mut File> {
