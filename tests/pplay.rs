@@ -669,7 +669,7 @@ fn a_journal_has_one_owner_and_a_lost_reboot_line_never_reboots_twice() {
     assert!(second.stderr.contains(&owner), "{}", second.stderr);
     let again = run(rollout.rollout_command(&[]));
     again.expect_code(2);
-    let rolling = format!("by pplay pid {} (started ", first.id());
+    let rolling = format!("by pplay pid {} of ", first.id());
     assert!(
         again.stderr.contains("is already being rolled out over"),
         "{}",

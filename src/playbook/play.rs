@@ -26,7 +26,7 @@ use super::prepare::{
 };
 use super::replay::Replay;
 use super::rolling::batch_sizes;
-use super::rollout_lock::RolloutLock;
+use super::rollout_lock::{machine_locks, RolloutLock};
 use super::schedule::{PendingHost, Rollout};
 use super::vars::Vars;
 use super::{Playbook, Sources};
@@ -475,16 +475,18 @@ impl PlaybookRun {
         (pending, earlier)
     }
 
-    /// This playbook's rollout over this inventory, for the run; none
-    /// where there is no state directory (no HOME) to keep the lock in.
+    /// This playbook's rollout over this inventory, for the run: locked
+    /// machine-wide, else in this user's state directory; not at all where
+    /// there is neither (no /run/lock, no HOME).
     fn lock_rollout(&self) -> Result<Option<RolloutLock>, JournalError> {
-        let Ok(state) = state_dir() else {
+        let locks = machine_locks().or_else(|| state_dir().ok().map(|dir| dir.join("locks")));
+        let Some(locks) = locks else {
             return Ok(None);
         };
         let request = &self.request;
         let playbook = request.base.join(&request.playbook);
         let inventory = request.base.join(&request.inventory);
-        RolloutLock::take(&state.join("locks"), &playbook, &inventory).map(Some)
+        RolloutLock::take(&locks, &playbook, &inventory).map(Some)
     }
 
     /// The resumed journal, or a new one that records how this run started.

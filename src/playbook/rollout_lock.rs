@@ -2,86 +2,137 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use super::journal::{now, try_lock, JournalError};
+use crate::ssh::transfer::{hash_file, hex};
 
 /// Held while a playbook rolls over an inventory: a second pplay of the
 /// same playbook over the same inventory (typed twice, or started by a
-/// colleague on the same bastion) would take down twice the hosts `serial`
-/// allows. Other playbooks and `--check` are not held back. The lock is
-/// the kernel's (flock), so it dies with its process: a killed run never
-/// blocks the next one.
+/// colleague on the same bastion, or from a copy of either file) would take
+/// down twice the hosts `serial` allows. The lock is keyed by the two
+/// files' contents, and kept where every user of the machine sees it
+/// ([`machine_locks`]). Other playbooks and `--check` are not held back.
+/// It is the kernel's (flock), so it dies with its process: a killed run
+/// never blocks the next one.
 #[derive(Debug)]
 pub struct RolloutLock {
     _file: File,
 }
 
 impl RolloutLock {
-    /// Takes the lock of `playbook` over `inventory` in `locks` (the state
-    /// directory's), or says who holds it.
+    /// Takes the lock of `playbook` over `inventory` in `locks`, or says
+    /// who holds it.
     pub fn take(
         locks: &Path,
         playbook: &Path,
         inventory: &Path,
     ) -> Result<RolloutLock, JournalError> {
-        let (playbook, inventory) = (canonical(playbook), canonical(inventory));
-        let io = |source| JournalError::Io {
-            path: locks.to_path_buf(),
-            source,
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| JournalError::Io { path, source }
         };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(locks)
-            .map_err(io)?;
+        let (playbook_sha, _) = hash_file(playbook).map_err(io(playbook))?;
+        let (inventory_sha, _) = hash_file(inventory).map_err(io(inventory))?;
         let key = Sha256::new()
-            .chain_update(playbook.as_os_str().as_encoded_bytes())
-            .chain_update([0])
-            .chain_update(inventory.as_os_str().as_encoded_bytes())
+            .chain_update(playbook_sha)
+            .chain_update(inventory_sha)
             .finalize();
-        let path = locks.join(format!("{}.lock", crate::ssh::transfer::hex(&key[..16])));
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io)?;
-        if !try_lock(&file).map_err(io)? {
+        std::fs::create_dir_all(locks).map_err(io(locks))?;
+        let path = locks.join(format!("{}.lock", hex(&key[..16])));
+        let (mut file, writable) = open_lock_file(&path).map_err(io(&path))?;
+        if !try_lock(&file).map_err(io(&path))? {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim();
             return Err(JournalError::RolloutRunning {
-                playbook,
-                inventory,
+                playbook: playbook.to_path_buf(),
+                inventory: inventory.to_path_buf(),
                 holder: match holder.is_empty() {
                     true => "another pplay".into(),
                     false => holder.into(),
                 },
             });
         }
-        let holder = format!(
-            "pplay pid {} (started {})",
-            std::process::id(),
-            crate::clock::date_time(now())
-        );
-        file.set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| file.write_all(holder.as_bytes()))
-            .map_err(io)?;
+        if writable {
+            let holder = format!(
+                "pplay pid {} of {} (started {})",
+                std::process::id(),
+                user(),
+                crate::clock::date_time(now())
+            );
+            file.set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| file.write_all(holder.as_bytes()))
+                .map_err(io(&path))?;
+        }
         Ok(RolloutLock { _file: file })
     }
 }
 
-fn canonical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path)
-        .or_else(|_| std::path::absolute(path))
-        .unwrap_or_else(|_| path.to_path_buf())
+/// The machine's lock directory, `/run/lock/fleet`, made world-writable
+/// and sticky (as /run/lock itself) by whoever comes first; `None` where
+/// there is no /run/lock or the directory there is not one to trust (a
+/// link, or not sticky).
+pub fn machine_locks() -> Option<PathBuf> {
+    let run_lock = Path::new("/run/lock");
+    if !run_lock.is_dir() {
+        return None;
+    }
+    let dir = run_lock.join("fleet");
+    if std::fs::DirBuilder::new().create(&dir).is_ok() {
+        let shared = std::fs::Permissions::from_mode(0o1777);
+        std::fs::set_permissions(&dir, shared).ok()?;
+    }
+    let metadata = std::fs::symlink_metadata(&dir).ok()?;
+    let sticky_and_shared = metadata.mode() & 0o1777 == 0o1777;
+    (metadata.is_dir() && sticky_and_shared).then_some(dir)
+}
+
+/// Opens (or makes, writable by every user) a lock file, never through a
+/// symbolic link; read-only where another user made it and it is not
+/// writable. Says whether it was opened for writing.
+fn open_lock_file(path: &Path) -> std::io::Result<(File, bool)> {
+    let open = |write: bool| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(write)
+            .create(write)
+            .truncate(false)
+            .mode(0o666)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+    };
+    let (file, writable) = match open(true) {
+        Ok(file) => (file, true),
+        Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => (open(false)?, false),
+        Err(error) => return Err(error),
+    };
+    let metadata = file.metadata()?;
+    if !metadata.is_file() || metadata.nlink() != 1 {
+        return Err(std::io::Error::other("is not a plain lock file"));
+    }
+    if writable && metadata.uid() == current_uid() {
+        // The umask must not keep other users from taking the lock.
+        file.set_permissions(std::fs::Permissions::from_mode(0o666))?;
+    }
+    Ok((file, writable))
+}
+
+fn current_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// Who runs this pplay: the login name, else the uid.
+fn user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| format!("uid {}", current_uid()))
 }
 
 #[cfg(test)]
@@ -97,8 +148,8 @@ mod tests {
             dir.path().join("q.yml"),
             dir.path().join("i.yml"),
         );
-        for file in [&playbook, &other, &inventory] {
-            std::fs::write(file, "").unwrap();
+        for (file, text) in [(&playbook, "a"), (&other, "b"), (&inventory, "hosts")] {
+            std::fs::write(file, text).unwrap();
         }
         let first = RolloutLock::take(&locks, &playbook, &inventory).unwrap();
         // The same files by another name are the same rollout.
@@ -106,12 +157,16 @@ mod tests {
         let refused = RolloutLock::take(&locks, &again, &inventory)
             .unwrap_err()
             .to_string();
-        let holder = format!("by pplay pid {} (started ", std::process::id());
+        let holder = format!("by pplay pid {} of ", std::process::id());
         assert!(
             refused.contains("p.yml is already being rolled out over"),
             "{refused}"
         );
         assert!(refused.contains(&holder), "{refused}");
+        // So is a copy.
+        let copy = dir.path().join("copy.yml");
+        std::fs::copy(&playbook, &copy).unwrap();
+        assert!(RolloutLock::take(&locks, &copy, &inventory).is_err());
         let _other = RolloutLock::take(&locks, &other, &inventory).unwrap();
         drop(first);
         RolloutLock::take(&locks, &playbook, &inventory).unwrap();
