@@ -181,7 +181,7 @@ fn unnamed_in(dir: &Path) -> Option<File> {
 }
 
 /// The directory `path` is in.
-fn parent_of(path: &Path) -> &Path {
+pub(crate) fn parent_of(path: &Path) -> &Path {
     path.parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."))

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use support::{mkfifo, run, tool, wait_until, Lab, TestFleet};
+use support::{mkfifo, run, tool, wait_until, Lab, SmallDisk, TestFleet};
 
 /// A number no other test (or earlier run) uses, for process markers.
 fn unique() -> u32 {
@@ -589,21 +589,14 @@ fn kill_9_once_it_writes(mut command: Command, dir: &Path) {
 fn a_full_output_disk_sets_torn_files_aside_and_still_reports_every_host() {
     let fleet = TestFleet::start(3);
     let dir = tempfile::tempdir().unwrap();
-    let small = dir.path().join("small");
-    std::fs::create_dir(&small).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "fleet-test-small"])
-        .arg(&small)
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mount a 64 KiB tmpfs");
+    let disk = SmallDisk::mount(dir.path().join("small"), "64k");
+    let small = disk.path();
     let mut prun = fleet.prun_all();
     prun.arg("-o")
-        .arg(&small)
+        .arg(small)
         .arg("head -c 40000 /dev/zero; echo done");
     let result = run(prun);
-    let listing = entries(&small);
-    let _ = Command::new("umount").arg(&small).status();
+    let listing = entries(small);
     result.expect_code(1);
     assert!(result.stderr.contains(".partial"), "{}", result.stderr);
     assert!(result.stderr.contains("3 ok"), "{}", result.stderr);
@@ -618,14 +611,8 @@ fn a_full_output_disk_sets_torn_files_aside_and_still_reports_every_host() {
 fn a_pull_the_local_disk_cannot_hold_is_not_kept_and_every_host_is_reported() {
     let fleet = TestFleet::start(3);
     let dir = tempfile::tempdir().unwrap();
-    let small = dir.path().join("small");
-    std::fs::create_dir(&small).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "fleet-test-small"])
-        .arg(&small)
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mount a 64 KiB tmpfs");
+    let disk = SmallDisk::mount(dir.path().join("small"), "64k");
+    let small = disk.path();
     let remote = dir.path().join("big");
     std::fs::write(&remote, vec![b'x'; 40_000]).unwrap();
     let mut pslurp = fleet.tool("pslurp");
@@ -633,12 +620,11 @@ fn a_pull_the_local_disk_cannot_hold_is_not_kept_and_every_host_is_reported() {
         .arg("-h")
         .arg(fleet.hosts_file())
         .arg("-L")
-        .arg(&small)
+        .arg(small)
         .arg(&remote)
         .arg("big");
     let result = run(pslurp);
-    let kept: Vec<u64> = fleet_files(&small, "big");
-    let _ = Command::new("umount").arg(&small).status();
+    let kept: Vec<u64> = fleet_files(small, "big");
     result.expect_code(1);
     assert!(
         result.stderr.contains("No space left on device"),

@@ -9,7 +9,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::rollout::{kernel_release, most_down_at_once, resume, small_play, Rollout};
-use support::{assert_contains_all, check_snapshot, mkfifo, normalise, run, tool, wait_until, Lab};
+use support::{
+    assert_contains_all, check_snapshot, mkfifo, normalise, run, tool, wait_until, Lab, SmallDisk,
+};
 
 #[test]
 fn twenty_hosts_roll_out_the_new_module_never_more_than_serial_down() {
@@ -867,25 +869,16 @@ fn a_reboot_journaled_as_sent_that_never_reached_the_host_is_sent_on_resume() {
 #[test]
 fn a_journal_the_disk_cannot_hold_stops_the_run_as_a_local_failure() {
     let rollout = Rollout::start(2, &[]);
-    let small = rollout.work.path().join("small");
-    std::fs::create_dir(&small).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8k", "fleet-test-journal"])
-        .arg(&small)
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mount an 8 KiB tmpfs");
+    let small = SmallDisk::mount(rollout.work.path().join("small"), "8k");
     // One page of the two is taken: the journal's first page fills, then
     // its next write finds no room.
-    let filled = std::fs::write(small.join("filler"), vec![b'x'; 4096]);
+    std::fs::write(small.path().join("filler"), vec![b'x'; 4096]).unwrap();
     let mut pplay = rollout.pplay();
     pplay
         .arg("--journal")
-        .arg(small.join("rollout.journal"))
+        .arg(small.path().join("rollout.journal"))
         .arg(&rollout.playbook);
     let result = run(pplay);
-    let _ = std::process::Command::new("umount").arg(&small).status();
-    filled.unwrap();
     result.expect_code(1);
     let stdout = result.stdout_text();
     assert_eq!(

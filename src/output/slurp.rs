@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::{HostRef, Reporter};
 use crate::engine::{HostResult, Stream};
 use crate::model::{file_names, Host};
-use crate::partial_file::PartialFile;
+use crate::partial_file::{parent_of, PartialFile};
 
 /// Writes every host's pull under its own directory.
 pub struct SlurpFiles {
@@ -154,10 +154,6 @@ impl SlurpFiles {
         let _ = std::fs::remove_dir_all(&unpacked);
         result
     }
-}
-
-fn parent_of(path: &Path) -> &Path {
-    path.parent().unwrap_or(Path::new("."))
 }
 
 /// Moves `new` to `target`; what was at `target` ends up at `new`.

@@ -23,7 +23,7 @@ use crate::text::{read_bounded, TextError};
 
 /// The largest journal a resume reads: far beyond the 60 MB or so of
 /// twenty tasks on ten thousand hosts, and still a bound on memory.
-pub(crate) const MAX_JOURNAL: u64 = 1024 * 1024 * 1024;
+const MAX_JOURNAL: u64 = 1024 * 1024 * 1024;
 
 /// One line of the journal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -225,11 +225,13 @@ impl Journal {
     /// (a playbook given by mistake) is never written to.
     pub fn reopen<T>(
         path: &Path,
-        read: impl FnOnce(&Path) -> Result<T, JournalError>,
+        read: impl FnOnce(&Path, Vec<u8>) -> Result<T, JournalError>,
     ) -> Result<(Journal, T), JournalError> {
         let file = open_locked(path)?;
-        let read = read(path)?;
-        cut_torn_tail(path, &file)?;
+        let bytes = read_journal(path)?;
+        let (len, intact) = (bytes.len(), intact_len(&bytes));
+        let read = read(path, bytes)?;
+        cut_torn_tail(path, &file, len, intact)?;
         Ok((Journal::start(path, file), read))
     }
 
@@ -332,16 +334,25 @@ pub(crate) fn intact_len(bytes: &[u8]) -> (usize, bool) {
     }
 }
 
-/// Cuts what a crash left after the journal's last whole entry, so that
-/// the next entry starts a line of its own (appended onto a torn line, it
-/// would make the journal unreadable for every later resume).
-fn cut_torn_tail(path: &Path, file: &File) -> Result<(), JournalError> {
-    let bytes = read_bounded(path, MAX_JOURNAL).map_err(|source| JournalError::Unreadable {
+/// The journal's bytes, bounded.
+pub(crate) fn read_journal(path: &Path) -> Result<Vec<u8>, JournalError> {
+    read_bounded(path, MAX_JOURNAL).map_err(|source| JournalError::Unreadable {
         path: path.to_path_buf(),
         source,
-    })?;
-    let (keep, add_newline) = intact_len(&bytes);
-    if keep == bytes.len() && !add_newline {
+    })
+}
+
+/// Cuts what a crash left after the journal's last whole entry (`len`
+/// bytes of which `keep` are whole), so that the next entry starts a line
+/// of its own (appended onto a torn line, it would make the journal
+/// unreadable for every later resume).
+fn cut_torn_tail(
+    path: &Path,
+    file: &File,
+    len: usize,
+    (keep, add_newline): (usize, bool),
+) -> Result<(), JournalError> {
+    if keep == len && !add_newline {
         return Ok(());
     }
     file.set_len(keep as u64).map_err(io(path))?;
@@ -526,7 +537,7 @@ mod tests {
         for tail in [&b"{\"event\":\"host_e"[..], b"\0\0\0\0", b"\0\0\n\0"] {
             std::fs::write(&path, [&whole[..], tail].concat()).unwrap();
             for resume in 0..2 {
-                let (journal, _) = Journal::reopen(&path, Replay::read).unwrap();
+                let (journal, _) = Journal::reopen(&path, Replay::parse).unwrap();
                 journal.record(&host_end("b", false)).await.unwrap();
                 drop(journal);
                 let replay = Replay::read(&path).unwrap();
@@ -536,12 +547,12 @@ mod tests {
         }
         // A last entry that lost only its newline is kept, and ended.
         std::fs::write(&path, &whole[..whole.len() - 1]).unwrap();
-        Journal::reopen(&path, Replay::read).unwrap();
+        Journal::reopen(&path, Replay::parse).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), whole);
         // A file the resume refuses is not written to, torn tail and all.
         let refused = [&b"tasks:\n  - run: true\n"[..], b"  - run: tr"].concat();
         std::fs::write(&path, &refused).unwrap();
-        assert!(Journal::reopen(&path, Replay::read).is_err());
+        assert!(Journal::reopen(&path, Replay::parse).is_err());
         assert_eq!(std::fs::read(&path).unwrap(), refused);
     }
 
@@ -550,7 +561,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j");
         journal_of(&path, Vec::new()).await;
-        let unread = |_: &Path| Ok(());
+        let unread = |_: &Path, _| Ok(());
         let first = Journal::reopen(&path, unread).unwrap();
         let second = Journal::reopen(&path, unread).unwrap_err().to_string();
         let pid = format!("is in use by pplay pid {} (started ", std::process::id());

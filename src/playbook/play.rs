@@ -32,6 +32,7 @@ use super::vars::Vars;
 use super::{Playbook, Sources};
 use crate::inventory::yaml::Inventory;
 use crate::model::Host;
+use crate::ssh::transfer::hash_file;
 use crate::ssh::{Connector, SetupError, SshOptions};
 use crate::yaml::YamlError;
 
@@ -123,6 +124,9 @@ pub struct PlaybookRun {
     start_at: (usize, usize),
     /// SHA-256 of the inventory and of each file `copy` sends.
     inputs: BTreeMap<String, String>,
+    /// SHA-256 of the inventory alone: with the playbook's, what names the
+    /// rollout for its lock.
+    inventory_sha256: String,
     /// A resumed journal's account of each host, and `--skip-failed`.
     replay: Option<(Replay, bool)>,
     /// The resumed journal, locked since before anything was read.
@@ -163,7 +167,9 @@ impl PlaybookRun {
                 vars: prepared.vars,
             });
         }
-        let inputs = inputs_of(&inventory_path, &sources)?;
+        let (inventory_sha256, _) = hash_file(&inventory_path)
+            .map_err(|e| PlayError::Usage(format!("{}: {e}", inventory_path.display())))?;
+        let inputs = inputs_of((&inventory_path, &inventory_sha256), &sources);
         if let Some(resume) = &resume {
             let journaled = &resume.replay.inputs;
             check_inputs(
@@ -184,6 +190,7 @@ impl PlaybookRun {
             sources: Arc::new(sources),
             start_at,
             inputs,
+            inventory_sha256,
             replay: resume.as_ref().map(|r| (r.replay.clone(), r.skip_failed)),
             locked: resume.map(|r| r.journal),
         })
@@ -486,7 +493,12 @@ impl PlaybookRun {
         let request = &self.request;
         let playbook = request.base.join(&request.playbook);
         let inventory = request.base.join(&request.inventory);
-        RolloutLock::take(&locks, &playbook, &inventory).map(Some)
+        RolloutLock::take(
+            &locks,
+            (&playbook, &self.playbook.sha256),
+            (&inventory, &self.inventory_sha256),
+        )
+        .map(Some)
     }
 
     /// The resumed journal, or a new one that records how this run started.
@@ -526,7 +538,7 @@ impl PlaybookRun {
 /// Locks a journal to resume it, then reads it: no second pplay may resume
 /// it meanwhile.
 pub fn reopen(path: &Path) -> Result<(Journal, Replay), JournalError> {
-    Journal::reopen(path, Replay::read)
+    Journal::reopen(path, Replay::parse)
 }
 
 /// What the plays before this one leave to it: what each host

@@ -180,14 +180,13 @@ pub fn select_hosts(
 /// What a rollout is made of besides its playbook: the inventory and the
 /// files it sends, by SHA-256, so that a resume never mixes old and new.
 pub fn inputs_of(
-    inventory: &Path,
+    (inventory, inventory_sha256): (&Path, &str),
     sources: &Sources,
-) -> Result<BTreeMap<String, String>, PlayError> {
-    let (inventory_sha, _) = hash_file(inventory)
-        .map_err(|e| PlayError::Usage(format!("{}: {e}", inventory.display())))?;
+) -> BTreeMap<String, String> {
     let mut inputs = sources.inputs();
-    inputs.insert(format!("inventory {}", inventory.display()), inventory_sha);
-    Ok(inputs)
+    let name = format!("inventory {}", inventory.display());
+    inputs.insert(name, inventory_sha256.to_string());
+    inputs
 }
 
 /// `now` with the sources a journal says were read in preflight (named

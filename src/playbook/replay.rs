@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::journal::{intact_len, Entry, JournalError, MAX_JOURNAL};
+use super::journal::{intact_len, read_journal, Entry, JournalError};
 use super::vars::Vars;
 use super::Phase;
-use crate::text::{decode, read_bounded, TextError};
+use crate::text::{decode, TextError};
 
 /// Where one host stood when the journal ended.
 #[derive(Debug, Clone, Default)]
@@ -146,7 +146,12 @@ impl Replay {
 
     /// Reads a journal from its start.
     pub fn read(path: &Path) -> Result<Replay, JournalError> {
-        let text = read_text(path)?;
+        Replay::parse(path, read_journal(path)?)
+    }
+
+    /// Reads a journal's bytes, read from `path`.
+    pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Replay, JournalError> {
+        let text = whole_entries(path, bytes)?;
         let mut replay: Option<Replay> = None;
         for (index, line) in text.lines().enumerate() {
             let corrupt = |message: String| JournalError::Corrupt {
@@ -291,29 +296,24 @@ impl Replay {
     }
 }
 
-/// The journal's whole entries as text: bounded, a regular file, UTF-8.
-fn read_text(path: &Path) -> Result<String, JournalError> {
-    read_bounded(path, MAX_JOURNAL)
-        .map(|mut bytes| {
-            let (keep, add_newline) = intact_len(&bytes);
-            bytes.truncate(keep);
-            if add_newline {
-                bytes.push(b'\n');
-            }
-            bytes
-        })
-        .and_then(decode)
-        .map_err(|error| match error {
-            TextError::NotUtf8 { line, column } => JournalError::Corrupt {
-                path: path.to_path_buf(),
-                line,
-                message: format!("column {column}: not UTF-8"),
-            },
-            other => JournalError::Unreadable {
-                path: path.to_path_buf(),
-                source: other,
-            },
-        })
+/// The journal's whole entries as text, which must be UTF-8.
+fn whole_entries(path: &Path, mut bytes: Vec<u8>) -> Result<String, JournalError> {
+    let (keep, add_newline) = intact_len(&bytes);
+    bytes.truncate(keep);
+    if add_newline {
+        bytes.push(b'\n');
+    }
+    decode(bytes).map_err(|error| match error {
+        TextError::NotUtf8 { line, column } => JournalError::Corrupt {
+            path: path.to_path_buf(),
+            line,
+            message: format!("column {column}: not UTF-8"),
+        },
+        other => JournalError::Unreadable {
+            path: path.to_path_buf(),
+            source: other,
+        },
+    })
 }
 
 impl HostProgress {

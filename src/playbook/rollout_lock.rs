@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::journal::{now, try_lock, JournalError};
-use crate::ssh::transfer::{hash_file, hex};
+use crate::ssh::transfer::hex;
 
 /// Held while a playbook rolls over an inventory: a second pplay of the
 /// same playbook over the same inventory (typed twice, or started by a
@@ -24,22 +24,20 @@ pub struct RolloutLock {
 }
 
 impl RolloutLock {
-    /// Takes the lock of `playbook` over `inventory` in `locks`, or says
-    /// who holds it.
+    /// Takes the lock of `playbook` over `inventory` (each a path and the
+    /// SHA-256 of its contents) in `locks`, or says who holds it.
     pub fn take(
         locks: &Path,
-        playbook: &Path,
-        inventory: &Path,
+        (playbook, playbook_sha256): (&Path, &str),
+        (inventory, inventory_sha256): (&Path, &str),
     ) -> Result<RolloutLock, JournalError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| JournalError::Io { path, source }
         };
-        let (playbook_sha, _) = hash_file(playbook).map_err(io(playbook))?;
-        let (inventory_sha, _) = hash_file(inventory).map_err(io(inventory))?;
         let key = Sha256::new()
-            .chain_update(playbook_sha)
-            .chain_update(inventory_sha)
+            .chain_update(playbook_sha256)
+            .chain_update(inventory_sha256)
             .finalize();
         std::fs::create_dir_all(locks).map_err(io(locks))?;
         let path = locks.join(format!("{}.lock", hex(&key[..16])));
@@ -138,6 +136,17 @@ fn user() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ssh::transfer::hash_file;
+
+    /// The lock of two files, by their contents as pplay hashes them.
+    fn take(locks: &Path, playbook: &Path, inventory: &Path) -> Result<RolloutLock, JournalError> {
+        let sha256 = |path: &Path| hash_file(path).unwrap().0;
+        RolloutLock::take(
+            locks,
+            (playbook, &sha256(playbook)),
+            (inventory, &sha256(inventory)),
+        )
+    }
 
     #[test]
     fn one_rollout_of_a_playbook_over_an_inventory_at_a_time() {
@@ -151,12 +160,10 @@ mod tests {
         for (file, text) in [(&playbook, "a"), (&other, "b"), (&inventory, "hosts")] {
             std::fs::write(file, text).unwrap();
         }
-        let first = RolloutLock::take(&locks, &playbook, &inventory).unwrap();
+        let first = take(&locks, &playbook, &inventory).unwrap();
         // The same files by another name are the same rollout.
         let again = dir.path().join(".").join("p.yml");
-        let refused = RolloutLock::take(&locks, &again, &inventory)
-            .unwrap_err()
-            .to_string();
+        let refused = take(&locks, &again, &inventory).unwrap_err().to_string();
         let holder = format!("by pplay pid {} of ", std::process::id());
         assert!(
             refused.contains("p.yml is already being rolled out over"),
@@ -166,9 +173,9 @@ mod tests {
         // So is a copy.
         let copy = dir.path().join("copy.yml");
         std::fs::copy(&playbook, &copy).unwrap();
-        assert!(RolloutLock::take(&locks, &copy, &inventory).is_err());
-        let _other = RolloutLock::take(&locks, &other, &inventory).unwrap();
+        assert!(take(&locks, &copy, &inventory).is_err());
+        let _other = take(&locks, &other, &inventory).unwrap();
         drop(first);
-        RolloutLock::take(&locks, &playbook, &inventory).unwrap();
+        take(&locks, &playbook, &inventory).unwrap();
     }
 }

@@ -378,6 +378,41 @@ pub fn assert_contains_all(text: &str, needles: &[&str]) {
     }
 }
 
+/// A tmpfs of `size` (`64k`) mounted at a new directory `path`, for the
+/// tests of a full disk; unmounted when dropped, even when the test fails.
+pub struct SmallDisk {
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    pub fn mount(path: PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir(&path).expect("the mount point");
+        let mounted = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "fleet-test-small",
+            ])
+            .arg(&path)
+            .status()
+            .expect("mount");
+        assert!(mounted.success(), "mount a {size} tmpfs");
+        SmallDisk { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
 /// Makes a FIFO at `path`, for the tests that feed one where a file belongs.
 pub fn mkfifo(path: &Path) {
     let made = Command::new("mkfifo").arg(path).status().expect("mkfifo");
