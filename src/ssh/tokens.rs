@@ -4,6 +4,8 @@
 //! quotes, `;`...) refused instead, as OpenSSH refuses it since
 //! CVE-2023-51385.
 
+use std::sync::OnceLock;
+
 /// What the tokens stand for, for one host.
 pub(super) struct Tokens<'a> {
     /// `%h`: the host to reach (HostName).
@@ -74,8 +76,14 @@ pub(super) fn expand(
 
 /// The local login name, the default remote user as for ssh: the
 /// account's, as OpenSSH takes it (not `$USER`, which anyone can set);
-/// `$USER` only for a uid with no account.
+/// `$USER` only for a uid with no account. Looked up once: every host
+/// asks, and each lookup reads /etc/passwd.
 pub(super) fn local_user_name() -> String {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(look_up_local_user).clone()
+}
+
+fn look_up_local_user() -> String {
     // SAFETY: getpwuid returns a pointer into static storage or null; we copy
     // the name out immediately and never keep the pointer.
     let account = unsafe {
