@@ -82,6 +82,41 @@ fn timeout_kills_the_remote_command_and_its_children() {
 }
 
 #[test]
+fn a_reader_that_stops_reading_does_not_hold_back_the_timeout() {
+    // `prun -P ... | less` with the pager left alone: stdout is a pipe
+    // nobody reads, and the timeout must still stop every host's command.
+    let fleet = TestFleet::start(2);
+    let marker = format!("yes fleet-stalled-{}", std::process::id());
+    let mut prun = fleet.prun_all();
+    prun.args(["-t", "2", "-P", &marker]);
+    prun.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = prun.spawn().unwrap();
+    // Only the hosts' `yes`: prun's own command line holds the marker too.
+    let remote = format!("^{marker}$");
+    let started = std::time::Instant::now();
+    while !process_running(&remote) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the command never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    while process_running(&remote) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "`{marker}` still runs on the hosts while prun's stdout is not read"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("the output was not being read"), "{stderr}");
+    assert!(!stderr.contains("may still run"), "{stderr}");
+}
+
+#[test]
 fn ctrl_c_kills_running_commands_and_cancels_the_rest() {
     let fleet = TestFleet::start(3);
     let marker = format!("sleep {}", 40_000 + std::process::id() % 10_000);

@@ -53,7 +53,8 @@ impl<T: Send + 'static> FanOut<T> {
                 Err(_) => return false,
             },
         };
-        let span = tracing::info_span!("host", host = %label);
+        // At warn level, so the warnings a host causes name it.
+        let span = tracing::warn_span!("host", host = %label);
         let handle = self.tasks.spawn(
             async move {
                 let result = work.await;

@@ -81,6 +81,10 @@ if sweep; then echo "fleet-kill left$pids"; else echo "fleet-kill done"; fi"#;
 pub const KILL_CONFIRM_LIMIT: Duration = Duration::from_secs(30);
 /// After the kill, how long to keep reading for the command's last output.
 const EXIT_DRAIN: Duration = Duration::from_secs(5);
+/// While a command is being stopped, how long one piece of its output may
+/// wait for a reader (stdout piped into a paused pager, say) before the
+/// rest is dropped: the kill must not wait on the printing.
+const STOPPING_OUTPUT_WAIT: Duration = Duration::from_secs(1);
 
 /// The shell a command re-executes itself with: the login shell that ran
 /// it, or under sudo the same shell, which sudo started as `$0` (its
@@ -214,14 +218,28 @@ impl Session {
             Some(_) => StdinWriter(None),
         };
         let deadline = command.timeout.map(|limit| Instant::now() + limit);
+        // Output the printers had not taken when the command was stopped.
+        let mut unsent = None;
         let stopped = loop {
             tokio::select! {
                 event = process.next_event() => match event {
-                    ProcessEvent::Output(stream, data) => {
-                        if let Err(error) = sink.output(stream, data).await {
-                            break Stop::Sink(error);
+                    // A reader that stops reading holds this send; the
+                    // deadline and the operator's stop still win.
+                    ProcessEvent::Output(stream, data) => tokio::select! {
+                        delivered = sink.output(stream, data.clone()) => {
+                            if let Err(error) = delivered {
+                                break Stop::Sink(error);
+                            }
                         }
-                    }
+                        _ = sleep_until(deadline) => {
+                            unsent = Some((stream, data));
+                            break Stop::Deadline;
+                        }
+                        _ = cancel.cancelled() => {
+                            unsent = Some((stream, data));
+                            break Stop::Cancel;
+                        }
+                    },
                     ProcessEvent::Started if command.sudo.is_some() => {
                         writer = process.write_stdin(command.stdin.to_vec()).await?;
                     }
@@ -240,7 +258,12 @@ impl Session {
             }
         };
         writer.abort();
-        let kill = self.stop(&mut process, command, sink).await;
+        let mut sink = StoppingSink::new(sink);
+        if let Some((stream, data)) = unsent {
+            let _ = sink.output(stream, data).await;
+        }
+        let kill = self.stop(&mut process, command, &mut sink).await;
+        sink.report_dropped();
         Ok(match stopped {
             Stop::Deadline => RunEnd::TimedOut(kill),
             Stop::Cancel => RunEnd::Cancelled(kill),
@@ -388,6 +411,51 @@ impl Session {
             },
             Err(error) => Kill::NotConfirmed(format!("cannot run the kill: {error}")),
         }
+    }
+}
+
+/// The sink a command being stopped writes to: each piece of output waits
+/// at most [`STOPPING_OUTPUT_WAIT`] for the printers, and once one has not
+/// been taken in time the rest is counted and dropped, so a stalled reader
+/// cannot hold the kill back or leave it unconfirmed.
+struct StoppingSink<'a, S> {
+    inner: &'a mut S,
+    /// A piece was not taken in time: the printers are not reading.
+    given_up: bool,
+    dropped: usize,
+}
+
+impl<'a, S: OutputSink> StoppingSink<'a, S> {
+    fn new(inner: &'a mut S) -> Self {
+        StoppingSink {
+            inner,
+            given_up: false,
+            dropped: 0,
+        }
+    }
+
+    fn report_dropped(&self) {
+        if self.given_up {
+            tracing::warn!(
+                "{} bytes of output after the command was stopped were not shown: \
+                 the output was not being read",
+                self.dropped
+            );
+        }
+    }
+}
+
+impl<S: OutputSink> OutputSink for StoppingSink<'_, S> {
+    async fn output(&mut self, stream: Stream, data: Bytes) -> io::Result<()> {
+        if !self.given_up {
+            let delivery = self.inner.output(stream, data.clone());
+            if let Ok(delivered) = tokio::time::timeout(STOPPING_OUTPUT_WAIT, delivery).await {
+                return delivered;
+            }
+            self.given_up = true;
+        }
+        self.dropped += data.len();
+        Ok(())
     }
 }
 
