@@ -359,3 +359,46 @@ fn an_abort_during_after_batch_leaves_the_batch_for_the_resume_to_put_back() {
         "start\nstart\nundrain\n"
     );
 }
+
+#[test]
+fn a_task_failing_after_ctrl_c_still_ends_the_run_as_stopped_by_the_operator() {
+    use std::io::{BufRead, BufReader, Read};
+    // One host at a time: the second is left for the resume by the stop.
+    let lab = Lab::start(2, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let started = work.path().join("started");
+    let go = work.path().join("go");
+    let text = format!(
+        "hosts: all\nserial: 1\ntasks:\n  - {{name: slow, delegate_to: localhost, \
+         run: \"touch '{started}'; while ! test -e '{go}'; do sleep 0.1; done; exit 1\"}}\n",
+        started = started.display(),
+        go = go.display()
+    );
+    let mut command = small_play(&lab, work.path(), &text, "stop.journal", &[]);
+    command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    wait_until(Duration::from_secs(60), "the task to start", || {
+        started.exists()
+    });
+    // SAFETY: a signal to the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    // The task fails only once pplay has taken the Ctrl-C in.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("running tasks finish") {
+        assert_ne!(stderr.read_line(&mut said).unwrap(), 0, "{said}");
+    }
+    std::fs::write(&go, "").unwrap();
+    stderr.read_to_string(&mut said).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(3), "{stdout}{said}");
+    assert!(
+        stdout.contains("failed (1): slow: exit 1: lab-001"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("stopped: interrupted"), "{stdout}");
+    assert!(stdout.contains("1 failed, 0 stopped, 1 not started"), "{stdout}");
+}

@@ -369,6 +369,14 @@ impl Rollout {
 
     /// No host starts any more, and why.
     pub(super) async fn stop(&self, report: &mut PlayReport, reason: String) {
+        if self.ctx.stop.is_cancelled() && report.stop_reason.is_none() {
+            // The operator stopped the run before this: that is why it
+            // ends (exit 3); failures of the tasks let finish are reported
+            // as failures all the same.
+            report.stop_reason = Some("interrupted".into());
+            report.interrupted = true;
+            return;
+        }
         self.ctx.stop.cancel();
         self.ctx
             .recorder
