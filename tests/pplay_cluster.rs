@@ -400,5 +400,8 @@ fn a_task_failing_after_ctrl_c_still_ends_the_run_as_stopped_by_the_operator() {
         "{stdout}"
     );
     assert!(stdout.contains("stopped: interrupted"), "{stdout}");
-    assert!(stdout.contains("1 failed, 0 stopped, 1 not started"), "{stdout}");
+    assert!(
+        stdout.contains("1 failed, 0 stopped, 1 not started"),
+        "{stdout}"
+    );
 }

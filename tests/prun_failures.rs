@@ -562,3 +562,30 @@ fn host_certificates_are_checked_for_ca_validity_principal_and_revocation() {
         );
     }
 }
+
+#[test]
+fn a_command_too_long_for_the_hosts_shell_is_refused_before_any_host_is_contacted() {
+    // sshd hands the command to the shell as one argument, which Linux
+    // caps at 128 KiB, and the wrapper holds the command twice.
+    let fleet = TestFleet::start(1);
+    let mut prun = fleet.prun_all();
+    prun.arg(format!("echo {}", "x".repeat(70 * 1024)));
+    let result = run(prun);
+    result.expect_code(2);
+    assert!(
+        result.stderr.contains("prun: the command is too long: ")
+            && result.stderr.contains("copy it to the hosts as a script"),
+        "{}",
+        result.stderr
+    );
+    assert_eq!(result.stdout_text(), "");
+    let mut prun = fleet.prun_all();
+    prun.args(["-i", &format!("echo {} | wc -c", "x".repeat(60 * 1024))]);
+    let result = run(prun);
+    result.expect_code(0);
+    assert!(
+        result.stdout_text().contains(&(60 * 1024 + 1).to_string()),
+        "{}",
+        result.stdout_text()
+    );
+}

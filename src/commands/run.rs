@@ -66,6 +66,10 @@ pub async fn run_tool(
         }
     };
     tool_job.job.sudo = sudo;
+    if let Err(error) = tool_job.job.check_length(&hosts) {
+        notice(tool, &error.to_string());
+        return exit::USAGE;
+    }
     let mut all = tool_job.reporters;
     let private = tool_job.job.sudo.is_some();
     match reporters(

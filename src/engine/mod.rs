@@ -64,6 +64,23 @@ impl Job {
             sudo: None,
         }
     }
+
+    /// Refuses a command too long for one SSH request before any host is
+    /// contacted: every host would fail the same way.
+    pub fn check_length(&self, hosts: &[Host]) -> Result<(), SshError> {
+        // pssh's variables, quoted, exported, and held twice by the wrapper.
+        let longest_name = hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
+        let env_bytes = 4 * (128 + longest_name);
+        let command = Command {
+            line: &self.command,
+            env: &[],
+            stdin: &self.stdin,
+            timeout: self.timeout,
+            tty: self.tty,
+            sudo: self.sudo.as_ref(),
+        };
+        crate::ssh::check_length(command, env_bytes)
+    }
 }
 
 /// A quick look at each host before the main command (and its stdin) is

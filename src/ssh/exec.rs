@@ -86,6 +86,12 @@ const EXIT_DRAIN: Duration = Duration::from_secs(5);
 /// rest is dropped: the kill must not wait on the printing.
 const STOPPING_OUTPUT_WAIT: Duration = Duration::from_secs(1);
 
+/// The longest command line sent: sshd hands it to the login shell as one
+/// argument (`-c LINE`), and Linux takes no argument over 128 KiB
+/// (MAX_ARG_STRLEN, with its NUL); sshd itself drops a connection whose
+/// request is over 256 KiB.
+pub const MAX_EXEC_LINE: usize = 128 * 1024 - 1;
+
 /// The shell a command re-executes itself with: the login shell that ran
 /// it, or under sudo the same shell, which sudo started as `$0` (its
 /// `$SHELL` is the target user's, who may have nologin).
@@ -272,26 +278,23 @@ impl Session {
     }
 
     async fn spawn(&self, command: Command<'_>) -> Result<RemoteProcess, SshError> {
+        // A command already too long is not wrapped first (a playbook
+        // variable of megabytes, say).
+        if command.line.len() > MAX_EXEC_LINE {
+            return Err(SshError::CommandTooLong {
+                bytes: command.line.len(),
+            });
+        }
+        let line = exec_line(&command);
+        if line.len() > MAX_EXEC_LINE {
+            return Err(SshError::CommandTooLong { bytes: line.len() });
+        }
         let channel = self.handle.channel_open_session().await?;
         if command.tty {
             channel
                 .request_pty(true, "xterm", 80, 24, 0, 0, &[])
                 .await?;
         }
-        // A terminal's hangup ends the command when the connection goes,
-        // which is what the watchdog does otherwise.
-        let watchdog = match (command.tty, command.stdin.is_empty()) {
-            (true, _) => Watchdog::Terminal,
-            (false, true) => Watchdog::Input,
-            (false, false) => Watchdog::Connection,
-        };
-        let line = match command.sudo {
-            None => wrap_command(command.line, command.env, watchdog, LOGIN_SHELL),
-            Some(sudo) => sudo.wrap(
-                &wrap_command(command.line, command.env, watchdog, SUDO_SHELL),
-                command.tty,
-            ),
-        };
         channel.exec(true, line).await?;
         let (reader, writer) = channel.split();
         Ok(RemoteProcess {
@@ -799,6 +802,36 @@ fn stop_session() -> String {
 /// first re-executes itself (`shell`) through `setsid`, so that stopping
 /// the session stops the command and nothing else; /proc/$$/stat is read
 /// with a builtin, so sshd's usual case costs no extra process.
+/// The line `command` is sent as: wrapped so that it can be stopped, and
+/// through sudo when it runs as another user.
+fn exec_line(command: &Command) -> String {
+    // A terminal's hangup ends the command when the connection goes,
+    // which is what the watchdog does otherwise.
+    let watchdog = match (command.tty, command.stdin.is_empty()) {
+        (true, _) => Watchdog::Terminal,
+        (false, true) => Watchdog::Input,
+        (false, false) => Watchdog::Connection,
+    };
+    match command.sudo {
+        None => wrap_command(command.line, command.env, watchdog, LOGIN_SHELL),
+        Some(sudo) => sudo.wrap(
+            &wrap_command(command.line, command.env, watchdog, SUDO_SHELL),
+            command.tty,
+        ),
+    }
+}
+
+/// Refuses, before any host is contacted, a command too long to be sent
+/// in one SSH request; `env_bytes` is room for what each host's own
+/// variables (PSSH_HOST...) add.
+pub fn check_length(command: Command<'_>, env_bytes: usize) -> Result<(), SshError> {
+    let bytes = exec_line(&command).len() + env_bytes;
+    match bytes > MAX_EXEC_LINE {
+        true => Err(SshError::CommandTooLong { bytes }),
+        false => Ok(()),
+    }
+}
+
 fn wrap_command(command: &str, env: &[(&str, String)], watchdog: Watchdog, shell: &str) -> String {
     // The sshd process of the connection: the login shell's parent, handed
     // on as $1 through sudo and a re-execution.

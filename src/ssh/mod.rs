@@ -30,7 +30,7 @@ use crate::text::TextError;
 pub use config::ConfigFile;
 pub use connect::{Connector, Session, MAX_HANDSHAKES};
 pub use exec::{
-    shell_quote, Command, Kill, OutputSink, RemoteExit, RunEnd, StdinPiece, Stream,
+    check_length, shell_quote, Command, Kill, OutputSink, RemoteExit, RunEnd, StdinPiece, Stream,
     KILL_CONFIRM_LIMIT,
 };
 pub use identity::{load_default_identities, load_identity, Identity};
@@ -144,6 +144,9 @@ pub enum SshError {
     Agent { socket: PathBuf, message: String },
     #[error("connection lost before the command finished")]
     ConnectionLost,
+    /// Over [`exec::MAX_EXEC_LINE`]: the host's shell could not be started with it.
+    #[error("the command is too long: {bytes} bytes as sent (fleet's wrapper holds it twice), over the {} bytes a Linux host's shell takes as one command; copy it to the hosts as a script with pcp and run that", exec::MAX_EXEC_LINE)]
+    CommandTooLong { bytes: usize },
     #[error("SSH protocol error: {0}")]
     Protocol(#[from] russh::Error),
 }
@@ -190,7 +193,7 @@ impl SshError {
     /// True when the host was reached and the command refused on it (sudo
     /// said no): a failure of the command, not of the connection.
     pub fn is_command_refused(&self) -> bool {
-        matches!(self, SshError::Sudo(_))
+        matches!(self, SshError::Sudo(_) | SshError::CommandTooLong { .. })
     }
 
     /// True when trying again cannot help until someone changes something:
