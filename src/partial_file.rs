@@ -37,6 +37,13 @@ impl PartialFile {
         PartialFile::start(staging, &regular_target(final_path)?)
     }
 
+    /// Starts a file that replaces the name `final_path` itself, a
+    /// symbolic link there included, as install(1) does: for files this
+    /// program makes (man pages), never for an operator's own.
+    pub fn replacing(final_path: &Path) -> io::Result<PartialFile> {
+        PartialFile::start(parent_of(final_path), final_path)
+    }
+
     /// A file that is never given `final_path` itself: an archive that its
     /// caller unpacks into a directory there on success (pslurp -r), so
     /// whatever is there now (an earlier pull) is the caller's to replace.

@@ -95,9 +95,18 @@ fn docs_cover_both_spellings_and_help_writes_nothing() {
     run(help).expect_code(0);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 
+    // A link where a page goes is replaced, as install(1) does, never
+    // written through.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let victim = elsewhere.path().join("victim");
+    let man1 = dir.path().join("share/man/man1");
+    std::fs::create_dir_all(&man1).unwrap();
+    std::os::unix::fs::symlink(&victim, man1.join("prun.1")).unwrap();
     let mut docs = tool("fleet");
     docs.arg("docs").arg(dir.path());
     run(docs).expect_code(0);
+    assert!(!victim.exists(), "fleet docs wrote through a link");
+    assert!(man1.join("prun.1").symlink_metadata().unwrap().is_file());
     let share = dir.path().join("share");
     for page in [
         "fleet",

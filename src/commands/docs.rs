@@ -7,7 +7,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Arg, Command};
-use clap_complete::Shell;
+use clap_complete::{Generator, Shell};
+
+use crate::partial_file::PartialFile;
 
 use super::{exit, fleet_command, Tool, EXIT_STATUS, PPLAY_EXIT_STATUS};
 
@@ -113,6 +115,14 @@ fn naming(path: &Path) -> impl FnOnce(std::io::Error) -> std::io::Error + '_ {
     move |error| std::io::Error::new(error.kind(), format!("{}: {error}", path.display()))
 }
 
+/// Writes `contents` as `path`, replacing what has that name (a link is
+/// replaced, not written through), all at once.
+fn install(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut file = PartialFile::replacing(path).map_err(naming(path))?;
+    file.write_all(contents).map_err(naming(path))?;
+    file.commit().map_err(naming(path))
+}
+
 fn write_all(root: &Path) -> std::io::Result<usize> {
     let share = root.join("share");
     let man = share.join("man/man1");
@@ -127,7 +137,7 @@ fn write_all(root: &Path) -> std::io::Result<usize> {
         let mut command = page.command.clone();
         let name = command.get_name().to_string();
         let page_path = man.join(format!("{name}.1"));
-        std::fs::write(&page_path, man_page(&page)?).map_err(naming(&page_path))?;
+        install(&page_path, &man_page(&page)?)?;
         written += 1;
         // Completions are for names a shell runs: fleet and the links.
         if name.starts_with("fleet-") {
@@ -135,12 +145,14 @@ fn write_all(root: &Path) -> std::io::Result<usize> {
         }
         for (shell, dir) in &shells {
             std::fs::create_dir_all(dir).map_err(naming(dir))?;
-            let path = clap_complete::generate_to(*shell, &mut command, &name, dir)
-                .map_err(naming(dir))?;
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut command, &name, &mut script);
             // bash-completion loads a command's completion from a file of its bare name.
-            if *shell == Shell::Bash {
-                std::fs::rename(&path, dir.join(&name)).map_err(naming(dir))?;
-            }
+            let file = match shell {
+                Shell::Bash => name.clone(),
+                _ => shell.file_name(&name),
+            };
+            install(&dir.join(file), &script)?;
             written += 1;
         }
     }
