@@ -105,6 +105,22 @@ fn backup_keeps_the_previous_file_and_skip_unchanged_sends_nothing() {
         run(pcp)
     };
     push(&[]).expect_code(0);
+    // A trailing slash names a directory, which must be there.
+    let mut missing = lab.tool("pcp");
+    missing
+        .arg("-h")
+        .arg(lab.dir().join("hosts"))
+        .arg(&file)
+        .arg("/var/log/nodir/");
+    let missing = run(missing);
+    missing.expect_code(5);
+    assert!(
+        missing
+            .stderr
+            .contains("pcp: no such directory: /var/log/nodir/"),
+        "{}",
+        missing.stderr
+    );
     std::fs::write(&file, "version 2\n").unwrap();
     push(&["--backup"]).expect_code(0);
     for index in 0..3 {

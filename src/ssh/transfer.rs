@@ -299,6 +299,8 @@ pub fn install_script(options: &InstallOptions, remote: &str, items: &[Item]) ->
 const PREAMBLE: &str = r#"fail() { echo "pcp: $*" >&2; exit 1; }
 if [ -d "$remote" ]; then dir=$remote; into=1; else dir=$(dirname -- "$remote"); into=0; fi
 [ -d "$dir" ] || fail "no such directory: $dir"
+# A trailing slash names a directory, which must be there (as for scp).
+case $remote in */) [ "$into" = 1 ] || fail "no such directory: $remote" ;; esac
 [ "$into" = 1 ] || [ "$count" = 1 ] || fail "$remote is not a directory"
 if command -v openssl >/dev/null; then hash() { openssl dgst -sha256 -r | cut -c1-64; }
 elif command -v sha256sum >/dev/null; then hash() { sha256sum | cut -c1-64; }
