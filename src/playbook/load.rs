@@ -710,6 +710,11 @@ mod tests {
             ),
             ("mode: rolling\ntasks: []\n", "play.yml:1:7", "batch"),
             ("serial: lots\ntasks: []\n", "play.yml:1:9", "percentage"),
+            (
+                "serial: 1000%\ntasks: []\n",
+                "play.yml:1:9",
+                "from 0% to 100%",
+            ),
             ("tasks: []\ntasks: []\n", "play.yml:2:1", "duplicate"),
             (
                 "tasks:\n  - run: x\n    timeout: soon\n",

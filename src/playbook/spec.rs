@@ -109,7 +109,7 @@ impl fmt::Display for Amount {
     }
 }
 
-const AMOUNT: &str = "a number of hosts or a percentage like \"10%\"";
+const AMOUNT: &str = "a number of hosts or a percentage from 0% to 100% like \"10%\"";
 
 fn parse_amount<E: de::Error>(text: &str) -> Result<Amount, E> {
     let parsed = match text.trim().strip_suffix('%') {
