@@ -6,7 +6,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use support::{free_port, process_running, run, Run, TestFleet};
+use support::{free_port, process_running, run, wait_until, Run, TestFleet};
 
 #[test]
 fn refused_port_is_an_ssh_error() {
@@ -94,21 +94,14 @@ fn a_reader_that_stops_reading_does_not_hold_back_the_timeout() {
     let child = prun.spawn().unwrap();
     // Only the hosts' `yes`: prun's own command line holds the marker too.
     let remote = format!("^{marker}$");
-    let started = std::time::Instant::now();
-    while !process_running(&remote) {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the command never started"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    while process_running(&remote) {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "`{marker}` still runs on the hosts while prun's stdout is not read"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(Duration::from_secs(60), "the command starts", || {
+        process_running(&remote)
+    });
+    wait_until(
+        Duration::from_secs(60),
+        "the command is stopped on the hosts while prun's stdout is not read",
+        || !process_running(&remote),
+    );
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");

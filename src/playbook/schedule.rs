@@ -264,10 +264,7 @@ impl Rollout {
         let labels = &flight.labels;
         let never: Vec<String> = rolling.never_started().map(|p| labels[p].clone()).collect();
         report.not_started.extend(never);
-        if self.ctx.stop.is_cancelled() && report.stop_reason.is_none() {
-            report.stop_reason = Some("interrupted".into());
-            report.interrupted = true;
-        }
+        self.note_operator_stop(report);
     }
 
     /// Starts the hosts the policy admitted, as a batch: announced (batch
@@ -369,12 +366,9 @@ impl Rollout {
 
     /// No host starts any more, and why.
     pub(super) async fn stop(&self, report: &mut PlayReport, reason: String) {
-        if self.ctx.stop.is_cancelled() && report.stop_reason.is_none() {
-            // The operator stopped the run before this: that is why it
-            // ends (exit 3); failures of the tasks let finish are reported
-            // as failures all the same.
-            report.stop_reason = Some("interrupted".into());
-            report.interrupted = true;
+        // Failures of the tasks an operator's stop let finish are reported
+        // as failures, but the run ends because of the operator (exit 3).
+        if self.note_operator_stop(report) {
             return;
         }
         self.ctx.stop.cancel();
@@ -387,6 +381,17 @@ impl Rollout {
             .await;
         self.emit(PlayEvent::Notice(format!("stopping: {reason}")));
         report.stop_reason = Some(reason);
+    }
+
+    /// Records that the operator stopped the run, when they did: the stop
+    /// was asked for and no reason of the run's own came first.
+    fn note_operator_stop(&self, report: &mut PlayReport) -> bool {
+        let by_operator = self.ctx.stop.is_cancelled() && report.stop_reason.is_none();
+        if by_operator {
+            report.stop_reason = Some("interrupted".into());
+            report.interrupted = true;
+        }
+        by_operator
     }
 
     pub(super) fn emit(&self, event: PlayEvent) {

@@ -223,7 +223,8 @@ impl Session {
             None => process.write_stdin(command.stdin.to_vec()).await?,
             Some(_) => StdinWriter(None),
         };
-        let deadline = command.timeout.map(|limit| Instant::now() + limit);
+        let deadline = sleep_until(command.timeout.map(|limit| Instant::now() + limit));
+        tokio::pin!(deadline);
         // Output the printers had not taken when the command was stopped.
         let mut unsent = None;
         let stopped = loop {
@@ -237,7 +238,7 @@ impl Session {
                                 break Stop::Sink(error);
                             }
                         }
-                        _ = sleep_until(deadline) => {
+                        _ = &mut deadline => {
                             unsent = Some((stream, data));
                             break Stop::Deadline;
                         }
@@ -259,7 +260,7 @@ impl Session {
                         return Ok(RunEnd::Exited(exit));
                     }
                 },
-                _ = sleep_until(deadline) => break Stop::Deadline,
+                _ = &mut deadline => break Stop::Deadline,
                 _ = cancel.cancelled() => break Stop::Cancel,
             }
         };
@@ -280,15 +281,9 @@ impl Session {
     async fn spawn(&self, command: Command<'_>) -> Result<RemoteProcess, SshError> {
         // A command already too long is not wrapped first (a playbook
         // variable of megabytes, say).
-        if command.line.len() > MAX_EXEC_LINE {
-            return Err(SshError::CommandTooLong {
-                bytes: command.line.len(),
-            });
-        }
+        fits(command.line.len())?;
         let line = exec_line(&command);
-        if line.len() > MAX_EXEC_LINE {
-            return Err(SshError::CommandTooLong { bytes: line.len() });
-        }
+        fits(line.len())?;
         let channel = self.handle.channel_open_session().await?;
         if command.tty {
             channel
@@ -795,13 +790,6 @@ fn stop_session() -> String {
     )
 }
 
-/// The remote command line: report the session id, start the watchdog
-/// (when the command reads no input of ours), export `env`, then run the
-/// operator's command unchanged in the same shell. A shell that does not
-/// lead a session of its own (Dropbear starts commands in its own session)
-/// first re-executes itself (`shell`) through `setsid`, so that stopping
-/// the session stops the command and nothing else; /proc/$$/stat is read
-/// with a builtin, so sshd's usual case costs no extra process.
 /// The line `command` is sent as: wrapped so that it can be stopped, and
 /// through sudo when it runs as another user.
 fn exec_line(command: &Command) -> String {
@@ -825,13 +813,24 @@ fn exec_line(command: &Command) -> String {
 /// in one SSH request; `env_bytes` is room for what each host's own
 /// variables (PSSH_HOST...) add.
 pub fn check_length(command: Command<'_>, env_bytes: usize) -> Result<(), SshError> {
-    let bytes = exec_line(&command).len() + env_bytes;
+    fits(exec_line(&command).len() + env_bytes)
+}
+
+/// Refuses a line of `bytes` that the host's shell could not be started with.
+fn fits(bytes: usize) -> Result<(), SshError> {
     match bytes > MAX_EXEC_LINE {
         true => Err(SshError::CommandTooLong { bytes }),
         false => Ok(()),
     }
 }
 
+/// The remote command line: report the session id, start the watchdog
+/// (when the command reads no input of ours), export `env`, then run the
+/// operator's command unchanged in the same shell. A shell that does not
+/// lead a session of its own (Dropbear starts commands in its own session)
+/// first re-executes itself (`shell`) through `setsid`, so that stopping
+/// the session stops the command and nothing else; /proc/$$/stat is read
+/// with a builtin, so sshd's usual case costs no extra process.
 fn wrap_command(command: &str, env: &[(&str, String)], watchdog: Watchdog, shell: &str) -> String {
     // The sshd process of the connection: the login shell's parent, handed
     // on as $1 through sudo and a re-execution.
